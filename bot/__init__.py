@@ -1,0 +1,3 @@
+"""showbot core: knows nothing about Discord or Slack."""
+
+__version__ = "0.1.0"

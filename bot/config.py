@@ -1,0 +1,337 @@
+"""The TOML config: read with tomllib, validated once at start.
+
+Every error names the key and the bad value (``ConfigError``). Secrets never
+come from the file: only from the environment, through ``Secrets``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.errors import ConfigError
+from bot.models import ContentKind, EventKind, Platform, SourceSpec
+
+DEFAULT_CONFIG = Path("config.toml")
+EXAMPLE_CONFIG = Path("config.example.toml")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def parse_duration(value: object, key: str) -> int:
+    """'15m' -> 900. Plain integers are seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(key, f"expected a duration like '15m', got {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = int(m.group(1)) * _UNIT_S[m.group(2)]
+    else:
+        raise ConfigError(key, f"expected a duration like '30s', '15m', '6h' or '1d', got {value!r}")
+    if seconds <= 0:
+        raise ConfigError(key, f"must be positive, got {value!r}")
+    return seconds
+
+
+def validate_name(name: object, key: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            key, f"expected a short name of letters, digits, '-', '_' or '.', got {name!r}"
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    platform: Platform
+    channel: str
+    kinds: frozenset[EventKind]
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BookConfig:
+    title: str = ""
+    keywords: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordConfig:
+    api_base_url: str = "https://discord.com/api/v10"
+    gateway_url: str = "wss://gateway.discord.gg"
+    moderator_role_ids: tuple[str, ...] = ()
+    dev_guild_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SlackConfig:
+    mode: str = "socket"
+    port: int = 3000
+    path: str = "/slack/events"
+    api_base_url: str = "https://slack.com/api/"
+    admin_user_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Tokens, read from the environment only. Never logged (repr hides them)."""
+
+    discord_token: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    x_bearer_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Secrets":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        return cls(
+            discord_token=get("DISCORD_TOKEN"),
+            slack_bot_token=get("SLACK_BOT_TOKEN"),
+            slack_app_token=get("SLACK_APP_TOKEN"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            x_bearer_token=get("X_BEARER_TOKEN"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    storage_path: Path = Path("data/showbot.db")
+    allow_private_addresses: bool = False
+    timeout_s: float = 20.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    user_agent: str = "showbot/0.1 (+https://github.com/showbot; community feed bot)"
+    failure_alert_after: int = 5
+    sources: tuple[SourceSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+    book: BookConfig = BookConfig()
+    discord: DiscordConfig = DiscordConfig()
+    slack: SlackConfig = SlackConfig()
+    origin: Path | None = None  # the file this was read from
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table [{key}], got {value!r}")
+    return value
+
+
+def _str(table: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str | None:
+    value = table.get(key, default)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}.{key}", f"expected a string, got {value!r}")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key}", f"expected true or false, got {value!r}")
+    return value
+
+
+def _int(table: Mapping[str, Any], key: str, where: str, default: int, minimum: int = 0) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}.{key}", f"expected a whole number >= {minimum}, got {value!r}")
+    return value
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}.{key}", f"expected a list, got {value!r}")
+    out = []
+    for v in value:
+        # Discord/Slack ids are often written as numbers; accept both.
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise ConfigError(f"{where}.{key}", f"expected strings, got {v!r}")
+        out.append(str(v))
+    return tuple(out)
+
+
+def _enum(enum_cls: type, value: object, key: str) -> Any:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = " | ".join(m.value for m in enum_cls)
+        raise ConfigError(key, f"expected one of {allowed}, got {value!r}") from None
+
+
+def check_url(value: object, key: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(key, f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def parse_source(raw: Mapping[str, Any], where: str) -> SourceSpec:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"expected a table, got {raw!r}")
+    known = {
+        "name", "kind", "url", "content", "every", "announce_on_first_poll", "max_age",
+        "handle", "provider", "api_base_url",
+    }
+    for k in raw:
+        if k not in known:
+            raise ConfigError(f"{where}.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    name = validate_name(raw.get("name"), f"{where}.name")
+    kind = raw.get("kind", "rss")
+    if kind not in ("rss", "x"):
+        raise ConfigError(f"{where}.kind", f"expected rss | x, got {kind!r}")
+    url = _str(raw, "url", where)
+    handle = _str(raw, "handle", where)
+    provider = _str(raw, "provider", where)
+    api_base_url = _str(raw, "api_base_url", where)
+    if kind == "rss":
+        url = check_url(url, f"{where}.url")
+        content = _enum(ContentKind, raw.get("content", "article"), f"{where}.content")
+    else:
+        if not handle or not re.match(r"^@?[A-Za-z0-9_]{1,15}$", handle):
+            raise ConfigError(f"{where}.handle", f"expected an X handle like 'hnasr', got {handle!r}")
+        handle = handle.lstrip("@")
+        provider = provider or "api"
+        if provider not in ("api", "rss", "snapshot"):
+            raise ConfigError(f"{where}.provider", f"expected api | rss | snapshot, got {provider!r}")
+        if provider in ("rss", "snapshot") and not url:
+            raise ConfigError(f"{where}.url", f"provider {provider!r} needs a url")
+        if api_base_url is not None:
+            check_url(api_base_url, f"{where}.api_base_url")
+        content = _enum(ContentKind, raw.get("content", "post"), f"{where}.content")
+    return SourceSpec(
+        name=name,
+        kind=kind,
+        url=url,
+        content=content,
+        every_s=parse_duration(raw.get("every", "15m"), f"{where}.every"),
+        announce_on_first_poll=_int(raw, "announce_on_first_poll", where, 0),
+        max_age_s=parse_duration(raw.get("max_age", "7d"), f"{where}.max_age"),
+        handle=handle,
+        provider=provider if kind == "x" else None,
+        api_base_url=api_base_url,
+    )
+
+
+def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(key, f"expected a non-empty list of kinds, got {value!r}")
+    return frozenset(_enum(EventKind, v, key) for v in value)
+
+
+def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
+    known = {"storage", "network", "sources", "routes", "book", "discord", "slack"}
+    for k in raw:
+        if k not in known:
+            raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
+    storage = _table(raw, "storage")
+    network = _table(raw, "network")
+    path = _str(storage, "path", "storage", "data/showbot.db") or "data/showbot.db"
+
+    sources_raw = raw.get("sources", [])
+    if not isinstance(sources_raw, list):
+        raise ConfigError("sources", "expected [[sources]] tables")
+    sources = tuple(parse_source(s, f"sources[{i}]") for i, s in enumerate(sources_raw))
+    seen: set[str] = set()
+    for i, s in enumerate(sources):
+        if s.name in seen:
+            raise ConfigError(f"sources[{i}].name", f"duplicate source name {s.name!r}")
+        seen.add(s.name)
+
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list):
+        raise ConfigError("routes", "expected [[routes]] tables")
+    routes = []
+    for i, r in enumerate(routes_raw):
+        where = f"routes[{i}]"
+        if not isinstance(r, dict):
+            raise ConfigError(where, f"expected a table, got {r!r}")
+        platform = _enum(Platform, r.get("platform"), f"{where}.platform")
+        channel = r.get("channel")
+        if isinstance(channel, int) and not isinstance(channel, bool):
+            channel = str(channel)
+        if not isinstance(channel, str) or not channel.strip():
+            raise ConfigError(f"{where}.channel", f"expected a channel id, got {channel!r}")
+        mention = r.get("mention")
+        if mention is not None and not isinstance(mention, (str, int)):
+            raise ConfigError(f"{where}.mention", f"expected a role or group id, got {mention!r}")
+        routes.append(
+            RouteSpec(
+                platform=platform,
+                channel=channel.strip(),
+                kinds=parse_kinds(r.get("kinds"), f"{where}.kinds"),
+                mention=str(mention) if mention is not None else None,
+            )
+        )
+
+    book_raw = _table(raw, "book")
+    book = BookConfig(
+        title=_str(book_raw, "title", "book", "") or "",
+        keywords=_str_list(book_raw, "keywords", "book"),
+        links=_str_list(book_raw, "links", "book"),
+    )
+    d = _table(raw, "discord")
+    discord = DiscordConfig(
+        api_base_url=check_url(
+            d.get("api_base_url", DiscordConfig.api_base_url), "discord.api_base_url"
+        ),
+        gateway_url=_str(d, "gateway_url", "discord", DiscordConfig.gateway_url)
+        or DiscordConfig.gateway_url,
+        moderator_role_ids=_str_list(d, "moderator_role_ids", "discord"),
+        dev_guild_ids=_str_list(d, "dev_guild_ids", "discord"),
+    )
+    s = _table(raw, "slack")
+    mode = _str(s, "mode", "slack", "socket")
+    if mode not in ("socket", "http"):
+        raise ConfigError("slack.mode", f"expected socket | http, got {mode!r}")
+    slack = SlackConfig(
+        mode=mode,
+        port=_int(s, "port", "slack", 3000, minimum=1),
+        path=_str(s, "path", "slack", "/slack/events") or "/slack/events",
+        api_base_url=check_url(s.get("api_base_url", SlackConfig.api_base_url), "slack.api_base_url"),
+        admin_user_ids=_str_list(s, "admin_user_ids", "slack"),
+    )
+    max_body = _int(network, "max_body_bytes", "network", Config.max_body_bytes, minimum=1024)
+    timeout = network.get("timeout", "20s")
+    return Config(
+        storage_path=Path(path),
+        allow_private_addresses=_bool(network, "allow_private_addresses", "network", False),
+        timeout_s=float(parse_duration(timeout, "network.timeout")),
+        max_body_bytes=max_body,
+        user_agent=_str(network, "user_agent", "network", Config.user_agent) or Config.user_agent,
+        failure_alert_after=_int(network, "failure_alert_after", "network", 5, minimum=1),
+        sources=sources,
+        routes=tuple(routes),
+        book=book,
+        discord=discord,
+        slack=slack,
+        origin=origin,
+    )
+
+
+def load_config(path: Path | None = None) -> Config:
+    """``path``, else ./config.toml, else config.example.toml's values."""
+    if path is None:
+        path = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else EXAMPLE_CONFIG
+        if not path.exists():
+            return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"no such file: {str(path)!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+    return parse_config(raw, origin=path)

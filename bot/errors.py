@@ -1,0 +1,75 @@
+"""One error tree for the whole bot.
+
+At the chat edge a ``UserError`` becomes a kind answer; anything else is a bug
+that gets logged and a generic answer (the split discord.py makes between
+UserInputError and CommandInvokeError).
+"""
+
+from __future__ import annotations
+
+
+class ShowbotError(Exception):
+    """Base of every error showbot raises on purpose."""
+
+
+class UserError(ShowbotError):
+    """The member or moderator asked for something we can't do; say so kindly."""
+
+
+class PermissionDenied(UserError):
+    """A member tried a moderator command."""
+
+
+class NotFound(UserError):
+    """A named thing (source, route, episode) does not exist."""
+
+
+class AlreadyExists(UserError):
+    """A unique name or key is already taken."""
+
+
+class ConfigError(ShowbotError):
+    """The TOML config is invalid. ``key`` names the offending key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"config: {key}: {message}")
+        self.key = key
+
+
+class StorageError(ShowbotError):
+    """An operational SQLite failure (locked, disk full, corrupt file)."""
+
+
+class SourceError(ShowbotError):
+    """A poll failed: network, HTTP status, not a feed, too big, refused address.
+
+    ``retry_after`` is set when the remote told us how long to wait (429/503).
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FetchError(SourceError):
+    """The bytes could not be fetched."""
+
+
+class FeedParseError(SourceError):
+    """The bytes were fetched but are not a usable feed."""
+
+
+class DeliveryError(ShowbotError):
+    """An adapter could not post an announcement.
+
+    ``permanent`` means retrying cannot help (deleted channel, missing
+    permission): the route is marked broken. ``retry_after`` is the platform's
+    own hint in seconds.
+    """
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

@@ -1,0 +1,434 @@
+"""Feed bytes -> ParsedFeed. Pure parsing, no I/O.
+
+feedparser does the heavy lifting; this module puts a hardened front on it
+(encoding first, then entity declarations removed, see ``_harden``) and
+normalizes its loose dictionaries into ``Item`` dataclasses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import codecs
+import io
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Mapping
+from urllib.parse import urljoin
+
+import feedparser
+from feedparser.encodings import convert_to_utf8
+from feedparser.exceptions import ThingsNobodyCaresAboutButMe
+
+from bot.errors import FeedParseError
+from bot.models import Chapter, Item, ParsedFeed
+from bot.sources.text import (
+    normalize_space,
+    one_line,
+    parse_chapters,
+    parse_duration_text,
+    strip_html,
+)
+
+UNTITLED = "(untitled)"
+_TITLE_FROM_SUMMARY_CHARS = 80
+_SNIFF_BYTES = 4096
+
+# ------------------------------------------------------------------ transcoding
+
+# BOMs and the BOM-less "<?xm" sniff of XML spec appendix F, for the encodings
+# that are not ASCII-compatible: a regex over their raw bytes sees nothing.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+_MARKERS: tuple[tuple[bytes, str], ...] = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"),
+    (b"<\x00?\x00", "utf-16-le"),
+)
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]{0,400}?\?>")
+_UTF8_DECL = b"<?xml version='1.0' encoding='utf-8'?>"
+
+
+def _sniff_wide_encoding(body: bytes) -> tuple[str, int] | None:
+    """(codec, bytes to skip) for a BOM or a UTF-16/32 '<?xm' pattern, else None."""
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            return codec, len(bom)
+    for marker, codec in _MARKERS:
+        if body.startswith(marker):
+            return codec, 0
+    return None
+
+
+def _replace_declaration(data: bytes) -> bytes:
+    """Make the XML declaration say UTF-8 (what the bytes now are)."""
+    if m := _XML_DECL.match(data):
+        return _UTF8_DECL + data[m.end() :]
+    return _UTF8_DECL + b"\n" + data
+
+
+def to_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None]:
+    """Transcode to UTF-8 with a UTF-8 XML declaration; returns (bytes, warning).
+
+    A BOM (or a BOM-less UTF-16/32 pattern) wins, as the XML spec says;
+    otherwise feedparser's RFC 3023 logic weighs the Content-Type charset, the
+    XML declaration and fallbacks (utf-8, windows-1252, iso-8859-2: the last
+    decodes anything, so an unknown declared encoding never stops a parse).
+    """
+    wide = _sniff_wide_encoding(body)
+    if wide is not None:
+        codec, skip = wide
+        text = body[skip:].decode(codec, errors="replace")
+        return _replace_declaration(text.encode("utf-8")), None
+    headers = {"content-type": content_type} if content_type else {}
+    result: dict[str, Any] = {}
+    data = convert_to_utf8(headers, body, result)
+    if not result.get("encoding"):
+        raise FeedParseError("unsupported or unknown character encoding")
+    warning = str(result["bozo_exception"]) if result.get("bozo_exception") else None
+    return data, warning
+
+
+# ------------------------------------------------------------- entity hardening
+
+_DOCTYPE_START = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
+_ENTITY_DECL = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_PROLOG_SKIP = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+# Short, reference-free entity values are kept (they resolve e.g. &copy; in
+# old feeds); anything else is dropped. Bounded, so N references expand to at
+# most N * 64 bytes: no quadratic blow-up.
+_SAFE_ENTITY = re.compile(rb'<!ENTITY\s+(\w+)\s+(?:"(&#\w{1,8};|[^&"<%]{0,64})"|\'(&#\w{1,8};|[^&\'<%]{0,64})\')\s*>')
+
+
+def _find_doctype(data: bytes) -> int | None:
+    """Offset of a DOCTYPE in the prolog (after the declaration, comments, PIs)."""
+    pos = 0
+    while True:
+        m = _PROLOG_SKIP.match(data, pos)
+        if not m or m.end() == pos:
+            break
+        pos = m.end()
+    if _DOCTYPE_START.match(data, pos):
+        return pos
+    return None
+
+
+def _doctype_end(data: bytes, start: int) -> tuple[int, int, int] | None:
+    """(subset_open, subset_close, decl_end) of a DOCTYPE, scanning quotes and comments.
+
+    subset_open/close are -1 when there is no internal subset. None when the
+    declaration never ends (truncated document).
+    """
+    i, n = start + len(b"<!DOCTYPE"), len(data)
+    subset_open = subset_close = -1
+    quote: int | None = None
+    in_subset = False
+    while i < n:
+        c = data[i]
+        if quote is not None:
+            if c == quote:
+                quote = None
+        elif c in (0x22, 0x27):  # " '
+            quote = c
+        elif in_subset and data.startswith(b"<!--", i):
+            close = data.find(b"-->", i + 4)
+            if close < 0:
+                return None
+            i = close + 2
+        elif c == 0x5B and not in_subset:  # [
+            in_subset, subset_open = True, i
+        elif c == 0x5D and in_subset:  # ]
+            in_subset, subset_close = False, i
+        elif c == 0x3E and not in_subset:  # >
+            return subset_open, subset_close, i + 1
+        i += 1
+    return None
+
+
+def _safe_entities(subset: bytes) -> bytes:
+    kept = []
+    for m in _SAFE_ENTITY.finditer(subset):
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        kept.append(b'<!ENTITY %s "%s">' % (m.group(1), value))
+    return b"".join(kept)
+
+
+def _harden(data: bytes) -> bytes:
+    """Remove the DOCTYPE internal subset, keeping only small literal entities.
+
+    Must run on UTF-8: in UTF-16 the bytes '<!ENTITY' do not appear at all.
+    The DOCTYPE itself stays (feedparser reads "Netscape RSS 0.91" from it).
+    Then, belt and braces, any '<!ENTITY' left before the root element (a
+    malformed prolog the scanner did not understand) is defused, because
+    feedparser's own DOCTYPE step would otherwise re-insert it for its
+    loose parser, which expands it without limit.
+    """
+    start = _find_doctype(data)
+    if start is not None:
+        bounds = _doctype_end(data, start)
+        if bounds is None:
+            data = data[:start]  # truncated inside the DOCTYPE: nothing useful follows
+        else:
+            subset_open, subset_close, _ = bounds
+            if subset_open >= 0 and subset_close > subset_open:
+                kept = _safe_entities(data[subset_open + 1 : subset_close])
+                data = data[: subset_open + 1] + kept + data[subset_close:]
+    root = re.search(rb"<[A-Za-z_]", data)
+    head_end = root.start() if root else len(data)
+    head = data[:head_end]
+    if start is None or _ENTITY_DECL.search(head.replace(b"<!ENTITY", b"", _count_safe(head))):
+        head = _defuse_unsafe(head)
+    return head + data[head_end:]
+
+
+def _count_safe(head: bytes) -> int:
+    return len(_SAFE_ENTITY.findall(head))
+
+
+def _defuse_unsafe(head: bytes) -> bytes:
+    """Turn every non-safe '<!ENTITY' in the prolog into an inert comment opener."""
+    def repl(m: re.Match[bytes]) -> bytes:
+        return m.group(0) if _SAFE_ENTITY.match(head, m.start()) else b"<!-- -->"
+
+    return _ENTITY_DECL.sub(repl, head)
+
+
+# ------------------------------------------------------------------ parse + check
+
+
+def _looks_like(data: bytes) -> str:
+    """A short guess at what a non-feed document is, for the error message."""
+    sniff = data[:_SNIFF_BYTES].lower()
+    stripped = sniff.lstrip()
+    if b"<html" in sniff or b"<!doctype html" in sniff:
+        return "looks like an HTML page"
+    if stripped.startswith((b"{", b"[")):
+        return "looks like JSON"
+    if b"<" not in sniff:
+        return "no XML markup found"
+    return "no RSS or Atom elements found"
+
+
+def _is_malformed(parsed: Mapping[str, Any]) -> bool:
+    """bozo caused by broken XML (not by an encoding or content-type note)."""
+    exc = parsed.get("bozo_exception")
+    return bool(parsed.get("bozo")) and not isinstance(exc, ThingsNobodyCaresAboutButMe)
+
+
+def _warning(parsed: Mapping[str, Any], extra: str | None) -> str | None:
+    notes = []
+    if parsed.get("bozo") and parsed.get("bozo_exception") is not None:
+        notes.append(one_line(str(parsed["bozo_exception"])))
+    if extra and extra not in notes:
+        notes.append(one_line(extra))
+    return "; ".join(notes)[:300] or None
+
+
+def _run_feedparser(data: bytes, url: str | None) -> Any:
+    headers = {"content-type": "application/xml; charset=utf-8"}
+    if url:
+        headers["content-location"] = url
+    # BytesIO only: bytes that look like a path make feedparser open a local
+    # file, and a str URL makes it fetch by itself.
+    return feedparser.parse(
+        io.BytesIO(data),
+        response_headers=headers,
+        sanitize_html=False,  # we strip HTML ourselves; sanitizing is slow
+        resolve_relative_uris=False,
+    )
+
+
+def parse_feed(
+    body: bytes, *, url: str | None = None, content_type: str | None = None
+) -> ParsedFeed:
+    """RSS/Atom bytes -> ParsedFeed. Raises FeedParseError, never anything else."""
+    if not body or not body.strip():
+        raise FeedParseError("empty body: not a feed")
+    try:
+        data, encoding_note = to_utf8(body, content_type)
+        data = _harden(data)
+        parsed = _run_feedparser(data, url)
+    except FeedParseError:
+        raise
+    except (MemoryError, RecursionError) as exc:
+        raise FeedParseError(f"feed too complex to parse ({type(exc).__name__})") from None
+    except Exception as exc:  # feedparser on hostile input: report, never crash a poll
+        raise FeedParseError(f"feed parser failed: {type(exc).__name__}: {one_line(str(exc))[:200]}") from None
+    return _to_parsed_feed(parsed, data, url, encoding_note)
+
+
+async def parse_feed_off_loop(
+    body: bytes, *, url: str | None = None, content_type: str | None = None
+) -> ParsedFeed:
+    """parse_feed in a worker thread: a 2 MB feed takes long enough to stall the loop."""
+    return await asyncio.to_thread(parse_feed, body, url=url, content_type=content_type)
+
+
+def _to_parsed_feed(parsed: Any, data: bytes, url: str | None, note: str | None) -> ParsedFeed:
+    version = parsed.get("version") or ""
+    raw_entries = parsed.get("entries") or []
+    if not version and not raw_entries:
+        raise FeedParseError(f"not a feed: {_looks_like(data)}")
+    if not raw_entries and _is_malformed(parsed):
+        reason = one_line(str(parsed.get("bozo_exception")))[:200]
+        raise FeedParseError(f"malformed feed with no readable entries: {reason}")
+    feed = parsed.get("feed") or {}
+    items = tuple(_item(entry, url) for entry in raw_entries)
+    return ParsedFeed(
+        title=_text_field(feed, "title") or "",
+        items=items,
+        link=_http_url(feed.get("link"), url),
+        image_url=_feed_image(feed, url),
+        warning=_warning(parsed, note),
+    )
+
+
+# ------------------------------------------------------------------- normalizing
+
+
+def _http_url(value: object, base: str | None) -> str | None:
+    """An absolute http(s) URL, resolving a relative one against the feed URL."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    if base and not value.lower().startswith(("http://", "https://")):
+        try:
+            value = urljoin(base, value)
+        except ValueError:
+            return None
+    return value if value.lower().startswith(("http://", "https://")) else None
+
+
+def _text_field(d: Mapping[str, Any], key: str) -> str:
+    """A feedparser text construct as one plain-text line."""
+    value = d.get(key)
+    if not isinstance(value, str):
+        return ""
+    detail = d.get(f"{key}_detail") or {}
+    if detail.get("type") == "text/plain" and "<" not in value:
+        return one_line(value)
+    return one_line(strip_html(value))
+
+
+def _plain(detail_value: str, detail_type: str | None) -> str:
+    if detail_type == "text/plain":
+        return normalize_space(detail_value)
+    return strip_html(detail_value)
+
+
+def _summary(entry: Mapping[str, Any]) -> str:
+    """Plain text of the summary, or of content[0] when that is longer."""
+    detail = entry.get("summary_detail") or {}
+    summary = _plain(entry.get("summary") or "", detail.get("type"))
+    for content in entry.get("content") or []:
+        text = _plain(content.get("value") or "", content.get("type"))
+        if len(text) > len(summary):
+            summary = text
+        break
+    return summary
+
+
+def _title(entry: Mapping[str, Any], summary: str) -> str:
+    title = _text_field(entry, "title")
+    if title:
+        return title
+    first = one_line(summary)
+    if not first:
+        return UNTITLED
+    if len(first) <= _TITLE_FROM_SUMMARY_CHARS:
+        return first
+    return first[: _TITLE_FROM_SUMMARY_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _utc(value: object) -> datetime | None:
+    """feedparser's *_parsed (a UTC struct_time) -> aware datetime; None if invalid."""
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _episode_number(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text.isdigit() or len(text) > 9:  # isdigit is False for "-3" and "1.5"
+        return None
+    return int(text)
+
+
+def _enclosure(entry: Mapping[str, Any], base: str | None) -> str | None:
+    """First audio/video enclosure, else the first enclosure with a link."""
+    enclosures = [e for e in entry.get("enclosures") or [] if isinstance(e, Mapping)]
+    for e in enclosures:
+        if str(e.get("type") or "").startswith(("audio/", "video/")):
+            if href := _http_url(e.get("href"), base):
+                return href
+    for e in enclosures:
+        if href := _http_url(e.get("href"), base):
+            return href
+    return None
+
+
+def _entry_image(entry: Mapping[str, Any], base: str | None) -> str | None:
+    """itunes:image, else media:thumbnail, else an image media:content."""
+    image = entry.get("image")
+    if isinstance(image, Mapping) and (href := _http_url(image.get("href"), base)):
+        return href
+    for thumb in entry.get("media_thumbnail") or []:
+        if isinstance(thumb, Mapping) and (href := _http_url(thumb.get("url"), base)):
+            return href
+    for media in entry.get("media_content") or []:
+        if not isinstance(media, Mapping):
+            continue
+        kind = str(media.get("medium") or media.get("type") or "")
+        if kind == "image" or kind.startswith("image/"):
+            if href := _http_url(media.get("url"), base):
+                return href
+    return None
+
+
+def _feed_image(feed: Mapping[str, Any], base: str | None) -> str | None:
+    image = feed.get("image")
+    if isinstance(image, Mapping):
+        return _http_url(image.get("href") or image.get("url"), base)
+    return None
+
+
+def _link(entry: Mapping[str, Any], base: str | None) -> str | None:
+    # feedparser copies a non-permalink <guid> into link ("guidislink"): a
+    # guid like "ep-12" is not a link anyone can open.
+    return _http_url(entry.get("link"), base)
+
+
+def _chapters(summary: str) -> tuple[Chapter, ...]:
+    return parse_chapters(summary)
+
+
+def _item(entry: Mapping[str, Any], base: str | None) -> Item:
+    summary = _summary(entry)
+    guid = entry.get("id")
+    video_id = entry.get("yt_videoid")
+    return Item(
+        title=_title(entry, summary),
+        link=_link(entry, base),
+        guid=guid.strip() or None if isinstance(guid, str) else None,
+        summary=summary,
+        published_at=_utc(entry.get("published_parsed")),
+        updated_at=_utc(entry.get("updated_parsed")),
+        duration_s=parse_duration_text(entry.get("itunes_duration")),
+        episode_number=_episode_number(entry.get("itunes_episode")),
+        enclosure_url=_enclosure(entry, base),
+        image_url=_entry_image(entry, base),
+        video_id=video_id.strip() or None if isinstance(video_id, str) else None,
+        chapters=_chapters(summary),
+    )

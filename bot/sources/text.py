@@ -1,0 +1,222 @@
+"""Pure text helpers for feed items: HTML to plain text, durations, chapters.
+
+Nothing here does I/O or raises on bad input: feed text is written by
+strangers, so every helper degrades to "nothing found" (``None`` / ``()``)
+instead of an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from html.parser import HTMLParser
+
+from bot.models import Chapter
+
+# --------------------------------------------------------------------------- HTML
+
+# Tags that end a line of text. Without them "<p>a</p><p>b</p>" would become
+# "ab" and chapter lists written one per line would run together.
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
+     "blockquote", "pre", "section", "article", "table", "dd", "dt"}
+)
+_PARAGRAPH_TAGS = frozenset({"p", "div", "ul", "ol", "blockquote", "pre", "table", "section"})
+# Their content is never prose (scripts, styles, embedded documents).
+_SKIP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
+
+_HSPACE = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_ANY_SPACE = re.compile(r"\s+")
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the text of an HTML fragment, turning block ends into newlines."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n" if tag in _PARAGRAPH_TAGS else "\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n" if tag in _PARAGRAPH_TAGS else "\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def normalize_space(text: str) -> str:
+    """Collapse runs of spaces inside lines, trim lines, keep at most one blank line."""
+    lines = (_HSPACE.sub(" ", line).strip() for line in text.split("\n"))
+    joined = "\n".join(lines)
+    return _MANY_NEWLINES.sub("\n\n", joined).strip()
+
+
+def one_line(text: str) -> str:
+    """All whitespace, newlines included, collapsed to single spaces (titles)."""
+    return _ANY_SPACE.sub(" ", text).strip()
+
+
+def strip_html(html: str) -> str:
+    """HTML fragment -> plain text.
+
+    Tags are dropped, entities unescaped, ``<br>`` becomes a line break and
+    paragraphs/blocks become blank-line separated; whitespace is collapsed.
+    Plain text passes through (apart from whitespace and entity handling).
+    """
+    if not html:
+        return ""
+    if "<" not in html:
+        # Fast path: most titles and many descriptions are plain text.
+        return normalize_space(unescape(html))
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # HTMLParser is lenient, but never let feed text crash us
+        return normalize_space(unescape(re.sub(r"<[^>]*>", " ", html)))
+    return normalize_space("".join(parser.parts))
+
+
+# ----------------------------------------------------------------------- durations
+
+# Bounded digit counts: int() of a 5,000-digit string raises in Python 3.11,
+# and no episode lasts longer than a few days anyway.
+_SECONDS_ONLY = re.compile(r"^(\d{1,9})(?:\.\d{1,9})?$")
+_CLOCK = re.compile(r"^(?:(\d{1,4}):)?(\d{1,4}):(\d{1,2})(?:\.\d{1,9})?$")
+
+
+def parse_duration_text(value: object) -> int | None:
+    """itunes:duration in any form seen in the wild -> whole seconds, else None.
+
+    "3723" and "3723.4" are seconds; "62:03" and "5:30" are M:SS (minutes may
+    exceed 59 when there is no hour part); "1:02:03" is H:MM:SS. A seconds
+    field over 59 ("00:50:95"), minutes over 59 next to hours, negatives and
+    garbage are None: a wrong duration shown to members is worse than none.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if m := _SECONDS_ONLY.match(text):
+        return int(m.group(1))
+    m = _CLOCK.match(text)
+    if not m:
+        return None
+    hours = int(m.group(1)) if m.group(1) is not None else None
+    minutes, seconds = int(m.group(2)), int(m.group(3))
+    if seconds > 59 or (hours is not None and minutes > 59):
+        return None
+    return (hours or 0) * 3600 + minutes * 60 + seconds
+
+
+# ------------------------------------------------------------------------ chapters
+
+# A timestamp not glued to a preceding digit (so "2024:11" in a URL-ish run or
+# "210:14" is not read as "10:14"), H:MM:SS or M:SS / MM:SS. A letter right
+# before it is allowed: descriptions copied from YouTube often lose the line
+# breaks, giving "Intro2:30 The Discovery".
+_TIMESTAMP = re.compile(r"(?<![\d:])(?:(\d{1,2}):)?(\d{1,2}):(\d{2})(?![\d:])")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# Characters used only as decoration in chapter lists ("Page Tables ⁃ ⁃ ⁃").
+_BULLET_TOKEN = re.compile(r"(?:(?<=\s)|^)[⁃•·▪►▸◦●○■□➤→✅✔️🔹🔸]+(?=\s|$)")
+_EDGE_PUNCT = " \t\n-–—|:⁃•·▪►▸◦●○■□➤→,;"
+MAX_CHAPTER_TITLE = 100
+MAX_FIRST_START_S = 60
+
+
+def _timestamp_seconds(m: re.Match[str]) -> int | None:
+    hours, minutes, seconds = m.group(1), int(m.group(2)), int(m.group(3))
+    if seconds > 59:
+        return None
+    if hours is not None:
+        if minutes > 59:
+            return None
+        return int(hours) * 3600 + minutes * 60 + seconds
+    return minutes * 60 + seconds
+
+
+def _clean_title(raw: str) -> str:
+    line = raw.strip().split("\n", 1)[0]  # the last chapter's title ends with its line
+    line = _URL.sub(" ", line)
+    line = _BULLET_TOKEN.sub(" ", line)
+    line = one_line(line).strip(_EDGE_PUNCT)
+    if len(line) > MAX_CHAPTER_TITLE:
+        cut = line[: MAX_CHAPTER_TITLE - 1]
+        if " " in cut[MAX_CHAPTER_TITLE // 2 :]:
+            cut = cut.rsplit(" ", 1)[0]
+        line = cut.rstrip(_EDGE_PUNCT) + "…"
+    return line
+
+
+def _find_timestamps(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, seconds) of every valid timestamp, in text order."""
+    found = []
+    for m in _TIMESTAMP.finditer(text):
+        seconds = _timestamp_seconds(m)
+        if seconds is not None:
+            found.append((m.start(), m.end(), seconds))
+    return found
+
+
+def _chapter_boundaries(stamps: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The timestamps that start chapters, per the rules of ``parse_chapters``."""
+    first = next((i for i, s in enumerate(stamps) if s[2] < MAX_FIRST_START_S), None)
+    if first is None:
+        return []
+    chosen = [stamps[first]]
+    for stamp in stamps[first + 1 :]:
+        if stamp[2] > chosen[-1][2]:
+            chosen.append(stamp)
+    return chosen if len(chosen) >= 2 else []
+
+
+def parse_chapters(text: str) -> tuple[Chapter, ...]:
+    """Chapters ("0:00 Intro 2:30 The Discovery ...") found in a plain-text description.
+
+    Rules, and why:
+    - URLs are blanked first: links sit next to chapter lists and their
+      digits/colons must not become timestamps or titles.
+    - At least two timestamps: one lone "5:30" is a mention, not a list.
+    - The list starts at the first timestamp under 60 s (usually 0:00):
+      players and YouTube only treat a list as chapters when it starts at the
+      beginning, and this skips earlier clock-time mentions ("live at 10:30").
+    - Strictly increasing: a later timestamp that is not greater than the
+      previous chapter's start is a mention inside a title, not a boundary.
+    - A title is the text up to the next timestamp (the last one: to the end
+      of its line), trimmed, URLs and decorative bullets (⁃ • - |) removed,
+      capped at ~100 characters: descriptions often lose their line breaks,
+      so the last title would otherwise swallow the rest of the text.
+    - Chapters whose title ends up empty are dropped: a bare timestamp gives
+      a member nothing to search for or click.
+    """
+    if not text or ":" not in text:
+        return ()
+    scrubbed = _URL.sub(lambda m: " " * len(m.group(0)), text)
+    boundaries = _chapter_boundaries(_find_timestamps(scrubbed))
+    chapters: list[Chapter] = []
+    for i, (_, end, seconds) in enumerate(boundaries):
+        stop = boundaries[i + 1][0] if i + 1 < len(boundaries) else len(scrubbed)
+        title = _clean_title(scrubbed[end:stop])
+        if title:
+            chapters.append(Chapter(start_s=seconds, title=title))
+    return tuple(chapters)

@@ -1,0 +1,130 @@
+"""Schema migrations, keyed by ``PRAGMA user_version``.
+
+Each entry of MIGRATIONS moves the schema from version i to i+1 and runs in
+the same transaction as the user_version bump, so a crash mid-migration
+leaves the old version intact.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the spine.
+    """
+    CREATE TABLE sources (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        url TEXT,
+        content TEXT NOT NULL,
+        every_s INTEGER NOT NULL,
+        announce_on_first_poll INTEGER NOT NULL DEFAULT 0,
+        max_age_s INTEGER NOT NULL,
+        handle TEXT,
+        provider TEXT,
+        api_base_url TEXT,
+        paused INTEGER NOT NULL DEFAULT 0,
+        synced INTEGER NOT NULL DEFAULT 0,
+        etag TEXT,
+        last_modified TEXT,
+        body_hash TEXT,
+        last_polled_at TEXT,
+        last_success_at TEXT,
+        last_error TEXT,
+        last_error_at TEXT,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        next_poll_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        identity TEXT NOT NULL,
+        guid TEXT,
+        link TEXT,
+        norm_link TEXT,
+        title_key TEXT,
+        content_hash TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        summary TEXT NOT NULL DEFAULT '',
+        published_at TEXT,
+        updated_at TEXT,
+        first_seen_at TEXT NOT NULL,
+        duration_s INTEGER,
+        episode_number INTEGER,
+        enclosure_url TEXT,
+        image_url TEXT,
+        video_id TEXT,
+        UNIQUE (source_id, identity)
+    );
+    CREATE INDEX items_published ON items (published_at);
+    CREATE INDEX items_source_published ON items (source_id, published_at);
+    CREATE INDEX items_episode_number ON items (episode_number);
+    CREATE TABLE chapters (
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        start_s INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        PRIMARY KEY (item_id, position)
+    );
+    -- rowid = items.id; kept in sync by the store in the same transaction as items.
+    CREATE VIRTUAL TABLE items_fts USING fts5(
+        title, chapters, summary,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TABLE routes (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        kinds TEXT NOT NULL,
+        mention TEXT,
+        broken_reason TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (platform, channel)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        source_id INTEGER REFERENCES sources(id) ON DELETE SET NULL,
+        item_id INTEGER REFERENCES items(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        url TEXT,
+        payload TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL
+    );
+    -- One event of a kind per item, ever: the last line of defence against re-announcing.
+    CREATE UNIQUE INDEX events_item_kind ON events (item_id, kind) WHERE item_id IS NOT NULL;
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        route_id INTEGER REFERENCES routes(id) ON DELETE SET NULL,
+        platform TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        mention TEXT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | failed
+        outcome_unknown INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        message_id TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        UNIQUE (event_id, platform, channel)
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Which config entries were already seeded into the database: after the
+    -- first start the database is the truth, so a source a moderator removed
+    -- is not brought back by the next restart.
+    CREATE TABLE config_seeds (
+        key TEXT PRIMARY KEY,
+        seeded_at TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,658 @@
+"""The SQLite store: the only module that speaks SQL.
+
+Contract:
+- one aiosqlite connection per Store, WAL, foreign keys on, a busy timeout;
+- every write runs in one explicit transaction (``BEGIN IMMEDIATE``) under an
+  asyncio lock, so coroutines never interleave inside a transaction;
+- operational sqlite errors (locked, disk full, corrupt) become StorageError
+  at this boundary; constraint failures are mapped to domain errors
+  (AlreadyExists) at the statement that can raise them;
+- migrations run at open, keyed by PRAGMA user_version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+import aiosqlite
+
+from bot.detect import Decision, KnownItem, plan_deliveries
+from bot.errors import AlreadyExists, NotFound, StorageError
+from bot.models import (
+    Chapter,
+    ContentKind,
+    Event,
+    EventKind,
+    Item,
+    Platform,
+    Route,
+    Source,
+    SourceSpec,
+    StoredItem,
+)
+from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def to_db_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime reached the store; use UTC-aware datetimes")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    event_id: int
+    route_id: int | None
+    platform: Platform
+    channel: str
+    mention: str | None
+    idempotency_key: str
+    status: str
+    attempts: int
+    outcome_unknown: bool
+    next_attempt_at: datetime
+    last_error: str | None
+    message_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PollWrite:
+    """What one successful poll wrote, for reports (``poll --json``)."""
+
+    new_items: tuple[StoredItem, ...]
+    events: tuple[Event, ...]
+    outbox_rows: int
+
+
+_SOURCE_COLUMNS = (
+    "id, name, kind, url, content, every_s, announce_on_first_poll, max_age_s, handle, "
+    "provider, api_base_url, paused, synced, etag, last_modified, body_hash, last_polled_at, "
+    "last_success_at, last_error, last_error_at, consecutive_failures, next_poll_at"
+)
+_ITEM_COLUMNS = (
+    "i.id, s.name, i.kind, i.identity, i.guid, i.link, i.title, i.summary, i.published_at, "
+    "i.updated_at, i.duration_s, i.episode_number, i.enclosure_url, i.image_url, i.video_id, "
+    "i.first_seen_at"
+)
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path | str) -> "Store":
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open database {str(path)!r}: {exc}") from exc
+        store = cls(conn)
+        try:
+            await store._setup()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._conn.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _setup(self) -> None:
+        async with self._errors("opening the database"):
+            await self._conn.execute("PRAGMA journal_mode=WAL")
+            await self._conn.execute("PRAGMA foreign_keys=ON")
+            await self._conn.execute("PRAGMA busy_timeout=5000")
+            await self._conn.execute("PRAGMA synchronous=NORMAL")
+            async with self._conn.execute("PRAGMA user_version") as cur:
+                (version,) = await cur.fetchone()  # type: ignore[misc]
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"database schema version {version} is newer than this showbot "
+                    f"({SCHEMA_VERSION}); upgrade showbot"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_sql(MIGRATIONS[target - 1]):
+                        await self._conn.execute(statement)
+                    await self._conn.execute(f"PRAGMA user_version = {target}")
+                    await self._conn.execute("COMMIT")
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+
+    @asynccontextmanager
+    async def _errors(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise  # mapped to domain errors at the statement that can raise it
+        except sqlite3.Error as exc:  # OperationalError, DatabaseError: locked, full, corrupt
+            raise StorageError(f"storage error while {doing}: {exc}") from exc
+
+    @asynccontextmanager
+    async def _tx(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock, self._errors(doing):
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    async def _all(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> list[sqlite3.Row]:
+        async with self._errors(doing):
+            async with self._conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+
+    async def _one(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> Any:
+        rows = await self._all(sql, params, doing)
+        return rows[0] if rows else None
+
+    # -- settings ------------------------------------------------------------
+
+    async def find_setting(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._tx("saving a setting") as db:
+            await db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- sources -------------------------------------------------------------
+
+    async def add_source(self, spec: SourceSpec, now: datetime) -> Source:
+        async with self._tx("adding a source") as db:
+            await self._insert_source(db, spec, now)
+        return await self.get_source(spec.name)
+
+    async def _insert_source(self, db: aiosqlite.Connection, spec: SourceSpec, now: datetime) -> None:
+        try:
+            await db.execute(
+                "INSERT INTO sources (name, kind, url, content, every_s, announce_on_first_poll, "
+                "max_age_s, handle, provider, api_base_url, next_poll_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.name, spec.kind, spec.url, spec.content.value, spec.every_s,
+                 spec.announce_on_first_poll, spec.max_age_s, spec.handle, spec.provider,
+                 spec.api_base_url, to_db_time(now), to_db_time(now)),
+            )
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"a source named {spec.name!r} already exists") from None
+
+    async def seed(
+        self, sources: Iterable[SourceSpec], routes: Iterable["RouteSeed"], now: datetime
+    ) -> None:
+        """Copy config entries into the database once each; afterwards the
+        database is the truth (moderators may have removed or changed them)."""
+        async with self._tx("seeding from config") as db:
+            for spec in sources:
+                key = f"source:{spec.name}"
+                if await self._claim_seed(db, key, now):
+                    existing = await (await db.execute(
+                        "SELECT 1 FROM sources WHERE name = ?", (spec.name,))).fetchone()
+                    if existing is None:
+                        await self._insert_source(db, spec, now)
+            for route in routes:
+                key = f"route:{route.platform.value}:{route.channel}"
+                if await self._claim_seed(db, key, now):
+                    await self._upsert_route(db, route.platform, route.channel, route.kinds,
+                                             route.mention, now)
+
+    async def _claim_seed(self, db: aiosqlite.Connection, key: str, now: datetime) -> bool:
+        cur = await db.execute(
+            "INSERT INTO config_seeds (key, seeded_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (key, to_db_time(now)),
+        )
+        return cur.rowcount == 1
+
+    async def list_sources(self) -> list[Source]:
+        rows = await self._all(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name")
+        return [_source(r) for r in rows]
+
+    async def find_source(self, name: str) -> Source | None:
+        row = await self._one(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
+        return _source(row) if row else None
+
+    async def get_source(self, name: str) -> Source:
+        source = await self.find_source(name)
+        if source is None:
+            raise NotFound(f"no source named {name!r}")
+        return source
+
+    async def remove_source(self, name: str) -> None:
+        async with self._tx("removing a source") as db:
+            cur = await db.execute("DELETE FROM sources WHERE name = ?", (name,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no source named {name!r}")
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        async with self._tx("pausing a source") as db:
+            cur = await db.execute("UPDATE sources SET paused = ? WHERE name = ?", (int(paused), name))
+            if cur.rowcount == 0:
+                raise NotFound(f"no source named {name!r}")
+
+    async def known_items(self, source_id: int) -> list[KnownItem]:
+        rows = await self._all(
+            "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = ?",
+            (source_id,),
+        )
+        return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def record_unchanged(
+        self, source_id: int, *, now: datetime, next_poll_at: datetime,
+        etag: str | None, last_modified: str | None,
+    ) -> None:
+        """A 304 or a body identical to the last one: a success that writes no items."""
+        async with self._tx("recording a poll") as db:
+            await db.execute(
+                "UPDATE sources SET last_polled_at = ?, last_success_at = ?, last_error = NULL, "
+                "consecutive_failures = 0, next_poll_at = ?, "
+                "etag = COALESCE(?, etag), last_modified = COALESCE(?, last_modified) WHERE id = ?",
+                (to_db_time(now), to_db_time(now), to_db_time(next_poll_at), etag, last_modified,
+                 source_id),
+            )
+
+    async def record_failure(
+        self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime
+    ) -> int:
+        """Store the error on the source; returns the failures in a row."""
+        async with self._tx("recording a failed poll") as db:
+            await db.execute(
+                "UPDATE sources SET last_polled_at = ?, last_error = ?, last_error_at = ?, "
+                "consecutive_failures = consecutive_failures + 1, next_poll_at = ? WHERE id = ?",
+                (to_db_time(now), error, to_db_time(now), to_db_time(next_poll_at), source_id),
+            )
+            row = await (await db.execute(
+                "SELECT consecutive_failures FROM sources WHERE id = ?", (source_id,))).fetchone()
+        return int(row[0]) if row else 0
+
+    async def apply_poll(
+        self,
+        source: Source,
+        decision: Decision,
+        *,
+        now: datetime,
+        next_poll_at: datetime,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+    ) -> PollWrite:
+        """Write a poll's items, events and outbox rows and advance the
+        source's validators, all in ONE transaction: if any of it fails, none
+        of it happened, and the next poll fetches the same body again."""
+        new_stored: list[StoredItem] = []
+        events: list[Event] = []
+        rows = 0
+        kind = source.spec.content
+        async with self._tx(f"storing a poll of {source.name!r}") as db:
+            item_ids: list[int] = []
+            for new in decision.new_items:
+                item_id = await _insert_item(db, source.id, kind, new.identity, new.item,
+                                             new.norm_link, new.title_key, new.content_hash, now)
+                item_ids.append(item_id)
+                new_stored.append(StoredItem(item_id, source.name, kind, new.identity, new.item, now))
+            for upd in decision.updates:
+                await _update_item(db, upd.item_id, upd.identity, upd.item, upd.content_hash)
+
+            event_refs: list[tuple[int | None, EventKind]] = []
+            for intent in decision.events:
+                item_id = item_ids[intent.new_index]
+                cur = await db.execute(
+                    "INSERT INTO events (source_id, item_id, kind, title, url, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (source.id, item_id, intent.kind.value, intent.title, intent.url, to_db_time(now)),
+                )
+                if cur.rowcount != 1:
+                    continue
+                event_id = cur.lastrowid
+                assert event_id is not None
+                events.append(Event(event_id, intent.kind, intent.title, intent.url, now, item_id))
+                event_refs.append((item_id, intent.kind))
+
+            routes = await _routes(db)
+            for index, route in plan_deliveries(event_refs, routes):
+                rows += await _insert_outbox(db, events[index].id, route, now)
+
+            await db.execute(
+                "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
+                "last_error = NULL, consecutive_failures = 0, next_poll_at = ?, "
+                "etag = ?, last_modified = ?, body_hash = ? WHERE id = ?",
+                (to_db_time(now), to_db_time(now), to_db_time(next_poll_at), etag, last_modified,
+                 body_hash, source.id),
+            )
+        return PollWrite(tuple(new_stored), tuple(events), rows)
+
+    # -- items ---------------------------------------------------------------
+
+    async def find_item(self, item_id: int) -> StoredItem | None:
+        row = await self._one(
+            f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id = ?",
+            (item_id,),
+        )
+        if row is None:
+            return None
+        chapters = await self._chapters([item_id])
+        return _stored_item(row, chapters.get(item_id, ()))
+
+    async def latest_items(
+        self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0
+    ) -> list[StoredItem]:
+        where = "WHERE i.kind = ?" if kind else ""
+        params: list[Any] = [kind.value] if kind else []
+        rows = await self._all(
+            f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id {where} "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return await self._with_chapters(rows)
+
+    async def count_items(self, source_id: int | None = None) -> int:
+        if source_id is None:
+            row = await self._one("SELECT count(*) FROM items")
+        else:
+            row = await self._one("SELECT count(*) FROM items WHERE source_id = ?", (source_id,))
+        return int(row[0])
+
+    async def _with_chapters(self, rows: Sequence[sqlite3.Row]) -> list[StoredItem]:
+        chapters = await self._chapters([r[0] for r in rows])
+        return [_stored_item(r, chapters.get(r[0], ())) for r in rows]
+
+    async def _chapters(self, item_ids: Sequence[int]) -> dict[int, tuple[Chapter, ...]]:
+        if not item_ids:
+            return {}
+        out: dict[int, list[Chapter]] = {}
+        # Chunk to stay under SQLite's bound-parameter limit.
+        for start in range(0, len(item_ids), 500):
+            chunk = item_ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in await self._all(
+                f"SELECT item_id, start_s, title FROM chapters WHERE item_id IN ({marks}) "
+                "ORDER BY item_id, position",
+                chunk,
+            ):
+                out.setdefault(r[0], []).append(Chapter(r[1], r[2]))
+        return {k: tuple(v) for k, v in out.items()}
+
+    # -- routes --------------------------------------------------------------
+
+    async def list_routes(self) -> list[Route]:
+        async with self._errors("reading routes"):
+            return await _routes(self._conn)
+
+    async def upsert_route(
+        self, platform: Platform, channel: str, kinds: frozenset[EventKind],
+        mention: str | None, now: datetime,
+    ) -> Route:
+        async with self._tx("saving a route") as db:
+            await self._upsert_route(db, platform, channel, kinds, mention, now)
+        routes = [r for r in await self.list_routes() if r.platform == platform and r.channel == channel]
+        return routes[0]
+
+    async def _upsert_route(
+        self, db: aiosqlite.Connection, platform: Platform, channel: str,
+        kinds: frozenset[EventKind], mention: str | None, now: datetime,
+    ) -> None:
+        await db.execute(
+            "INSERT INTO routes (platform, channel, kinds, mention, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(platform, channel) DO UPDATE SET kinds = excluded.kinds, "
+            "mention = excluded.mention, broken_reason = NULL",
+            (platform.value, channel, ",".join(sorted(k.value for k in kinds)), mention,
+             to_db_time(now)),
+        )
+
+    async def remove_route(self, platform: Platform, channel: str) -> None:
+        async with self._tx("removing a route") as db:
+            cur = await db.execute(
+                "DELETE FROM routes WHERE platform = ? AND channel = ?", (platform.value, channel))
+            if cur.rowcount == 0:
+                raise NotFound(f"no announcements are routed to {channel!r}")
+
+    async def mark_route_broken(self, route_id: int, reason: str) -> bool:
+        """True when this call broke it (so moderators are told once)."""
+        async with self._tx("marking a route broken") as db:
+            cur = await db.execute(
+                "UPDATE routes SET broken_reason = ? WHERE id = ? AND broken_reason IS NULL",
+                (reason, route_id),
+            )
+            return cur.rowcount == 1
+
+    # -- outbox --------------------------------------------------------------
+
+    async def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        rows = await self._all(
+            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
+            "attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox "
+            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (to_db_time(now), limit),
+        )
+        return [_outbox(r) for r in rows]
+
+    async def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
+        where = "WHERE status = ?" if status else ""
+        rows = await self._all(
+            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
+            f"attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox {where} "
+            "ORDER BY id",
+            (status,) if status else (),
+        )
+        return [_outbox(r) for r in rows]
+
+    async def recover_outbox(self) -> int:
+        """At start-up: rows left 'sending' by a process that died mid-delivery
+        may or may not have been posted. Make them pending again, flagged so
+        the dispatcher asks the platform before re-sending."""
+        async with self._tx("recovering the outbox") as db:
+            cur = await db.execute(
+                "UPDATE outbox SET status = 'pending', outcome_unknown = 1 WHERE status = 'sending'")
+            return cur.rowcount
+
+    async def mark_sending(self, outbox_id: int, now: datetime) -> None:
+        async with self._tx("claiming an outbox row") as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? "
+                "AND status = 'pending'",
+                (outbox_id,),
+            )
+
+    async def mark_sent(self, outbox_id: int, message_id: str | None, now: datetime) -> None:
+        async with self._tx("recording a delivery") as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL, "
+                "outcome_unknown = 0 WHERE id = ?",
+                (message_id, to_db_time(now), outbox_id),
+            )
+
+    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+        async with self._tx("scheduling a retry") as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, "
+                "outcome_unknown = 0 WHERE id = ?",
+                (error, to_db_time(next_attempt_at), outbox_id),
+            )
+
+    async def mark_failed(self, outbox_id: int, error: str) -> None:
+        async with self._tx("recording a failed delivery") as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'failed', last_error = ?, outcome_unknown = 0 WHERE id = ?",
+                (error, outbox_id),
+            )
+
+    async def get_event(self, event_id: int) -> Event:
+        row = await self._one(
+            "SELECT id, kind, title, url, created_at, item_id, payload FROM events WHERE id = ?",
+            (event_id,),
+        )
+        if row is None:
+            raise NotFound(f"no event {event_id}")
+        return Event(row[0], EventKind(row[1]), row[2], row[3], from_db_time(row[4]),  # type: ignore[arg-type]
+                     row[5], json.loads(row[6] or "{}"))
+
+    async def find_route(self, route_id: int) -> Route | None:
+        for route in await self.list_routes():
+            if route.id == route_id:
+                return route
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSeed:
+    platform: Platform
+    channel: str
+    kinds: frozenset[EventKind]
+    mention: str | None = None
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (none of ours contain ';' in literals)."""
+    statements, buf = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(buf).strip())
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        statements.append(rest)
+    return [s for s in statements if s.strip(" ;\n")]
+
+
+async def _insert_item(
+    db: aiosqlite.Connection, source_id: int, kind: ContentKind, identity: str, item: Item,
+    norm_link: str | None, title_key: str | None, chash: str, now: datetime,
+) -> int:
+    cur = await db.execute(
+        "INSERT INTO items (source_id, identity, guid, link, norm_link, title_key, content_hash, kind, "
+        "title, summary, published_at, updated_at, first_seen_at, duration_s, episode_number, "
+        "enclosure_url, image_url, video_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (source_id, identity, item.guid, item.link, norm_link, title_key, chash, kind.value,
+         item.title, item.summary, to_db_time(item.published_at), to_db_time(item.updated_at),
+         to_db_time(now), item.duration_s, item.episode_number, item.enclosure_url,
+         item.image_url, item.video_id),
+    )
+    item_id = cur.lastrowid
+    assert item_id is not None
+    await _write_chapters_and_fts(db, item_id, item, replace=False)
+    return item_id
+
+
+async def _update_item(
+    db: aiosqlite.Connection, item_id: int, identity: str, item: Item, chash: str
+) -> None:
+    await db.execute(
+        "UPDATE items SET identity = ?, guid = ?, link = ?, title = ?, summary = ?, content_hash = ?, "
+        "updated_at = ?, duration_s = ?, episode_number = ?, enclosure_url = ?, image_url = ?, "
+        "video_id = ? WHERE id = ?",
+        (identity, item.guid, item.link, item.title, item.summary, chash,
+         to_db_time(item.updated_at), item.duration_s, item.episode_number, item.enclosure_url,
+         item.image_url, item.video_id, item_id),
+    )
+    await _write_chapters_and_fts(db, item_id, item, replace=True)
+
+
+async def _write_chapters_and_fts(
+    db: aiosqlite.Connection, item_id: int, item: Item, *, replace: bool
+) -> None:
+    if replace:
+        await db.execute("DELETE FROM chapters WHERE item_id = ?", (item_id,))
+        await db.execute("DELETE FROM items_fts WHERE rowid = ?", (item_id,))
+    if item.chapters:
+        await db.executemany(
+            "INSERT INTO chapters (item_id, position, start_s, title) VALUES (?, ?, ?, ?)",
+            [(item_id, i, c.start_s, c.title) for i, c in enumerate(item.chapters)],
+        )
+    await db.execute(
+        "INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (?, ?, ?, ?)",
+        (item_id, item.title, "\n".join(c.title for c in item.chapters), item.summary),
+    )
+
+
+async def _routes(db: aiosqlite.Connection) -> list[Route]:
+    async with db.execute(
+        "SELECT id, platform, channel, kinds, mention, broken_reason FROM routes ORDER BY id"
+    ) as cur:
+        rows = await cur.fetchall()
+    return [
+        Route(
+            id=r[0], platform=Platform(r[1]), channel=r[2],
+            kinds=frozenset(EventKind(k) for k in r[3].split(",") if k),
+            mention=r[4], broken_reason=r[5],
+        )
+        for r in rows
+    ]
+
+
+async def _insert_outbox(db: aiosqlite.Connection, event_id: int, route: Route, now: datetime) -> int:
+    cur = await db.execute(
+        "INSERT INTO outbox (event_id, route_id, platform, channel, mention, idempotency_key, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, route.id, route.platform.value, route.channel, route.mention,
+         uuid.uuid4().hex, to_db_time(now), to_db_time(now)),
+    )
+    return cur.rowcount
+
+
+def _source(r: sqlite3.Row) -> Source:
+    spec = SourceSpec(
+        name=r[1], kind=r[2], url=r[3], content=ContentKind(r[4]), every_s=r[5],
+        announce_on_first_poll=r[6], max_age_s=r[7], handle=r[8], provider=r[9], api_base_url=r[10],
+    )
+    return Source(
+        id=r[0], spec=spec, paused=bool(r[11]), synced=bool(r[12]), etag=r[13], last_modified=r[14],
+        body_hash=r[15], last_polled_at=from_db_time(r[16]), last_success_at=from_db_time(r[17]),
+        last_error=r[18], last_error_at=from_db_time(r[19]), consecutive_failures=r[20],
+        next_poll_at=from_db_time(r[21]),
+    )
+
+
+def _stored_item(r: sqlite3.Row, chapters: tuple[Chapter, ...]) -> StoredItem:
+    item = Item(
+        title=r[6], link=r[5], guid=r[4], summary=r[7], published_at=from_db_time(r[8]),
+        updated_at=from_db_time(r[9]), duration_s=r[10], episode_number=r[11],
+        enclosure_url=r[12], image_url=r[13], video_id=r[14], chapters=chapters,
+    )
+    return StoredItem(id=r[0], source_name=r[1], kind=ContentKind(r[2]), identity=r[3], item=item,
+                      first_seen_at=from_db_time(r[15]))  # type: ignore[arg-type]
+
+
+def _outbox(r: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(
+        id=r[0], event_id=r[1], route_id=r[2], platform=Platform(r[3]), channel=r[4], mention=r[5],
+        idempotency_key=r[6], status=r[7], attempts=r[8], outcome_unknown=bool(r[9]),
+        next_attempt_at=from_db_time(r[10]), last_error=r[11], message_id=r[12],  # type: ignore[arg-type]
+    )

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+FIXTURES = TESTS / "fixtures"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--feeds-corpus",
+        action="store",
+        default=None,
+        help="a folder of real-world feeds to run through the rss source's parse path",
+    )
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
