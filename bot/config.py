@@ -62,10 +62,17 @@ class BookConfig:
     links: tuple[str, ...] = ()
 
 
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg"
+SLACK_API = "https://slack.com/api/"
+USER_AGENT = "showbot/0.1 (self-hosted community feed bot)"
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class DiscordConfig:
-    api_base_url: str = "https://discord.com/api/v10"
-    gateway_url: str = "wss://gateway.discord.gg"
+    api_base_url: str = DISCORD_API
+    gateway_url: str = DISCORD_GATEWAY
     moderator_role_ids: tuple[str, ...] = ()
     dev_guild_ids: tuple[str, ...] = ()
 
@@ -75,7 +82,7 @@ class SlackConfig:
     mode: str = "socket"
     port: int = 3000
     path: str = "/slack/events"
-    api_base_url: str = "https://slack.com/api/"
+    api_base_url: str = SLACK_API
     admin_user_ids: tuple[str, ...] = ()
 
 
@@ -111,8 +118,8 @@ class Config:
     storage_path: Path = Path("data/showbot.db")
     allow_private_addresses: bool = False
     timeout_s: float = 20.0
-    max_body_bytes: int = 10 * 1024 * 1024
-    user_agent: str = "showbot/0.1 (+https://github.com/showbot; community feed bot)"
+    max_body_bytes: int = MAX_BODY_BYTES
+    user_agent: str = USER_AGENT
     failure_alert_after: int = 5
     sources: tuple[SourceSpec, ...] = ()
     routes: tuple[RouteSpec, ...] = ()
@@ -284,10 +291,9 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     d = _table(raw, "discord")
     discord = DiscordConfig(
         api_base_url=check_url(
-            d.get("api_base_url", DiscordConfig.api_base_url), "discord.api_base_url"
+            d.get("api_base_url", DISCORD_API), "discord.api_base_url"
         ),
-        gateway_url=_str(d, "gateway_url", "discord", DiscordConfig.gateway_url)
-        or DiscordConfig.gateway_url,
+        gateway_url=_str(d, "gateway_url", "discord", DISCORD_GATEWAY) or DISCORD_GATEWAY,
         moderator_role_ids=_str_list(d, "moderator_role_ids", "discord"),
         dev_guild_ids=_str_list(d, "dev_guild_ids", "discord"),
     )
@@ -299,17 +305,17 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         mode=mode,
         port=_int(s, "port", "slack", 3000, minimum=1),
         path=_str(s, "path", "slack", "/slack/events") or "/slack/events",
-        api_base_url=check_url(s.get("api_base_url", SlackConfig.api_base_url), "slack.api_base_url"),
+        api_base_url=check_url(s.get("api_base_url", SLACK_API), "slack.api_base_url"),
         admin_user_ids=_str_list(s, "admin_user_ids", "slack"),
     )
-    max_body = _int(network, "max_body_bytes", "network", Config.max_body_bytes, minimum=1024)
+    max_body = _int(network, "max_body_bytes", "network", MAX_BODY_BYTES, minimum=1024)
     timeout = network.get("timeout", "20s")
     return Config(
         storage_path=Path(path),
         allow_private_addresses=_bool(network, "allow_private_addresses", "network", False),
         timeout_s=float(parse_duration(timeout, "network.timeout")),
         max_body_bytes=max_body,
-        user_agent=_str(network, "user_agent", "network", Config.user_agent) or Config.user_agent,
+        user_agent=_str(network, "user_agent", "network", USER_AGENT) or USER_AGENT,
         failure_alert_after=_int(network, "failure_alert_after", "network", 5, minimum=1),
         sources=sources,
         routes=tuple(routes),

@@ -61,15 +61,18 @@ class Outbox:
         """Something was queued: deliver now rather than at the next tick."""
         self._wake.set()
 
-    async def dispatch_once(self) -> DispatchReport:
+    async def dispatch_once(self, stop: asyncio.Event | None = None) -> DispatchReport:
         """Try every due row once, in queue order. A channel whose row failed
-        gets no later row this round, so announcements keep publication order."""
+        gets no later row this round, so announcements keep publication order.
+        When ``stop`` is set, the delivery in flight finishes and no new one starts."""
         now = self._clock()
         rows = await self._store.due_outbox(now, self._batch)
         routes = {r.id: r for r in await self._store.list_routes()}
         blocked: set[tuple[Platform, str]] = set()
         sent = retried = failed = waiting = 0
         for row in rows:
+            if stop is not None and stop.is_set():
+                break
             channel = (row.platform, row.channel)
             adapter = self._adapters.get(row.platform)
             if channel in blocked or adapter is None or not adapter.healthy:
@@ -90,6 +93,8 @@ class Outbox:
                 blocked.add(channel)
             else:
                 failed += 1
+                # The route may be broken now: its later rows fail without an attempt.
+                routes = {r.id: r for r in await self._store.list_routes()}
         return DispatchReport(sent, retried, failed, waiting)
 
     async def _deliver(self, adapter: ChatAdapter, row: OutboxRow, route: Route) -> str:
@@ -136,7 +141,7 @@ class Outbox:
         while not stop.is_set():
             self._wake.clear()
             try:
-                await self.dispatch_once()
+                await self.dispatch_once(stop)
             except StorageError:
                 log.exception("outbox: storage error; will retry")
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]

@@ -51,6 +51,10 @@ _MARKERS: tuple[tuple[bytes, str], ...] = (
     (b"<\x00\x00\x00", "utf-32-le"),
     (b"\x00<\x00?", "utf-16-be"),
     (b"<\x00?\x00", "utf-16-le"),
+    # BOM-less UTF-16 starting straight with an element ("<rss"): the "<" is
+    # followed by a NUL byte, which never happens in an ASCII-compatible file.
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
 )
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]{0,400}?\?>")
 _UTF8_DECL = b"<?xml version='1.0' encoding='utf-8'?>"
@@ -156,8 +160,9 @@ def _safe_entities(subset: bytes) -> bytes:
     kept = []
     for m in _SAFE_ENTITY.finditer(subset):
         value = m.group(2) if m.group(2) is not None else m.group(3)
-        kept.append(b'<!ENTITY %s "%s">' % (m.group(1), value))
-    return b"".join(kept)
+        # One per line: feedparser only sees entity declarations at a line start.
+        kept.append(b'\n<!ENTITY %s "%s">' % (m.group(1), value))
+    return b"".join(kept) + (b"\n" if kept else b"")
 
 
 def _harden(data: bytes) -> bytes:
@@ -180,16 +185,10 @@ def _harden(data: bytes) -> bytes:
             if subset_open >= 0 and subset_close > subset_open:
                 kept = _safe_entities(data[subset_open + 1 : subset_close])
                 data = data[: subset_open + 1] + kept + data[subset_close:]
-    root = re.search(rb"<[A-Za-z_]", data)
+    # feedparser's head: everything before the first "<" + word character.
+    root = re.search(rb"<\w", data)
     head_end = root.start() if root else len(data)
-    head = data[:head_end]
-    if start is None or _ENTITY_DECL.search(head.replace(b"<!ENTITY", b"", _count_safe(head))):
-        head = _defuse_unsafe(head)
-    return head + data[head_end:]
-
-
-def _count_safe(head: bytes) -> int:
-    return len(_SAFE_ENTITY.findall(head))
+    return _defuse_unsafe(data[:head_end]) + data[head_end:]
 
 
 def _defuse_unsafe(head: bytes) -> bytes:
@@ -231,10 +230,11 @@ def _warning(parsed: Mapping[str, Any], extra: str | None) -> str | None:
     return "; ".join(notes)[:300] or None
 
 
-def _run_feedparser(data: bytes, url: str | None) -> Any:
+def _run_feedparser(data: bytes) -> Any:
+    # No content-location: with one, feedparser rewrites a relative <guid>
+    # ("ep-12") into a URL, so an item's identity would depend on where the
+    # feed was fetched from. Links are resolved by us (_http_url) instead.
     headers = {"content-type": "application/xml; charset=utf-8"}
-    if url:
-        headers["content-location"] = url
     # BytesIO only: bytes that look like a path make feedparser open a local
     # file, and a str URL makes it fetch by itself.
     return feedparser.parse(
@@ -254,14 +254,14 @@ def parse_feed(
     try:
         data, encoding_note = to_utf8(body, content_type)
         data = _harden(data)
-        parsed = _run_feedparser(data, url)
+        parsed = _run_feedparser(data)
     except FeedParseError:
         raise
     except (MemoryError, RecursionError) as exc:
         raise FeedParseError(f"feed too complex to parse ({type(exc).__name__})") from None
     except Exception as exc:  # feedparser on hostile input: report, never crash a poll
         raise FeedParseError(f"feed parser failed: {type(exc).__name__}: {one_line(str(exc))[:200]}") from None
-    return _to_parsed_feed(parsed, data, url, encoding_note)
+    return _to_parsed_feed(parsed, body, url, encoding_note)
 
 
 async def parse_feed_off_loop(
@@ -271,20 +271,20 @@ async def parse_feed_off_loop(
     return await asyncio.to_thread(parse_feed, body, url=url, content_type=content_type)
 
 
-def _to_parsed_feed(parsed: Any, data: bytes, url: str | None, note: str | None) -> ParsedFeed:
+def _to_parsed_feed(parsed: Any, body: bytes, url: str | None, note: str | None) -> ParsedFeed:
     version = parsed.get("version") or ""
     raw_entries = parsed.get("entries") or []
     if not version and not raw_entries:
-        raise FeedParseError(f"not a feed: {_looks_like(data)}")
+        raise FeedParseError(f"not a feed: {_looks_like(body)}")
     if not raw_entries and _is_malformed(parsed):
         reason = one_line(str(parsed.get("bozo_exception")))[:200]
         raise FeedParseError(f"malformed feed with no readable entries: {reason}")
-    feed = parsed.get("feed") or {}
+    feed = _get(parsed, "feed") or {}
     items = tuple(_item(entry, url) for entry in raw_entries)
     return ParsedFeed(
         title=_text_field(feed, "title") or "",
         items=items,
-        link=_http_url(feed.get("link"), url),
+        link=_http_url(_get(feed, "link"), url),
         image_url=_feed_image(feed, url),
         warning=_warning(parsed, note),
     )
@@ -306,12 +306,21 @@ def _http_url(value: object, base: str | None) -> str | None:
     return value if value.lower().startswith(("http://", "https://")) else None
 
 
+def _get(d: object, key: str) -> Any:
+    """A raw value of a FeedParserDict.
+
+    Bypasses FeedParserDict's key aliasing, whose updated->published fallback
+    emits a DeprecationWarning (an error under strict warning filters).
+    """
+    return dict.get(d, key) if isinstance(d, dict) else None
+
+
 def _text_field(d: Mapping[str, Any], key: str) -> str:
     """A feedparser text construct as one plain-text line."""
-    value = d.get(key)
+    value = _get(d, key)
     if not isinstance(value, str):
         return ""
-    detail = d.get(f"{key}_detail") or {}
+    detail = _get(d, f"{key}_detail") or {}
     if detail.get("type") == "text/plain" and "<" not in value:
         return one_line(value)
     return one_line(strip_html(value))
@@ -325,10 +334,10 @@ def _plain(detail_value: str, detail_type: str | None) -> str:
 
 def _summary(entry: Mapping[str, Any]) -> str:
     """Plain text of the summary, or of content[0] when that is longer."""
-    detail = entry.get("summary_detail") or {}
-    summary = _plain(entry.get("summary") or "", detail.get("type"))
-    for content in entry.get("content") or []:
-        text = _plain(content.get("value") or "", content.get("type"))
+    detail = _get(entry, "summary_detail") or {}
+    summary = _plain(_get(entry, "summary") or "", _get(detail, "type"))
+    for content in _get(entry, "content") or []:
+        text = _plain(_get(content, "value") or "", _get(content, "type"))
         if len(text) > len(summary):
             summary = text
         break
@@ -368,46 +377,42 @@ def _episode_number(value: object) -> int | None:
 
 def _enclosure(entry: Mapping[str, Any], base: str | None) -> str | None:
     """First audio/video enclosure, else the first enclosure with a link."""
-    enclosures = [e for e in entry.get("enclosures") or [] if isinstance(e, Mapping)]
+    links = _get(entry, "links") or []
+    enclosures = [e for e in links if isinstance(e, dict) and _get(e, "rel") == "enclosure"]
     for e in enclosures:
-        if str(e.get("type") or "").startswith(("audio/", "video/")):
-            if href := _http_url(e.get("href"), base):
+        if str(_get(e, "type") or "").startswith(("audio/", "video/")):
+            if href := _http_url(_get(e, "href"), base):
                 return href
     for e in enclosures:
-        if href := _http_url(e.get("href"), base):
+        if href := _http_url(_get(e, "href"), base):
             return href
     return None
 
 
 def _entry_image(entry: Mapping[str, Any], base: str | None) -> str | None:
     """itunes:image, else media:thumbnail, else an image media:content."""
-    image = entry.get("image")
-    if isinstance(image, Mapping) and (href := _http_url(image.get("href"), base)):
+    if href := _http_url(_get(_get(entry, "image"), "href"), base):
         return href
-    for thumb in entry.get("media_thumbnail") or []:
-        if isinstance(thumb, Mapping) and (href := _http_url(thumb.get("url"), base)):
+    for thumb in _get(entry, "media_thumbnail") or []:
+        if href := _http_url(_get(thumb, "url"), base):
             return href
-    for media in entry.get("media_content") or []:
-        if not isinstance(media, Mapping):
-            continue
-        kind = str(media.get("medium") or media.get("type") or "")
+    for media in _get(entry, "media_content") or []:
+        kind = str(_get(media, "medium") or _get(media, "type") or "")
         if kind == "image" or kind.startswith("image/"):
-            if href := _http_url(media.get("url"), base):
+            if href := _http_url(_get(media, "url"), base):
                 return href
     return None
 
 
 def _feed_image(feed: Mapping[str, Any], base: str | None) -> str | None:
-    image = feed.get("image")
-    if isinstance(image, Mapping):
-        return _http_url(image.get("href") or image.get("url"), base)
-    return None
+    image = _get(feed, "image")
+    return _http_url(_get(image, "href") or _get(image, "url"), base)
 
 
 def _link(entry: Mapping[str, Any], base: str | None) -> str | None:
     # feedparser copies a non-permalink <guid> into link ("guidislink"): a
     # guid like "ep-12" is not a link anyone can open.
-    return _http_url(entry.get("link"), base)
+    return _http_url(_get(entry, "link"), base)
 
 
 def _chapters(summary: str) -> tuple[Chapter, ...]:
@@ -416,19 +421,19 @@ def _chapters(summary: str) -> tuple[Chapter, ...]:
 
 def _item(entry: Mapping[str, Any], base: str | None) -> Item:
     summary = _summary(entry)
-    guid = entry.get("id")
-    video_id = entry.get("yt_videoid")
+    guid = _get(entry, "id")
+    video_id = _get(entry, "yt_videoid")
     return Item(
         title=_title(entry, summary),
         link=_link(entry, base),
-        guid=guid.strip() or None if isinstance(guid, str) else None,
+        guid=(guid.strip() or None) if isinstance(guid, str) else None,
         summary=summary,
-        published_at=_utc(entry.get("published_parsed")),
-        updated_at=_utc(entry.get("updated_parsed")),
-        duration_s=parse_duration_text(entry.get("itunes_duration")),
-        episode_number=_episode_number(entry.get("itunes_episode")),
+        published_at=_utc(_get(entry, "published_parsed")),
+        updated_at=_utc(_get(entry, "updated_parsed")),
+        duration_s=parse_duration_text(_get(entry, "itunes_duration")),
+        episode_number=_episode_number(_get(entry, "itunes_episode")),
         enclosure_url=_enclosure(entry, base),
         image_url=_entry_image(entry, base),
-        video_id=video_id.strip() or None if isinstance(video_id, str) else None,
+        video_id=(video_id.strip() or None) if isinstance(video_id, str) else None,
         chapters=_chapters(summary),
     )

@@ -1,0 +1,89 @@
+"""The console adapter: the embedded default when no chat token is set.
+
+Announcements are printed to stdout; each line typed on stdin is a command
+answered there. End of input does not stop the bot (it may be started with
+stdin closed, e.g. in a container): only SIGINT/SIGTERM do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TextIO
+
+from bot.models import Announcement, Caller, Delivered, Platform
+from bot.plaintext import render_announcement, render_reply
+
+log = logging.getLogger("showbot.console")
+
+CHANNEL = "terminal"
+
+
+class ConsoleAdapter:
+    platform = Platform.CONSOLE
+
+    def __init__(self, handler, *, stdin: TextIO, stdout: TextIO, user_id: str = "operator") -> None:
+        self._handler = handler
+        self._stdin = stdin
+        self._stdout = stdout
+        self._caller = Caller(Platform.CONSOLE, user_id, CHANNEL, is_moderator=True,
+                              display_name="operator")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._read_commands(), name="showbot-console")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def deliver(self, announcement: Announcement) -> Delivered:
+        self._write(render_announcement(announcement))
+        return Delivered(message_id=f"console-{announcement.outbox_id}")
+
+    async def find_delivered(self, announcement: Announcement) -> Delivered | None:
+        return None  # a terminal keeps no history we can read back
+
+    def _write(self, text: str) -> None:
+        self._stdout.write(text + "\n")
+        self._stdout.flush()
+
+    async def _read_commands(self) -> None:
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def reader() -> None:
+            # A daemon thread: a blocking readline must never keep the process
+            # alive at exit (the default executor's threads are joined).
+            try:
+                for line in self._stdin:
+                    loop.call_soon_threadsafe(lines.put_nowait, line)
+            except (OSError, ValueError):
+                pass
+            finally:
+                try:
+                    loop.call_soon_threadsafe(lines.put_nowait, None)
+                except RuntimeError:
+                    pass  # the loop is already closed
+
+        threading.Thread(target=reader, name="showbot-stdin", daemon=True).start()
+        while (line := await lines.get()) is not None:
+            text = line.strip()
+            if not text:
+                continue
+            reply = await self._handler(text, self._caller)
+            self._write(render_reply(reply))
+        log.info("console input closed; still announcing (stop with Ctrl-C)")
+
+
+def build(context) -> ConsoleAdapter | None:  # noqa: ANN001 - bot.app.AdapterContext
+    if context.chat_adapters and not context.force_console:
+        return None
+    return ConsoleAdapter(context.handler, stdin=context.console_in, stdout=context.console_out)

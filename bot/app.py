@@ -1,0 +1,241 @@
+"""The composition root: builds everything from a Config, owns start-up and
+graceful shutdown. Nothing is built at import time.
+
+Chat adapters are plugins: ``bot/`` never imports them. They are found
+through the ``showbot.adapters`` entry-point group (see pyproject.toml), each
+a factory ``build(context) -> ChatAdapter | None`` that returns None when its
+token is not set. Tests pass factories directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Callable, Mapping, TextIO
+
+from bot.clock import Clock, utc_now
+from bot.commands import Commands
+from bot.config import Config, Secrets
+from bot.detect import make_book_matcher
+from bot.models import ParsedFeed, Platform
+from bot.outbox import Outbox
+from bot.poller import Poller, PollReport, SourceKind
+from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
+from bot.scheduler import PollScheduler
+from bot.sources.feeds import parse_feed_off_loop
+from bot.sources.http import HttpFetcher
+from bot.sources.rss import RssSource
+from bot.storage import RouteSeed, Store
+
+log = logging.getLogger("showbot")
+
+ADAPTER_GROUP = "showbot.adapters"
+HEARTBEAT_FILE = "heartbeat.json"
+
+
+@dataclass(slots=True)
+class AdapterContext:
+    """Everything an adapter factory may need; it takes what it uses."""
+
+    config: Config
+    secrets: Secrets
+    handler: CommandHandler
+    completer: TopicCompleter
+    settings: Store
+    console_in: TextIO = field(default_factory=lambda: sys.stdin)
+    console_out: TextIO = field(default_factory=lambda: sys.stdout)
+    force_console: bool = False
+    chat_adapters: int = 0  # how many chat (non-console) adapters started before this one
+
+
+AdapterFactory = Callable[[AdapterContext], "ChatAdapter | None"]
+
+
+def discover_adapter_factories() -> dict[str, AdapterFactory]:
+    """Installed adapters, console last (it starts only when no chat adapter did)."""
+    found = {ep.name: ep.load() for ep in entry_points(group=ADAPTER_GROUP)}
+    return dict(sorted(found.items(), key=lambda kv: kv[0] == "console"))
+
+
+class App:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        secrets: Secrets,
+        store: Store,
+        fetcher: HttpFetcher,
+        poller: Poller,
+        commands: Commands,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.store = store
+        self.fetcher = fetcher
+        self.poller = poller
+        self.commands = commands
+        self.clock = clock
+        self.adapters: dict[Platform, ChatAdapter] = {}
+        self.scheduler: PollScheduler | None = None
+        self.outbox: Outbox | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        config: Config,
+        secrets: Secrets | None = None,
+        *,
+        clock: Clock = utc_now,
+        kinds: Mapping[str, SourceKind] | None = None,
+    ) -> "App":
+        secrets = secrets if secrets is not None else Secrets.from_env()
+        store = await Store.open(config.storage_path)
+        try:
+            await store.seed(
+                config.sources,
+                [RouteSeed(r.platform, r.channel, r.kinds, r.mention) for r in config.routes],
+                clock(),
+            )
+        except BaseException:
+            await store.close()
+            raise
+        fetcher = HttpFetcher(
+            timeout_s=config.timeout_s,
+            max_body_bytes=config.max_body_bytes,
+            user_agent=config.user_agent,
+            allow_private_addresses=config.allow_private_addresses,
+        )
+        source_kinds: dict[str, SourceKind] = {"rss": RssSource(fetcher)}
+        source_kinds.update(kinds or {})
+        book_words = [*config.book.keywords, *([config.book.title] if config.book.title else [])]
+        poller = Poller(
+            store, source_kinds, clock=clock,
+            is_book_news=make_book_matcher(book_words, config.book.links)
+            if (book_words or config.book.links) else None,
+        )
+        app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
+                  commands=None, clock=clock)  # type: ignore[arg-type]
+        app.commands = Commands(
+            store, clock=clock, preview=app.preview,
+            on_sources_changed=app._sources_changed, health=app.health,
+        )
+        return app
+
+    async def close(self) -> None:
+        await self.fetcher.close()
+        await self.store.close()
+
+    async def __aenter__(self) -> "App":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- used by commands ------------------------------------------------------
+
+    async def preview(self, url: str) -> ParsedFeed:
+        """Fetch and parse a URL without storing anything (feed add / feed test)."""
+        result = await self.fetcher.fetch(url)
+        assert result.body is not None  # no validators sent, so never a 304
+        return await parse_feed_off_loop(result.body, url=result.url, content_type=result.content_type)
+
+    async def _sources_changed(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.sync()
+
+    def health(self) -> dict[str, bool]:
+        return {p.value: a.healthy for p, a in self.adapters.items()}
+
+    # -- operations ------------------------------------------------------------
+
+    async def poll_now(self, name: str | None = None) -> list[PollReport]:
+        """Poll one or every source now, whatever the backoff says."""
+        names = [name] if name else [s.name for s in await self.store.list_sources()]
+        reports = []
+        for n in names:
+            reports.append(await self.poller.poll(n, force=True))
+        return reports
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        factories: Mapping[str, AdapterFactory],
+        *,
+        console_in: TextIO | None = None,
+        console_out: TextIO | None = None,
+        force_console: bool = False,
+        heartbeat_s: float = 15.0,
+    ) -> None:
+        """Run until ``stop`` is set (SIGINT/SIGTERM in the CLI): start the
+        adapters, the scheduler and the outbox; then stop polling, let the
+        delivery in flight finish, and stop the adapters."""
+        context = AdapterContext(
+            config=self.config, secrets=self.secrets, handler=self.commands,
+            completer=self.commands.complete_topic, settings=self.store,
+            console_in=console_in or sys.stdin, console_out=console_out or sys.stdout,
+            force_console=force_console,
+        )
+        for name, factory in factories.items():
+            context.chat_adapters = sum(1 for p in self.adapters if p is not Platform.CONSOLE)
+            adapter = factory(context)
+            if adapter is None:
+                continue
+            await adapter.start()
+            self.adapters[adapter.platform] = adapter
+            log.info("adapter %s started", name)
+
+        recovered = await self.store.recover_outbox()
+        if recovered:
+            log.warning("%d announcement(s) were mid-delivery when the last run stopped; "
+                        "checking before re-sending", recovered)
+        self.outbox = Outbox(self.store, self.adapters, clock=self.clock)
+        outbox = self.outbox
+        self.scheduler = PollScheduler(
+            self.store, self.poller, clock=self.clock,
+            on_polled=lambda report: outbox.wake() if report.events else None,
+        )
+        await self.scheduler.start()
+        outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
+        heartbeat_task = asyncio.create_task(self._heartbeat(stop, heartbeat_s), name="showbot-heartbeat")
+        try:
+            await stop.wait()
+        finally:
+            await self.scheduler.shutdown()
+            self.scheduler = None
+            await outbox_task  # returns after the delivery in flight
+            heartbeat_task.cancel()
+            await asyncio.gather(heartbeat_task, return_exceptions=True)
+            for adapter in self.adapters.values():
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("stopping adapter %s", adapter.platform.value)
+            self.adapters.clear()
+
+    async def _heartbeat(self, stop: asyncio.Event, every_s: float) -> None:
+        """A file the container HEALTHCHECK reads: fresh while the loop runs,
+        with each adapter's connection state."""
+        path = heartbeat_path(self.config)
+        while not stop.is_set():
+            write_heartbeat(path, self.clock(), self.health())
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            except asyncio.TimeoutError:
+                pass
+
+
+def heartbeat_path(config: Config) -> Path:
+    return config.storage_path.parent / HEARTBEAT_FILE
+
+
+def write_heartbeat(path: Path, now: datetime, adapters: Mapping[str, bool]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"at": now.isoformat(), "adapters": dict(adapters)}))
+    tmp.replace(path)  # atomic: a reader never sees half a file

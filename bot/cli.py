@@ -1,0 +1,255 @@
+"""``showbot run | check | poll | ask | health``: the contract in DESIGN.md.
+
+Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
+error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
+tracebacks of unexpected errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+from bot.config import Config, Secrets, load_config
+from bot.errors import ConfigError, ShowbotError
+from bot.models import Caller, Platform, StoredItem
+
+log = logging.getLogger("showbot")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="showbot", description="A community bot for a creator's shows.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=None,
+                       help="TOML config (default ./config.toml, then config.example.toml)")
+
+    run = sub.add_parser("run", help="run the bot (console adapter when no chat token is set)")
+    with_config(run)
+    run.add_argument("--console", action="store_true", help="also start the console adapter")
+
+    check = sub.add_parser("check", help="validate the config and print a summary")
+    with_config(check)
+
+    poll = sub.add_parser("poll", help="poll now, store, queue; print what is new")
+    with_config(poll)
+    poll.add_argument("--source", help="only this source")
+    poll.add_argument("--json", action="store_true", help="print JSON")
+
+    ask = sub.add_parser("ask", help="answer TEXT as the bot would")
+    with_config(ask)
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.add_argument("--moderator", action="store_true", help="ask as a moderator")
+    ask.add_argument("text", nargs="+", help='e.g. "episodes on postgres"')
+
+    health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
+    with_config(health)
+    health.add_argument("--max-age", type=float, default=90.0,
+                        help="seconds a heartbeat stays fresh (default 90)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"showbot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO if args.command == "run" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
+        return handler[args.command](config, args)
+    except ConfigError as exc:
+        print(f"showbot: {exc}", file=sys.stderr)
+        return 2
+    except ShowbotError as exc:
+        print(f"showbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: one line, details only when asked
+        if os.environ.get("SHOWBOT_DEBUG"):
+            raise
+        print(f"showbot: internal error: {type(exc).__name__}: {exc} "
+              "(set SHOWBOT_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+# -- check ----------------------------------------------------------------------
+
+def _check(config: Config, args: argparse.Namespace) -> int:
+    secrets = Secrets.from_env()
+    print(f"config: {config.origin or '(defaults)'}")
+    print(f"storage: {config.storage_path}")
+    print(f"sources: {len(config.sources)}")
+    for s in config.sources:
+        where = s.url or f"@{s.handle} via {s.provider}"
+        print(f"  - {s.name} ({s.kind}, {s.content.value}, every {s.every_s}s): {where}")
+    print(f"routes: {len(config.routes)}")
+    for r in config.routes:
+        kinds = ", ".join(sorted(k.value for k in r.kinds))
+        print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" (mention {r.mention})" if r.mention else ""))
+    chat = [name for name, token in (("discord", secrets.discord_token),
+                                     ("slack", secrets.slack_bot_token)) if token]
+    print(f"adapters: {', '.join(chat) if chat else 'console (no chat token set)'}")
+    for platform, token_name in ((Platform.DISCORD, "DISCORD_TOKEN"), (Platform.SLACK, "SLACK_BOT_TOKEN")):
+        if any(r.platform == platform for r in config.routes) and platform.value not in chat:
+            print(f"note: routes for {platform.value} wait in the outbox until {token_name} is set")
+    if secrets.slack_bot_token and not secrets.slack_app_token and not secrets.slack_signing_secret:
+        raise ConfigError("SLACK_SIGNING_SECRET",
+                          "Slack HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for socket mode)")
+    print("ok")
+    return 0
+
+
+# -- poll -----------------------------------------------------------------------
+
+def item_json(stored: StoredItem) -> dict[str, Any]:
+    item = stored.item
+    return {
+        "title": item.title,
+        "url": item.link,
+        "kind": stored.kind.value,
+        "source": stored.source_name,
+        "published": _iso(item.published_at),
+        "duration_s": item.duration_s,
+        "chapters": [{"start_s": c.start_s, "title": c.title} for c in item.chapters],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _poll(config: Config, args: argparse.Namespace) -> int:
+    from bot.app import App
+
+    async def go() -> list[Any]:
+        async with await App.open(config) as app:
+            if args.source:
+                await app.store.get_source(args.source)  # NotFound -> exit 1 with a clear line
+            return await app.poll_now(args.source)
+
+    reports = asyncio.run(go())
+    if args.json:
+        print(json.dumps({"sources": [
+            {
+                "name": r.name,
+                "ok": r.ok,
+                "error": r.error,
+                "new": [item_json(i) for i in r.new],
+                "events": [{"kind": e.kind.value, "title": e.title, "url": e.url} for e in r.events],
+            }
+            for r in reports
+        ]}, ensure_ascii=False, indent=2))
+    else:
+        for r in reports:
+            if not r.ok:
+                print(f"{r.name}: FAILED: {r.error}")
+            elif r.unchanged:
+                print(f"{r.name}: unchanged")
+            else:
+                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce")
+                for e in r.events:
+                    print(f"  [{e.kind.value}] {e.title}  {e.url or ''}")
+    failed = [r for r in reports if not r.ok]
+    for r in failed:
+        print(f"showbot: source {r.name!r} failed: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- ask ------------------------------------------------------------------------
+
+def _ask(config: Config, args: argparse.Namespace) -> int:
+    from bot.app import App
+    from bot.plaintext import render_reply
+    from bot.replies import reply_to_json
+
+    text = " ".join(args.text)
+    caller = Caller(Platform.CONSOLE, "cli", "cli", is_moderator=args.moderator, display_name="cli")
+
+    async def go() -> Any:
+        async with await App.open(config) as app:
+            return await app.commands(text, caller)
+
+    reply = asyncio.run(go())
+    if args.json:
+        print(json.dumps(reply_to_json(reply), ensure_ascii=False, indent=2))
+    else:
+        print(render_reply(reply))
+    return 1 if reply.kind == "internal-error" else 0
+
+
+# -- run ------------------------------------------------------------------------
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    from bot.app import App, discover_adapter_factories
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        async with await App.open(config) as app:
+            log.info("showbot running with %d source(s); storage %s",
+                     len(await app.store.list_sources()), config.storage_path)
+            await app.run(stop, discover_adapter_factories(), force_console=args.console)
+        log.info("showbot stopped cleanly")
+
+    asyncio.run(go())
+    return 0
+
+
+# -- health ---------------------------------------------------------------------
+
+def _health(config: Config, args: argparse.Namespace) -> int:
+    from bot.app import heartbeat_path
+    from bot.clock import utc_now
+
+    path = heartbeat_path(config)
+    try:
+        beat = json.loads(path.read_text())
+        at = datetime.fromisoformat(beat["at"])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"showbot: unhealthy: no heartbeat at {path} ({exc})", file=sys.stderr)
+        return 1
+    age = utc_now() - at
+    if age > timedelta(seconds=args.max_age):
+        print(f"showbot: unhealthy: last heartbeat {age.total_seconds():.0f}s ago", file=sys.stderr)
+        return 1
+    down = [name for name, ok in beat.get("adapters", {}).items() if not ok]
+    if down:
+        print(f"showbot: unhealthy: adapter(s) down: {', '.join(down)}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Polling on a schedule: one apscheduler job per source.
+
+Each job fires at the source's interval (with jitter, so sources added
+together don't poll in lock-step); ``max_instances=1`` keeps one poll of a
+source at a time and ``coalesce`` folds missed runs into one. Backoff after
+failures is not a job change: the poller skips a fire time that comes before
+the source's stored ``next_poll_at``, so backoff survives restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.clock import Clock
+from bot.errors import NotFound, StorageError
+from bot.poller import Poller, PollReport
+from bot.storage import Store
+
+log = logging.getLogger("showbot.scheduler")
+
+JOB_PREFIX = "poll:"
+
+
+def jitter_s(every_s: int) -> int:
+    return int(min(every_s * 0.1, 60))
+
+
+class PollScheduler:
+    def __init__(
+        self,
+        store: Store,
+        poller: Poller,
+        *,
+        clock: Clock,
+        on_polled: Callable[[PollReport], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._poller = poller
+        self._clock = clock
+        self._on_polled = on_polled
+        self._scheduler: AsyncIOScheduler | None = None
+        self._intervals: dict[str, int] = {}
+
+    async def start(self) -> None:
+        self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
+        self._scheduler.start()
+        await self.sync()
+
+    async def sync(self) -> None:
+        """Make the jobs match the sources table (called after moderators
+        add, remove, pause or resume a source: no restart needed)."""
+        if self._scheduler is None:
+            return
+        wanted = {s.name: s.spec.every_s for s in await self._store.list_sources() if not s.paused}
+        for name in list(self._intervals):
+            if wanted.get(name) != self._intervals[name]:
+                self._scheduler.remove_job(JOB_PREFIX + name)
+                del self._intervals[name]
+        for name, every_s in wanted.items():
+            if name in self._intervals:
+                continue
+            self._scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(seconds=every_s, jitter=jitter_s(every_s), timezone="UTC"),
+                args=[name],
+                id=JOB_PREFIX + name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                # First poll soon after start, spread a little.
+                next_run_time=self._clock() + timedelta(seconds=len(self._intervals) % 10),
+            )
+            self._intervals[name] = every_s
+
+    async def _poll_job(self, name: str) -> None:
+        try:
+            report = await self._poller.poll(name)
+        except NotFound:
+            return  # removed between the fire time and now
+        except StorageError:
+            log.exception("poll of %s: storage error", name)
+            return
+        if self._on_polled is not None and not report.skipped:
+            self._on_polled(report)
+
+    def job_names(self) -> list[str]:
+        return sorted(self._intervals)
+
+    async def shutdown(self) -> None:
+        """Stop firing; polls in flight are cancelled (their transaction rolls back)."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self._intervals.clear()

@@ -1,0 +1,43 @@
+"""Helpers shared by the spine's tests: a store with a source, a route and a
+poll's worth of items, written through the real pipeline code."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bot.detect import decide
+from bot.models import ContentKind, EventKind, Item, Platform, SourceSpec
+from bot.storage import Store
+
+NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
+ALL_KINDS = frozenset(EventKind)
+
+
+def spec(name: str = "podcast", url: str = "https://example.com/rss", **kw: object) -> SourceSpec:
+    return SourceSpec(name=name, kind="rss", url=url, content=kw.pop("content", ContentKind.EPISODE), **kw)  # type: ignore[arg-type]
+
+
+def items(n: int, *, start: int = 0, now: datetime = NOW) -> list[Item]:
+    """n items, newest first like a feed, published one hour apart."""
+    return [
+        Item(title=f"Episode {i}", guid=f"g{i}", link=f"https://example.com/e/{i}",
+             published_at=now - timedelta(hours=n - i + start))
+        for i in reversed(range(start, start + n))
+    ]
+
+
+async def store_with_events(path: Path, n_events: int, routes: list[tuple[Platform, str]]) -> Store:
+    """A synced source plus ``n_events`` announced items routed to ``routes``."""
+    store = await Store.open(path)
+    for platform, channel in routes:
+        await store.upsert_route(platform, channel, ALL_KINDS, None, NOW)
+    source = await store.add_source(spec(), NOW)
+    first = decide(spec=source.spec, synced=False, known=[], fetched=items(2), now=NOW)
+    await store.apply_poll(source, first, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="a")
+    source = await store.get_source("podcast")
+    fresh = items(n_events, start=100)
+    second = decide(spec=source.spec, synced=True, known=await store.known_items(source.id),
+                    fetched=fresh, now=NOW)
+    await store.apply_poll(source, second, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="b")
+    return store

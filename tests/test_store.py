@@ -1,0 +1,105 @@
+"""The store's written contract: migrations, one transaction per poll, error mapping."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot.detect import Decision, EventIntent, decide
+from bot.errors import AlreadyExists, NotFound, StorageError
+from bot.models import EventKind, Platform
+from bot.storage import RouteSeed, Store
+from bot.storage.schema import SCHEMA_VERSION
+from tests.spine import ALL_KINDS, NOW, items, spec
+
+
+async def test_migrates_to_the_current_version_and_reopens(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with await Store.open(db):
+        pass
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+    async with await Store.open(db) as store:  # idempotent
+        assert await store.list_sources() == []
+
+
+async def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 999")
+    con.close()
+    with pytest.raises(StorageError, match="newer than this showbot"):
+        await Store.open(db)
+
+
+async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="storage error"):
+        await Store.open(db)
+
+
+async def test_duplicate_source_name_is_a_domain_error(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.db") as store:
+        await store.add_source(spec(), NOW)
+        with pytest.raises(AlreadyExists, match="podcast"):
+            await store.add_source(spec(), NOW)
+        with pytest.raises(NotFound):
+            await store.remove_source("nope")
+
+
+async def test_config_seeds_once_then_the_database_is_the_truth(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    route = RouteSeed(Platform.CONSOLE, "terminal", frozenset({EventKind.EPISODE}))
+    async with await Store.open(db) as store:
+        await store.seed([spec()], [route], NOW)
+        await store.remove_source("podcast")  # a moderator removes it
+        await store.upsert_route(Platform.CONSOLE, "terminal", ALL_KINDS, None, NOW)
+    async with await Store.open(db) as store:  # restart with the same config
+        await store.seed([spec(), spec("blog")], [route], NOW)
+        assert [s.name for s in await store.list_sources()] == ["blog"]
+        (r,) = await store.list_routes()
+        assert r.kinds == ALL_KINDS
+
+
+async def test_a_failed_poll_write_leaves_nothing_behind(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.db") as store:
+        await store.upsert_route(Platform.DISCORD, "c", ALL_KINDS, None, NOW)
+        source = await store.add_source(spec(), NOW)
+        good = decide(spec=source.spec, synced=False, known=[], fetched=items(3), now=NOW)
+        # An event pointing past the new items makes the write fail half-way.
+        broken = Decision(good.new_items, (), (EventIntent(EventKind.EPISODE, 99, "x", None),))
+        with pytest.raises(IndexError):
+            await store.apply_poll(source, broken, now=NOW, next_poll_at=NOW, etag='"v2"',
+                                   last_modified=None, body_hash="h2")
+        assert await store.count_items() == 0
+        after = await store.get_source("podcast")
+        assert after.etag is None and after.body_hash is None and not after.synced
+        assert await store.outbox_rows() == []
+
+
+async def test_items_fts_and_chapters_follow_edits(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bot.models import Chapter
+
+    async with await Store.open(tmp_path / "s.db") as store:
+        source = await store.add_source(spec(), NOW)
+        first = [replace(items(1)[0], title="Postgres locks", chapters=(Chapter(0, "Intro"), Chapter(90, "MVCC")))]
+        d = decide(spec=source.spec, synced=False, known=[], fetched=first, now=NOW)
+        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
+        source = await store.get_source("podcast")
+        edited = [replace(first[0], title="Postgres row locks", chapters=(Chapter(0, "Intro"),))]
+        d = decide(spec=source.spec, synced=True, known=await store.known_items(source.id), fetched=edited, now=NOW)
+        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="2")
+        (stored,) = await store.latest_items()
+        assert stored.item.title == "Postgres row locks" and stored.item.chapters == (Chapter(0, "Intro"),)
+        rows = await store._all("SELECT rowid, title, chapters FROM items_fts WHERE items_fts MATCH 'row'")
+        assert [(r[0], r[1], r[2]) for r in rows] == [(stored.id, "Postgres row locks", "Intro")]
+        assert await store._all("SELECT rowid FROM items_fts WHERE items_fts MATCH 'mvcc'") == []
