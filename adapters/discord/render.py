@@ -1,0 +1,310 @@
+"""Reply / Announcement -> Discord message parts. Pure: no I/O, no client.
+
+Discord's limits (https://discord.com/developers/docs/resources/message#embed-object-embed-limits)
+are enforced here, so a long feed description or 40 chapters can never make
+the API answer 400. Trimming happens between "atoms" (words, chapter lines,
+markdown links), so a cut never lands inside a link or a mention entity and
+never leaves a dangling escape backslash.
+
+Feed text is untrusted: every piece of it is passed through
+``discord.utils.escape_markdown`` and ``escape_mentions`` before it is shown.
+Escaping is defence in depth; what really stops pings is ``allowed_mentions``
+(set by the adapter on every send).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote, urlsplit
+
+import discord
+
+from bot.models import Announcement, Chapter, Reply, ReplyItem
+
+TITLE_MAX = 256
+DESCRIPTION_MAX = 4096
+FIELD_NAME_MAX = 256
+FIELD_VALUE_MAX = 1024
+FIELDS_MAX = 25
+FOOTER_MAX = 2048
+EMBEDS_MAX = 10
+EMBED_TOTAL_MAX = 6000  # summed over every embed of one message
+CONTENT_MAX = 2000
+SUMMARY_BUDGET = 1500  # keep room in the description for chapters
+ELLIPSIS = "…"
+
+# What find_delivered looks for in an announcement's footer.
+MARKER_PREFIX = "id:"
+
+_YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
+_WORD = re.compile(r"\S+\s*")
+
+
+@dataclass(slots=True)
+class RenderedMessage:
+    """Everything needed for one ``send``; the adapter adds allowed_mentions and the view."""
+
+    content: str | None
+    embeds: list[discord.Embed] = field(default_factory=list)
+    more: str | None = None
+    image_path: str | None = None
+    ephemeral: bool = False
+
+
+# --- small formatting helpers -------------------------------------------------
+
+
+def format_duration(seconds: int) -> str:
+    """2799 -> '46m 39s'; 3723 -> '1h 2m 3s'; 59 -> '59s'."""
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h}h {m}m {s}s"
+    if m:
+        return f"{m}m {s}s"
+    return f"{s}s"
+
+
+def format_clock(seconds: int) -> str:
+    """720 -> '12:00'; 3723 -> '1:02:03' (how chapter starts are written)."""
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def escape_text(text: str) -> str:
+    """Untrusted text made inert: no markdown, no mention entity."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+
+
+def escape_link_text(text: str) -> str:
+    """Text inside ``[...]``: brackets escaped too, so the link can't be closed early."""
+    return escape_text(text).replace("[", "\\[").replace("]", "\\]")
+
+
+def safe_url(url: str | None) -> str | None:
+    """An http(s) URL usable inside ``(...)`` of a markdown link, else None."""
+    if not url:
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    # Percent-encode what would end the markdown link target or break the URL.
+    return quote(url, safe=":/?#@!$&'*+,;=%~._-[]")
+
+
+def is_youtube(url: str) -> bool:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host in _YOUTUBE_HOSTS
+
+
+def chapter_url(url: str | None, start_s: int) -> str | None:
+    """A link that opens at the chapter: only YouTube understands ``t=``."""
+    url = safe_url(url)
+    if url is None or not is_youtube(url):
+        return None
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}t={int(start_s)}s"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut plain (already safe) text to ``limit`` chars, at a word boundary when possible."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ELLIPSIS):
+        return ELLIPSIS[:limit]
+    cut = text[: limit - len(ELLIPSIS)]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
+def fit_escaped(raw: str, limit: int) -> str:
+    """Escape ``raw`` and fit it in ``limit`` chars, cutting only between words.
+
+    Escaping happens per word, so a cut never splits ``\\*`` or a mention
+    entity. A single word longer than the budget is cut by characters of the
+    *raw* text and re-escaped, which keeps escapes whole too.
+    """
+    full = escape_text(raw)
+    if len(full) <= limit:
+        return full
+    budget = limit - len(ELLIPSIS)
+    if budget <= 0:
+        return ""
+    out = ""
+    for m in _WORD.finditer(raw):
+        piece = escape_text(m.group(0))
+        if len(out) + len(piece) > budget:
+            if not out:  # one giant word: cut the raw word, then escape
+                word = m.group(0)
+                lo, hi = 0, len(word)
+                while lo < hi:  # longest raw prefix whose escape fits
+                    mid = (lo + hi + 1) // 2
+                    if len(escape_text(word[:mid])) <= budget:
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                out = escape_text(word[:lo])
+            break
+        out += piece
+    return out.rstrip() + ELLIPSIS
+
+
+def chapter_line(url: str | None, chapter: Chapter) -> str:
+    """'[12:00 VMA areas](https://youtu.be/x?t=720s)', or plain text if no timed link exists."""
+    label = f"{format_clock(chapter.start_s)} {chapter.title}".strip()
+    link = chapter_url(url, chapter.start_s)
+    if link is None:
+        return escape_text(truncate(label, 200))
+    return f"[{escape_link_text(truncate(label, 200))}]({link})"
+
+
+def join_atoms(atoms: list[str], limit: int, *, sep: str = "\n") -> str:
+    """Join whole atoms while they fit; say how many were left out."""
+    out: list[str] = []
+    used = 0
+    for i, atom in enumerate(atoms):
+        extra = len(atom) + (len(sep) if out else 0)
+        if used + extra > limit:
+            rest = len(atoms) - i
+            note = f"{ELLIPSIS} and {rest} more"
+            while out and used + len(sep) + len(note) > limit:
+                used -= len(out.pop()) + (len(sep) if out else 0)
+                rest += 1
+                note = f"{ELLIPSIS} and {rest} more"
+            if used + len(sep) + len(note) <= limit:
+                out.append(note)
+            break
+        out.append(atom)
+        used += extra
+    return sep.join(out)
+
+
+# --- embeds -------------------------------------------------------------------
+
+
+def _description(summary: str, url: str | None, chapters: tuple[Chapter, ...]) -> str:
+    parts: list[str] = []
+    if summary.strip():
+        parts.append(fit_escaped(" ".join(summary.split()), SUMMARY_BUDGET))
+    if chapters:
+        lines = [chapter_line(url, c) for c in chapters]
+        used = sum(len(p) + 2 for p in parts)
+        block = join_atoms(lines, DESCRIPTION_MAX - used - len("**Chapters**\n"))
+        if block:
+            parts.append("**Chapters**\n" + block)
+    return "\n\n".join(parts)[:DESCRIPTION_MAX]
+
+
+def item_embed(item: ReplyItem) -> discord.Embed:
+    url = safe_url(item.url)
+    embed = discord.Embed(
+        title=fit_escaped(item.title or "(untitled)", TITLE_MAX),
+        url=url,
+        description=_description(item.summary, url, item.chapters) or None,
+        timestamp=item.published_at if isinstance(item.published_at, datetime) else None,
+    )
+    fields: list[tuple[str, str]] = []
+    if item.kind:
+        fields.append(("Kind", escape_text(item.kind)))
+    if item.source:
+        fields.append(("Source", escape_text(item.source)))
+    if item.duration_s:
+        fields.append(("Duration", format_duration(item.duration_s)))
+    for name, value in fields[:FIELDS_MAX]:
+        embed.add_field(name=name[:FIELD_NAME_MAX], value=truncate(value, FIELD_VALUE_MAX), inline=True)
+    thumb = safe_url(item.image_url)
+    if thumb:
+        embed.set_thumbnail(url=thumb)
+    return embed
+
+
+def fit_embeds(embeds: list[discord.Embed]) -> list[discord.Embed]:
+    """At most 10 embeds whose text totals at most 6000 chars (Discord counts title,
+    description, field names/values, footer and author)."""
+    out: list[discord.Embed] = []
+    total = 0
+    for embed in embeds[:EMBEDS_MAX]:
+        size = len(embed)
+        if total + size > EMBED_TOTAL_MAX:
+            room = EMBED_TOTAL_MAX - total - (size - len(embed.description or ""))
+            if out or room < 200:
+                break  # drop this and later items rather than mangling them
+            embed.description = join_atoms((embed.description or "").split("\n"), room) or None
+            size = len(embed)
+        out.append(embed)
+        total += size
+    return out
+
+
+def render_reply(reply: Reply) -> RenderedMessage:
+    embeds = fit_embeds([item_embed(i) for i in reply.items])
+    content = escape_text(reply.text) if reply.text else ""
+    if len(embeds) < len(reply.items):
+        content += f"\n(showing {len(embeds)} of {len(reply.items)})"
+    content = truncate(content.strip(), CONTENT_MAX) or None
+    if content is None and not embeds:
+        content = "(nothing to show)"
+    return RenderedMessage(
+        content=content,
+        embeds=embeds,
+        more=reply.more,
+        image_path=reply.image_path,
+        ephemeral=reply.ephemeral,
+    )
+
+
+# --- announcements ------------------------------------------------------------
+
+
+def delivery_marker(idempotency_key: str) -> str:
+    """The text an announcement carries so ``find_delivered`` can recognise it."""
+    return f"{MARKER_PREFIX}{idempotency_key}"
+
+
+def announcement_embed(announcement: Announcement) -> discord.Embed:
+    event = announcement.event
+    if announcement.item is not None:
+        stored = announcement.item
+        it = stored.item
+        reply_item = ReplyItem(
+            title=it.title or event.title,
+            url=it.link or event.url,
+            kind=stored.kind.value,
+            source=stored.source_name,
+            published_at=it.published_at,
+            duration_s=it.duration_s,
+            chapters=it.chapters,
+            summary=it.summary,
+            image_url=it.image_url,
+        )
+        embed = item_embed(reply_item)
+    else:
+        text = event.payload.get("text") or event.payload.get("summary") or ""
+        embed = discord.Embed(
+            title=fit_escaped(event.title or event.kind.value, TITLE_MAX),
+            url=safe_url(event.url),
+            description=fit_escaped(str(text), DESCRIPTION_MAX) if text else None,
+            timestamp=event.created_at,
+        )
+    embed.set_author(name=f"New {event.kind.value}")
+    embed.set_footer(text=truncate(delivery_marker(announcement.idempotency_key), FOOTER_MAX))
+    return fit_embeds([embed])[0]
+
+
+def announcement_content(announcement: Announcement) -> str | None:
+    """Only the configured role is ever written as a mention."""
+    role = announcement.route.mention
+    if role and role.isdigit():
+        return f"<@&{role}>"
+    return None
