@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bot.models import ContentKind, EventKind, Item, Route, SourceSpec
+from bot.models import EventKind, Item, Route, SourceSpec
 
 # Query parameters that vary per share and never identify content.
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|source|si)$", re.I)
@@ -129,22 +129,31 @@ BookMatcher = Callable[[Item], bool]
 ItemFilter = Callable[[Item], bool]
 
 
+# How much of a description counts as what an item is "about".
+BOOK_OPENING_CHARS = 200
+
+
 def make_book_matcher(keywords: Iterable[str], links: Iterable[str] = ()) -> BookMatcher:
-    """Book news: the title or description mentions a keyword (whole words,
-    case-insensitive) or links to one of the book's links."""
+    """Book news: the title, or the opening of the description, mentions a
+    keyword (whole words, case-insensitive) or one of the book's links.
+
+    Only the opening counts because the creator plugs the book at the end of
+    every description ("My Book, Root Cause ... https://amzn.to/..."): an
+    episode about page tables is not book news.
+    """
     words = [k for k in (k.strip() for k in keywords) if k]
-    link_keys = [n for n in (normalize_link(u) for u in links) if n]
+    link_keys = [n.casefold() for n in (normalize_link(u) for u in links) if n]
     pattern = (
         re.compile(r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.I)
         if words else None
     )
 
     def matches(item: Item) -> bool:
-        text = f"{item.title}\n{item.summary}"
+        text = f"{item.title}\n{item.summary[:BOOK_OPENING_CHARS]}"
         if pattern is not None and pattern.search(text):
             return True
         folded = text.casefold()
-        return any(link.casefold() in folded for link in link_keys)
+        return any(link in folded for link in link_keys)
 
     return matches
 
@@ -274,7 +283,3 @@ def plan_deliveries(
                 served.add(item_key)
             plan.append((index, route))
     return plan
-
-
-def is_content_kind(kind: EventKind) -> bool:
-    return kind.value in {c.value for c in ContentKind}

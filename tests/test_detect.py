@@ -165,6 +165,17 @@ def test_book_matcher_matches_whole_words_only() -> None:
     assert not is_book(Item(title="Rootcause"))
 
 
+def test_the_book_plug_at_the_end_of_every_description_is_not_book_news() -> None:
+    is_book = make_book_matcher(["Root Cause"], ["https://amzn.to/4cKfZhe"])
+    plug = ("An aws engineer discovered a 50% regression in postgres throughput while testing the new "
+            "Linux 7.0 kernel. The cause turns out to be massive TLB and page faults. Intermediate and "
+            "Advanced Backend Engineering Course Bundle https://courses.husseinnasser.com/bundle My Book, "
+            "Root Cause: Stories and Lessons from Two Decades of Backend Engineering Bugs https://amzn.to/4cKfZhe")
+    assert not is_book(Item(title="Postgres is half as fast in Linux 7.0", summary=plug))
+    about = "I wrote a new book that has been in the works for years. It is called Root Cause , and it is for"
+    assert is_book(Item(title="My new book", summary=about))
+
+
 def test_content_hash_ignores_dates_but_sees_edits() -> None:
     a = episode(1)
     assert content_hash(a) == content_hash(replace(a, published_at=NOW - timedelta(days=9)))

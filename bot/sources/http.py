@@ -190,6 +190,8 @@ def _parse_url(url: str) -> URL:
         parsed = URL(url.strip())
     except (ValueError, TypeError) as exc:
         raise FetchError(f"invalid URL {url[:200]!r}: {exc}") from None
+    if parsed.scheme and parsed.scheme not in ("http", "https"):
+        _check_url(parsed, allow_private=False)  # raises the scheme error
     if not parsed.is_absolute():
         raise FetchError(f"invalid URL {url[:200]!r}: not absolute")
     return parsed

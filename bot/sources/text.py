@@ -31,34 +31,53 @@ _ANY_SPACE = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
-    """Collects the text of an HTML fragment, turning block ends into newlines."""
+    """Collects the text of an HTML fragment, turning block edges into line breaks.
+
+    Breaks are kept as ints (newline counts) and merged, so "</li><li>" is
+    one line break and "</p>\n<p>" one blank line, not three.
+    """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
+        self.parts: list[str | int] = []
         self._skipping = 0
+
+    def _break(self, newlines: int) -> None:
+        if self.parts and isinstance(self.parts[-1], int):
+            self.parts[-1] = max(self.parts[-1], newlines)
+        else:
+            self.parts.append(newlines)
+
+    def _block(self, tag: str) -> None:
+        self._break(2 if tag in _PARAGRAPH_TAGS else 1)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP_TAGS:
             self._skipping += 1
         elif tag == "br":
-            self.parts.append("\n")
+            self.parts.append(1)  # consecutive <br>s are deliberate: not merged
         elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n" if tag in _PARAGRAPH_TAGS else "\n")
+            self._block(tag)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "br":
-            self.parts.append("\n")
+            self.parts.append(1)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_TAGS:
             self._skipping = max(0, self._skipping - 1)
         elif tag in _BLOCK_TAGS:
-            self.parts.append("\n\n" if tag in _PARAGRAPH_TAGS else "\n")
+            self._block(tag)
 
     def handle_data(self, data: str) -> None:
-        if not self._skipping:
-            self.parts.append(data)
+        if self._skipping:
+            return
+        if not data.strip() and self.parts and isinstance(self.parts[-1], int):
+            return  # source indentation between blocks
+        self.parts.append(data)
+
+    def text(self) -> str:
+        return "".join("\n" * p if isinstance(p, int) else p for p in self.parts)
 
 
 def normalize_space(text: str) -> str:
@@ -91,15 +110,15 @@ def strip_html(html: str) -> str:
         parser.close()
     except Exception:  # HTMLParser is lenient, but never let feed text crash us
         return normalize_space(unescape(re.sub(r"<[^>]*>", " ", html)))
-    return normalize_space("".join(parser.parts))
+    return normalize_space(parser.text())
 
 
 # ----------------------------------------------------------------------- durations
 
-# Bounded digit counts: int() of a 5,000-digit string raises in Python 3.11,
+# ASCII digits only (\d would also take Arabic-Indic digits). Bounded digit counts: int() of a 5,000-digit string raises in Python 3.11,
 # and no episode lasts longer than a few days anyway.
-_SECONDS_ONLY = re.compile(r"^(\d{1,9})(?:\.\d{1,9})?$")
-_CLOCK = re.compile(r"^(?:(\d{1,4}):)?(\d{1,4}):(\d{1,2})(?:\.\d{1,9})?$")
+_SECONDS_ONLY = re.compile(r"^(\d{1,9})(?:\.\d{1,9})?$", re.ASCII)
+_CLOCK = re.compile(r"^(?:(\d{1,4}):)?(\d{1,4}):(\d{1,2})(?:\.\d{1,9})?$", re.ASCII)
 
 
 def parse_duration_text(value: object) -> int | None:
@@ -135,7 +154,7 @@ def parse_duration_text(value: object) -> int | None:
 # "210:14" is not read as "10:14"), H:MM:SS or M:SS / MM:SS. A letter right
 # before it is allowed: descriptions copied from YouTube often lose the line
 # breaks, giving "Intro2:30 The Discovery".
-_TIMESTAMP = re.compile(r"(?<![\d:])(?:(\d{1,2}):)?(\d{1,2}):(\d{2})(?![\d:])")
+_TIMESTAMP = re.compile(r"(?<![\d:])(?:(\d{1,2}):)?(\d{1,2}):(\d{2})(?![\d:])", re.ASCII)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 # Characters used only as decoration in chapter lists ("Page Tables ⁃ ⁃ ⁃").
 _BULLET_TOKEN = re.compile(r"(?:(?<=\s)|^)[⁃•·▪►▸◦●○■□➤→✅✔️🔹🔸]+(?=\s|$)")
