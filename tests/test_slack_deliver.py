@@ -1,0 +1,177 @@
+"""Announcements: deliver() / find_delivered() against the stub Web API, through the real slack_sdk."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import datetime, timezone
+
+import pytest
+
+from adapters.slack import SlackAdapter
+from bot.config import SlackConfig
+from bot.errors import DeliveryError
+from bot.models import (
+    Announcement,
+    Chapter,
+    ContentKind,
+    Delivered,
+    Event,
+    EventKind,
+    Item,
+    Platform,
+    Route,
+    StoredItem,
+)
+from tests.slack_stub import RecordingHandler, SlackStub, stub  # noqa: F401 - fixture
+
+EVIL = "<!channel> & <b>x</b> <@U123>"
+WHEN = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def announcement(channel: str = "C1", *, key: str = "ev7:route3", mention: str | None = None) -> Announcement:
+    item = Item(
+        title=EVIL,
+        link="https://www.youtube.com/watch?v=abc",
+        summary="<!here> summary",
+        published_at=WHEN,
+        duration_s=2799,
+        chapters=(Chapter(754, "MVCC"),),
+    )
+    return Announcement(
+        outbox_id=1,
+        idempotency_key=key,
+        event=Event(id=7, kind=EventKind.VIDEO, title=EVIL, url=item.link, created_at=WHEN, item_id=1),
+        route=Route(3, Platform.SLACK, channel, frozenset({EventKind.VIDEO}), mention=mention),
+        item=StoredItem(1, "youtube", ContentKind.VIDEO, "yt:abc", item, WHEN),
+    )
+
+
+def make(stub: SlackStub, **kwargs: object) -> tuple[SlackAdapter, list[float]]:  # noqa: F811
+    sleeps: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    adapter = SlackAdapter(
+        SlackConfig(mode="http", api_base_url=stub.api_base_url),
+        bot_token="xoxb-test",
+        handler=RecordingHandler(),
+        signing_secret="s",
+        rate_limit_sleep=fake_sleep,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return adapter, sleeps
+
+
+def posted_json(stub: SlackStub) -> list[dict]:  # noqa: F811
+    return [c.args for c in stub.calls_to("chat.postMessage")]
+
+
+async def test_deliver_posts_escaped_blocks_with_metadata(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    delivered = await adapter.deliver(announcement())
+    [sent] = posted_json(stub)
+    assert delivered == Delivered(message_id=stub.history["C1"][0]["ts"])
+    assert sent["channel"] == "C1"
+    assert sent["metadata"] == {
+        "event_type": "showbot_announcement",
+        "event_payload": {"key": "ev7:route3", "event_id": 7},
+    }
+    assert sent["unfurl_links"] is False and sent["unfurl_media"] is False
+    assert sent["text"].startswith("New video: &lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;")
+    dumped = json.dumps(sent)
+    for bad in ("<!channel>", "<!here>", "<@U123>", "<b>", "<!subteam"):
+        assert bad not in dumped
+    assert "&lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;" in sent["blocks"][1]["text"]["text"]
+
+
+async def test_mention_only_when_the_route_sets_a_user_group(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    await adapter.deliver(announcement(mention="S0DEVS"))
+    [sent] = posted_json(stub)
+    assert sent["text"].startswith("<!subteam^S0DEVS> New video:")
+    assert sent["blocks"][1]["text"]["text"].startswith("<!subteam^S0DEVS> ")
+    assert json.dumps(sent).count("<!") == 2  # the group, in the text and in the block; nothing else
+
+
+async def test_dm_route_opens_the_conversation(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    await adapter.deliver(announcement("user:U77"))
+    await adapter.deliver(announcement("user:U77", key="ev8:dm"))
+    assert [c.args["users"] for c in stub.calls_to("conversations.open")] == ["U77"]  # opened once
+    assert [a["channel"] for a in posted_json(stub)] == ["DU77", "DU77"]
+
+
+async def test_429_is_retried_honouring_retry_after_and_posts_once(stub: SlackStub) -> None:  # noqa: F811
+    adapter, sleeps = make(stub)
+    stub.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    delivered = await adapter.deliver(announcement())
+    assert sleeps == [1.0]  # slack_sdk's retry handler waited what Slack asked
+    assert len(stub.calls_to("chat.postMessage")) == 2  # the refused attempt + the retry
+    assert len(stub.history["C1"]) == 1 and delivered.message_id == stub.history["C1"][0]["ts"]
+
+
+async def test_429_after_retries_becomes_delivery_error_with_retry_after(stub: SlackStub) -> None:  # noqa: F811
+    adapter, sleeps = make(stub, rate_limit_retries=2)
+    stub.script("chat.postMessage", status=429, headers={"Retry-After": "7"}, times=3)
+    with pytest.raises(DeliveryError) as info:
+        await adapter.deliver(announcement())
+    assert info.value.retry_after == 7.0 and not info.value.permanent
+    assert sleeps == [7.0, 7.0] and "C1" not in stub.history
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived", "account_inactive", "invalid_auth"])
+async def test_permanent_errors(stub: SlackStub, error: str) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    stub.script("chat.postMessage", body={"ok": False, "error": error})
+    with pytest.raises(DeliveryError) as info:
+        await adapter.deliver(announcement())
+    assert info.value.permanent and error in str(info.value) and "C1" in str(info.value)
+
+
+async def test_other_errors_are_transient(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    stub.script("chat.postMessage", body={"ok": False, "error": "internal_error"})
+    with pytest.raises(DeliveryError) as info:
+        await adapter.deliver(announcement())
+    assert not info.value.permanent and info.value.retry_after is None
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connection refused
+    offline = SlackAdapter(
+        SlackConfig(mode="http", api_base_url=f"http://127.0.0.1:{port}/api/"),
+        bot_token="xoxb-test",
+        handler=RecordingHandler(),
+        signing_secret="s",
+    )
+    with pytest.raises(DeliveryError) as info:
+        await offline.deliver(announcement())
+    assert not info.value.permanent and "xoxb" not in str(info.value)
+
+
+async def test_crash_between_send_and_record_is_found_by_a_new_adapter(stub: SlackStub) -> None:  # noqa: F811
+    first, _ = make(stub)
+    delivered = await first.deliver(announcement(key="ev7:route3"))
+    await first.deliver(announcement(key="ev9:route3"))  # another one after it
+    # the process dies before the outbox records `delivered`; a new one starts
+    second, _ = make(stub)
+    found = await second.find_delivered(announcement(key="ev7:route3"))
+    assert found == delivered
+    [history] = stub.calls_to("conversations.history")
+    assert history.args["channel"] == "C1" and history.args["limit"] == "50"
+    assert history.args["include_all_metadata"] in ("1", "true")
+    assert await second.find_delivered(announcement(key="ev1:never-sent")) is None
+    assert len(stub.calls_to("chat.postMessage")) == 2  # nothing was posted again
+
+
+async def test_find_delivered_when_history_is_unreadable_returns_none(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    stub.script("conversations.history", body={"ok": False, "error": "missing_scope"})
+    assert await adapter.find_delivered(announcement()) is None
+    stub.script("conversations.history", status=429, headers={"Retry-After": "3"}, times=3)
+    with pytest.raises(DeliveryError) as info:
+        await adapter.find_delivered(announcement())
+    assert info.value.retry_after == 3.0

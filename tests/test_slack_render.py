@@ -1,0 +1,216 @@
+"""Pure rendering: Block Kit shape, escaping, limits, trimming."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.slack.mrkdwn import (
+    escape,
+    inbound_text,
+    link,
+    strip_bot_mention,
+    subteam_id,
+    trim_mrkdwn,
+)
+from adapters.slack.render import (
+    MAX_BLOCKS,
+    MORE_ACTION_ID,
+    chapter_url,
+    format_duration,
+    render_announcement,
+    render_reply,
+)
+from bot.models import (
+    Announcement,
+    Chapter,
+    ContentKind,
+    Event,
+    EventKind,
+    Item,
+    Platform,
+    Reply,
+    ReplyItem,
+    Route,
+    StoredItem,
+)
+
+EVIL = "<!channel> & <b>x</b> <@U123>"
+WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+# What may appear between < and > in our output: links we built and the one mention we add.
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+def unsafe_sequences(mrkdwn: str) -> list[str]:
+    """Every <...> that is not an http(s) link: a mention or a link Slack would act on."""
+    return [m for m in _ANGLE.findall(mrkdwn) if not re.match(r"^https?://", m)]
+
+
+def all_texts(message: dict) -> list[str]:
+    out = [message["text"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in ("mrkdwn", "plain_text") and "text" in node:
+                out.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(message["blocks"])
+    return out
+
+
+def test_escape_and_link() -> None:
+    assert escape(EVIL) == "&lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;"
+    assert link("https://e.com/a?b=1&c=2", EVIL) == (
+        "<https://e.com/a?b=1&amp;c=2|&lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;>"
+    )
+    # not an http(s) URL, or one that would break out of <url|label>: no link at all
+    assert link("javascript:alert(1)", "t") == "t"
+    assert link("https://e.com/a|<!here>", "t") == "t"
+
+
+def test_format_duration_and_chapter_links() -> None:
+    assert format_duration(2799) == "46m 39s"
+    assert format_duration(3723) == "1h 2m 3s"
+    assert format_duration(39) == "39s"
+    assert chapter_url("https://www.youtube.com/watch?v=abc", 754) == "https://www.youtube.com/watch?v=abc&t=754s"
+    assert chapter_url("https://youtu.be/abc", 60) == "https://youtu.be/abc?t=60s"
+    assert chapter_url("https://podcasters.spotify.com/ep/1", 60) is None
+
+
+def test_reply_blocks_items_context_chapters_and_more() -> None:
+    reply = Reply(
+        kind="search",
+        text="Episodes on postgres",
+        items=(
+            ReplyItem(
+                title=EVIL,
+                url="https://www.youtube.com/watch?v=abc",
+                kind="video",
+                source="youtube",
+                published_at=WHEN,
+                duration_s=2799,
+                chapters=(Chapter(754, "MVCC <and> vacuum"),),
+                summary="A summary with <!here> in it",
+                image_url="https://i.ytimg.com/vi/abc/hq.jpg",
+            ),
+        ),
+        more="episodes on postgres page 2",
+    )
+    msg = render_reply(reply)
+    blocks = msg["blocks"]
+    assert blocks[0]["text"]["text"] == "Episodes on postgres"
+    item = blocks[1]
+    assert item["text"]["text"].startswith(
+        "*<https://www.youtube.com/watch?v=abc|&lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;>*"
+    )
+    assert item["accessory"]["image_url"] == "https://i.ytimg.com/vi/abc/hq.jpg"
+    assert blocks[2] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "video · youtube · 2024-05-01 · 46m 39s"}],
+    }
+    assert "<https://www.youtube.com/watch?v=abc&amp;t=754s|12:34> MVCC &lt;and&gt; vacuum" in blocks[3]["text"]["text"]
+    button = blocks[-1]["elements"][0]
+    assert button["action_id"] == MORE_ACTION_ID and button["value"] == "episodes on postgres page 2"
+    assert msg["text"].startswith("Episodes on postgres")
+    for text in all_texts(msg):
+        assert unsafe_sequences(text) == [], text
+    assert "<!channel>" not in json.dumps(msg) and "<@U123>" not in json.dumps(msg)
+
+
+def test_reply_respects_block_kit_limits() -> None:
+    chapters = tuple(Chapter(i * 60, f"chapter {i} " + "&" * 50) for i in range(30))
+    items = tuple(
+        ReplyItem(
+            title="T&" * 400,
+            url=f"https://youtu.be/v{i}",
+            kind="video",
+            source="yt",
+            duration_s=100,
+            chapters=chapters,
+            summary="<s>" * 2000,
+        )
+        for i in range(40)
+    )
+    msg = render_reply(Reply(kind="search", text="x" * 9000 + "\n" + "<&>" * 3000, items=items, more="more"))
+    blocks = msg["blocks"]
+    assert len(blocks) <= MAX_BLOCKS
+    assert blocks[-1]["type"] == "actions"  # the button survives trimming
+    assert any("more not shown" in b["elements"][0]["text"] for b in blocks if b["type"] == "context")
+    for b in blocks:
+        if b["type"] == "section":
+            assert 0 < len(b["text"]["text"]) <= 3000
+    assert len(msg["text"]) <= 3000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab<>&|@!; ", max_size=80), st.integers(min_value=1, max_value=60))
+def test_trim_never_cuts_an_escape_or_a_link(text: str, limit: int) -> None:
+    escaped = f"{escape(text)} {link('https://e.com/?a=1&b=2', text)} {escape(text)}"
+    trimmed = trim_mrkdwn(escaped, limit)
+    assert len(trimmed) <= max(limit, 1)
+    # every & starts a whole entity, every < ... > is a whole link we built
+    assert re.fullmatch(r"(?:[^&<>]|&(?:amp|lt|gt);|<https://e\.com/\?a=1&amp;b=2\|[^<>]*>)*…?", trimmed)
+
+
+def _announcement(mention: str | None, title: str = EVIL) -> Announcement:
+    item = Item(
+        title=title,
+        link="https://www.youtube.com/watch?v=abc",
+        summary="<!everyone> summary",
+        published_at=WHEN,
+        duration_s=2799,
+        image_url="https://i.ytimg.com/x.jpg",
+        chapters=(Chapter(0, "Intro"), Chapter(754, "MVCC")),
+    )
+    return Announcement(
+        outbox_id=1,
+        idempotency_key="ev7:route3",
+        event=Event(id=7, kind=EventKind.VIDEO, title=title, url=item.link, created_at=WHEN, item_id=1),
+        route=Route(id=3, platform=Platform.SLACK, channel="C1", kinds=frozenset({EventKind.VIDEO}), mention=mention),
+        item=StoredItem(1, "youtube", ContentKind.VIDEO, "yt:abc", item, WHEN),
+    )
+
+
+def test_announcement_escapes_feed_text_and_mentions_only_the_group() -> None:
+    msg = render_announcement(_announcement(None))
+    dumped = json.dumps(msg)
+    for bad in ("<!channel>", "<!here>", "<!everyone>", "<@U123>", "<b>", "<!subteam"):
+        assert bad not in dumped
+    assert "&lt;!channel&gt; &amp; &lt;b&gt;x&lt;/b&gt; &lt;@U123&gt;" in msg["blocks"][1]["text"]["text"]
+    assert msg["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": "New video", "emoji": True}}
+    assert "youtube · 2024-05-01 · 46m 39s" in msg["blocks"][2]["elements"][0]["text"]
+    assert msg["text"].startswith("New video: &lt;!channel&gt;")
+    for text in all_texts(msg):
+        assert unsafe_sequences(text) == [], text
+
+    with_group = render_announcement(_announcement("S0ROLE1"))
+    assert with_group["text"].startswith("<!subteam^S0ROLE1> New video:")
+    assert with_group["blocks"][1]["text"]["text"].startswith("<!subteam^S0ROLE1> *<https://")
+    for text in all_texts(with_group):
+        assert unsafe_sequences(text) in ([], ["!subteam^S0ROLE1"]), text
+    # anything that is not a user-group id is not turned into a mention
+    assert "<!" not in json.dumps(render_announcement(_announcement("everyone")))
+
+
+def test_inbound_text_and_mentions() -> None:
+    assert strip_bot_mention("<@UBOT> episodes on postgres", "UBOT") == "episodes on postgres"
+    assert strip_bot_mention("<@UBOT|showbot>   latest", "UBOT") == "latest"
+    assert strip_bot_mention("<@UX1> latest", None) == "latest"
+    assert inbound_text("feed add <https://e.com/rss?a=1&amp;b=2> as article") == (
+        "feed add https://e.com/rss?a=1&b=2 as article"
+    )
+    assert inbound_text("announce episode here mention <!subteam^S01AB|@devs>") == (
+        "announce episode here mention S01AB"
+    )
+    assert inbound_text("search a &amp; b &lt;c&gt;") == "search a & b <c>"
+    assert subteam_id("<!subteam^S01AB|@devs>") == "S01AB" and subteam_id("everyone") is None
