@@ -6,6 +6,7 @@ escapes to the scheduler, so one broken source cannot stop the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -86,8 +87,10 @@ class Poller:
             )
             return PollReport(source.name, ok=True, unchanged=True)
         known = await self._store.known_items(source.id)
-        decision = decide(
-            spec=source.spec, synced=source.synced, known=known, fetched=fetched.items,
+        # Pure but not free (hashing every item): off the loop, so a
+        # 500-item first poll does not stall chat replies.
+        decision = await asyncio.to_thread(
+            decide, spec=source.spec, synced=source.synced, known=known, fetched=fetched.items,
             now=now, is_book_news=self._is_book_news,
         )
         written = await self._store.apply_poll(

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
-from bot.detect import Decision, KnownItem, plan_deliveries
+from bot.detect import Decision, KnownItem, NewItem, plan_deliveries
 from bot.errors import AlreadyExists, NotFound, StorageError
 from bot.models import (
     Chapter,
@@ -319,12 +319,11 @@ class Store:
         rows = 0
         kind = source.spec.content
         async with self._tx(f"storing a poll of {source.name!r}") as db:
-            item_ids: list[int] = []
-            for new in decision.new_items:
-                item_id = await _insert_item(db, source.id, kind, new.identity, new.item,
-                                             new.norm_link, new.title_key, new.content_hash, now)
-                item_ids.append(item_id)
-                new_stored.append(StoredItem(item_id, source.name, kind, new.identity, new.item, now))
+            item_ids = await _insert_items(db, source.id, kind, decision.new_items, now)
+            new_stored = [
+                StoredItem(item_id, source.name, kind, new.identity, new.item, now)
+                for item_id, new in zip(item_ids, decision.new_items)
+            ]
             for upd in decision.updates:
                 await _update_item(db, upd.item_id, upd.identity, upd.item, upd.content_hash)
 
@@ -552,23 +551,47 @@ def _split_sql(script: str) -> list[str]:
     return [s for s in statements if s.strip(" ;\n")]
 
 
-async def _insert_item(
-    db: aiosqlite.Connection, source_id: int, kind: ContentKind, identity: str, item: Item,
-    norm_link: str | None, title_key: str | None, chash: str, now: datetime,
-) -> int:
-    cur = await db.execute(
-        "INSERT INTO items (source_id, identity, guid, link, norm_link, title_key, content_hash, kind, "
-        "title, summary, published_at, updated_at, first_seen_at, duration_s, episode_number, "
-        "enclosure_url, image_url, video_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (source_id, identity, item.guid, item.link, norm_link, title_key, chash, kind.value,
-         item.title, item.summary, to_db_time(item.published_at), to_db_time(item.updated_at),
-         to_db_time(now), item.duration_s, item.episode_number, item.enclosure_url,
-         item.image_url, item.video_id),
+_INSERT_ITEM = (
+    "INSERT INTO items (source_id, identity, guid, link, norm_link, title_key, content_hash, kind, "
+    "title, summary, published_at, updated_at, first_seen_at, duration_s, episode_number, "
+    "enclosure_url, image_url, video_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def _insert_items(
+    db: aiosqlite.Connection, source_id: int, kind: ContentKind, new_items: Sequence[NewItem],
+    now: datetime,
+) -> list[int]:
+    """Insert a poll's new items with their chapters and FTS rows in a few
+    batched statements (each await is a hop to aiosqlite's thread; 540 items
+    one by one cost more than parsing them). Returns ids in input order."""
+    if not new_items:
+        return []
+    seen = to_db_time(now)
+    await db.executemany(_INSERT_ITEM, [
+        (source_id, n.identity, n.item.guid, n.item.link, n.norm_link, n.title_key, n.content_hash,
+         kind.value, n.item.title, n.item.summary, to_db_time(n.item.published_at),
+         to_db_time(n.item.updated_at), seen, n.item.duration_s, n.item.episode_number,
+         n.item.enclosure_url, n.item.image_url, n.item.video_id)
+        for n in new_items
+    ])
+    async with db.execute("SELECT identity, id FROM items WHERE source_id = ?", (source_id,)) as cur:
+        ids = {identity: item_id for identity, item_id in await cur.fetchall()}
+    item_ids = [ids[n.identity] for n in new_items]
+    await db.executemany(
+        "INSERT INTO chapters (item_id, position, start_s, title) VALUES (?, ?, ?, ?)",
+        [(item_id, i, c.start_s, c.title)
+         for item_id, n in zip(item_ids, new_items) for i, c in enumerate(n.item.chapters)],
     )
-    item_id = cur.lastrowid
-    assert item_id is not None
-    await _write_chapters_and_fts(db, item_id, item, replace=False)
-    return item_id
+    await db.executemany(
+        "INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (?, ?, ?, ?)",
+        [(item_id, *_fts_columns(n.item)) for item_id, n in zip(item_ids, new_items)],
+    )
+    return item_ids
+
+
+def _fts_columns(item: Item) -> tuple[str, str, str]:
+    return item.title, "\n".join(c.title for c in item.chapters), item.summary
 
 
 async def _update_item(
@@ -598,7 +621,7 @@ async def _write_chapters_and_fts(
         )
     await db.execute(
         "INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (?, ?, ?, ?)",
-        (item_id, item.title, "\n".join(c.title for c in item.chapters), item.summary),
+        (item_id, *_fts_columns(item)),
     )
 
 
