@@ -386,6 +386,10 @@ def _json_post(raw: Any, handle: str, where: str) -> Item:
     )
 
 
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def snapshot_to_json(snapshot: ProfileSnapshot) -> bytes:
     """The documented JSON form; ``parse_snapshot_json`` reads it back
     (what the store keeps as ``raw_json``)."""
@@ -393,7 +397,7 @@ def snapshot_to_json(snapshot: ProfileSnapshot) -> bytes:
     doc: dict[str, Any] = {
         "format": SNAPSHOT_FORMAT,
         "handle": snapshot.handle,
-        "taken_at": snapshot.taken_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "taken_at": _iso(snapshot.taken_at),
         "user_id": snapshot.user_id,
         "name": snapshot.name,
         "followers": snapshot.followers,
@@ -405,7 +409,7 @@ def snapshot_to_json(snapshot: ProfileSnapshot) -> bytes:
         "pinned": None if pinned is None else {"id": pinned.id, "text": pinned.text, "url": pinned.url},
         "recent_posts": [
             {"id": p.guid, "text": p.summary or p.title, "url": p.link,
-             "created_at": p.published_at.isoformat() if p.published_at else None}
+             "created_at": _iso(p.published_at) if p.published_at else None}
             for p in snapshot.recent_posts
         ],
     }
@@ -610,7 +614,7 @@ def _problem_detail(body: bytes) -> str:
         text = first.get("message") or first.get("detail") or first.get("title") or ""
     else:
         text = obj.get("detail") or obj.get("title") or ""
-    return shorten(str(text), 200)
+    return str(text)
 
 
 class XApiClient:
@@ -733,6 +737,7 @@ class XApiClient:
         detail = _problem_detail(body)
         if self._token:
             detail = detail.replace(self._token, "***")  # a proxy could echo it
+        detail = shorten(detail, 200)  # after redacting: a cut must not leave half a token
         if status == 401:
             return FetchError("X API: bad token (HTTP 401): X rejected X_BEARER_TOKEN")
         if status == 429:
