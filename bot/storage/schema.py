@@ -125,6 +125,68 @@ MIGRATIONS: list[str] = [
         seeded_at TEXT NOT NULL
     );
     """,
+    # 1 -> 2: commands (audit, personal subscriptions, feed filters) and
+    # chapter-level search. Trigger bodies stay on one line: the migration
+    # runner splits statements at lines ending in ';'.
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE TABLE subscriptions (
+        id INTEGER PRIMARY KEY,
+        platform TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (platform, user_id, topic)
+    );
+    CREATE TABLE filters (
+        id INTEGER PRIMARY KEY,
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        mode TEXT NOT NULL CHECK (mode IN ('include', 'exclude')),
+        pattern TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (source_id, mode, pattern)
+    );
+    CREATE INDEX filters_source ON filters (source_id);
+    -- One row per chapter title; rowid = item_id * 10000 + position, so a
+    -- chapter hit names its item and position without a join, and one
+    -- item's chapters are a rowid range. Kept in sync by triggers on chapters
+    -- (the store rewrites chapters, it never edits this table itself).
+    CREATE VIRTUAL TABLE chapters_fts USING fts5(
+        title,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER chapters_fts_insert AFTER INSERT ON chapters WHEN new.position < 10000 BEGIN INSERT INTO chapters_fts (rowid, title) VALUES (new.item_id * 10000 + new.position, new.title); END;
+    CREATE TRIGGER chapters_fts_delete AFTER DELETE ON chapters BEGIN DELETE FROM chapters_fts WHERE rowid = old.item_id * 10000 + old.position; END;
+    CREATE TRIGGER chapters_fts_update AFTER UPDATE ON chapters BEGIN DELETE FROM chapters_fts WHERE rowid = old.item_id * 10000 + old.position; INSERT INTO chapters_fts (rowid, title) SELECT new.item_id * 10000 + new.position, new.title WHERE new.position < 10000; END;
+    INSERT INTO chapters_fts (rowid, title) SELECT item_id * 10000 + position, title FROM chapters WHERE position < 10000;
+    -- items_fts rows of deleted items (a removed source cascades to items)
+    -- would skew bm25 statistics and collide with a reused items.id.
+    CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN DELETE FROM items_fts WHERE rowid = old.id; END;
+    DELETE FROM items_fts WHERE rowid NOT IN (SELECT id FROM items);
+    -- The search index of chat commands: items_fts plus the item's kind as
+    -- a column, so "episodes on X" intersects with the 'episode' doclist
+    -- inside FTS5 instead of ranking every post that mentions X and
+    -- dropping it afterwards. rowid = items.id; kept in sync by triggers on
+    -- items and chapters (chapters are written after their item).
+    CREATE VIRTUAL TABLE catalog_fts USING fts5(
+        title, chapters, summary, kind,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER catalog_fts_item_insert AFTER INSERT ON items BEGIN INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) VALUES (new.id, new.title, '', new.summary, new.kind); END;
+    CREATE TRIGGER catalog_fts_item_update AFTER UPDATE OF title, summary, kind ON items BEGIN UPDATE catalog_fts SET title = new.title, summary = new.summary, kind = new.kind WHERE rowid = new.id; END;
+    CREATE TRIGGER catalog_fts_item_delete AFTER DELETE ON items BEGIN DELETE FROM catalog_fts WHERE rowid = old.id; END;
+    CREATE TRIGGER catalog_fts_chapter_insert AFTER INSERT ON chapters BEGIN UPDATE catalog_fts SET chapters = (SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters WHERE item_id = new.item_id ORDER BY position)) WHERE rowid = new.item_id; END;
+    CREATE TRIGGER catalog_fts_chapter_delete AFTER DELETE ON chapters BEGIN UPDATE catalog_fts SET chapters = coalesce((SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters WHERE item_id = old.item_id ORDER BY position)), '') WHERE rowid = old.item_id; END;
+    INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) SELECT i.id, i.title, coalesce((SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters c WHERE c.item_id = i.id ORDER BY position)), ''), i.summary, i.kind FROM items i;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,148 @@
+"""The chat-neutral command layer: text + Caller -> Reply.
+
+    bot = Commands(store, clock=utc_now)
+    reply = await bot("episodes on postgres", caller)
+
+``grammar`` parses (pure), ``member``/``moderation`` run, ``help`` explains.
+A call never raises: a UserError becomes a kind ephemeral ``error`` Reply, a
+bug is logged (logger "showbot.commands") and answered with a generic
+``failure`` Reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import Counter
+from typing import Awaitable, Callable, Mapping, Sequence
+
+from bot.clock import Clock
+from bot.commands import member, moderation
+from bot.commands.context import Context
+from bot.commands.grammar import (
+    MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Command, EpisodeNumber, FeedAction, FeedAdd,
+    Feeds, FilterAdd, FilterClear, FilterList, Help, Latest, RandomPick, Search, Stats, Status,
+    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, parse,
+)
+from bot.commands.help import help_reply, unknown_reply
+from bot.errors import ConfigError, PermissionDenied, UserError
+from bot.models import Caller, ParsedFeed, Reply
+from bot.replies import reply_to_json
+from bot.search import SynonymIndex, tokens
+from bot.storage import catalog
+from bot.storage.store import Store
+
+log = logging.getLogger("showbot.commands")
+
+__all__ = ["Commands", "parse", "reply_to_json"]
+
+_WORD = re.compile(r"^[a-z][a-z0-9+#.-]*$")
+
+
+class Commands:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        synonyms: Mapping[str, Sequence[str]] | None = None,
+        preview: Callable[[str], Awaitable[ParsedFeed]] | None = None,
+        on_sources_changed: Callable[[], Awaitable[None]] | None = None,
+        health: Callable[[], Mapping[str, bool]] | None = None,
+        page_size: int = 5,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
+        given; ``rng`` makes `random` reproducible in tests."""
+        self._ctx = Context(
+            store=store, clock=clock, synonyms=SynonymIndex(synonyms), rng=rng or random.Random(),
+            page_size=max(1, page_size), preview=preview, on_sources_changed=on_sources_changed,
+            health=health,
+        )
+        self._vocabulary: tuple[tuple[int, int], list[str]] | None = None
+
+    async def __call__(self, text: str, caller: Caller) -> Reply:
+        try:
+            command = parse(text if isinstance(text, str) else "")
+            return await self._run(command, caller)
+        except UserError as exc:
+            return Reply(kind="error", text=str(exc), ephemeral=True)
+        except ConfigError as exc:  # a validator from bot.config reached us unwrapped
+            return Reply(kind="error", text=str(exc).split(": ", 2)[-1], ephemeral=True)
+        except Exception:
+            log.exception("command failed: %r from %s:%s", text[:200] if isinstance(text, str) else text,
+                          caller.platform.value, caller.user_id)
+            return Reply(kind="failure", text="Sorry, something went wrong on my side. "
+                                              "Try again in a moment.", ephemeral=True)
+
+    async def _run(self, command: Command, caller: Caller) -> Reply:
+        ctx = self._ctx
+        if isinstance(command, MODERATOR_COMMANDS) and not caller.is_moderator:
+            name = _command_name(type(command).__name__)
+            raise PermissionDenied(
+                f"Sorry, `{name}` is for moderators only. `help` lists what everyone can use.")
+        match command:
+            case Help(topic):
+                return help_reply(topic, moderator=caller.is_moderator)
+            case Unknown(text):
+                return unknown_reply(text)
+            case Usage(_, problem):
+                return Reply(kind="error", text=problem, ephemeral=True)
+            case Latest():
+                return await member.latest(ctx, command)
+            case Search():
+                return await member.search(ctx, command)
+            case EpisodeNumber():
+                return await member.episode(ctx, command)
+            case RandomPick():
+                return await member.random_pick(ctx, command)
+            case Stats():
+                return await member.stats(ctx, command)
+            case Subscribe(topic):
+                return await member.subscribe(ctx, caller, topic)
+            case Unsubscribe(topic):
+                return await member.unsubscribe(ctx, caller, topic)
+            case Subscriptions():
+                return await member.subscriptions(ctx, caller)
+            case Feeds():
+                return await moderation.feeds(ctx)
+            case FeedAdd():
+                return await moderation.feed_add(ctx, caller, command)
+            case FeedAction():
+                return await moderation.feed_action(ctx, caller, command)
+            case AnnounceHere():
+                return await moderation.announce_here(ctx, caller, command)
+            case AnnounceOff():
+                return await moderation.announce_off(ctx, caller, command)
+            case FilterAdd():
+                return await moderation.filter_add(ctx, caller, command)
+            case FilterClear():
+                return await moderation.filter_clear(ctx, caller, command)
+            case FilterList():
+                return await moderation.filter_list(ctx, command)
+            case Status():
+                return await moderation.status(ctx)
+        raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+    async def complete_topic(self, prefix: str, limit: int = 25) -> list[str]:
+        """Words from titles starting with ``prefix``, most frequent first
+        (autocomplete). The word list is rebuilt when the catalogue changes."""
+        words = tokens(prefix[:64])
+        stem = words[-1] if words else ""
+        version = await catalog.catalogue_version(self._ctx.store)
+        if self._vocabulary is None or self._vocabulary[0] != version:
+            counts = Counter(
+                w for title in await catalog.title_words(self._ctx.store)
+                for w in tokens(title) if len(w) > 1 and _WORD.match(w) and not w.isdigit()
+            )
+            self._vocabulary = (version, [w for w, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))])
+        return [w for w in self._vocabulary[1] if w.startswith(stem)][:max(0, limit)]
+
+
+def _command_name(class_name: str) -> str:
+    return {
+        "Feeds": "feeds", "FeedAdd": "feed add", "FeedAction": "feed", "AnnounceHere": "announce",
+        "AnnounceOff": "announce off", "FilterAdd": "filter", "FilterClear": "filter",
+        "FilterList": "filter", "Status": "status",
+    }.get(class_name, class_name.lower())

@@ -1,0 +1,29 @@
+"""What every handler needs, wired once by ``Commands``."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
+
+from bot.clock import Clock
+from bot.models import ParsedFeed
+from bot.search import SynonymIndex
+from bot.storage.store import Store
+
+Preview = Callable[[str], Awaitable[ParsedFeed]]
+Notify = Callable[[], Awaitable[None]]
+Health = Callable[[], Mapping[str, bool]]
+
+
+@dataclass(slots=True)
+class Context:
+    store: Store
+    clock: Clock
+    synonyms: SynonymIndex
+    rng: random.Random
+    page_size: int = 5
+    preview: Preview | None = None
+    on_sources_changed: Notify | None = None
+    health: Health | None = None
+    max_topics_per_member: int = 25

@@ -1,0 +1,330 @@
+"""Text -> Command. Pure: no I/O, never raises.
+
+The grammar is the same on every adapter; adapters strip their own mention
+prefix or slash-command name before calling the core. Member phrasings are
+matched case-insensitively on whitespace-collapsed text with trailing
+punctuation removed ("anything on page faults?"); moderator commands keep
+their arguments verbatim (URLs, names, /regex/).
+
+Every pattern is anchored and unambiguous (no nested or lazy quantifiers
+over free text), and input is capped at MAX_INPUT characters, so parsing is
+linear in the input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.models import ContentKind
+
+MAX_INPUT = 2000
+MAX_PAGE = 1000
+
+
+# -- commands ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    kind: ContentKind | None = None
+    single: bool = False  # "latest episode": the one newest; "latest episodes": a page
+    page: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    topic: str
+    kind: ContentKind | None = None
+    page: int = 1
+    phrase: str = "search"  # how the member asked, reused for "more" ("episodes on")
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeNumber:
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class RandomPick:
+    kind: ContentKind | None = ContentKind.EPISODE
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriptions:
+    pass
+
+
+# Moderator commands -----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Feeds:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FeedAdd:
+    url: str
+    kind: ContentKind | None = None  # None: infer from the feed
+    name: str | None = None          # None: a slug of the feed title
+    every: str | None = None         # None: the default interval
+
+
+@dataclass(frozen=True, slots=True)
+class FeedAction:
+    action: str  # remove | pause | resume | test
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceHere:
+    kinds: tuple[str, ...]
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceOff:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FilterAdd:
+    feed: str
+    mode: str  # include | exclude
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class FilterClear:
+    feed: str
+
+
+@dataclass(frozen=True, slots=True)
+class FilterList:
+    feed: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A known command used the wrong way: answer with its usage line."""
+
+    command: str
+    problem: str
+
+
+Command = (
+    Help | Unknown | Latest | Search | EpisodeNumber | RandomPick | Stats | Subscribe
+    | Unsubscribe | Subscriptions | Feeds | FeedAdd | FeedAction | AnnounceHere | AnnounceOff
+    | FilterAdd | FilterClear | FilterList | Status | Usage
+)
+
+MODERATOR_COMMANDS = (Feeds, FeedAdd, FeedAction, AnnounceHere, AnnounceOff, FilterAdd,
+                      FilterClear, FilterList, Status)
+
+
+# -- vocabulary ----------------------------------------------------------------
+
+_KIND_WORDS = {
+    "episode": ContentKind.EPISODE, "episodes": ContentKind.EPISODE, "ep": ContentKind.EPISODE,
+    "podcast": ContentKind.EPISODE, "podcasts": ContentKind.EPISODE,
+    "video": ContentKind.VIDEO, "videos": ContentKind.VIDEO,
+    "article": ContentKind.ARTICLE, "articles": ContentKind.ARTICLE,
+    "post": ContentKind.POST, "posts": ContentKind.POST,
+    "tweet": ContentKind.POST, "tweets": ContentKind.POST,
+}
+_KIND = r"(episodes?|ep|podcasts?|videos?|articles?|posts?|tweets?)"
+_PAGE = r"(?:\s+page\s+(\d{1,4}))?"
+
+# Trailing "?", "!", "." and spaces are chat noise, not part of a topic.
+_TRAILING = re.compile(r"[\s?!.,;:…]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def _m(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern + r"$", re.IGNORECASE)
+
+
+_HELP = _m(r"(?:help|commands|\?+|what can you do)(?:\s+(.+))?")
+_LATEST = _m(r"(?:show\s+me\s+)?(?:the\s+)?(?:latest|newest|recent|last|new)(?:\s+" + _KIND + r")?" + _PAGE)
+_WHATS_NEW = _m(r"(?:what'?s|what\s+is|whats|anything)\s+new(?:\s+" + _KIND + r")?")
+_EPISODE_N = _m(r"(?:episode|ep|#)\s*(?:no\.?\s*|number\s+)?#?(\d{1,9})")
+_RANDOM = _m(r"(?:a\s+)?random(?:\s+" + _KIND + r")?(?:\s+(?:on|about)\s+(\S.*))?")
+_SEARCH = _m(r"(?:search|find|lookup|look\s+up)(?:\s+for)?\s+(\S.*?)" + _PAGE)
+_KIND_ON = _m(_KIND + r"\s+(?:on|about|for|with|covering)\s+(\S.*?)" + _PAGE)
+_ANYTHING_ON = _m(r"(?:anything|something|stuff|everything)\s+(?:on|about)\s+(\S.*?)" + _PAGE)
+_SUBSCRIBE = _m(r"(?:subscribe|follow)(?:\s+to)?\s+(\S.*)")
+_UNSUBSCRIBE = _m(r"(?:unsubscribe|unfollow)(?:\s+from)?\s+(\S.*)")
+_SUBSCRIPTIONS = _m(r"(?:my\s+)?(?:subscriptions|subs|topics)")
+_STATS = _m(r"(?:stats|statistics)")
+
+# The words a member can start a command with, for "did you mean".
+COMMAND_WORDS = (
+    "latest", "search", "episodes on", "videos about", "episode", "random", "stats",
+    "subscribe", "unsubscribe", "subscriptions", "help", "what's new", "anything on",
+    "feeds", "feed", "announce", "filter", "status",
+)
+
+
+# -- parsing -------------------------------------------------------------------
+
+def parse(text: str) -> Command:
+    """Any text -> a Command. Unknown phrasings become ``Unknown``."""
+    raw = _SPACES.sub(" ", text[:MAX_INPUT]).strip()
+    if not raw:
+        return Help()
+    words = raw.split(" ")
+    head = words[0].casefold()
+    if head in ("feeds", "feed", "announce", "filter", "filters", "status"):
+        command = _parse_moderator(head, words[1:])
+        if command is not None:
+            return command
+    # Phones type curly apostrophes ("what’s new").
+    member_text = raw.replace("\u2019", "'").replace("\u2018", "'")
+    return _parse_member(_TRAILING.sub("", member_text) or member_text)
+
+
+def _page(value: str | None) -> int:
+    return min(int(value), MAX_PAGE) if value else 1
+
+
+def _kind(word: str | None) -> ContentKind | None:
+    return _KIND_WORDS.get(word.casefold()) if word else None
+
+
+def _parse_member(text: str) -> Command:
+    if m := _HELP.match(text):
+        return Help(m.group(1).strip().casefold() if m.group(1) else None)
+    if m := _LATEST.match(text):
+        word = m.group(1)
+        single = word is not None and not word.casefold().endswith("s")
+        return Latest(_kind(word), single=single, page=_page(m.group(2)))
+    if m := _WHATS_NEW.match(text):
+        return Latest(_kind(m.group(1)))
+    if m := _EPISODE_N.match(text):
+        return EpisodeNumber(int(m.group(1)))
+    if m := _RANDOM.match(text):
+        kind = _kind(m.group(1)) or ContentKind.EPISODE
+        topic = m.group(2).strip() if m.group(2) else None
+        return RandomPick(kind, topic)
+    if m := _SEARCH.match(text):
+        return Search(m.group(1).strip(), None, _page(m.group(2)))
+    if m := _KIND_ON.match(text):
+        word = m.group(1).casefold()
+        phrase = f"{word if word.endswith('s') else word + 's'} on"
+        if word in ("ep", "podcast", "podcasts"):
+            phrase = "episodes on"
+        return Search(m.group(2).strip(), _kind(word), _page(m.group(3)), phrase=phrase)
+    if m := _ANYTHING_ON.match(text):
+        return Search(m.group(1).strip(), None, _page(m.group(2)))
+    if _SUBSCRIPTIONS.match(text):
+        return Subscriptions()
+    if m := _UNSUBSCRIBE.match(text):
+        return Unsubscribe(m.group(1).strip())
+    if m := _SUBSCRIBE.match(text):
+        return Subscribe(m.group(1).strip())
+    if _STATS.match(text):
+        return Stats()
+    return Unknown(text)
+
+
+_FEED_USAGE = "feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]"
+
+
+def _parse_moderator(head: str, args: list[str]) -> Command | None:
+    low = [a.casefold() for a in args]
+    if head == "feeds":
+        return Feeds() if not args else None
+    if head == "status":
+        return Status() if not args else None
+    if head == "feed":
+        if not args:
+            return Usage("feed", f"usage: {_FEED_USAGE}, or feed remove|pause|resume|test <name>")
+        if low[0] == "add":
+            return _parse_feed_add(args[1:])
+        if low[0] in ("remove", "delete", "pause", "resume", "test"):
+            if len(args) != 2:
+                return Usage("feed", f"usage: feed {low[0]} <name>")
+            action = "remove" if low[0] == "delete" else low[0]
+            return FeedAction(action, args[1])
+        if low[0] in ("list",) and len(args) == 1:
+            return Feeds()
+        return Usage("feed", f"usage: {_FEED_USAGE}, or feed remove|pause|resume|test <name>")
+    if head == "announce":
+        if low == ["off", "here"]:
+            return AnnounceOff()
+        if "here" not in low:
+            return Usage("announce", "usage: announce <kinds> here [mention <role>], or announce off here")
+        at = low.index("here")
+        kinds = tuple(k for k in re.split(r"[,\s]+", " ".join(low[:at])) if k and k != "and")
+        rest = args[at + 1:]
+        if not kinds:
+            return Usage("announce", "usage: announce <kinds> here [mention <role>]")
+        if not rest:
+            return AnnounceHere(kinds)
+        if len(rest) == 2 and rest[0].casefold() == "mention":
+            return AnnounceHere(kinds, rest[1])
+        return Usage("announce", "usage: announce <kinds> here [mention <role>]")
+    if head in ("filter", "filters"):
+        if len(args) == 1:
+            return FilterList(args[0])
+        if len(args) == 2 and low[1] == "clear":
+            return FilterClear(args[0])
+        if len(args) >= 3 and low[1] in ("include", "exclude"):
+            return FilterAdd(args[0], low[1], " ".join(args[2:]))
+        return Usage("filter", "usage: filter <feed> include|exclude <words or /regex/>, "
+                               "filter <feed> clear, or filter <feed>")
+    return None
+
+
+def _parse_feed_add(args: list[str]) -> Command:
+    if not args:
+        return Usage("feed", f"usage: {_FEED_USAGE}")
+    url, rest = args[0], args[1:]
+    kind: ContentKind | None = None
+    name = every = None
+    i = 0
+    while i < len(rest):
+        key = rest[i].casefold()
+        value = rest[i + 1] if i + 1 < len(rest) else None
+        if value is None or key not in ("as", "name", "every"):
+            return Usage("feed", f"usage: {_FEED_USAGE}")
+        if key == "as":
+            kind = _kind(value)
+            if kind is None:
+                return Usage("feed", "a feed is one of: episode, video, article, post")
+        elif key == "name":
+            name = value
+        else:
+            every = value
+        i += 2
+    return FeedAdd(url, kind, name, every)

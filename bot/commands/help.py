@@ -1,0 +1,97 @@
+"""Help texts and "did you mean" for unknown input."""
+
+from __future__ import annotations
+
+import difflib
+
+from bot.commands.grammar import COMMAND_WORDS
+from bot.models import Reply
+
+MEMBER_HELP = """\
+Here is what I can do:
+• `latest` / `latest episode|video|article|post` / `what's new` — the newest things
+• `search <topic>` / `episodes on <topic>` / `videos about <topic>` — search the back catalogue
+• `episode <number>` — one episode with its chapters
+• `random episode [on <topic>]` — something to listen to
+• `stats` — the catalogue in numbers
+• `subscribe <topic>` / `unsubscribe <topic>` / `subscriptions` — a DM when a new item matches
+• `help <command>` — more about one command"""
+
+MODERATOR_HELP = """\
+Moderators:
+• `feeds` / `status` — what is watched and how it is doing
+• `feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]`
+• `feed remove|pause|resume|test <name>`
+• `announce <kinds> here [mention <role>]` / `announce off here`
+• `filter <feed> include|exclude <words or /regex/>` / `filter <feed> clear`"""
+
+TOPICS: dict[str, str] = {
+    "latest": "`latest` shows the newest items of every kind; `latest episode` (or video, article, "
+              "post) the newest one of that kind; `latest episodes` a page of them. `what's new` works too.",
+    "search": "`search <topic>` searches titles, chapter titles and descriptions (titles count most). "
+              "`episodes on <topic>`, `videos about <topic>` and `anything on <topic>` work too. Plurals "
+              "and word endings match (`indexes` finds `index`), synonyms too (`postgres` finds "
+              "PostgreSQL, `k8s` finds Kubernetes), and a hit in a chapter links to that minute where "
+              "the platform allows. Results come 5 at a time; ask for `search <topic> page 2`.",
+    "episode": "`episode <number>` shows that episode with all its chapters, e.g. `episode 141`.",
+    "random": "`random episode` picks one at random; `random episode on <topic>` picks among the "
+              "search results for a topic. `random video` works too.",
+    "stats": "`stats` counts what the catalogue holds, per kind.",
+    "subscribe": "`subscribe <topic>`: I send you a direct message when a new item matches the "
+                 "topic (matched like a search). `unsubscribe <topic>` stops it; `subscriptions` lists yours.",
+    "feed": "`feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]` "
+            "fetches the feed once, refuses anything that is not a feed, and stores what is there "
+            "without announcing it. `feed remove|pause|resume <name>` do what they say; "
+            "`feed test <name>` shows the newest item as it would be announced, posting nothing.",
+    "announce": "`announce episode,video here [mention <role>]` announces those kinds in this "
+                "channel (kinds: episode video article post book profile milestone, or all); "
+                "`announce off here` stops it.",
+    "filter": "`filter <feed> include <words>` announces only items mentioning one of the words; "
+              "`exclude` holds back items that do. A `/regex/` works too (kept simple: no nested "
+              "repeats or backreferences). `filter <feed> clear` removes them, `filter <feed>` lists them.",
+    "status": "`status` shows, per feed, the last success and error, failures in a row, the next "
+              "poll, items stored and the last announcement; and whether each channel route works.",
+}
+TOPICS |= {
+    "feeds": TOPICS["feed"], "what's new": TOPICS["latest"], "new": TOPICS["latest"],
+    "episodes": TOPICS["search"], "videos": TOPICS["search"], "find": TOPICS["search"],
+    "unsubscribe": TOPICS["subscribe"], "subscriptions": TOPICS["subscribe"],
+    "filters": TOPICS["filter"], "help": "`help` lists what I can do; `help <command>` explains one.",
+}
+
+
+def help_reply(topic: str | None, *, moderator: bool) -> Reply:
+    if topic is None:
+        text = MEMBER_HELP + ("\n\n" + MODERATOR_HELP if moderator else "")
+        return Reply(kind="help", text=text, ephemeral=True)
+    key = topic.split(" ")[0].strip("`/")
+    if key in TOPICS:
+        return Reply(kind="help", text=TOPICS[key], ephemeral=True)
+    close = difflib.get_close_matches(key, list(TOPICS), n=1, cutoff=0.5)
+    hint = f" Did you mean `help {close[0]}`?" if close else ""
+    return Reply(kind="help", text=f"I have no help on that.{hint} `help` lists everything.",
+                 ephemeral=True)
+
+
+def closest_command(text: str) -> str | None:
+    """The command the member most likely meant, by the first word or two."""
+    words = text.casefold().split()
+    if not words:
+        return None
+    candidates = [" ".join(words[:2]), words[0]]
+    for candidate in candidates:
+        close = difflib.get_close_matches(candidate[:40], COMMAND_WORDS, n=1, cutoff=0.6)
+        if close:
+            return close[0]
+    return None
+
+
+def unknown_reply(text: str) -> Reply:
+    guess = closest_command(text)
+    if guess is not None:
+        usage = TOPICS.get(guess.split(" ")[0], "")
+        body = f"I didn't catch that. Did you mean `{guess}`?" + (f"\n{usage}" if usage else "")
+    else:
+        body = ("I didn't catch that. Try `latest`, `search <topic>` or `episode <number>`; "
+                "`help` lists everything.")
+    return Reply(kind="help", text=body, ephemeral=True)

@@ -1,0 +1,165 @@
+"""What every member can ask: latest, search, episode N, random, stats,
+personal subscriptions."""
+
+from __future__ import annotations
+
+from bot.commands.context import Context
+from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search, Stats
+from bot.errors import NotFound, UserError
+from bot.models import Caller, ContentKind, Reply, ReplyItem
+from bot.replies import format_date, format_duration, reply_item
+from bot.search import Hit, Query, parse_query, relevant
+from bot.storage import catalog
+from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
+
+_KIND_PLURAL = {None: "items", ContentKind.EPISODE: "episodes", ContentKind.VIDEO: "videos",
+                ContentKind.ARTICLE: "articles", ContentKind.POST: "posts"}
+
+
+def _plural(kind: ContentKind | None) -> str:
+    return _KIND_PLURAL[kind]
+
+
+async def latest(ctx: Context, cmd: Latest) -> Reply:
+    size = 1 if cmd.single else ctx.page_size
+    offset = (cmd.page - 1) * size
+    items = await ctx.store.latest_items(cmd.kind, limit=size, offset=offset)
+    total = await catalog.count_items(ctx.store, cmd.kind)
+    if not items:
+        what = _plural(cmd.kind)
+        text = f"No {what} yet." if total == 0 else f"No more {what}: there are {total}."
+        return Reply(kind="latest", text=text)
+    remaining = total - offset - len(items)
+    if cmd.single:
+        assert cmd.kind is not None
+        text = f"The latest {cmd.kind.value}:"
+        more = f"latest {cmd.kind.value}s" if remaining > 0 else None
+    else:
+        what = "" if cmd.kind is None else f" {_plural(cmd.kind)}"
+        text = f"Latest{what}" + (f" (page {cmd.page})" if cmd.page > 1 else "") + ":"
+        words = "latest" + ("" if cmd.kind is None else f" {_plural(cmd.kind)}")
+        more = f"{words} page {cmd.page + 1}" if remaining > 0 else None
+        if remaining > 0:
+            text += f" {remaining} more."
+    return Reply(kind="latest", text=text, items=tuple(reply_item(i) for i in items), more=more)
+
+
+async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[Hit]:
+    return relevant(await catalog.search_items(ctx.store, query, kind))
+
+
+async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:
+    out = []
+    for stored in await catalog.items_by_ids(ctx.store, ids):
+        chapters = (await catalog.matched_chapters(ctx.store, stored.id, query.fts_any())
+                    if stored.item.chapters else [])
+        out.append(reply_item(stored, chapters, link_to_chapter=True))
+    return out
+
+
+async def search(ctx: Context, cmd: Search) -> Reply:
+    query = parse_query(cmd.topic, ctx.synonyms)
+    if query.empty:
+        return Reply(kind="search", text="Nothing found: give me a word to look for, "
+                                         "like `search postgres`.")
+    hits = await _ranked(ctx, query, cmd.kind)
+    what = _plural(cmd.kind)
+    if not hits:
+        return Reply(kind="search", text=f"Nothing found for “{query.text}”.")
+    start = (cmd.page - 1) * ctx.page_size
+    page = hits[start:start + ctx.page_size]
+    if not page:
+        return Reply(kind="search", text=f"No more {what} for “{query.text}”: there were {len(hits)}.")
+    items = await _hit_items(ctx, query, [h.item_id for h in page])
+    remaining = len(hits) - start - len(page)
+    count = f"{len(hits)} {what if len(hits) != 1 else what[:-1]}"
+    text = f"{count} on “{query.text}”"
+    text += f" (page {cmd.page}):" if cmd.page > 1 else ":"
+    more = None
+    if remaining > 0:
+        text += f" {remaining} more."
+        more = f"{cmd.phrase} {query.text} page {cmd.page + 1}"
+    return Reply(kind="search", text=text, items=tuple(items), more=more)
+
+
+async def episode(ctx: Context, cmd: EpisodeNumber) -> Reply:
+    stored = await catalog.episode_by_number(ctx.store, cmd.number)
+    if stored is None:
+        span = await catalog.episode_number_range(ctx.store)
+        hint = f" Episodes go from {span[0]} to {span[1]}." if span else ""
+        raise NotFound(f"There is no episode {cmd.number}.{hint}")
+    return Reply(kind="episode", text=f"Episode {cmd.number}: {stored.item.title}",
+                 items=(reply_item(stored),))
+
+
+async def random_pick(ctx: Context, cmd: RandomPick) -> Reply:
+    what = _plural(cmd.kind)
+    if cmd.topic is not None:
+        query = parse_query(cmd.topic, ctx.synonyms)
+        if query.empty:
+            return Reply(kind="random", text="Nothing found: random on what? Try `random episode on kafka`.")
+        hits = await _ranked(ctx, query, cmd.kind)
+        if not hits:
+            return Reply(kind="random", text=f"Nothing found for “{query.text}”.")
+        pick = ctx.rng.choice(hits)
+        items = await _hit_items(ctx, query, [pick.item_id])
+        return Reply(kind="random", text=f"A random one of {len(hits)} {what} on “{query.text}”:",
+                     items=tuple(items), more=f"random {cmd.kind.value if cmd.kind else 'episode'} "
+                                              f"on {query.text}")
+    total = await catalog.count_items(ctx.store, cmd.kind)
+    if total == 0:
+        return Reply(kind="random", text=f"No {what} yet.")
+    stored = await catalog.item_at(ctx.store, cmd.kind, ctx.rng.randrange(total))
+    if stored is None:  # removed between the count and the pick
+        return Reply(kind="random", text=f"No {what} yet.")
+    return Reply(kind="random", text=f"A random {stored.kind.value}:", items=(reply_item(stored),),
+                 more=f"random {cmd.kind.value if cmd.kind else 'episode'}")
+
+
+async def stats(ctx: Context, cmd: Stats) -> Reply:
+    rows = await catalog.stats(ctx.store)
+    if not rows:
+        return Reply(kind="stats", text="Nothing in the catalogue yet.")
+    lines = ["The catalogue:"]
+    for r in rows:
+        span = f", {format_date(r.first)} to {format_date(r.last)}" if r.first else ""
+        hours = f", {format_duration(r.total_duration_s)} in all" if r.total_duration_s else ""
+        lines.append(f"• {r.count} {r.kind}{'s' if r.count != 1 else ''}{span}{hours}")
+    return Reply(kind="stats", text="\n".join(lines))
+
+
+# -- personal subscriptions --------------------------------------------------------
+
+def _topic(ctx: Context, raw: str) -> str:
+    if len(raw) > MAX_TOPIC_CHARS:
+        raise UserError(f"Keep a topic under {MAX_TOPIC_CHARS} characters.")
+    topic = normalize_topic(raw)
+    if not topic or TopicMatcher(topic, ctx.synonyms).empty:
+        raise UserError("A topic needs at least one word, like `subscribe kafka`.")
+    return topic
+
+
+async def subscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
+    topic = _topic(ctx, raw)
+    added = await catalog.add_subscription(ctx.store, caller.platform, caller.user_id, topic,
+                                           ctx.clock(), ctx.max_topics_per_member)
+    text = (f"Subscribed to “{topic}”: I'll send you a direct message when something new matches."
+            if added else f"You are already subscribed to “{topic}”.")
+    return Reply(kind="subscriptions", text=text, ephemeral=True)
+
+
+async def unsubscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
+    topic = normalize_topic(raw[:MAX_TOPIC_CHARS])
+    if not topic:
+        raise UserError("Unsubscribe from what? `subscriptions` lists your topics.")
+    await catalog.remove_subscription(ctx.store, caller.platform, caller.user_id, topic)
+    return Reply(kind="subscriptions", text=f"Unsubscribed from “{topic}”.", ephemeral=True)
+
+
+async def subscriptions(ctx: Context, caller: Caller) -> Reply:
+    topics = await catalog.member_subscriptions(ctx.store, caller.platform, caller.user_id)
+    if not topics:
+        text = "You have no subscriptions. `subscribe <topic>` adds one."
+    else:
+        text = "Your topics: " + ", ".join(f"“{t}”" for t in topics)
+    return Reply(kind="subscriptions", text=text, ephemeral=True)

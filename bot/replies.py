@@ -1,0 +1,134 @@
+"""Building and serializing Replies: chat-neutral, pure.
+
+Adapters render a Reply however their platform likes; ``render_text`` is the
+plain-text rendering (console, ``showbot ask``), and ``reply_to_json`` is the
+``ask --json`` contract of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Sequence
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from bot.models import Chapter, Reply, ReplyItem, StoredItem
+
+SUMMARY_CHARS = 280
+
+
+def format_duration(seconds: int | None) -> str:
+    """2799 -> '46m 39s'; 3723 -> '1h 02m 03s'; 45 -> '45s'; None -> ''."""
+    if seconds is None or seconds < 0:
+        return ""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_timestamp(seconds: int) -> str:
+    """A chapter start as players show it: 746 -> '12:26', 3723 -> '1:02:03'."""
+    hours, rest = divmod(max(0, int(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_date(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d") if value else ""
+
+
+def link_at(url: str | None, start_s: int) -> str | None:
+    """The link opened at ``start_s`` where the platform supports it (YouTube:
+    ``t=SECONDS``); otherwise the link unchanged."""
+    if not url or start_s <= 0:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
+    if host not in ("youtube.com", "youtu.be", "music.youtube.com"):
+        return url
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "t"]
+    query.append(("t", str(int(start_s))))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def trim(text: str, limit: int = SUMMARY_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+    return cut.rstrip(" ,.;:") + "…"
+
+
+def reply_item(stored: StoredItem, chapters: Sequence[Chapter] | None = None,
+               *, link_to_chapter: bool = False) -> ReplyItem:
+    """A stored item as a reply line. ``chapters`` defaults to all of them;
+    with ``link_to_chapter`` the link opens at the first one given."""
+    item = stored.item
+    chosen = tuple(item.chapters if chapters is None else chapters)
+    url = item.link or item.enclosure_url
+    if link_to_chapter and chosen:
+        url = link_at(url, chosen[0].start_s)
+    return ReplyItem(
+        title=item.title,
+        url=url,
+        kind=stored.kind.value,
+        source=stored.source_name,
+        published_at=item.published_at,
+        duration_s=item.duration_s,
+        chapters=chosen,
+        summary=trim(item.summary),
+        image_url=item.image_url,
+    )
+
+
+def item_line(item: ReplyItem) -> str:
+    """'Page Tables — 2025-12-15 · 46m 39s · https://…'"""
+    facts = [f for f in (format_date(item.published_at), format_duration(item.duration_s), item.url) if f]
+    return item.title + (" — " + " · ".join(facts) if facts else "")
+
+
+def render_text(reply: Reply, *, max_chapters: int = 3) -> str:
+    """Plain text for terminals: the headline, then one line per item with
+    its matched chapters (or the first few) indented under it."""
+    lines = [reply.text]
+    for n, item in enumerate(reply.items, start=1):
+        lines.append(f"{n}. {item_line(item)}")
+        for chapter in item.chapters[:max_chapters]:
+            lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
+        if len(item.chapters) > max_chapters:
+            lines.append(f"   ↳ … {len(item.chapters) - max_chapters} more chapters")
+    if reply.more:
+        lines.append(f"More: {reply.more}")
+    return "\n".join(lines)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    """The ``ask --json`` object of DESIGN.md ("The CLI contract")."""
+    return {
+        "kind": reply.kind,
+        "text": reply.text,
+        "items": [
+            {
+                "title": item.title,
+                "url": item.url,
+                "kind": item.kind,
+                "source": item.source,
+                "published": _iso(item.published_at),
+                "duration_s": item.duration_s,
+                "chapters": [{"start_s": c.start_s, "title": c.title} for c in item.chapters],
+            }
+            for item in reply.items
+        ],
+    }

@@ -1,0 +1,221 @@
+"""Search: member text -> a safe FTS5 query, and the ranking rules around it.
+
+Pure (no I/O): ``parse_query`` turns anything a member types into a ``Query``
+whose FTS5 string is built ONLY from double-quoted tokens we extracted
+ourselves, so member input can never be FTS syntax (no ``NEAR(``, ``AND``,
+``*``, ``^``, ``:``, column filters). The SQL that runs it lives in
+``bot/storage/catalog.py``; this module decides what it means.
+
+Ranking (see catalog.search_items): bm25 with the title weighted above
+chapter titles above the description, recency breaking ties, and a
+relevance floor (``passes_floor``) so a query whose only matches are passing
+mentions in long descriptions answers "nothing found" instead of noise.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+# Each key is equivalent to each of its values (and they to each other).
+# A value with a '/' is a phrase: the FTS tokenizer splits "HTTP/2" into
+# "http" "2", so "http/2" must be searched as the phrase "http 2".
+DEFAULT_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    "postgres": ("postgresql", "pg"),
+    "http2": ("http/2",),
+    "http3": ("http/3",),
+    "k8s": ("kubernetes",),
+    "tls": ("ssl",),
+    "db": ("database",),
+}
+
+# bm25 column weights for items_fts(title, chapters, summary).
+WEIGHTS = (10.0, 4.0, 1.0)
+# A hit whose query terms appear only in the description must score at least
+# this (-bm25 with WEIGHTS). A rare word mentioned once in a long description
+# scores ~1.5; the same word in a short description about it scores 3+.
+SUMMARY_FLOOR = 2.5
+# What one search considers at most (ranked); pages are cut from these.
+MAX_CANDIDATES = 200
+
+MAX_TERMS = 8
+MAX_TOKEN_LEN = 64
+MIN_PREFIX_LEN = 3
+
+# Words that carry no topic in chat phrasings ("episodes about the kafka").
+STOPWORDS = frozenset(
+    "a an and any anything are about as at be by do does for from how i in is it me "
+    "my of on or show something that the this to what whats which with you your".split()
+)
+
+# unicode61 treats letters and digits as token characters and everything
+# else (punctuation, '_', symbols, emoji) as separators; mirror it.
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def tokens(text: str) -> list[str]:
+    """Text -> lower-case word tokens, as the FTS tokenizer would split them."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return [t[:MAX_TOKEN_LEN] for t in _TOKEN.findall(folded)]
+
+
+Phrase = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One thing the query must contain: any of ``alternatives`` (phrases)."""
+
+    alternatives: tuple[Phrase, ...]
+    prefix: bool = False  # the last word the member typed may be unfinished
+
+    def fts(self) -> str:
+        quoted = [_quote(p) + ("*" if self.prefix else "") for p in self.alternatives]
+        return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    terms: tuple[Term, ...]
+    words: tuple[str, ...]  # what the member asked for, normalized, for replies
+
+    @property
+    def empty(self) -> bool:
+        return not self.terms
+
+    def fts_all(self) -> str:
+        """Every term must match (what an item search runs)."""
+        return " AND ".join(t.fts() for t in self.terms)
+
+    def fts_any(self) -> str:
+        """Any term may match (chapter titles are short: one term is a hit)."""
+        return " OR ".join(t.fts() for t in self.terms)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def _quote(phrase: Phrase) -> str:
+    # Tokens are [^\W_]+ so they hold no '"'; doubling is belt and braces.
+    return '"' + " ".join(phrase).replace('"', '""') + '"'
+
+
+def synonym_groups(synonyms: Mapping[str, Sequence[str]] | None) -> list[frozenset[Phrase]]:
+    """Merge a {term: [equivalents]} mapping into disjoint groups of phrases
+    (transitively: postgres~pg and pg~postgresql make one group)."""
+    groups: list[set[Phrase]] = []
+    for key, values in (DEFAULT_SYNONYMS if synonyms is None else synonyms).items():
+        phrases = {p for p in (tuple(tokens(v)) for v in [key, *values]) if p}
+        if len(phrases) < 2:
+            continue
+        overlapping = [g for g in groups if g & phrases]
+        for g in overlapping:
+            phrases |= g
+            groups.remove(g)
+        groups.append(phrases)
+    return [frozenset(g) for g in groups]
+
+
+class SynonymIndex:
+    """Finds synonym phrases in a token list, longest first."""
+
+    def __init__(self, synonyms: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._by_phrase: dict[Phrase, frozenset[Phrase]] = {}
+        for group in synonym_groups(synonyms):
+            for phrase in group:
+                self._by_phrase[phrase] = group
+        self._max_len = max((len(p) for p in self._by_phrase), default=1)
+
+    def match(self, words: Sequence[str], start: int) -> tuple[Phrase, frozenset[Phrase]] | None:
+        for length in range(min(self._max_len, len(words) - start), 0, -1):
+            phrase = tuple(words[start:start + length])
+            group = self._by_phrase.get(phrase)
+            if group is not None:
+                return phrase, group
+        return None
+
+
+_DEFAULT_INDEX = SynonymIndex()
+
+
+def parse_query(text: str, synonyms: SynonymIndex | None = None, *, prefix_last: bool = True) -> Query:
+    """Any text -> a Query (possibly empty). Never raises.
+
+    Stopwords are dropped (a query of only stopwords is empty: it would
+    match everything, which is noise, not an answer); a synonym
+    phrase becomes one term with every alternative; the last plain word is a
+    prefix ("kafk" finds Kafka) when it is long enough not to match half
+    the catalogue."""
+    index = synonyms or _DEFAULT_INDEX
+    words = tokens(text[:4000])
+    content = [w for w in words if w not in STOPWORDS]
+    terms: list[Term] = []
+    shown: list[str] = []
+    seen: set[frozenset[Phrase]] = set()
+    i = 0
+    while i < len(content) and len(terms) < MAX_TERMS:
+        hit = index.match(content, i)
+        if hit is not None:
+            phrase, group = hit
+            alternatives = frozenset(group)
+            i += len(phrase)
+        else:
+            phrase = (content[i],)
+            alternatives = frozenset({phrase})
+            i += 1
+        if alternatives in seen:
+            continue
+        seen.add(alternatives)
+        ordered = (phrase, *sorted(alternatives - {phrase}))
+        terms.append(Term(ordered))
+        shown.append(" ".join(phrase))
+    if prefix_last and terms:
+        last = terms[-1]
+        if len(last.alternatives) == 1 and len(last.alternatives[0]) == 1 \
+                and len(last.alternatives[0][0]) >= MIN_PREFIX_LEN:
+            terms[-1] = Term(last.alternatives, prefix=True)
+    return Query(tuple(terms), tuple(shown))
+
+
+def passes_floor(score: float, strong: bool, floor: float = SUMMARY_FLOOR) -> bool:
+    """A hit in a title or chapter title is always relevant; a hit only in
+    the description must be a good one (see SUMMARY_FLOOR)."""
+    return strong or score >= floor
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    item_id: int
+    score: float  # -bm25: higher is better
+    strong: bool  # a query term matched the title or a chapter title
+
+
+def relevant(hits: Iterable[Hit], floor: float = SUMMARY_FLOOR) -> list[Hit]:
+    return [h for h in hits if passes_floor(h.score, h.strong, floor)]
+
+
+def in_titles(query: Query, titles: str) -> bool:
+    """Whether any query term occurs in ``titles`` (an item's title and
+    chapter titles): the "strong" half of the relevance floor. Words are
+    compared after the light suffix stemmer of bot.subscriptions (SQLite's
+    porter is not reachable from Python); a miss only means the hit must pass
+    the score floor instead."""
+    from bot.subscriptions import stem
+
+    words = [stem(w) for w in tokens(titles)]
+    present = set(words)
+    for term in query.terms:
+        for phrase in term.alternatives:
+            stems = tuple(stem(w) for w in phrase)
+            if term.prefix:
+                if any(w.startswith(phrase[0][:-1] if len(phrase[0]) > 3 else phrase[0]) for w in present):
+                    return True
+            elif len(stems) == 1:
+                if stems[0] in present:
+                    return True
+            elif any(tuple(words[i:i + len(stems)]) == stems for i in range(len(words) - len(stems) + 1)):
+                return True
+    return False

@@ -1,0 +1,106 @@
+"""Every phrasing of the issue parses to the intended command."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from bot.commands.grammar import (
+    AnnounceHere, AnnounceOff, EpisodeNumber, FeedAction, FeedAdd, Feeds, FilterAdd, FilterClear,
+    FilterList, Help, Latest, RandomPick, Search, Stats, Status, Subscribe, Subscriptions, Unknown,
+    Unsubscribe, Usage, parse,
+)
+from bot.models import ContentKind
+
+EPISODE, VIDEO, ARTICLE, POST = ContentKind.EPISODE, ContentKind.VIDEO, ContentKind.ARTICLE, ContentKind.POST
+
+PHRASINGS = [
+    ("latest episode", Latest(EPISODE, single=True)),
+    ("latest", Latest()),
+    ("what's new", Latest()),
+    ("What’s new?", Latest()),
+    ("whats new", Latest()),
+    ("latest video", Latest(VIDEO, single=True)),
+    ("latest article", Latest(ARTICLE, single=True)),
+    ("latest post", Latest(POST, single=True)),
+    ("latest episodes", Latest(EPISODE)),
+    ("latest episodes page 3", Latest(EPISODE, page=3)),
+    ("latest page 2", Latest(page=2)),
+    ("episodes on postgres", Search("postgres", EPISODE, phrase="episodes on")),
+    ("episodes on postgres page 2", Search("postgres", EPISODE, 2, phrase="episodes on")),
+    ("search tls", Search("tls")),
+    ("search tls page 2", Search("tls", page=2)),
+    ("search for http/2", Search("http/2")),
+    ("videos about kafka", Search("kafka", VIDEO, phrase="videos on")),
+    ("articles about postgres locks", Search("postgres locks", ARTICLE, phrase="articles on")),
+    ("posts about mysql", Search("mysql", POST, phrase="posts on")),
+    ("anything on page faults?", Search("page faults")),
+    ("Anything about TLS??", Search("TLS")),
+    ("episode 141", EpisodeNumber(141)),
+    ("Episode #141", EpisodeNumber(141)),
+    ("ep 141", EpisodeNumber(141)),
+    ("random episode", RandomPick(EPISODE)),
+    ("random", RandomPick(EPISODE)),
+    ("random video", RandomPick(VIDEO)),
+    ("random episode on databases", RandomPick(EPISODE, "databases")),
+    ("help", Help()),
+    ("help search", Help("search")),
+    ("", Help()),
+    ("   ", Help()),
+    ("stats", Stats()),
+    ("subscribe kafka", Subscribe("kafka")),
+    ("subscribe to page faults", Subscribe("page faults")),
+    ("unsubscribe kafka", Unsubscribe("kafka")),
+    ("subscriptions", Subscriptions()),
+    ("my subscriptions", Subscriptions()),
+    ("feeds", Feeds()),
+    ("feed add https://example.org/rss", FeedAdd("https://example.org/rss")),
+    ("feed add https://example.org/rss as video name talks every 1h",
+     FeedAdd("https://example.org/rss", VIDEO, "talks", "1h")),
+    ("feed remove podcast", FeedAction("remove", "podcast")),
+    ("feed pause podcast", FeedAction("pause", "podcast")),
+    ("feed resume podcast", FeedAction("resume", "podcast")),
+    ("feed test podcast", FeedAction("test", "podcast")),
+    ("announce episode,video here", AnnounceHere(("episode", "video"))),
+    ("announce episode video book here mention <@&987>", AnnounceHere(("episode", "video", "book"), "<@&987>")),
+    ("announce off here", AnnounceOff()),
+    ("filter podcast exclude sponsored giveaway", FilterAdd("podcast", "exclude", "sponsored giveaway")),
+    ("filter podcast include /Postgres(ql)? \\d+/", FilterAdd("podcast", "include", "/Postgres(ql)? \\d+/")),
+    ("filter podcast clear", FilterClear("podcast")),
+    ("filter podcast", FilterList("podcast")),
+    ("status", Status()),
+]
+
+
+@pytest.mark.parametrize("text,expected", PHRASINGS, ids=[p[0] or "<empty>" for p in PHRASINGS])
+def test_phrasing_parses_to_the_intended_command(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lates", "serch kafka", "tell me a joke", "/latest", "@showbot latest"])
+def test_unknown_input_is_unknown_not_an_error(text: str) -> None:
+    # Mention prefixes and slash-command names are the adapter's to strip.
+    assert isinstance(parse(text), Unknown)
+
+
+@pytest.mark.parametrize("text", ["feed", "feed add", "feed frobnicate x", "feed add https://x.org as podcastz",
+                                  "announce here", "announce episode", "filter a b c"])
+def test_misused_moderator_commands_get_their_usage(text: str) -> None:
+    assert isinstance(parse(text), Usage)
+
+
+def test_what_the_bot_emits_as_more_parses_back() -> None:
+    assert parse("search http 2 page 2") == Search("http 2", page=2)
+    assert parse("videos on kafka page 4") == Search("kafka", VIDEO, 4, phrase="videos on")
+    assert parse("latest episodes page 2") == Latest(EPISODE, page=2)
+
+
+def test_huge_numbers_do_not_overflow() -> None:
+    assert isinstance(parse("episode " + "9" * 5000), Unknown)
+    assert parse("search x page 99999") == Search("x page 99999")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=3000))
+def test_any_text_parses(text: str) -> None:
+    parse(text)

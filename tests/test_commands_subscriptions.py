@@ -1,0 +1,96 @@
+"""Personal subscriptions: commands and the pure matcher."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from bot.clock import FrozenClock
+from bot.commands import Commands
+from bot.models import Caller, Chapter, Item, Platform
+from bot.storage import catalog
+from bot.storage.store import Store
+from bot.subscriptions import match_subscriptions
+from tests.catalog_helpers import MEMBER, NOW
+
+OTHER = Caller(platform=Platform.SLACK, user_id="U777", channel="C1")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(tmp_path / "bot.db") as store:
+        yield store
+
+
+async def test_subscribe_list_unsubscribe(store: Store) -> None:
+    bot = Commands(store, clock=FrozenClock(NOW))
+    reply = await bot("subscribe Kafka", MEMBER)
+    assert reply.text == "Subscribed to “kafka”: I'll send you a direct message when something new matches."
+    assert reply.ephemeral
+    assert (await bot("subscribe kafka", MEMBER)).text == "You are already subscribed to “kafka”."
+    await bot("subscribe to page faults", MEMBER)
+    await bot("subscribe postgres", OTHER)
+    assert (await bot("subscriptions", MEMBER)).text == "Your topics: “kafka”, “page faults”"
+    assert await catalog.load_subscriptions(store) == [
+        (Platform.DISCORD, "1001", "kafka"), (Platform.DISCORD, "1001", "page faults"),
+        (Platform.SLACK, "U777", "postgres"),
+    ]
+    assert (await bot("unsubscribe kafka", MEMBER)).text == "Unsubscribed from “kafka”."
+    reply = await bot("unsubscribe kafka", MEMBER)
+    assert reply.kind == "error" and reply.text == "you are not subscribed to 'kafka'"
+    assert (await bot("subscriptions", OTHER)).text == "Your topics: “postgres”"
+
+
+async def test_subscribe_needs_a_real_topic_and_has_a_limit(store: Store) -> None:
+    bot = Commands(store, clock=FrozenClock(NOW))
+    assert (await bot("subscribe ???***", MEMBER)).kind == "error"
+    assert (await bot("subscribe " + "x" * 200, MEMBER)).kind == "error"
+    for n in range(25):
+        assert (await bot(f"subscribe topic{n}", MEMBER)).kind == "subscriptions"
+    reply = await bot("subscribe one-too-many", MEMBER)
+    assert reply.text == "you can follow at most 25 topics; unsubscribe one first"
+    assert len(await catalog.member_subscriptions(store, Platform.DISCORD, "1001")) == 25
+
+
+def item(title: str, summary: str = "", chapters: tuple[Chapter, ...] = ()) -> Item:
+    return Item(title=title, summary=summary, chapters=chapters,
+                published_at=datetime(2026, 7, 1, tzinfo=timezone.utc))
+
+
+def test_new_items_match_topics_like_search() -> None:
+    items = [
+        item("Graceful shutdown in HTTP", chapters=(Chapter(1060, "HTTP/2 GoAWAY frame"),)),
+        item("CPU and Kernel Page Faults"),
+        item("PostgreSQL 19 is out", "New features in the database."),
+        item("Discipline and consistency"),
+    ]
+    subs = [
+        (Platform.DISCORD, "a", "http2"),        # synonym + phrase, in a chapter
+        (Platform.DISCORD, "a", "graceful"),     # same member, same item: one delivery
+        (Platform.SLACK, "b", "page fault"),     # stem: faults
+        (Platform.SLACK, "c", "postgres"),       # synonym: PostgreSQL
+        (Platform.SLACK, "c", "db"),             # also matches item 2: still one for c
+        (Platform.SLACK, "d", "kafka"),          # nothing
+        (Platform.DISCORD, "b", "page faults"),  # same user id on another platform is another member
+    ]
+    assert match_subscriptions(items, subs) == [
+        (0, Platform.DISCORD, "a"),
+        (1, Platform.SLACK, "b"),
+        (1, Platform.DISCORD, "b"),
+        (2, Platform.SLACK, "c"),
+    ]
+
+
+def test_every_topic_word_must_match() -> None:
+    items = [item("Kafka consumer groups"), item("Postgres consumer lag")]
+    assert match_subscriptions(items, [(Platform.SLACK, "x", "kafka consumers")]) == [(0, Platform.SLACK, "x")]
+
+
+def test_custom_synonyms() -> None:
+    items = [item("Rustlang async runtimes")]
+    subs = [(Platform.SLACK, "x", "rust")]
+    assert match_subscriptions(items, subs) == []
+    assert match_subscriptions(items, subs, {"rust": ["rustlang"]}) == [(0, Platform.SLACK, "x")]
