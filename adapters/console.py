@@ -13,7 +13,8 @@ import threading
 from typing import TextIO
 
 from bot.models import Announcement, Caller, Delivered, Platform
-from bot.plaintext import render_announcement, render_reply
+from bot.plaintext import render_announcement
+from bot.replies import render_text
 
 log = logging.getLogger("showbot.console")
 
@@ -79,7 +80,7 @@ class ConsoleAdapter:
             if not text:
                 continue
             reply = await self._handler(text, self._caller)
-            self._write(render_reply(reply))
+            self._write(render_text(reply))
         log.info("console input closed; still announcing (stop with Ctrl-C)")
 
 

@@ -161,6 +161,8 @@ class App:
         reports = []
         for n in names:
             reports.append(await self.poller.poll(n, force=True))
+        if self.outbox is not None and any(r.events for r in reports):
+            self.outbox.wake()  # running: deliver now, not at the next tick
         return reports
 
     async def run(

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, ShowbotError
-from bot.models import Caller, Platform, StoredItem
+from bot.models import Caller, Platform
 
 log = logging.getLogger("showbot")
 
@@ -74,10 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"showbot: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=logging.INFO if args.command == "run" else logging.WARNING,
+        level=logging.INFO if args.command == "run" else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
     try:
         config = load_config(args.config)
         handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
@@ -127,25 +128,9 @@ def _check(config: Config, args: argparse.Namespace) -> int:
 
 # -- poll -----------------------------------------------------------------------
 
-def item_json(stored: StoredItem) -> dict[str, Any]:
-    item = stored.item
-    return {
-        "title": item.title,
-        "url": item.link,
-        "kind": stored.kind.value,
-        "source": stored.source_name,
-        "published": _iso(item.published_at),
-        "duration_s": item.duration_s,
-        "chapters": [{"start_s": c.start_s, "title": c.title} for c in item.chapters],
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def _poll(config: Config, args: argparse.Namespace) -> int:
     from bot.app import App
+    from bot.replies import item_to_json, reply_item
 
     async def go() -> list[Any]:
         async with await App.open(config) as app:
@@ -160,7 +145,7 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
                 "name": r.name,
                 "ok": r.ok,
                 "error": r.error,
-                "new": [item_json(i) for i in r.new],
+                "new": [item_to_json(reply_item(i)) for i in r.new],
                 "events": [{"kind": e.kind.value, "title": e.title, "url": e.url} for e in r.events],
             }
             for r in reports
@@ -185,8 +170,7 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
 
 def _ask(config: Config, args: argparse.Namespace) -> int:
     from bot.app import App
-    from bot.plaintext import render_reply
-    from bot.replies import reply_to_json
+    from bot.replies import render_text, reply_to_json
 
     text = " ".join(args.text)
     caller = Caller(Platform.CONSOLE, "cli", "cli", is_moderator=args.moderator, display_name="cli")
@@ -199,8 +183,8 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply_to_json(reply), ensure_ascii=False, indent=2))
     else:
-        print(render_reply(reply))
-    return 1 if reply.kind == "internal-error" else 0
+        print(render_text(reply))
+    return 1 if reply.kind == "failure" else 0
 
 
 # -- run ------------------------------------------------------------------------

@@ -24,8 +24,9 @@ from bot.backoff import backoff_s
 from bot.clock import Clock
 from bot.errors import DeliveryError, StorageError
 from bot.models import Announcement, Delivered, Platform, Route
-from bot.ports import ChatAdapter
+from bot.ports import DM_CHANNEL_PREFIX, ChatAdapter
 from bot.storage import OutboxRow, Store
+from bot.storage.store import direct_route
 
 log = logging.getLogger("showbot.outbox")
 
@@ -79,7 +80,10 @@ class Outbox:
                 waiting += 1
                 blocked.add(channel)
                 continue
-            route = routes.get(row.route_id) if row.route_id is not None else None
+            if row.channel.startswith(DM_CHANNEL_PREFIX):
+                route = direct_route(row.platform, row.channel[len(DM_CHANNEL_PREFIX):])
+            else:
+                route = routes.get(row.route_id) if row.route_id is not None else None
             if route is None or route.broken:
                 # The route was removed or broke after this row was queued.
                 await self._store.mark_failed(row.id, "route removed or broken")
@@ -125,6 +129,9 @@ class Outbox:
         return "sent"
 
     async def _on_error(self, row: OutboxRow, route: Route, exc: DeliveryError) -> str:
+        if exc.permanent and route.id == 0:  # a DM the member can't receive: drop that one only
+            await self._store.mark_failed(row.id, str(exc))
+            return "failed"
         if exc.permanent:
             if await self._store.mark_route_broken(route.id, str(exc)):
                 log.error("route %s %s is broken: %s", route.platform.value, route.channel, exc)

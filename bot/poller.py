@@ -14,11 +14,14 @@ from typing import Protocol
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
-from bot.detect import BookMatcher, decide
+from bot.detect import BookMatcher, Decision, decide
 from bot.errors import SourceError, StorageError
-from bot.models import Event, Source, StoredItem
+from bot.filters import make_item_filter
+from bot.models import Event, Platform, Source, StoredItem
 from bot.sources.rss import Fetched
 from bot.storage import Store
+from bot.storage.catalog import load_filters, load_subscriptions
+from bot.subscriptions import match_subscriptions
 
 log = logging.getLogger("showbot.poll")
 
@@ -87,15 +90,18 @@ class Poller:
             )
             return PollReport(source.name, ok=True, unchanged=True)
         known = await self._store.known_items(source.id)
+        rules = await load_filters(self._store, source.id)
         # Pure but not free (hashing every item): off the loop, so a
         # 500-item first poll does not stall chat replies.
         decision = await asyncio.to_thread(
             decide, spec=source.spec, synced=source.synced, known=known, fetched=fetched.items,
             now=now, is_book_news=self._is_book_news,
+            announce_filter=make_item_filter(rules) if rules else None,
         )
         written = await self._store.apply_poll(
             source, decision, now=now, next_poll_at=next_poll_at,
             etag=fetched.etag, last_modified=fetched.last_modified, body_hash=fetched.body_hash,
+            direct_messages=await self._direct_messages(decision),
         )
         if written.new_items or written.events:
             log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),
@@ -104,6 +110,19 @@ class Poller:
             source.name, ok=True, new=written.new_items, events=written.events,
             warnings=(fetched.warning,) if fetched.warning else (),
         )
+
+    async def _direct_messages(self, decision: Decision) -> list[tuple[int, Platform, str]]:
+        """Members whose subscribed topics match an item being announced:
+        (new item index, platform, user id), at most one per item per member."""
+        announced = sorted({e.new_index for e in decision.events})
+        if not announced:
+            return []
+        subs = await load_subscriptions(self._store)
+        if not subs:
+            return []
+        items = [decision.new_items[i].item for i in announced]
+        matches = await asyncio.to_thread(match_subscriptions, items, subs)
+        return [(announced[i], platform, user) for i, platform, user in matches]
 
     async def _fail(self, source: Source, error: str, retry_after: float | None) -> PollReport:
         now = self._clock()

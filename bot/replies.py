@@ -114,21 +114,19 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def item_to_json(item: ReplyItem) -> dict[str, Any]:
+    """One item as DESIGN.md's CLI contract shows it (``ask`` and ``poll``)."""
+    return {
+        "title": item.title,
+        "url": item.url,
+        "kind": item.kind,
+        "source": item.source,
+        "published": _iso(item.published_at),
+        "duration_s": item.duration_s,
+        "chapters": [{"start_s": c.start_s, "title": c.title} for c in item.chapters],
+    }
+
+
 def reply_to_json(reply: Reply) -> dict[str, Any]:
     """The ``ask --json`` object of DESIGN.md ("The CLI contract")."""
-    return {
-        "kind": reply.kind,
-        "text": reply.text,
-        "items": [
-            {
-                "title": item.title,
-                "url": item.url,
-                "kind": item.kind,
-                "source": item.source,
-                "published": _iso(item.published_at),
-                "duration_s": item.duration_s,
-                "chapters": [{"start_s": c.start_s, "title": c.title} for c in item.chapters],
-            }
-            for item in reply.items
-        ],
-    }
+    return {"kind": reply.kind, "text": reply.text, "items": [item_to_json(i) for i in reply.items]}

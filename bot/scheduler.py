@@ -46,6 +46,7 @@ class PollScheduler:
         self._on_polled = on_polled
         self._scheduler: AsyncIOScheduler | None = None
         self._intervals: dict[str, int] = {}
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
@@ -79,6 +80,10 @@ class PollScheduler:
             self._intervals[name] = every_s
 
     async def _poll_job(self, name: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
         try:
             report = await self._poller.poll(name)
         except NotFound:
@@ -92,9 +97,13 @@ class PollScheduler:
     def job_names(self) -> list[str]:
         return sorted(self._intervals)
 
-    async def shutdown(self) -> None:
-        """Stop firing; polls in flight are cancelled (their transaction rolls back)."""
+    async def shutdown(self, grace_s: float = 10.0) -> None:
+        """Stop firing, give polls in flight ``grace_s`` to finish, then
+        cancel what is left (its transaction rolls back: nothing half-written)."""
         if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.pause()
+            if self._in_flight:
+                await asyncio.wait(set(self._in_flight), timeout=grace_s)
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
         self._intervals.clear()

@@ -38,6 +38,7 @@ from bot.models import (
     SourceSpec,
     StoredItem,
 )
+from bot.ports import DM_CHANNEL_PREFIX
 from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -310,6 +311,7 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         body_hash: str | None,
+        direct_messages: Sequence[tuple[int, Platform, str]] = (),
     ) -> PollWrite:
         """Write a poll's items, events and outbox rows and advance the
         source's validators, all in ONE transaction: if any of it fails, none
@@ -345,6 +347,13 @@ class Store:
             routes = await _routes(db)
             for index, route in plan_deliveries(event_refs, routes):
                 rows += await _insert_outbox(db, events[index].id, route, now)
+            # Personal subscriptions: a DM per member, attached to the item's
+            # content event (the last of its events), at most one per item.
+            content_event = {events[i].item_id: events[i] for i in range(len(events))}
+            for new_index, platform, user_id in direct_messages:
+                event = content_event.get(item_ids[new_index])
+                if event is not None:
+                    rows += await _insert_outbox(db, event.id, direct_route(platform, user_id), now)
 
             await db.execute(
                 "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
@@ -640,11 +649,16 @@ async def _routes(db: aiosqlite.Connection) -> list[Route]:
     ]
 
 
+def direct_route(platform: Platform, user_id: str) -> Route:
+    """The route of a direct message: not a row in ``routes`` (id 0)."""
+    return Route(id=0, platform=platform, channel=DM_CHANNEL_PREFIX + user_id, kinds=frozenset(EventKind))
+
+
 async def _insert_outbox(db: aiosqlite.Connection, event_id: int, route: Route, now: datetime) -> int:
     cur = await db.execute(
         "INSERT INTO outbox (event_id, route_id, platform, channel, mention, idempotency_key, "
         "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (event_id, route.id, route.platform.value, route.channel, route.mention,
+        (event_id, route.id or None, route.platform.value, route.channel, route.mention,
          uuid.uuid4().hex, to_db_time(now), to_db_time(now)),
     )
     return cur.rowcount
