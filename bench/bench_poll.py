@@ -26,6 +26,7 @@ from bot.models import ContentKind, SourceSpec
 from bot.poller import Poller
 from bot.sources.feeds import parse_feed
 from bot.sources.http import HttpFetcher
+from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.storage import Store
 from tests.feedgen import make_podcast_feed
@@ -90,22 +91,26 @@ async def main(rounds: int) -> None:
         stock = median_s(lambda: feedparser.parse(io.BytesIO(body)), rounds)
         ours_parse = median_s(lambda: parse_feed(body), rounds)
 
+        stall = StallMeter()
+
         async def ingest_once(i: int) -> float:
             store = await Store.open(tmp / f"ingest-{i}.db")
             try:
-                poller = Poller(store, {"rss": RssSource(fetcher)}, clock=FrozenClock(now))
+                poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(now))
                 await store.add_source(SourceSpec("podcast", "rss", server.url("/plain.xml"),
                                                   ContentKind.EPISODE), now)
-                t0 = time.perf_counter()
-                report = await poller.poll("podcast", force=True)
-                elapsed = time.perf_counter() - t0
+                with stall:  # only the poll itself: opening a fresh store is not ingest
+                    t0 = time.perf_counter()
+                    report = await poller.poll("podcast", force=True)
+                    elapsed = time.perf_counter() - t0
                 assert report.ok and len(report.new) == N_ITEMS, report.error
                 return elapsed
             finally:
                 await store.close()
 
-        with StallMeter() as stall:
-            ingest = statistics.median([await ingest_once(i) for i in range(rounds)])
+        parsers = FeedParsers()  # as the app runs it: big feeds in a worker process
+        await parsers.parse(body)  # warm the worker up (spawn + imports) outside the timing
+        ingest = statistics.median([await ingest_once(i) for i in range(rounds)])
 
         store = await Store.open(tmp / "steady.db")
         try:
@@ -117,6 +122,7 @@ async def main(rounds: int) -> None:
             unchanged_200 = await amedian_s(lambda: poller.poll("plain", force=True), rounds * 5)
         finally:
             await store.close()
+            parsers.close()
     finally:
         await fetcher.close()
         await server.close()

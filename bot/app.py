@@ -30,6 +30,7 @@ from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
+from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.storage import RouteSeed, Store
 
@@ -85,6 +86,7 @@ class App:
         self.adapters: dict[Platform, ChatAdapter] = {}
         self.scheduler: PollScheduler | None = None
         self.outbox: Outbox | None = None
+        self.parsers: FeedParsers | None = None
 
     @classmethod
     async def open(
@@ -112,7 +114,8 @@ class App:
             user_agent=config.user_agent,
             allow_private_addresses=config.allow_private_addresses,
         )
-        source_kinds: dict[str, SourceKind] = {"rss": RssSource(fetcher)}
+        parsers = FeedParsers()
+        source_kinds: dict[str, SourceKind] = {"rss": RssSource(fetcher, parse=parsers.parse)}
         source_kinds.update(kinds or {})
         book_words = [*config.book.keywords, *([config.book.title] if config.book.title else [])]
         poller = Poller(
@@ -122,6 +125,7 @@ class App:
         )
         app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                   commands=None, clock=clock)  # type: ignore[arg-type]
+        app.parsers = parsers
         app.commands = Commands(
             store, clock=clock, preview=app.preview,
             on_sources_changed=app._sources_changed, health=app.health,
@@ -130,6 +134,8 @@ class App:
 
     async def close(self) -> None:
         await self.fetcher.close()
+        if self.parsers is not None:
+            await asyncio.to_thread(self.parsers.close)
         await self.store.close()
 
     async def __aenter__(self) -> "App":
@@ -144,7 +150,8 @@ class App:
         """Fetch and parse a URL without storing anything (feed add / feed test)."""
         result = await self.fetcher.fetch(url)
         assert result.body is not None  # no validators sent, so never a 304
-        return await parse_feed_off_loop(result.body, url=result.url, content_type=result.content_type)
+        parse = self.parsers.parse if self.parsers is not None else parse_feed_off_loop
+        return await parse(result.body, url=result.url, content_type=result.content_type)
 
     async def _sources_changed(self) -> None:
         if self.scheduler is not None:

@@ -31,7 +31,7 @@ DEFAULT_SYNONYMS: Mapping[str, tuple[str, ...]] = {
     "db": ("database",),
 }
 
-# bm25 column weights for items_fts(title, chapters, summary).
+# bm25 column weights for catalog_fts(title, chapters, summary).
 WEIGHTS = (10.0, 4.0, 1.0)
 # A hit whose query terms appear only in the description must score at least
 # this (-bm25 with WEIGHTS). A rare word mentioned once in a long description

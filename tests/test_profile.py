@@ -25,7 +25,6 @@ from bot.profile import (
 )
 from bot.sources.x import parse_snapshot
 from bot.storage.schema import MIGRATIONS
-from bot.storage.x_schema import X_MIGRATION
 from tests.xstub import FIXTURES
 
 T0 = datetime(2026, 4, 1, 12, tzinfo=timezone.utc)
@@ -269,11 +268,11 @@ def test_no_milestone_storm(counts: list[int | None], rule: Every | list[int]) -
 # ---------------------------------------------------------------- storage shape
 
 
-def test_x_migration_applies_after_the_spine_and_cascades() -> None:
+def test_the_snapshot_migration_applies_after_the_spine_and_cascades() -> None:
     db = sqlite3.connect(":memory:")
     try:
         db.execute("PRAGMA foreign_keys = ON")
-        for migration in [*MIGRATIONS, X_MIGRATION]:
+        for migration in MIGRATIONS:
             db.executescript(migration)
         db.execute("INSERT INTO sources (id, name, kind, content, every_s, max_age_s, handle, "
                    "provider, created_at) VALUES (1, 'x', 'x', 'post', 900, 604800, 'hnasr', "

@@ -180,7 +180,8 @@ async def test_migration_backfills_chapter_search_and_triggers_keep_it_in_sync(t
     con.execute("INSERT INTO items (id, source_id, identity, content_hash, kind, title, first_seen_at) "
                 "VALUES (7, 1, 'guid:a', 'h', 'episode', 'Old one', '2026-01-01')")
     con.execute("INSERT INTO chapters VALUES (7, 0, 95, 'Spinlocks explained')")
-    con.execute("INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (7, 'Old one', 'Spinlocks explained', '')")
+    con.execute("INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) "
+                "VALUES (7, 'Old one', 'Spinlocks explained', '', 'episode')")
     con.commit()
     con.close()
     async with await Store.open(path) as store:
@@ -189,5 +190,4 @@ async def test_migration_backfills_chapter_search_and_triggers_keep_it_in_sync(t
         assert reply.items[0].chapters == (Chapter(95, "Spinlocks explained"),)
         await store.remove_source("pod")  # cascades to items and chapters
         assert await store._all("SELECT rowid FROM chapters_fts") == []
-        assert await store._all("SELECT rowid FROM items_fts") == []
         assert await store._all("SELECT rowid FROM catalog_fts") == []

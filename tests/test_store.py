@@ -84,7 +84,7 @@ async def test_a_failed_poll_write_leaves_nothing_behind(tmp_path: Path) -> None
         assert await store.outbox_rows() == []
 
 
-async def test_items_fts_and_chapters_follow_edits(tmp_path: Path) -> None:
+async def test_search_index_and_chapters_follow_edits(tmp_path: Path) -> None:
     from dataclasses import replace
 
     from bot.models import Chapter
@@ -100,6 +100,7 @@ async def test_items_fts_and_chapters_follow_edits(tmp_path: Path) -> None:
         await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="2")
         (stored,) = await store.latest_items()
         assert stored.item.title == "Postgres row locks" and stored.item.chapters == (Chapter(0, "Intro"),)
-        rows = await store._all("SELECT rowid, title, chapters FROM items_fts WHERE items_fts MATCH 'row'")
-        assert [(r[0], r[1], r[2]) for r in rows] == [(stored.id, "Postgres row locks", "Intro")]
-        assert await store._all("SELECT rowid FROM items_fts WHERE items_fts MATCH 'mvcc'") == []
+        rows = await store._all("SELECT rowid, title, chapters, kind FROM catalog_fts WHERE catalog_fts MATCH 'row'")
+        assert [tuple(r) for r in rows] == [(stored.id, "Postgres row locks", "Intro", "episode")]
+        assert await store._all("SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH 'mvcc'") == []
+        assert await store._all("SELECT rowid FROM chapters_fts WHERE chapters_fts MATCH 'mvcc'") == []

@@ -67,11 +67,16 @@ MIGRATIONS: list[str] = [
         title TEXT NOT NULL,
         PRIMARY KEY (item_id, position)
     );
-    -- rowid = items.id; kept in sync by the store in the same transaction as items.
-    CREATE VIRTUAL TABLE items_fts USING fts5(
-        title, chapters, summary,
+    -- The search index: rowid = items.id. Written by the store in the same
+    -- transaction as its item (not by triggers: chapters arrive after their
+    -- item and a per-chapter trigger would rewrite the row ten times).
+    -- ``kind`` is a column so "episodes on X" intersects inside FTS5.
+    CREATE VIRTUAL TABLE catalog_fts USING fts5(
+        title, chapters, summary, kind,
         tokenize = 'porter unicode61 remove_diacritics 2'
     );
+    -- A removed source cascades to its items; their index rows must go too.
+    CREATE TRIGGER catalog_fts_item_delete AFTER DELETE ON items BEGIN DELETE FROM catalog_fts WHERE rowid = old.id; END;
     CREATE TABLE routes (
         id INTEGER PRIMARY KEY,
         platform TEXT NOT NULL,
@@ -167,25 +172,29 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER chapters_fts_delete AFTER DELETE ON chapters BEGIN DELETE FROM chapters_fts WHERE rowid = old.item_id * 10000 + old.position; END;
     CREATE TRIGGER chapters_fts_update AFTER UPDATE ON chapters BEGIN DELETE FROM chapters_fts WHERE rowid = old.item_id * 10000 + old.position; INSERT INTO chapters_fts (rowid, title) SELECT new.item_id * 10000 + new.position, new.title WHERE new.position < 10000; END;
     INSERT INTO chapters_fts (rowid, title) SELECT item_id * 10000 + position, title FROM chapters WHERE position < 10000;
-    -- items_fts rows of deleted items (a removed source cascades to items)
-    -- would skew bm25 statistics and collide with a reused items.id.
-    CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN DELETE FROM items_fts WHERE rowid = old.id; END;
-    DELETE FROM items_fts WHERE rowid NOT IN (SELECT id FROM items);
-    -- The search index of chat commands: items_fts plus the item's kind as
-    -- a column, so "episodes on X" intersects with the 'episode' doclist
-    -- inside FTS5 instead of ranking every post that mentions X and
-    -- dropping it afterwards. rowid = items.id; kept in sync by triggers on
-    -- items and chapters (chapters are written after their item).
-    CREATE VIRTUAL TABLE catalog_fts USING fts5(
-        title, chapters, summary, kind,
-        tokenize = 'porter unicode61 remove_diacritics 2'
+    """,
+    # 2 -> 3: X profile snapshots as a time series. Counts are NULL when a
+    # snapshot did not say; raw_json (bot.sources.x.snapshot_to_json) reads
+    # back whole for the next diff; the unique key makes recording a snapshot
+    # idempotent. sources.cursor holds a provider's resume point (X since_id).
+    """
+    CREATE TABLE profile_snapshots (
+        id INTEGER PRIMARY KEY,
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        taken_at TEXT NOT NULL,
+        followers INTEGER,
+        following INTEGER,
+        posts INTEGER,
+        bio TEXT,
+        pinned_id TEXT,
+        pinned_text TEXT,
+        pinned_url TEXT,
+        raw_json TEXT NOT NULL
     );
-    CREATE TRIGGER catalog_fts_item_insert AFTER INSERT ON items BEGIN INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) VALUES (new.id, new.title, '', new.summary, new.kind); END;
-    CREATE TRIGGER catalog_fts_item_update AFTER UPDATE OF title, summary, kind ON items BEGIN UPDATE catalog_fts SET title = new.title, summary = new.summary, kind = new.kind WHERE rowid = new.id; END;
-    CREATE TRIGGER catalog_fts_item_delete AFTER DELETE ON items BEGIN DELETE FROM catalog_fts WHERE rowid = old.id; END;
-    CREATE TRIGGER catalog_fts_chapter_insert AFTER INSERT ON chapters BEGIN UPDATE catalog_fts SET chapters = (SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters WHERE item_id = new.item_id ORDER BY position)) WHERE rowid = new.item_id; END;
-    CREATE TRIGGER catalog_fts_chapter_delete AFTER DELETE ON chapters BEGIN UPDATE catalog_fts SET chapters = coalesce((SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters WHERE item_id = old.item_id ORDER BY position)), '') WHERE rowid = old.item_id; END;
-    INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) SELECT i.id, i.title, coalesce((SELECT group_concat(title, char(10)) FROM (SELECT title FROM chapters c WHERE c.item_id = i.id ORDER BY position)), ''), i.summary, i.kind FROM items i;
+    -- The previous snapshot is "ORDER BY taken_at DESC LIMIT 1" per source, and
+    -- /stats draws followers over time: both walk this index.
+    CREATE UNIQUE INDEX profile_snapshots_source_taken ON profile_snapshots (source_id, taken_at);
+    ALTER TABLE sources ADD COLUMN cursor TEXT;
     """,
 ]
 

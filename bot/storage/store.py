@@ -593,8 +593,8 @@ async def _insert_items(
          for item_id, n in zip(item_ids, new_items) for i, c in enumerate(n.item.chapters)],
     )
     await db.executemany(
-        "INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (?, ?, ?, ?)",
-        [(item_id, *_fts_columns(n.item)) for item_id, n in zip(item_ids, new_items)],
+        "INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) VALUES (?, ?, ?, ?, ?)",
+        [(item_id, *_fts_columns(n.item), kind.value) for item_id, n in zip(item_ids, new_items)],
     )
     return item_ids
 
@@ -622,15 +622,16 @@ async def _write_chapters_and_fts(
 ) -> None:
     if replace:
         await db.execute("DELETE FROM chapters WHERE item_id = ?", (item_id,))
-        await db.execute("DELETE FROM items_fts WHERE rowid = ?", (item_id,))
+        await db.execute("DELETE FROM catalog_fts WHERE rowid = ?", (item_id,))
     if item.chapters:
         await db.executemany(
             "INSERT INTO chapters (item_id, position, start_s, title) VALUES (?, ?, ?, ?)",
             [(item_id, i, c.start_s, c.title) for i, c in enumerate(item.chapters)],
         )
     await db.execute(
-        "INSERT INTO items_fts (rowid, title, chapters, summary) VALUES (?, ?, ?, ?)",
-        (item_id, *_fts_columns(item)),
+        "INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) "
+        "SELECT ?, ?, ?, ?, kind FROM items WHERE id = ?",
+        (item_id, *_fts_columns(item), item_id),
     )
 
 
