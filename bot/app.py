@@ -32,6 +32,7 @@ from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
+from bot.sources.xprofile import XProfileSource
 from bot.storage import RouteSeed, Store
 
 log = logging.getLogger("showbot")
@@ -87,6 +88,7 @@ class App:
         self.scheduler: PollScheduler | None = None
         self.outbox: Outbox | None = None
         self.parsers: FeedParsers | None = None
+        self.x_profiles: XProfileSource | None = None
 
     @classmethod
     async def open(
@@ -115,17 +117,23 @@ class App:
             allow_private_addresses=config.allow_private_addresses,
         )
         parsers = FeedParsers()
-        source_kinds: dict[str, SourceKind] = {"rss": RssSource(fetcher, parse=parsers.parse)}
-        source_kinds.update(kinds or {})
         book_words = [*config.book.keywords, *([config.book.title] if config.book.title else [])]
-        poller = Poller(
-            store, source_kinds, clock=clock,
-            is_book_news=make_book_matcher(book_words, config.book.links)
-            if (book_words or config.book.links) else None,
+        is_book_news = (make_book_matcher(book_words, config.book.links)
+                        if (book_words or config.book.links) else None)
+        rss = RssSource(fetcher, parse=parsers.parse)
+        x_profiles = XProfileSource(
+            store, fetcher, rss, bearer_token=secrets.x_bearer_token, clock=clock,
+            options=config.x_options, is_book_news=is_book_news, user_agent=config.user_agent,
+            timeout_s=config.timeout_s,
         )
+        source_kinds: dict[str, SourceKind] = {"rss": rss, "x": x_profiles}
+        source_kinds.update(kinds or {})
+        poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
+                        book_window_s=config.book_window_s)
         app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                   commands=None, clock=clock)  # type: ignore[arg-type]
         app.parsers = parsers
+        app.x_profiles = x_profiles
         app.commands = Commands(
             store, clock=clock, preview=app.preview,
             on_sources_changed=app._sources_changed, health=app.health,
@@ -133,6 +141,8 @@ class App:
         return app
 
     async def close(self) -> None:
+        if self.x_profiles is not None:
+            await self.x_profiles.close()
         await self.fetcher.close()
         if self.parsers is not None:
             await asyncio.to_thread(self.parsers.close)

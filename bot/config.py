@@ -56,6 +56,15 @@ class RouteSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class XSourceOptions:
+    """Options of an ``x`` source that live in the config file only."""
+
+    profile_every_s: int = 86400  # a user read costs ~$0.010: daily by default
+    milestones: tuple[int, ...] = ()  # explicit follower thresholds...
+    milestone_every: int = 10_000  # ...or one every N followers (used when the list is empty)
+
+
+@dataclass(frozen=True, slots=True)
 class BookConfig:
     title: str = ""
     keywords: tuple[str, ...] = ()
@@ -122,6 +131,8 @@ class Config:
     user_agent: str = USER_AGENT
     failure_alert_after: int = 5
     sources: tuple[SourceSpec, ...] = ()
+    x_options: Mapping[str, XSourceOptions] = field(default_factory=dict)
+    book_window_s: int = 3 * 86400
     routes: tuple[RouteSpec, ...] = ()
     book: BookConfig = BookConfig()
     discord: DiscordConfig = DiscordConfig()
@@ -189,7 +200,7 @@ def parse_source(raw: Mapping[str, Any], where: str) -> SourceSpec:
         raise ConfigError(where, f"expected a table, got {raw!r}")
     known = {
         "name", "kind", "url", "content", "every", "announce_on_first_poll", "max_age",
-        "handle", "provider", "api_base_url",
+        "handle", "provider", "api_base_url", "profile_every", "milestones", "milestone_every",
     }
     for k in raw:
         if k not in known:
@@ -231,6 +242,19 @@ def parse_source(raw: Mapping[str, Any], where: str) -> SourceSpec:
     )
 
 
+def parse_x_options(raw: Mapping[str, Any], where: str) -> XSourceOptions:
+    milestones = raw.get("milestones", [])
+    if not isinstance(milestones, list) or any(
+        isinstance(m, bool) or not isinstance(m, int) or m <= 0 for m in milestones
+    ):
+        raise ConfigError(f"{where}.milestones", f"expected a list of follower counts, got {milestones!r}")
+    return XSourceOptions(
+        profile_every_s=parse_duration(raw.get("profile_every", "1d"), f"{where}.profile_every"),
+        milestones=tuple(sorted(milestones)),
+        milestone_every=_int(raw, "milestone_every", where, 10_000, minimum=1),
+    )
+
+
 def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     if not isinstance(value, list) or not value:
         raise ConfigError(key, f"expected a non-empty list of kinds, got {value!r}")
@@ -250,6 +274,10 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     if not isinstance(sources_raw, list):
         raise ConfigError("sources", "expected [[sources]] tables")
     sources = tuple(parse_source(s, f"sources[{i}]") for i, s in enumerate(sources_raw))
+    x_options = {
+        spec.name: parse_x_options(raw_source, f"sources[{i}]")
+        for i, (spec, raw_source) in enumerate(zip(sources, sources_raw)) if spec.kind == "x"
+    }
     seen: set[str] = set()
     for i, s in enumerate(sources):
         if s.name in seen:
@@ -283,6 +311,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         )
 
     book_raw = _table(raw, "book")
+    book_window_s = parse_duration(book_raw.get("window", "3d"), "book.window")
     book = BookConfig(
         title=_str(book_raw, "title", "book", "") or "",
         keywords=_str_list(book_raw, "keywords", "book"),
@@ -318,6 +347,8 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         user_agent=_str(network, "user_agent", "network", USER_AGENT) or USER_AGENT,
         failure_alert_after=_int(network, "failure_alert_after", "network", 5, minimum=1),
         sources=sources,
+        x_options=x_options,
+        book_window_s=book_window_s,
         routes=tuple(routes),
         book=book,
         discord=discord,

@@ -273,6 +273,8 @@ def plan_deliveries(
     which comes first in ``decide``'s order)."""
     plan: list[tuple[int, Route]] = []
     for route in routes:
+        if route.broken:
+            continue  # nothing new is queued for a channel we can't post to
         served: set[int] = set()
         for index, (item_key, kind) in enumerate(events):
             if kind not in route.kinds:

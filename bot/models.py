@@ -104,6 +104,7 @@ class Source:
     last_error_at: datetime | None = None
     consecutive_failures: int = 0
     next_poll_at: datetime | None = None
+    cursor: str | None = None  # a provider's resume point (X since_id)
 
     @property
     def name(self) -> str:

@@ -19,6 +19,7 @@ from bot.errors import SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
 from bot.sources.rss import Fetched
+from bot.sources.xprofile import snapshot_row
 from bot.storage import Store
 from bot.storage.catalog import load_filters, load_subscriptions
 from bot.subscriptions import match_subscriptions
@@ -53,7 +54,9 @@ class Poller:
         *,
         clock: Clock,
         is_book_news: BookMatcher | None = None,
+        book_window_s: float = 3 * 86400,
     ) -> None:
+        self._book_window_s = book_window_s
         self._store = store
         self._kinds = kinds
         self._clock = clock
@@ -102,6 +105,8 @@ class Poller:
             source, decision, now=now, next_poll_at=next_poll_at,
             etag=fetched.etag, last_modified=fetched.last_modified, body_hash=fetched.body_hash,
             direct_messages=await self._direct_messages(decision),
+            snapshot=snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None,
+            changes=fetched.changes, cursor=fetched.cursor, book_window_s=self._book_window_s,
         )
         if written.new_items or written.events:
             log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping, Sequence
 
 # Each key is equivalent to each of its values (and they to each other).
@@ -203,19 +204,48 @@ def in_titles(query: Query, titles: str) -> bool:
     compared after the light suffix stemmer of bot.subscriptions (SQLite's
     porter is not reachable from Python); a miss only means the hit must pass
     the score floor instead."""
+    return TitleMatcher(query)(titles)
+
+
+class TitleMatcher:
+    """``in_titles`` for one query, compiled once: a search checks up to
+    MAX_CANDIDATES titles against the same query, so the query's stems are
+    worked out once and each title word is stemmed through a cache."""
+
+    __slots__ = ("_words", "_prefixes", "_phrases")
+
+    def __init__(self, query: Query) -> None:
+        words: set[str] = set()
+        prefixes: list[str] = []
+        phrases: list[tuple[str, ...]] = []
+        for term in query.terms:
+            for phrase in term.alternatives:
+                if term.prefix:
+                    prefixes.append(phrase[0][:-1] if len(phrase[0]) > 3 else phrase[0])
+                elif len(phrase) == 1:
+                    words.add(_stem(phrase[0]))
+                else:
+                    phrases.append(tuple(_stem(w) for w in phrase))
+        self._words = frozenset(words)
+        self._prefixes = tuple(prefixes)
+        self._phrases = tuple(phrases)
+
+    def __call__(self, titles: str) -> bool:
+        words = [_stem(w) for w in tokens(titles)]
+        present = set(words)
+        if self._prefixes and any(w.startswith(self._prefixes) for w in present):
+            return True
+        if not self._words.isdisjoint(present):
+            return True
+        for stems in self._phrases:
+            n = len(stems)
+            if any(tuple(words[i:i + n]) == stems for i in range(len(words) - n + 1)):
+                return True
+        return False
+
+
+@lru_cache(maxsize=1 << 16)
+def _stem(word: str) -> str:
     from bot.subscriptions import stem
 
-    words = [stem(w) for w in tokens(titles)]
-    present = set(words)
-    for term in query.terms:
-        for phrase in term.alternatives:
-            stems = tuple(stem(w) for w in phrase)
-            if term.prefix:
-                if any(w.startswith(phrase[0][:-1] if len(phrase[0]) > 3 else phrase[0]) for w in present):
-                    return True
-            elif len(stems) == 1:
-                if stems[0] in present:
-                    return True
-            elif any(tuple(words[i:i + len(stems)]) == stems for i in range(len(words) - len(stems) + 1)):
-                return True
-    return False
+    return stem(word)

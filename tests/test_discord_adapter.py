@@ -213,6 +213,18 @@ async def test_more_button_runs_next_page_for_the_clicker(fake: FakeDiscord, mak
     assert cb.body["data"]["flags"] & 64  # Reply.ephemeral -> only the clicker sees it
 
 
+async def test_moderator_command_answer_is_always_private(fake: FakeDiscord, make_adapter: MakeAdapter) -> None:
+    # The core marks "Announcing episode here." public; on Discord a /showbot
+    # answer is for the moderator only, however fast the core was.
+    handler = StubHandler(Reply(kind="announce", text="Announcing episode here."))
+    await make_adapter(handler)
+    options = [{"type": 1, "name": "announce", "options": [{"type": 3, "name": "kinds", "value": "episode"}]}]
+    await fake.dispatch("INTERACTION_CREATE", fake.slash("showbot", options))
+    (cb,) = await fake.wait_for(lambda: callbacks(fake))
+    assert handler.calls[0][0] == "announce episode here"
+    assert cb.body["type"] == 4 and cb.body["data"]["flags"] & 64
+
+
 async def test_slow_handler_defers_then_follows_up(fake: FakeDiscord, make_adapter: MakeAdapter) -> None:
     gate = asyncio.Event()
     handler = StubHandler(gate=gate)

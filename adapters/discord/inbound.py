@@ -96,15 +96,20 @@ class Inbound:
         done, _ = await asyncio.wait({task}, timeout=self._respond_within_s)
         if task in done:
             rendered = task.result()
+            # Moderator output is always private, whatever the core marked it
+            # (and however fast it answered): "Announcing ... here" is for the
+            # moderator, not the channel.
             with self.message_parts(rendered) as parts:
-                await interaction.response.send_message(ephemeral=rendered.ephemeral, **parts)
+                await interaction.response.send_message(
+                    ephemeral=rendered.ephemeral or moderator_command, **parts
+                )
             return
         # Slow core: acknowledge now. A deferred response's visibility is fixed
         # here, so moderator output (always private) defers ephemerally.
         await interaction.response.defer(ephemeral=moderator_command, thinking=True)
         rendered = await task
         with self.message_parts(rendered) as parts:
-            await interaction.followup.send(ephemeral=rendered.ephemeral, **parts)
+            await interaction.followup.send(ephemeral=rendered.ephemeral or moderator_command, **parts)
 
     async def answer_button(self, interaction: discord.Interaction, text: str) -> None:
         await self.answer_slash(interaction, text, moderator_command=False)

@@ -18,14 +18,15 @@ from collections import Counter
 from typing import Awaitable, Callable, Mapping, Sequence
 
 from bot.clock import Clock
-from bot.commands import member, moderation
+from bot.commands import book_stats, member, moderation
 from bot.commands.context import Context
 from bot.commands.grammar import (
-    MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Command, EpisodeNumber, FeedAction, FeedAdd,
+    MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Book, Command, EpisodeNumber, FeedAction, FeedAdd,
     Feeds, FilterAdd, FilterClear, FilterList, Help, Latest, RandomPick, Search, Stats, Status,
     Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, parse,
 )
 from bot.commands.help import help_reply, unknown_reply
+from bot.config import BookConfig
 from bot.errors import ConfigError, PermissionDenied, UserError
 from bot.models import Caller, ParsedFeed, Reply
 from bot.replies import reply_to_json
@@ -52,14 +53,17 @@ class Commands:
         health: Callable[[], Mapping[str, bool]] | None = None,
         page_size: int = 5,
         rng: random.Random | None = None,
+        book_config: BookConfig | None = None,
     ) -> None:
         """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
-        given; ``rng`` makes `random` reproducible in tests."""
+        given; ``rng`` makes `random` reproducible in tests; ``book_config``
+        (config.book) is what `book` shows, None or empty: no book."""
         self._ctx = Context(
             store=store, clock=clock, synonyms=SynonymIndex(synonyms), rng=rng or random.Random(),
             page_size=max(1, page_size), preview=preview, on_sources_changed=on_sources_changed,
             health=health,
         )
+        self._book = book_config
         self._vocabulary: tuple[tuple[int, int], list[str]] | None = None
 
     async def __call__(self, text: str, caller: Caller) -> Reply:
@@ -98,7 +102,9 @@ class Commands:
             case RandomPick():
                 return await member.random_pick(ctx, command)
             case Stats():
-                return await member.stats(ctx, command)
+                return await book_stats.stats(ctx)
+            case Book():
+                return await book_stats.book(ctx, self._book)
             case Subscribe(topic):
                 return await member.subscribe(ctx, caller, topic)
             case Unsubscribe(topic):

@@ -66,6 +66,11 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class Book:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Subscribe:
     topic: str
 
@@ -143,7 +148,7 @@ class Usage:
 
 
 Command = (
-    Help | Unknown | Latest | Search | EpisodeNumber | RandomPick | Stats | Subscribe
+    Help | Unknown | Latest | Search | EpisodeNumber | RandomPick | Stats | Book | Subscribe
     | Unsubscribe | Subscriptions | Feeds | FeedAdd | FeedAction | AnnounceHere | AnnounceOff
     | FilterAdd | FilterClear | FilterList | Status | Usage
 )
@@ -185,11 +190,12 @@ _ANYTHING_ON = _m(r"(?:anything|something|stuff|everything)\s+(?:on|about)\s+(\S
 _SUBSCRIBE = _m(r"(?:subscribe|follow)(?:\s+to)?\s+(\S.*)")
 _UNSUBSCRIBE = _m(r"(?:unsubscribe|unfollow)(?:\s+from)?\s+(\S.*)")
 _SUBSCRIPTIONS = _m(r"(?:my\s+)?(?:subscriptions|subs|topics)")
-_STATS = _m(r"(?:stats|statistics)")
+_STATS = _m(r"(?:stats|statistics|numbers)")
+_BOOK = _m(r"(?:the\s+)?book")
 
 # The words a member can start a command with, for "did you mean".
 COMMAND_WORDS = (
-    "latest", "search", "episodes on", "videos about", "episode", "random", "stats",
+    "latest", "search", "episodes on", "videos about", "episode", "random", "stats", "book",
     "subscribe", "unsubscribe", "subscriptions", "help", "what's new", "anything on",
     "feeds", "feed", "announce", "filter", "status",
 )
@@ -254,6 +260,8 @@ def _parse_member(text: str) -> Command:
         return Subscribe(m.group(1).strip())
     if _STATS.match(text):
         return Stats()
+    if _BOOK.match(text):
+        return Book()
     return Unknown(text)
 
 

@@ -13,7 +13,8 @@ Here is what I can do:
 • `search <topic>` / `episodes on <topic>` / `videos about <topic>` — search the back catalogue
 • `episode <number>` — one episode with its chapters
 • `random episode [on <topic>]` — something to listen to
-• `stats` — the catalogue in numbers
+• `book` — the book: where to get it and the latest news about it
+• `stats` — the numbers: catalogue, followers, episodes per month, how often each feed posts
 • `subscribe <topic>` / `unsubscribe <topic>` / `subscriptions` — a DM when a new item matches
 • `help <command>` — more about one command"""
 
@@ -36,7 +37,13 @@ TOPICS: dict[str, str] = {
     "episode": "`episode <number>` shows that episode with all its chapters, e.g. `episode 141`.",
     "random": "`random episode` picks one at random; `random episode on <topic>` picks among the "
               "search results for a topic. `random video` works too.",
-    "stats": "`stats` counts what the catalogue holds, per kind.",
+    "stats": "`stats` (or `statistics`, `numbers`) counts what the catalogue holds per kind; shows "
+             "the followers, following and posts of the watched X profile with their change over 7 "
+             "and 30 days; episodes per month over the last 12 months; and, per feed, items per week "
+             "over the last 90 days and the date of the newest one. With a chart where the bot "
+             "can draw one.",
+    "book": "`book` (or `the book`) shows the book, its links and the latest book news (up to 5, "
+            "newest first, with dates and links).",
     "subscribe": "`subscribe <topic>`: I send you a direct message when a new item matches the "
                  "topic (matched like a search). `unsubscribe <topic>` stops it; `subscriptions` lists yours.",
     "feed": "`feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]` "
@@ -56,7 +63,7 @@ TOPICS |= {
     "feeds": TOPICS["feed"], "what's new": TOPICS["latest"], "new": TOPICS["latest"],
     "episodes": TOPICS["search"], "videos": TOPICS["search"], "find": TOPICS["search"],
     "unsubscribe": TOPICS["subscribe"], "subscriptions": TOPICS["subscribe"],
-    "filters": TOPICS["filter"], "help": "`help` lists what I can do; `help <command>` explains one.",
+    "filters": TOPICS["filter"], "statistics": TOPICS["stats"], "numbers": TOPICS["stats"], "help": "`help` lists what I can do; `help <command>` explains one.",
 }
 
 

@@ -135,6 +135,7 @@ async def feed_add(ctx: Context, caller: Caller, cmd: FeedAdd) -> Reply:
         kind="feed",
         text=f"Added “{name}”{title}: {kind.value}s, checked every {every}. Stored the {stored} "
              "items already there without announcing them; new ones will be announced.",
+        ephemeral=True,
     )
 
 
@@ -161,7 +162,7 @@ async def feed_action(ctx: Context, caller: Caller, cmd: FeedAction) -> Reply:
         text = f"Paused “{cmd.name}”." if paused else f"Resumed “{cmd.name}”: it is polled again."
     await _audit(ctx, caller, f"feed {cmd.action}", cmd.name)
     await _changed(ctx)
-    return Reply(kind="feed", text=text)
+    return Reply(kind="feed", text=text, ephemeral=True)
 
 
 def _newest(items: tuple[Item, ...]) -> Item | None:
@@ -224,7 +225,7 @@ async def announce_here(ctx: Context, caller: Caller, cmd: AnnounceHere) -> Repl
     await _audit(ctx, caller, "announce", f"{caller.platform.value}:{caller.channel} {listed}"
                  + (f" mention {mention}" if mention else ""))
     ping = f", mentioning {mention}" if mention else ""
-    return Reply(kind="announce", text=f"Announcing {listed} here{ping}.")
+    return Reply(kind="announce", text=f"Announcing {listed} here{ping}.", ephemeral=True)
 
 
 async def announce_off(ctx: Context, caller: Caller, cmd: AnnounceOff) -> Reply:
@@ -233,7 +234,7 @@ async def announce_off(ctx: Context, caller: Caller, cmd: AnnounceOff) -> Reply:
     except NotFound:
         raise NotFound("Nothing is announced in this channel.") from None
     await _audit(ctx, caller, "announce off", f"{caller.platform.value}:{caller.channel}")
-    return Reply(kind="announce", text="Stopped announcing here.")
+    return Reply(kind="announce", text="Stopped announcing here.", ephemeral=True)
 
 
 # -- filters ------------------------------------------------------------------------
@@ -244,14 +245,14 @@ async def filter_add(ctx: Context, caller: Caller, cmd: FilterAdd) -> Reply:
     await catalog.add_filter(ctx.store, source.id, cmd.mode, cmd.pattern.strip(), ctx.clock(),
                              audit=(caller.platform, caller.user_id))
     verb = "only announce items matching" if cmd.mode == "include" else "hold back items matching"
-    return Reply(kind="filter", text=f"“{source.name}” will {verb} {cmd.pattern.strip()}.")
+    return Reply(kind="filter", text=f"“{source.name}” will {verb} {cmd.pattern.strip()}.", ephemeral=True)
 
 
 async def filter_clear(ctx: Context, caller: Caller, cmd: FilterClear) -> Reply:
     source = await ctx.store.get_source(cmd.feed)
     removed = await catalog.clear_filters(ctx.store, source.id, ctx.clock(),
                                           audit=(caller.platform, caller.user_id))
-    return Reply(kind="filter", text=f"Removed {removed} filter{'s' if removed != 1 else ''} "
+    return Reply(kind="filter", ephemeral=True, text=f"Removed {removed} filter{'s' if removed != 1 else ''} "
                                      f"from “{source.name}”.")
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from bot.models import Item, ParsedFeed, Source
+
+if TYPE_CHECKING:
+    from bot.profile import ProfileChange, ProfileSnapshot
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
 
@@ -19,7 +22,9 @@ class Fetched:
     """What a source kind hands the poller.
 
     ``items`` is None when nothing changed (304, or the same body as last
-    time): the poller then records a success and writes no items.
+    time): the poller then records a success and writes no items. A profile
+    source also hands over the new ``snapshot`` and what changed since the
+    previous one, and ``cursor`` (X since_id) to resume from next time.
     """
 
     items: tuple[Item, ...] | None
@@ -27,6 +32,9 @@ class Fetched:
     last_modified: str | None = None
     body_hash: str | None = None
     warning: str | None = None
+    snapshot: "ProfileSnapshot | None" = None
+    changes: "tuple[ProfileChange, ...]" = ()
+    cursor: str | None = None
 
 
 def body_digest(body: bytes) -> str:

@@ -1,5 +1,5 @@
 """Storage behind one interface; SQLite specifics (FTS5, pragmas) stay inside."""
 
-from bot.storage.store import OutboxRow, PollWrite, RouteSeed, Store
+from bot.storage.store import OutboxRow, PollWrite, RouteSeed, SnapshotRow, Store
 
-__all__ = ["OutboxRow", "PollWrite", "RouteSeed", "Store"]
+__all__ = ["OutboxRow", "PollWrite", "RouteSeed", "SnapshotRow", "Store"]

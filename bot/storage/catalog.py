@@ -11,17 +11,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Sequence
 
 from bot.errors import AlreadyExists, NotFound, UserError
 from bot.models import Chapter, ContentKind, Platform, StoredItem
-from bot.search import MAX_CANDIDATES, SUMMARY_FLOOR, WEIGHTS, Hit, Query, in_titles
-from bot.storage.store import _ITEM_COLUMNS, Store, from_db_time, to_db_time
+from bot.search import MAX_CANDIDATES, SUMMARY_FLOOR, WEIGHTS, Hit, Query, TitleMatcher
+from bot.storage.store import _ITEM_COLUMNS, Store, _stored_item, from_db_time, to_db_time
 
 CHAPTER_ROWID_SPAN = 10000  # chapters_fts rowid = item_id * span + position (migration 2)
 
 
 # -- search ------------------------------------------------------------------
+
+async def _rows(store: Store, sql: str, params: Sequence[object] = (), doing: str = "reading") -> list[Any]:
+    """``store._all`` in one hop to the database thread instead of three
+    (execute, fetchall, close): a search is a few statements, and the hops,
+    not SQLite, were most of its latency."""
+    async with store._errors(doing):
+        return list(await store._conn.execute_fetchall(sql, params))
+
+
+_W_TITLE, _W_CHAPTERS, _W_SUMMARY = WEIGHTS
+# One statement per search: rank (the inner query, unchanged: it alone
+# decides which MAX_CANDIDATES rows are kept), join each hit's publication
+# date for the tie-break, and, only for hits below the score floor, their
+# title and chapter titles for the ``strong`` check (a rowid look-up each).
+_SEARCH_SQL = (
+    "SELECT f.rowid, f.score, i.published_at, "
+    "CASE WHEN f.score < ?1 THEN (SELECT t.title FROM catalog_fts t WHERE t.rowid = f.rowid) END, "
+    "CASE WHEN f.score < ?1 THEN (SELECT t.chapters FROM catalog_fts t WHERE t.rowid = f.rowid) END "
+    f"FROM (SELECT rowid, -bm25(catalog_fts, {_W_TITLE}, {_W_CHAPTERS}, {_W_SUMMARY}, 0.0) AS score "
+    "FROM catalog_fts WHERE catalog_fts MATCH ?2 ORDER BY score DESC LIMIT ?3) f "
+    "JOIN items i ON i.id = f.rowid"
+)
+
 
 async def search_items(
     store: Store, query: Query, kind: ContentKind | None = None, limit: int = MAX_CANDIDATES
@@ -36,36 +59,23 @@ async def search_items(
     ``strong`` (a term in the title or a chapter title) only matters below
     the score floor, so it is decided in Python on those candidates' titles
     alone: a second MATCH restricted to their rowids costs more than the
-    ranking itself. ``strong`` is True for every hit at or above the floor."""
+    ranking itself. ``strong`` is True for every hit at or above the floor.
+    One statement, one hop to the database thread (see _SEARCH_SQL)."""
     scope = f"{{title chapters summary}} : ({query.fts_all()})"
     if kind is not None:
         scope += f' AND kind : "{kind.value}"'  # an enum value, never member text
-    w_title, w_chapters, w_summary = WEIGHTS
-    ranked = await store._all(
-        f"SELECT rowid, -bm25(catalog_fts, {w_title}, {w_chapters}, {w_summary}, 0.0) AS score "
-        "FROM catalog_fts WHERE catalog_fts MATCH ? ORDER BY score DESC LIMIT ?",
-        (scope, limit),
-        doing="searching",
-    )
-    if not ranked:
+    rows = await _rows(store, _SEARCH_SQL, (SUMMARY_FLOOR, scope, limit), doing="searching")
+    if not rows:
         return []
-    scores = {r[0]: float(r[1]) for r in ranked}
-    marks = ",".join("?" * len(scores))
-    dated = await store._all(
-        f"SELECT id, published_at FROM items WHERE id IN ({marks})", list(scores), doing="searching")
-    # Only hits below the score floor need the title check: fetch just their titles.
-    weak = [item_id for item_id, score in scores.items() if score < SUMMARY_FLOOR]
-    strong: set[int] = set()
-    if weak:
-        wmarks = ",".join("?" * len(weak))
-        for r in await store._all(
-            f"SELECT rowid, title, chapters FROM catalog_fts WHERE rowid IN ({wmarks})", weak,
-            doing="searching",
-        ):
-            if in_titles(query, f"{r[1]}\n{r[2]}"):
-                strong.add(r[0])
-    hits = [(Hit(r[0], scores[r[0]], r[0] in strong or scores[r[0]] >= SUMMARY_FLOOR), r[1] or "")
-            for r in dated]
+    matcher: TitleMatcher | None = None
+    hits = []
+    for item_id, raw_score, published_at, title, chapters in rows:
+        score = float(raw_score)
+        strong = score >= SUMMARY_FLOOR
+        if not strong:
+            matcher = matcher or TitleMatcher(query)
+            strong = matcher(f"{title}\n{chapters}")
+        hits.append((Hit(item_id, score, strong), published_at or ""))
     # Best score first; among (near-)equal scores the newest, then the newest id.
     hits.sort(key=lambda h: (round(h[0].score, 2), h[1], h[0].item_id), reverse=True)
     return [h for h, _ in hits]
@@ -73,16 +83,56 @@ async def search_items(
 
 async def matched_chapters(store: Store, item_id: int, fts: str, limit: int = 5) -> list[Chapter]:
     """Chapters of one item whose titles match, best first (ties: earlier)."""
-    low = item_id * CHAPTER_ROWID_SPAN
-    rows = await store._all(
-        "SELECT c.start_s, c.title FROM chapters_fts f "
-        "JOIN chapters c ON c.item_id = ? AND c.position = f.rowid - ? "
-        "WHERE chapters_fts MATCH ? AND f.rowid >= ? AND f.rowid < ? "
-        "ORDER BY bm25(chapters_fts), c.position LIMIT ?",
-        (item_id, low, fts, low, low + CHAPTER_ROWID_SPAN, limit),
+    found = await page_items(store, [item_id], fts, limit)
+    return found[0][1] if found else []
+
+
+async def page_items(
+    store: Store, ids: Sequence[int], fts: str, limit: int = 5
+) -> list[tuple[StoredItem, list[Chapter]]]:
+    """A page of search hits in the order of ``ids``: each item with its
+    chapters, and the chapters whose titles match ``fts`` (at most ``limit``,
+    best bm25 first, ties: earlier). Two statements for the whole page: the
+    items, then every chapter of them with its chapter-title score (one
+    chapters_fts MATCH over the page's rowid range, not one per item)."""
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = await _rows(
+        store,
+        f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
+        f"WHERE i.id IN ({marks})",
+        list(ids),
+    )
+    if not rows:
+        return []
+    found = [r[0] for r in rows]
+    low = min(found) * CHAPTER_ROWID_SPAN
+    high = (max(found) + 1) * CHAPTER_ROWID_SPAN
+    fmarks = ",".join("?" * len(found))
+    chapter_rows = await _rows(
+        store,
+        "SELECT c.item_id, c.position, c.start_s, c.title, m.score FROM chapters c "
+        "LEFT JOIN (SELECT rowid AS r, bm25(chapters_fts) AS score FROM chapters_fts "
+        "WHERE chapters_fts MATCH ? AND rowid >= ? AND rowid < ?) m "
+        f"ON m.r = c.item_id * {CHAPTER_ROWID_SPAN} + c.position "
+        f"WHERE c.item_id IN ({fmarks}) ORDER BY c.item_id, c.position",
+        (fts, low, high, *found),
         doing="searching chapters",
     )
-    return [Chapter(r[0], r[1]) for r in rows]
+    chapters: dict[int, list[Chapter]] = {}
+    scored: dict[int, list[tuple[float, int, Chapter]]] = {}
+    for item_id, position, start_s, title, score in chapter_rows:
+        chapter = Chapter(start_s, title)
+        chapters.setdefault(item_id, []).append(chapter)
+        if score is not None:
+            scored.setdefault(item_id, []).append((score, position, chapter))
+    by_id = {}
+    for r in rows:
+        stored = _stored_item(r, tuple(chapters.get(r[0], ())))
+        matched = [c for _, _, c in sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]]
+        by_id[stored.id] = (stored, matched)
+    return [by_id[i] for i in ids if i in by_id]
 
 
 async def items_by_ids(store: Store, ids: Sequence[int]) -> list[StoredItem]:
@@ -90,7 +140,8 @@ async def items_by_ids(store: Store, ids: Sequence[int]) -> list[StoredItem]:
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    rows = await store._all(
+    rows = await _rows(
+        store,
         f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
         f"WHERE i.id IN ({marks})",
         list(ids),

@@ -18,9 +18,9 @@ import sqlite3
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Sequence
 
 import aiosqlite
 
@@ -39,6 +39,9 @@ from bot.models import (
     StoredItem,
 )
 from bot.ports import DM_CHANNEL_PREFIX
+
+if TYPE_CHECKING:
+    from bot.profile import ProfileChange
 from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -83,7 +86,7 @@ class PollWrite:
 _SOURCE_COLUMNS = (
     "id, name, kind, url, content, every_s, announce_on_first_poll, max_age_s, handle, "
     "provider, api_base_url, paused, synced, etag, last_modified, body_hash, last_polled_at, "
-    "last_success_at, last_error, last_error_at, consecutive_failures, next_poll_at"
+    "last_success_at, last_error, last_error_at, consecutive_failures, next_poll_at, cursor"
 )
 _ITEM_COLUMNS = (
     "i.id, s.name, i.kind, i.identity, i.guid, i.link, i.title, i.summary, i.published_at, "
@@ -312,10 +315,20 @@ class Store:
         last_modified: str | None,
         body_hash: str | None,
         direct_messages: Sequence[tuple[int, Platform, str]] = (),
+        snapshot: SnapshotRow | None = None,
+        changes: Sequence[ProfileChange] = (),
+        cursor: str | None = None,
+        book_window_s: float = 3 * 86400,
     ) -> PollWrite:
-        """Write a poll's items, events and outbox rows and advance the
-        source's validators, all in ONE transaction: if any of it fails, none
-        of it happened, and the next poll fetches the same body again."""
+        """Write a poll's items, snapshot, events and outbox rows and advance
+        the source's validators, all in ONE transaction: if any of it fails,
+        none of it happened, and the next poll fetches the same body again.
+
+        Book news already announced within ``book_window_s`` (the same book
+        seen on the podcast, then in the bio, then pinned) is stored as a
+        follow-up of the first: its link joins that event's ``links`` and no
+        channel hears about the book a second time.
+        """
         new_stored: list[StoredItem] = []
         events: list[Event] = []
         rows = 0
@@ -328,28 +341,44 @@ class Store:
             ]
             for upd in decision.updates:
                 await _update_item(db, upd.item_id, upd.identity, upd.item, upd.content_hash)
+            if snapshot is not None:
+                await _insert_snapshot(db, source.id, snapshot)
 
+            intents: list[tuple[int | None, EventKind, str, str | None, dict[str, Any]]] = [
+                (item_ids[i.new_index], i.kind, i.title, i.url, {}) for i in decision.events
+            ] + [(None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
+            book_anchor = await _recent_book_event(db, now, book_window_s)
             event_refs: list[tuple[int | None, EventKind]] = []
-            for intent in decision.events:
-                item_id = item_ids[intent.new_index]
+            announced: list[Event] = []
+            for item_id, event_kind, title, url, payload in intents:
+                follow_up = event_kind is EventKind.BOOK and book_anchor is not None
+                if follow_up:
+                    payload["follow_up_of"] = book_anchor
                 cur = await db.execute(
-                    "INSERT INTO events (source_id, item_id, kind, title, url, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (source.id, item_id, intent.kind.value, intent.title, intent.url, to_db_time(now)),
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (source.id, item_id, event_kind.value, title, url, json.dumps(payload), to_db_time(now)),
                 )
                 if cur.rowcount != 1:
                     continue
                 event_id = cur.lastrowid
                 assert event_id is not None
-                events.append(Event(event_id, intent.kind, intent.title, intent.url, now, item_id))
-                event_refs.append((item_id, intent.kind))
+                event = Event(event_id, event_kind, title, url, now, item_id, payload)
+                events.append(event)
+                if follow_up:
+                    await _add_book_link(db, book_anchor, url)  # type: ignore[arg-type]
+                    continue
+                if event_kind is EventKind.BOOK:
+                    book_anchor = event_id
+                announced.append(event)
+                event_refs.append((item_id, event_kind))
 
             routes = await _routes(db)
             for index, route in plan_deliveries(event_refs, routes):
-                rows += await _insert_outbox(db, events[index].id, route, now)
+                rows += await _insert_outbox(db, announced[index].id, route, now)
             # Personal subscriptions: a DM per member, attached to the item's
             # content event (the last of its events), at most one per item.
-            content_event = {events[i].item_id: events[i] for i in range(len(events))}
+            content_event = {e.item_id: e for e in announced if e.item_id is not None}
             for new_index, platform, user_id in direct_messages:
                 event = content_event.get(item_ids[new_index])
                 if event is not None:
@@ -358,11 +387,24 @@ class Store:
             await db.execute(
                 "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
                 "last_error = NULL, consecutive_failures = 0, next_poll_at = ?, "
-                "etag = ?, last_modified = ?, body_hash = ? WHERE id = ?",
+                "etag = ?, last_modified = ?, body_hash = ?, cursor = COALESCE(?, cursor) WHERE id = ?",
                 (to_db_time(now), to_db_time(now), to_db_time(next_poll_at), etag, last_modified,
-                 body_hash, source.id),
+                 body_hash, cursor, source.id),
             )
         return PollWrite(tuple(new_stored), tuple(events), rows)
+
+    # -- profile snapshots ---------------------------------------------------
+
+    async def latest_snapshot_json(self, source_id: int) -> bytes | None:
+        row = await self._one(
+            "SELECT raw_json FROM profile_snapshots WHERE source_id = ? ORDER BY taken_at DESC LIMIT 1",
+            (source_id,),
+        )
+        return row[0].encode() if row else None
+
+    async def max_followers(self, source_id: int) -> int | None:
+        row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source_id,))
+        return row[0] if row else None
 
     # -- items ---------------------------------------------------------------
 
@@ -537,6 +579,59 @@ class Store:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A profile snapshot as stored: the columns /stats reads, plus the whole
+    snapshot as JSON for the next diff."""
+
+    taken_at: datetime
+    followers: int | None
+    following: int | None
+    posts: int | None
+    bio: str | None
+    pinned_id: str | None
+    pinned_text: str | None
+    pinned_url: str | None
+    raw_json: str
+
+
+async def _insert_snapshot(db: aiosqlite.Connection, source_id: int, snap: SnapshotRow) -> None:
+    await db.execute(
+        "INSERT INTO profile_snapshots (source_id, taken_at, followers, following, posts, bio, "
+        "pinned_id, pinned_text, pinned_url, raw_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (source_id, to_db_time(snap.taken_at), snap.followers, snap.following, snap.posts, snap.bio,
+         snap.pinned_id, snap.pinned_text, snap.pinned_url, snap.raw_json),
+    )
+
+
+async def _recent_book_event(db: aiosqlite.Connection, now: datetime, window_s: float) -> int | None:
+    """The first announced book event of the current window, if any."""
+    since = to_db_time(now - timedelta(seconds=window_s))
+    async with db.execute(
+        "SELECT id FROM events WHERE kind = 'book' AND created_at >= ? "
+        "AND json_extract(payload, '$.follow_up_of') IS NULL ORDER BY id LIMIT 1",
+        (since,),
+    ) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _add_book_link(db: aiosqlite.Connection, event_id: int, url: str | None) -> None:
+    if not url:
+        return
+    async with db.execute("SELECT url, payload FROM events WHERE id = ?", (event_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return
+    payload = json.loads(row[1] or "{}")
+    links = list(payload.get("links") or ([row[0]] if row[0] else []))
+    if url not in links:
+        links.append(url)
+    payload["links"] = links
+    await db.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(payload), event_id))
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSeed:
     platform: Platform
     channel: str
@@ -674,7 +769,7 @@ def _source(r: sqlite3.Row) -> Source:
         id=r[0], spec=spec, paused=bool(r[11]), synced=bool(r[12]), etag=r[13], last_modified=r[14],
         body_hash=r[15], last_polled_at=from_db_time(r[16]), last_success_at=from_db_time(r[17]),
         last_error=r[18], last_error_at=from_db_time(r[19]), consecutive_failures=r[20],
-        next_poll_at=from_db_time(r[21]),
+        next_poll_at=from_db_time(r[21]), cursor=r[22],
     )
 
 
