@@ -9,7 +9,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY adapters ./adapters
-RUN pip install .
+RUN pip install '.[charts]'
 
 # The example config watches the creator's real feeds; mount your own
 # config.toml over it. Its storage path (data/showbot.db) lives on the volume.

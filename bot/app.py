@@ -136,7 +136,7 @@ class App:
         app.x_profiles = x_profiles
         app.commands = Commands(
             store, clock=clock, preview=app.preview,
-            on_sources_changed=app._sources_changed, health=app.health,
+            on_sources_changed=app._sources_changed, health=app.health, book_config=config.book,
         )
         return app
 

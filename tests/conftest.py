@@ -20,3 +20,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _charts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Charts drawn by `stats` go to the test's own folder, not /tmp."""
+    import bot.charts
+
+    charts = tmp_path / "_charts"
+    charts.mkdir()
+    monkeypatch.setattr(bot.charts, "_dir", charts)

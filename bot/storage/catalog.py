@@ -31,6 +31,11 @@ async def _rows(store: Store, sql: str, params: Sequence[object] = (), doing: st
         return list(await store._conn.execute_fetchall(sql, params))
 
 
+async def _row(store: Store, sql: str, params: Sequence[object] = (), doing: str = "reading") -> Any:
+    rows = await _rows(store, sql, params, doing)
+    return rows[0] if rows else None
+
+
 _W_TITLE, _W_CHAPTERS, _W_SUMMARY = WEIGHTS
 # One statement per search: rank (the inner query, unchanged: it alone
 # decides which MAX_CANDIDATES rows are kept), join each hit's publication
@@ -87,76 +92,71 @@ async def matched_chapters(store: Store, item_id: int, fts: str, limit: int = 5)
     return found[0][1] if found else []
 
 
+_ITEM_WIDTH = _ITEM_COLUMNS.count(",") + 1
+_CHAPTER_PAD = ", NULL" * (_ITEM_WIDTH - 5)
+
+
 async def page_items(
-    store: Store, ids: Sequence[int], fts: str, limit: int = 5
+    store: Store, ids: Sequence[int], fts: str | None, limit: int = 5
 ) -> list[tuple[StoredItem, list[Chapter]]]:
     """A page of search hits in the order of ``ids``: each item with its
     chapters, and the chapters whose titles match ``fts`` (at most ``limit``,
-    best bm25 first, ties: earlier). Two statements for the whole page: the
-    items, then every chapter of them with its chapter-title score (one
-    chapters_fts MATCH over the page's rowid range, not one per item)."""
+    best bm25 first, ties: earlier; none when ``fts`` is None). One statement
+    for the whole page: the items, and (tagged 1, padded to the items' width)
+    every chapter of them with its chapter-title score from one chapters_fts
+    MATCH over the page's rowid range, rather than a MATCH per item."""
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
+    if fts is None:
+        chapters_sql = f"SELECT 1, c.item_id, c.position, c.start_s, c.title, NULL{_CHAPTER_PAD} FROM chapters c "
+        chapter_params: tuple[object, ...] = ()
+    else:
+        chapters_sql = (
+            f"SELECT 1, c.item_id, c.position, c.start_s, c.title, m.score{_CHAPTER_PAD} FROM chapters c "
+            "LEFT JOIN (SELECT rowid AS r, bm25(chapters_fts) AS score FROM chapters_fts "
+            "WHERE chapters_fts MATCH ? AND rowid >= ? AND rowid < ?) m "
+            f"ON m.r = c.item_id * {CHAPTER_ROWID_SPAN} + c.position "
+        )
+        chapter_params = (fts, min(ids) * CHAPTER_ROWID_SPAN, (max(ids) + 1) * CHAPTER_ROWID_SPAN)
     rows = await _rows(
         store,
-        f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
-        f"WHERE i.id IN ({marks})",
-        list(ids),
+        f"SELECT 0, {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
+        f"WHERE i.id IN ({marks}) UNION ALL {chapters_sql}WHERE c.item_id IN ({marks}) ORDER BY 1, 2, 3",
+        (*ids, *chapter_params, *ids),
+        doing="searching" if fts is not None else "reading",
     )
-    if not rows:
-        return []
-    found = [r[0] for r in rows]
-    low = min(found) * CHAPTER_ROWID_SPAN
-    high = (max(found) + 1) * CHAPTER_ROWID_SPAN
-    fmarks = ",".join("?" * len(found))
-    chapter_rows = await _rows(
-        store,
-        "SELECT c.item_id, c.position, c.start_s, c.title, m.score FROM chapters c "
-        "LEFT JOIN (SELECT rowid AS r, bm25(chapters_fts) AS score FROM chapters_fts "
-        "WHERE chapters_fts MATCH ? AND rowid >= ? AND rowid < ?) m "
-        f"ON m.r = c.item_id * {CHAPTER_ROWID_SPAN} + c.position "
-        f"WHERE c.item_id IN ({fmarks}) ORDER BY c.item_id, c.position",
-        (fts, low, high, *found),
-        doing="searching chapters",
-    )
+    items = []
     chapters: dict[int, list[Chapter]] = {}
     scored: dict[int, list[tuple[float, int, Chapter]]] = {}
-    for item_id, position, start_s, title, score in chapter_rows:
+    for r in rows:
+        if r[0] == 0:
+            items.append(r[1:])
+            continue
+        _, item_id, position, start_s, title, score = r[:6]
         chapter = Chapter(start_s, title)
         chapters.setdefault(item_id, []).append(chapter)
         if score is not None:
             scored.setdefault(item_id, []).append((score, position, chapter))
     by_id = {}
-    for r in rows:
-        stored = _stored_item(r, tuple(chapters.get(r[0], ())))
-        matched = [c for _, _, c in sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]]
-        by_id[stored.id] = (stored, matched)
+    for r in items:
+        matched = sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]
+        by_id[r[0]] = (_stored_item(r, tuple(chapters.get(r[0], ()))), [c for _, _, c in matched])
     return [by_id[i] for i in ids if i in by_id]
 
 
 async def items_by_ids(store: Store, ids: Sequence[int]) -> list[StoredItem]:
     """Items in the order of ``ids`` (a ranking), with their chapters."""
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    rows = await _rows(
-        store,
-        f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
-        f"WHERE i.id IN ({marks})",
-        list(ids),
-    )
-    by_id = {item.id: item for item in await store._with_chapters(rows)}
-    return [by_id[i] for i in ids if i in by_id]
+    return [stored for stored, _ in await page_items(store, ids, None)]
 
 
 # -- catalogue ---------------------------------------------------------------
 
 async def count_items(store: Store, kind: ContentKind | None = None) -> int:
     if kind is None:
-        row = await store._one("SELECT count(*) FROM items")
+        row = await _row(store, "SELECT count(*) FROM items")
     else:
-        row = await store._one("SELECT count(*) FROM items WHERE kind = ?", (kind.value,))
+        row = await _row(store, "SELECT count(*) FROM items WHERE kind = ?", (kind.value,))
     return int(row[0])
 
 
@@ -165,7 +165,8 @@ async def episode_by_number(store: Store, number: int) -> StoredItem | None:
     re-uploads may share it; episodes first)."""
     if not 0 <= number < 2**62:
         return None
-    row = await store._one(
+    row = await _row(
+        store,
         "SELECT i.id FROM items i WHERE i.episode_number = ? "
         "ORDER BY i.kind != 'episode', i.published_at DESC LIMIT 1",
         (number,),
@@ -177,7 +178,8 @@ async def episode_by_number(store: Store, number: int) -> StoredItem | None:
 
 
 async def episode_number_range(store: Store) -> tuple[int, int] | None:
-    row = await store._one(
+    row = await _row(
+        store,
         "SELECT min(episode_number), max(episode_number) FROM items WHERE episode_number IS NOT NULL")
     return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
@@ -187,7 +189,8 @@ async def item_at(store: Store, kind: ContentKind | None, offset: int) -> Stored
     seeded RNG: ``ORDER BY random()`` could not be tested)."""
     where = "WHERE kind = ?" if kind else ""
     params: list[object] = [kind.value] if kind else []
-    row = await store._one(
+    row = await _row(
+        store,
         f"SELECT id FROM items {where} ORDER BY published_at, id LIMIT 1 OFFSET ?", (*params, offset))
     if row is None:
         return None
