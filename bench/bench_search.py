@@ -6,7 +6,8 @@ Builds a temporary database with 540 episodes (the test catalogue's
 episodes, repeated with variations, chapters included) and 25,000 short
 generated posts, then times, in one process and one run:
 - episode search: the ranked FTS query restricted to episodes, plus the
-  page's items and matched chapters (what `episodes on X` does minus text);
+  page's items and matched chapters (what `episodes on X` does minus text:
+  catalog.search_items, relevant, catalog.page_items);
 - search over all documents, and for the most common term;
 - `ask`: the Commands handler end to end ("episodes on postgres" -> Reply);
 - the same terms as `title LIKE '%x%' OR summary LIKE '%x%'` (no ranking).
@@ -126,9 +127,7 @@ async def main() -> None:
             async def search(q: str, kind: ContentKind | None) -> None:
                 query = parse_query(q)
                 hits = relevant(await catalog.search_items(store, query, kind))[:5]
-                for item in await catalog.items_by_ids(store, [h.item_id for h in hits]):
-                    if item.item.chapters:
-                        await catalog.matched_chapters(store, item.id, query.fts_any())
+                await catalog.page_items(store, [h.item_id for h in hits], query.fts_any())
 
             async def like(q: str, kind: ContentKind | None) -> None:
                 where = "AND kind = ?" if kind else ""

@@ -191,3 +191,91 @@ async def test_migration_backfills_chapter_search_and_triggers_keep_it_in_sync(t
         await store.remove_source("pod")  # cascades to items and chapters
         assert await store._all("SELECT rowid FROM chapters_fts") == []
         assert await store._all("SELECT rowid FROM catalog_fts") == []
+
+
+# -- the fast paths keep their meaning (issue 3) -------------------------------
+
+_SLOW_TOKEN = __import__("re").compile(r"[^\W_]+")
+
+
+def _tokens_by_regex(text: str) -> list[str]:
+    import unicodedata
+
+    from bot.search import MAX_TOKEN_LEN
+
+    return [t[:MAX_TOKEN_LEN] for t in _SLOW_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=300) | st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_tokens_ascii_fast_path_splits_like_the_regex(text: str) -> None:
+    from bot.search import tokens
+
+    assert tokens(text) == _tokens_by_regex(text)
+    assert tokens(text + "x" * 100) == _tokens_by_regex(text + "x" * 100)  # long tokens are cut
+
+
+def _in_titles_reference(query, titles: str) -> bool:
+    """in_titles as first written (stem every word, per call)."""
+    from bot.subscriptions import stem
+
+    words = [stem(w) for w in _tokens_by_regex(titles)]
+    present = set(words)
+    for term in query.terms:
+        for phrase in term.alternatives:
+            stems = tuple(stem(w) for w in phrase)
+            if term.prefix:
+                if any(w.startswith(phrase[0][:-1] if len(phrase[0]) > 3 else phrase[0]) for w in present):
+                    return True
+            elif len(stems) == 1:
+                if stems[0] in present:
+                    return True
+            elif any(tuple(words[i:i + len(stems)]) == stems for i in range(len(words) - len(stems) + 1)):
+                return True
+    return False
+
+
+@pytest.mark.parametrize("text", ["kafk", "page faults", "deadlock", "indexes", "http2", "postgres",
+                                  "partitions", "k8s networking", "tls handshakes", "io_uring"])
+def test_title_matcher_agrees_with_the_reference(text: str) -> None:
+    from bot.search import TitleMatcher, in_titles
+
+    titles = ["Kafka in 20 minutes", "Page Faults\nIntro", "Postgres table partitioning", "An index is a tree",
+              "HTTP/2 GOAWAY", "http 3", "PostgreSQL MVCC", "Kubernetes networking, kube-proxy",
+              "TLS 1.3 handshake explained", "io_uring and épée", "None", ""]
+    for query in (parse_query(text), parse_query(text, prefix_last=False)):
+        matcher = TitleMatcher(query)
+        for title in titles:
+            assert matcher(title) is in_titles(query, title) is _in_titles_reference(query, title), title
+    assert TitleMatcher(parse_query("kafk"))("Kafka in 20 minutes")
+    assert not TitleMatcher(parse_query("deadlock"))("Postgres table partitioning")
+
+
+async def test_page_items_matches_chapters_best_first_in_one_statement(tmp_path: Path) -> None:
+    from bot.storage import catalog
+
+    chapters = tuple(Chapter(60 * k, title) for k, title in enumerate(
+        ["Intro", "Kafka basics", "Partitions", "Kafka Kafka consumer groups", "Kafka", "Wrap up"]))
+    items = [
+        Item(title="Queues", guid="q", link="https://pod.example.org/q", summary="About queues.",
+             published_at=NOW - timedelta(days=1), chapters=chapters),
+        Item(title="Kafka streams", guid="k", link="https://pod.example.org/k", summary="kafka",
+             published_at=NOW - timedelta(days=2)),
+    ]
+    spec = SourceSpec("pod", "rss", "https://pod.example.org/rss", ContentKind.EPISODE)
+    async with await Store.open(tmp_path / "bot.db") as store:
+        source = await store.add_source(spec, NOW)
+        await store.apply_poll(source, decide(spec=spec, synced=False, known=[], fetched=items, now=NOW),
+                               now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash=None)
+        query = parse_query("kafka")
+        hits = await catalog.search_items(store, query)
+        ids = [h.item_id for h in hits]
+        page = await catalog.page_items(store, ids, query.fts_any(), limit=2)
+        assert [s for s, _ in page] == await catalog.items_by_ids(store, ids)
+        by_title = {s.item.title: (s, m) for s, m in page}
+        queues, matched = by_title["Queues"]
+        assert queues.item.chapters == chapters  # every chapter, in order
+        assert len(matched) == 2 and all("Kafka" in c.title for c in matched)
+        assert matched == await catalog.matched_chapters(store, queues.id, query.fts_any(), limit=2)
+        assert by_title["Kafka streams"][1] == []  # no chapters, nothing matched
+        assert await catalog.page_items(store, [], query.fts_any()) == []
