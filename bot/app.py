@@ -10,6 +10,7 @@ token is not set. Tests pass factories directly.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -221,6 +222,7 @@ class App:
             on_polled=lambda report: outbox.wake() if report.events else None,
         )
         await self.scheduler.start()
+        settle_heap()
         outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
         heartbeat_task = asyncio.create_task(self._heartbeat(stop, heartbeat_s), name="showbot-heartbeat")
         try:
@@ -248,6 +250,15 @@ class App:
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             except asyncio.TimeoutError:
                 pass
+
+
+def settle_heap() -> None:
+    """Move everything alive after start-up (modules, config, adapters) out of
+    the garbage collector's sight. A full collection then scans only what
+    polls and replies allocate, instead of the whole interpreter: without
+    this, one landing mid-ingest blocked the loop for ~50 ms (bench/)."""
+    gc.collect()
+    gc.freeze()
 
 
 def heartbeat_path(config: Config) -> Path:
