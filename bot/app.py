@@ -252,11 +252,19 @@ class App:
                 pass
 
 
+_heap_settled = False
+
+
 def settle_heap() -> None:
     """Move everything alive after start-up (modules, config, adapters) out of
     the garbage collector's sight. A full collection then scans only what
     polls and replies allocate, instead of the whole interpreter: without
-    this, one landing mid-ingest blocked the loop for ~50 ms (bench/)."""
+    this, one landing mid-ingest blocked the loop for ~50 ms (bench/).
+    Once per process: what is frozen is never collected."""
+    global _heap_settled
+    if _heap_settled:
+        return
+    _heap_settled = True
     gc.collect()
     gc.freeze()
 
