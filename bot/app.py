@@ -130,7 +130,8 @@ class App:
         source_kinds: dict[str, SourceKind] = {"rss": rss, "x": x_profiles}
         source_kinds.update(kinds or {})
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
-                        book_window_s=config.book_window_s)
+                        book_window_s=config.book_window_s,
+                        failure_alert_after=config.failure_alert_after)
         app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                   commands=None, clock=clock)  # type: ignore[arg-type]
         app.parsers = parsers

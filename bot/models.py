@@ -30,6 +30,9 @@ class EventKind(str, enum.Enum):
     BOOK = "book"
     PROFILE = "profile"
     MILESTONE = "milestone"
+    # For moderators: a source failing N times in a row, a route that broke.
+    # A route selecting "alert" is the moderators' channel.
+    ALERT = "alert"
 
 
 class Platform(str, enum.Enum):

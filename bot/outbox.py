@@ -135,6 +135,12 @@ class Outbox:
         if exc.permanent:
             if await self._store.mark_route_broken(route.id, str(exc)):
                 log.error("route %s %s is broken: %s", route.platform.value, route.channel, exc)
+                # Once, when it breaks: the moderators' channel hears about it.
+                if await self._store.queue_alert(
+                    f"Announcements to {route.platform.value} {route.channel} stopped: {exc}",
+                    self._clock(), skip_route=route.id,
+                ):
+                    self.wake()
             await self._store.mark_failed(row.id, str(exc))
             return "failed"
         delay = backoff_s(row.attempts + 1, self._base, self._cap, exc.retry_after)

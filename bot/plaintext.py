@@ -11,7 +11,7 @@ from bot.replies import format_date, format_duration, format_timestamp
 
 LABELS = {"book": "Book news", "episode": "New episode", "video": "New video",
           "article": "New article", "post": "New post", "profile": "Profile update",
-          "milestone": "Milestone"}
+          "milestone": "Milestone", "alert": "Moderator alert"}
 
 
 def render_announcement(announcement: Announcement, *, max_chapters: int = 10) -> str:

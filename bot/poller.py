@@ -55,7 +55,9 @@ class Poller:
         clock: Clock,
         is_book_news: BookMatcher | None = None,
         book_window_s: float = 3 * 86400,
+        failure_alert_after: int = 5,
     ) -> None:
+        self._failure_alert_after = failure_alert_after
         self._book_window_s = book_window_s
         self._store = store
         self._kinds = kinds
@@ -138,5 +140,8 @@ class Poller:
             source.id, error, now=now, next_poll_at=now + timedelta(seconds=delay))
         log.warning("%s: poll failed (%d in a row, next try in %.0fs): %s",
                     source.name, count, delay, error)
+        if count == self._failure_alert_after:  # exactly once per streak of failures
+            await self._store.queue_alert(
+                f"Feed {source.name!r} has failed {count} times in a row: {error}", now)
         return PollReport(source.name, ok=False, error=error, consecutive_failures=count)
 

@@ -171,3 +171,22 @@ async def test_killed_mid_delivery_on_a_platform_that_cannot_tell_resends_once(t
         # At-least-once: the uncertain one went out again, exactly once; nothing lost.
         assert [m["title"] for m in adapter.platform_log()] == ["Episode 100", "Episode 100", "Episode 101"]
         assert {r.status for r in await store.outbox_rows()} == {"sent"}
+
+
+async def test_a_route_that_breaks_tells_the_moderators_channel_once(tmp_path: Path) -> None:
+    from bot.models import EventKind
+
+    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD])
+    try:
+        await store.upsert_route(Platform.SLACK, "mods", frozenset({EventKind.ALERT}), None, NOW)
+        discord, slack = RecordingAdapter(Platform.DISCORD), RecordingAdapter(Platform.SLACK)
+        discord.failures = [DeliveryError("missing permission in channel chan-1", permanent=True)]
+        outbox = Outbox(store, {Platform.DISCORD: discord, Platform.SLACK: slack}, clock=FrozenClock(NOW))
+        await outbox.dispatch_once()
+        await outbox.dispatch_once()
+        (alert,) = slack.sent
+        assert alert.event.kind is EventKind.ALERT
+        assert alert.event.title == "Announcements to discord chan-1 stopped: missing permission in channel chan-1"
+        assert discord.attempts == 1  # the broken channel is not tried again
+    finally:
+        await store.close()

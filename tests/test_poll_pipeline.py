@@ -332,3 +332,20 @@ async def test_backoff_grows_and_recovers(bot: Bot, feed_server: FeedServer) -> 
     assert (await bot.poll()).ok
     source = await bot.store.get_source("podcast")
     assert source.consecutive_failures == 0 and source.last_error is None
+
+
+async def test_a_failing_feed_tells_the_moderators_channel_once(tmp_path: Path, feed_server: FeedServer) -> None:
+    bot = await open_bot(tmp_path / "s.db", FrozenClock(now_after(5)))
+    bot.poller._failure_alert_after = 3
+    try:
+        await bot.store.upsert_route(Platform.DISCORD, "mods", frozenset({EventKind.ALERT}), None, bot.clock())
+        await add_podcast(bot, feed_server)
+        feed_server.add_status("/podcast.xml", 503)
+        for _ in range(6):
+            await bot.poll()
+        rows = await bot.store.outbox_rows()
+        assert [(r.channel, r.status) for r in rows] == [("mods", "pending")]
+        event = await bot.store.get_event(rows[0].event_id)
+        assert event.title == "Feed 'podcast' has failed 3 times in a row: HTTP 503 Service Unavailable"
+    finally:
+        await bot.close()

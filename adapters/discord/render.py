@@ -297,7 +297,7 @@ def announcement_embed(announcement: Announcement) -> discord.Embed:
             description=fit_escaped(str(text), DESCRIPTION_MAX) if text else None,
             timestamp=event.created_at,
         )
-    embed.set_author(name=f"New {event.kind.value}")
+    embed.set_author(name="Moderator alert" if event.kind.value == "alert" else f"New {event.kind.value}")
     embed.set_footer(text=truncate(delivery_marker(announcement.idempotency_key), FOOTER_MAX))
     return fit_embeds([embed])[0]
 

@@ -37,6 +37,7 @@ HEADINGS = {
     "book": "Book news",
     "profile": "Profile update",
     "milestone": "Milestone",
+    "alert": "Moderator alert",
 }
 
 Block = dict[str, Any]

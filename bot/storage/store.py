@@ -393,6 +393,22 @@ class Store:
             )
         return PollWrite(tuple(new_stored), tuple(events), rows)
 
+    async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:
+        """Tell the moderators' channels (routes selecting ``alert``) once:
+        an event plus an outbox row each, in one transaction. Returns rows queued."""
+        async with self._tx("queueing a moderator alert") as db:
+            cur = await db.execute(
+                "INSERT INTO events (kind, title, created_at) VALUES ('alert', ?, ?)",
+                (title, to_db_time(now)),
+            )
+            event_id = cur.lastrowid
+            assert event_id is not None
+            rows = 0
+            for route in await _routes(db):
+                if EventKind.ALERT in route.kinds and not route.broken and route.id != skip_route:
+                    rows += await _insert_outbox(db, event_id, route, now)
+            return rows
+
     # -- profile snapshots ---------------------------------------------------
 
     async def latest_snapshot_json(self, source_id: int) -> bytes | None:
