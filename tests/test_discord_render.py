@@ -36,7 +36,7 @@ def item(**kw: object) -> ReplyItem:
 
 def test_durations_and_clock() -> None:
     assert format_duration(2799) == "46m 39s"
-    assert format_duration(3723) == "1h 2m 3s"
+    assert format_duration(3723) == "1h 02m 03s"  # one format everywhere: bot.replies
     assert format_duration(59) == "59s"
     assert format_clock(720) == "12:00"
     assert format_clock(3723) == "1:02:03"

@@ -80,7 +80,7 @@ def test_escape_and_link() -> None:
 
 def test_format_duration_and_chapter_links() -> None:
     assert format_duration(2799) == "46m 39s"
-    assert format_duration(3723) == "1h 2m 3s"
+    assert format_duration(3723) == "1h 02m 03s"  # one format everywhere: bot.replies
     assert format_duration(39) == "39s"
     assert chapter_url("https://www.youtube.com/watch?v=abc", 754) == "https://www.youtube.com/watch?v=abc&t=754s"
     assert chapter_url("https://youtu.be/abc", 60) == "https://youtu.be/abc?t=60s"

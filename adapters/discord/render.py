@@ -22,6 +22,8 @@ from urllib.parse import quote, urlsplit
 import discord
 
 from bot.models import Announcement, Chapter, Reply, ReplyItem
+from bot.replies import format_duration
+from bot.replies import format_timestamp as format_clock
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096
@@ -54,26 +56,6 @@ class RenderedMessage:
 
 
 # --- small formatting helpers -------------------------------------------------
-
-
-def format_duration(seconds: int) -> str:
-    """2799 -> '46m 39s'; 3723 -> '1h 2m 3s'; 59 -> '59s'."""
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h}h {m}m {s}s"
-    if m:
-        return f"{m}m {s}s"
-    return f"{s}s"
-
-
-def format_clock(seconds: int) -> str:
-    """720 -> '12:00'; 3723 -> '1:02:03' (how chapter starts are written)."""
-    seconds = max(0, int(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def escape_text(text: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.models import Announcement, Chapter, Reply, ReplyItem
+from bot.replies import format_duration, format_timestamp
 
 from .mrkdwn import escape, link, one_line, safe_url, subteam_id, trim_mrkdwn, trim_plain
 
@@ -44,26 +45,6 @@ Block = dict[str, Any]
 
 
 # ---------------------------------------------------------------- small formatters
-
-
-def format_duration(seconds: int | None) -> str | None:
-    """2799 -> '46m 39s'; 3723 -> '1h 2m 3s'; 39 -> '39s'."""
-    if seconds is None or seconds < 0:
-        return None
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    if h:
-        return f"{h}h {m}m {s}s"
-    if m:
-        return f"{m}m {s}s"
-    return f"{s}s"
-
-
-def format_timestamp(seconds: int) -> str:
-    """Chapter start: 754 -> '12:34', 3723 -> '1:02:03'."""
-    h, rest = divmod(max(0, int(seconds)), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def format_date(when: datetime | None) -> str | None:
