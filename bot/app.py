@@ -105,7 +105,7 @@ class App:
         try:
             await store.seed(
                 config.sources,
-                [RouteSeed(r.platform, r.channel, r.kinds, r.mention) for r in config.routes],
+                [RouteSeed(r.platform, r.channel, r.kinds, r.mention, r.thread) for r in config.routes],
                 clock(),
             )
         except BaseException:

@@ -53,6 +53,7 @@ class RouteSpec:
     channel: str
     kinds: frozenset[EventKind]
     mention: str | None = None
+    thread: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +308,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
                 channel=channel.strip(),
                 kinds=parse_kinds(r.get("kinds"), f"{where}.kinds"),
                 mention=str(mention) if mention is not None else None,
+                thread=_bool(r, "thread", where, False),
             )
         )
 

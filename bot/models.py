@@ -124,6 +124,7 @@ class Route:
     kinds: frozenset[EventKind]
     mention: str | None = None
     broken_reason: str | None = None
+    thread: bool = False  # a discussion thread under each announcement, where the platform has them
 
     @property
     def broken(self) -> bool:

@@ -93,6 +93,7 @@ class FakeDiscord:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> messages, oldest first
+        self.threads: list[dict[str, Any]] = []
         self.identifies = 0
         self.gateway_connections = 0
         self._ids = itertools.count(1_100_000_000_000_000_000)
@@ -238,6 +239,16 @@ class FakeDiscord:
                 return self._json(self._create_message(channel, body or {}))
             limit = int(query.get("limit", 50))
             return self._json(list(reversed(self.messages.get(channel, [])))[:limit])
+        if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)/threads", path)):
+            thread = {
+                "id": self.next_id(), "type": 11, "guild_id": str(GUILD_ID), "parent_id": m.group(1),
+                "owner_id": str(BOT_ID), "name": (body or {}).get("name", ""), "message_count": 0,
+                "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "locked": False,
+                                    "archive_timestamp": datetime.now(timezone.utc).isoformat()},
+            }
+            self.threads.append(thread)
+            return self._json(thread)
         if method == "POST" and path == "/users/@me/channels":
             recipient = str((body or {}).get("recipient_id"))
             return self._json(

@@ -231,3 +231,13 @@ async def test_status_shows_feeds_routes_and_adapters(bot: Commands, store: Stor
                in line for line in lines)
     assert "• discord 555 (episode): broken: missing access" in lines
     assert lines[-1] == "Adapters: discord up, slack DOWN"
+
+
+async def test_announce_here_with_a_thread_per_announcement(bot: Commands, store: Store) -> None:
+    reply = await bot("announce episode here thread", MODERATOR)
+    assert reply.text == "Announcing episode here, each with a discussion thread."
+    (route,) = await store.list_routes()
+    assert route.thread and route.kinds == {EventKind.EPISODE}
+    await bot("announce episode here", MODERATOR)  # said again without: threads off
+    (route,) = await store.list_routes()
+    assert not route.thread

@@ -528,3 +528,31 @@ async def test_handler_crash_becomes_a_private_apology(fake: FakeDiscord, make_a
     (cb,) = await fake.wait_for(lambda: callbacks(fake))
     assert cb.body["data"]["flags"] & 64
     assert "went wrong" in cb.body["data"]["content"]
+
+
+async def test_a_thread_route_opens_a_discussion_thread_under_each_announcement(
+    fake: FakeDiscord, make_adapter: MakeAdapter
+) -> None:
+    from dataclasses import replace
+
+    adapter = await make_adapter()
+    plain = announcement("evt-1:route-1")
+    await adapter.deliver(plain)
+    assert fake.find("POST", rf"/channels/{CHANNEL_ID}/messages/\d+/threads") == []
+    threaded = replace(plain, idempotency_key="evt-2:route-1", route=replace(plain.route, thread=True))
+    delivered = await adapter.deliver(threaded)
+    (opened,) = fake.find("POST", rf"/channels/{CHANNEL_ID}/messages/{delivered.message_id}/threads")
+    assert opened.body["name"] == plain.event.title[:100]
+
+
+async def test_a_thread_that_cannot_be_opened_does_not_fail_the_delivery(
+    fake: FakeDiscord, make_adapter: MakeAdapter
+) -> None:
+    from dataclasses import replace
+
+    adapter = await make_adapter()
+    fake.fail_next("POST", rf"/channels/{CHANNEL_ID}/messages/\d+/threads", 403,
+                   {"message": "Missing Permissions", "code": 50013})
+    plain = announcement("evt-3:route-1")
+    delivered = await adapter.deliver(replace(plain, route=replace(plain.route, thread=True)))
+    assert delivered.message_id == fake.created_messages()[0]["id"]  # posted once, not retried

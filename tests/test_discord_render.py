@@ -118,6 +118,7 @@ def test_command_text_builders() -> None:
     assert feed_add_text("https://x/feed", None, None, None) == "feed add https://x/feed"
     assert announce_text("episode, video", None) == "announce episode video here"
     assert announce_text("OFF", None) == "announce off here"
+    assert announce_text("episode", None, thread=True) == "announce episode here thread"
 
 
 def test_strip_bot_mention() -> None:

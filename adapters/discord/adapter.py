@@ -289,7 +289,26 @@ class DiscordAdapter:
             raise
         except Exception as exc:
             raise self._delivery_error(exc, route.channel) from exc
+        if route.thread and not route.channel.startswith(DM_CHANNEL_PREFIX):
+            await self._open_thread(client, message, announcement)
         return Delivered(message_id=str(message.id))
+
+    async def _open_thread(
+        self, client: discord.Client, message: discord.Message, announcement: Announcement
+    ) -> None:
+        """A discussion thread under the announcement (the route's ``thread``
+        option). The message is already posted, so a failure here is logged,
+        never a failed delivery: a retry would post the announcement twice."""
+        name = (announcement.event.title or "Discussion").strip()[:100] or "Discussion"
+        try:
+            async with asyncio.timeout(DELIVER_TIMEOUT_S):
+                # The raw route: Message.create_thread needs the guild cached,
+                # and a channel reached by id alone has none attached.
+                await client.http.start_thread_with_message(
+                    message.channel.id, message.id, name=name, auto_archive_duration=1440)
+        except Exception as exc:
+            log.warning("announcement %s posted, but its thread could not be opened: %s",
+                        message.id, exc)
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         client = self._ready_client("look for an earlier announcement")

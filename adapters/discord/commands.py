@@ -46,11 +46,12 @@ def feed_add_text(url: str, kind: str | None, name: str | None, every: str | Non
     )
 
 
-def announce_text(kinds: str, mention: discord.Role | None) -> str:
+def announce_text(kinds: str, mention: discord.Role | None, thread: bool = False) -> str:
     kinds = " ".join(kinds.replace(",", " ").split())
     if kinds.lower() == "off":
         return "announce off here"
-    return command_text("announce", kinds, "here", f"mention {mention.id}" if mention else None)
+    return command_text("announce", kinds, "here", f"mention {mention.id}" if mention else None,
+                        "thread" if thread else None)
 
 
 def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandTree:
@@ -139,9 +140,12 @@ def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandT
     @app_commands.describe(
         kinds="e.g. 'episode video book', or 'off' to stop announcing here",
         mention="A role to mention with each announcement",
+        thread="Open a discussion thread under each announcement",
     )
-    async def announce(interaction: discord.Interaction, kinds: str, mention: discord.Role | None = None) -> None:
-        await mod(interaction, announce_text(kinds, mention))
+    async def announce(
+        interaction: discord.Interaction, kinds: str, mention: discord.Role | None = None, thread: bool = False
+    ) -> None:
+        await mod(interaction, announce_text(kinds, mention, thread))
 
     @showbot.command(name="filter", description="Only announce (or skip) a feed's items matching a pattern")
     @app_commands.choices(

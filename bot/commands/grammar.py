@@ -110,6 +110,7 @@ class FeedAction:
 class AnnounceHere:
     kinds: tuple[str, ...]
     mention: str | None = None
+    thread: bool = False  # open a discussion thread under each announcement (Discord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,13 +296,17 @@ def _parse_moderator(head: str, args: list[str]) -> Command | None:
         at = low.index("here")
         kinds = tuple(k for k in re.split(r"[,\s]+", " ".join(low[:at])) if k and k != "and")
         rest = args[at + 1:]
+        usage = "usage: announce <kinds> here [mention <role>] [thread]"
         if not kinds:
-            return Usage("announce", "usage: announce <kinds> here [mention <role>]")
+            return Usage("announce", usage)
+        thread = bool(rest) and rest[-1].casefold() in ("thread", "threads")
+        if thread:
+            rest = rest[:-1]
         if not rest:
-            return AnnounceHere(kinds)
+            return AnnounceHere(kinds, None, thread)
         if len(rest) == 2 and rest[0].casefold() == "mention":
-            return AnnounceHere(kinds, rest[1])
-        return Usage("announce", "usage: announce <kinds> here [mention <role>]")
+            return AnnounceHere(kinds, rest[1], thread)
+        return Usage("announce", usage)
     if head in ("filter", "filters"):
         if len(args) == 1:
             return FilterList(args[0])

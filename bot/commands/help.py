@@ -23,7 +23,7 @@ Moderators:
 • `feeds` / `status` — what is watched and how it is doing
 • `feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]`
 • `feed remove|pause|resume|test <name>`
-• `announce <kinds> here [mention <role>]` / `announce off here`
+• `announce <kinds> here [mention <role>] [thread]` / `announce off here`
 • `filter <feed> include|exclude <words or /regex/>` / `filter <feed> clear`"""
 
 TOPICS: dict[str, str] = {
@@ -50,9 +50,10 @@ TOPICS: dict[str, str] = {
             "fetches the feed once, refuses anything that is not a feed, and stores what is there "
             "without announcing it. `feed remove|pause|resume <name>` do what they say; "
             "`feed test <name>` shows the newest item as it would be announced, posting nothing.",
-    "announce": "`announce episode,video here [mention <role>]` announces those kinds in this "
-                "channel (kinds: episode video article post book profile milestone, or all); "
-                "`announce off here` stops it.",
+    "announce": "`announce episode,video here [mention <role>] [thread]` announces those kinds in this "
+                "channel (kinds: episode video article post book profile milestone alert, or all; "
+                "`alert` makes it the moderators' channel); `thread` opens a discussion thread under "
+                "each announcement on Discord; `announce off here` stops it.",
     "filter": "`filter <feed> include <words>` announces only items mentioning one of the words; "
               "`exclude` holds back items that do. A `/regex/` works too (kept simple: no nested "
               "repeats or backreferences). `filter <feed> clear` removes them, `filter <feed>` lists them.",

@@ -220,12 +220,14 @@ async def announce_here(ctx: Context, caller: Caller, cmd: AnnounceHere) -> Repl
         allowed = " ".join(k.value for k in EventKind)
         raise UserError(f"Kinds are: {allowed} (or all).") from None
     mention = _mention(cmd.mention) if cmd.mention else None
-    await ctx.store.upsert_route(caller.platform, caller.channel, kinds, mention, ctx.clock())
+    await ctx.store.upsert_route(caller.platform, caller.channel, kinds, mention, ctx.clock(),
+                                 thread=cmd.thread)
     listed = ", ".join(k.value for k in EventKind if k in kinds)
     await _audit(ctx, caller, "announce", f"{caller.platform.value}:{caller.channel} {listed}"
-                 + (f" mention {mention}" if mention else ""))
+                 + (f" mention {mention}" if mention else "") + (" thread" if cmd.thread else ""))
     ping = f", mentioning {mention}" if mention else ""
-    return Reply(kind="announce", text=f"Announcing {listed} here{ping}.", ephemeral=True)
+    threads = ", each with a discussion thread" if cmd.thread else ""
+    return Reply(kind="announce", text=f"Announcing {listed} here{ping}{threads}.", ephemeral=True)
 
 
 async def announce_off(ctx: Context, caller: Caller, cmd: AnnounceOff) -> Reply:

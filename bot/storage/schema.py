@@ -195,6 +195,7 @@ MIGRATIONS: list[str] = [
     -- /stats draws followers over time: both walk this index.
     CREATE UNIQUE INDEX profile_snapshots_source_taken ON profile_snapshots (source_id, taken_at);
     ALTER TABLE sources ADD COLUMN cursor TEXT;
+    ALTER TABLE routes ADD COLUMN thread INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 

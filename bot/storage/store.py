@@ -234,7 +234,7 @@ class Store:
                 key = f"route:{route.platform.value}:{route.channel}"
                 if await self._claim_seed(db, key, now):
                     await self._upsert_route(db, route.platform, route.channel, route.kinds,
-                                             route.mention, now)
+                                             route.mention, now, route.thread)
 
     async def _claim_seed(self, db: aiosqlite.Connection, key: str, now: datetime) -> bool:
         cur = await db.execute(
@@ -481,22 +481,23 @@ class Store:
 
     async def upsert_route(
         self, platform: Platform, channel: str, kinds: frozenset[EventKind],
-        mention: str | None, now: datetime,
+        mention: str | None, now: datetime, *, thread: bool = False,
     ) -> Route:
         async with self._tx("saving a route") as db:
-            await self._upsert_route(db, platform, channel, kinds, mention, now)
+            await self._upsert_route(db, platform, channel, kinds, mention, now, thread)
         routes = [r for r in await self.list_routes() if r.platform == platform and r.channel == channel]
         return routes[0]
 
     async def _upsert_route(
         self, db: aiosqlite.Connection, platform: Platform, channel: str,
-        kinds: frozenset[EventKind], mention: str | None, now: datetime,
+        kinds: frozenset[EventKind], mention: str | None, now: datetime, thread: bool = False,
     ) -> None:
         await db.execute(
-            "INSERT INTO routes (platform, channel, kinds, mention, created_at) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO routes (platform, channel, kinds, mention, thread, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(platform, channel) DO UPDATE SET kinds = excluded.kinds, "
-            "mention = excluded.mention, broken_reason = NULL",
-            (platform.value, channel, ",".join(sorted(k.value for k in kinds)), mention,
+            "mention = excluded.mention, thread = excluded.thread, broken_reason = NULL",
+            (platform.value, channel, ",".join(sorted(k.value for k in kinds)), mention, int(thread),
              to_db_time(now)),
         )
 
@@ -653,6 +654,7 @@ class RouteSeed:
     channel: str
     kinds: frozenset[EventKind]
     mention: str | None = None
+    thread: bool = False
 
 
 def _split_sql(script: str) -> list[str]:
@@ -748,14 +750,14 @@ async def _write_chapters_and_fts(
 
 async def _routes(db: aiosqlite.Connection) -> list[Route]:
     async with db.execute(
-        "SELECT id, platform, channel, kinds, mention, broken_reason FROM routes ORDER BY id"
+        "SELECT id, platform, channel, kinds, mention, broken_reason, thread FROM routes ORDER BY id"
     ) as cur:
         rows = await cur.fetchall()
     return [
         Route(
             id=r[0], platform=Platform(r[1]), channel=r[2],
             kinds=frozenset(EventKind(k) for k in r[3].split(",") if k),
-            mention=r[4], broken_reason=r[5],
+            mention=r[4], broken_reason=r[5], thread=bool(r[6]),
         )
         for r in rows
     ]
