@@ -30,7 +30,7 @@ from bot.poller import Poller, PollReport, SourceKind
 from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.sources.feeds import parse_feed_off_loop
-from bot.sources.http import HttpFetcher
+from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.sources.xprofile import XProfileSource
@@ -111,12 +111,7 @@ class App:
         except BaseException:
             await store.close()
             raise
-        fetcher = HttpFetcher(
-            timeout_s=config.timeout_s,
-            max_body_bytes=config.max_body_bytes,
-            user_agent=config.user_agent,
-            allow_private_addresses=config.allow_private_addresses,
-        )
+        fetcher = fetcher_from_config(config)
         parsers = FeedParsers()
         book_words = [*config.book.keywords, *([config.book.title] if config.book.title else [])]
         is_book_news = (make_book_matcher(book_words, config.book.links)

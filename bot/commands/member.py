@@ -4,7 +4,7 @@ personal subscriptions."""
 from __future__ import annotations
 
 from bot.commands.context import Context
-from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search, Stats
+from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.errors import NotFound, UserError
 from bot.models import Caller, ContentKind, Reply, ReplyItem
 from bot.replies import format_date, format_duration, reply_item
@@ -111,18 +111,6 @@ async def random_pick(ctx: Context, cmd: RandomPick) -> Reply:
         return Reply(kind="random", text=f"No {what} yet.")
     return Reply(kind="random", text=f"A random {stored.kind.value}:", items=(reply_item(stored),),
                  more=f"random {cmd.kind.value if cmd.kind else 'episode'}")
-
-
-async def stats(ctx: Context, cmd: Stats) -> Reply:
-    rows = await catalog.stats(ctx.store)
-    if not rows:
-        return Reply(kind="stats", text="Nothing in the catalogue yet.")
-    lines = ["The catalogue:"]
-    for r in rows:
-        span = f", {format_date(r.first)} to {format_date(r.last)}" if r.first else ""
-        hours = f", {format_duration(r.total_duration_s)} in all" if r.total_duration_s else ""
-        lines.append(f"• {r.count} {r.kind}{'s' if r.count != 1 else ''}{span}{hours}")
-    return Reply(kind="stats", text="\n".join(lines))
 
 
 # -- personal subscriptions --------------------------------------------------------

@@ -15,13 +15,16 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from bot.errors import FetchError
+
+if TYPE_CHECKING:
+    from bot.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +369,7 @@ class HttpFetcher:
         return bytes(body)
 
 
-def fetcher_from_config(config: Any) -> HttpFetcher:
+def fetcher_from_config(config: "Config") -> HttpFetcher:
     """An HttpFetcher with the network settings of a ``bot.config.Config``."""
     return HttpFetcher(
         timeout_s=config.timeout_s,

@@ -39,10 +39,10 @@ from bot.models import (
     StoredItem,
 )
 from bot.ports import DM_CHANNEL_PREFIX
+from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from bot.profile import ProfileChange
-from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def to_db_time(value: datetime | None) -> str | None:
@@ -588,11 +588,6 @@ class Store:
         return Event(row[0], EventKind(row[1]), row[2], row[3], from_db_time(row[4]),  # type: ignore[arg-type]
                      row[5], json.loads(row[6] or "{}"))
 
-    async def find_route(self, route_id: int) -> Route | None:
-        for route in await self.list_routes():
-            if route.id == route_id:
-                return route
-        return None
 
 
 @dataclass(frozen=True, slots=True)
