@@ -165,6 +165,13 @@ class Announcement:
     item: StoredItem | None  # None for profile/milestone events
     attempts: int = 0
     outcome_unknown: bool = False  # a previous attempt may have posted it (crash window)
+    # A follow-up (more links for book news already announced): the platform
+    # message id of the first announcement in this channel, to reply under.
+    reply_to: str | None = None
+
+    @property
+    def is_follow_up(self) -> bool:
+        return self.event.payload.get("follow_up_of") is not None
 
 
 @dataclass(frozen=True, slots=True)

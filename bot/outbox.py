@@ -92,6 +92,9 @@ class Outbox:
             outcome = await self._deliver(adapter, row, route)
             if outcome == "sent":
                 sent += 1
+            elif outcome == "waiting":
+                waiting += 1
+                blocked.add(channel)
             elif outcome == "retry":
                 retried += 1
                 blocked.add(channel)
@@ -101,12 +104,31 @@ class Outbox:
                 routes = {r.id: r for r in await self._store.list_routes()}
         return DispatchReport(sent, retried, failed, waiting)
 
+    async def _reply_target(self, row: OutboxRow, anchor_event_id: int) -> tuple[bool, str | None]:
+        """For a follow-up: (ready, message id to reply under). Not ready while
+        the anchor's own row in this channel is still on its way, so the
+        reply never lands before the announcement it belongs to."""
+        anchor = await self._store.find_outbox_row(anchor_event_id, row.platform, row.channel)
+        if anchor is None or anchor.status == "failed":
+            return True, None  # nothing to reply under: post it on its own
+        if anchor.status == "sent":
+            return True, anchor.message_id
+        until = max(anchor.next_attempt_at, self._clock() + timedelta(seconds=self._base))
+        await self._store.postpone(row.id, until)
+        return False, None
+
     async def _deliver(self, adapter: ChatAdapter, row: OutboxRow, route: Route) -> str:
         event = await self._store.get_event(row.event_id)
+        reply_to = None
+        anchor_id = event.payload.get("follow_up_of")
+        if anchor_id is not None:
+            ready, reply_to = await self._reply_target(row, int(anchor_id))
+            if not ready:
+                return "waiting"
         item = await self._store.find_item(event.item_id) if event.item_id is not None else None
         announcement = Announcement(
             outbox_id=row.id, idempotency_key=row.idempotency_key, event=event, route=route,
-            item=item, attempts=row.attempts, outcome_unknown=row.outcome_unknown,
+            item=item, attempts=row.attempts, outcome_unknown=row.outcome_unknown, reply_to=reply_to,
         )
         try:
             if row.outcome_unknown:

@@ -7,7 +7,7 @@ richer forms themselves.
 from __future__ import annotations
 
 from bot.models import Announcement
-from bot.replies import format_date, format_duration, format_timestamp
+from bot.replies import FOLLOW_UP_HEADING, format_date, format_duration, format_timestamp
 
 LABELS = {"book": "Book news", "episode": "New episode", "video": "New video",
           "article": "New article", "post": "New post", "profile": "Profile update",
@@ -16,7 +16,8 @@ LABELS = {"book": "Book news", "episode": "New episode", "video": "New video",
 
 def render_announcement(announcement: Announcement, *, max_chapters: int = 10) -> str:
     event = announcement.event
-    lines = [f"[{LABELS.get(event.kind.value, event.kind.value)}] {event.title}"]
+    label = FOLLOW_UP_HEADING if announcement.is_follow_up else LABELS.get(event.kind.value, event.kind.value)
+    lines = [f"[{label}] {event.title}"]
     item = announcement.item.item if announcement.item else None
     if item is not None:
         facts = [f for f in (format_date(item.published_at), format_duration(item.duration_s)) if f]

@@ -14,6 +14,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from bot.models import Chapter, Reply, ReplyItem, StoredItem
 
 SUMMARY_CHARS = 280
+# The heading of a follow-up announcement (book news seen again elsewhere),
+# the same words on every platform.
+FOLLOW_UP_HEADING = "More book news"
 
 
 def format_duration(seconds: int | None) -> str:

@@ -43,6 +43,7 @@ class SlackStub:
         self.ws_connections = 0
         self.users: dict[str, dict[str, Any]] = {}
         self.history: dict[str, list[dict[str, Any]]] = {}
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.bot_user_id = "UBOT"
         self._scripts: dict[str, list[Scripted]] = {}
         self._sockets: list[web.WebSocketResponse] = []
@@ -173,7 +174,14 @@ class SlackStub:
                 "blocks": blocks,
                 "metadata": metadata,
             }
-            self.history.setdefault(str(args.get("channel")), []).append(message)
+            parent = args.get("thread_ts")
+            if parent:
+                # Like Slack: a thread reply is not in conversations.history,
+                # only in conversations.replies of its parent.
+                message["thread_ts"] = parent
+                self.threads.setdefault((str(args.get("channel")), str(parent)), []).append(message)
+            else:
+                self.history.setdefault(str(args.get("channel")), []).append(message)
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
@@ -183,6 +191,16 @@ class SlackStub:
             with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
             limit = int(args.get("limit") or 100)
             messages = list(reversed(self.history.get(str(args.get("channel")), [])))[:limit]
+            if not with_meta:
+                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+            return {"ok": True, "messages": messages, "has_more": False}
+        if method == "conversations.replies":
+            channel, parent_ts = str(args.get("channel")), str(args.get("ts"))
+            parent = [m for m in self.history.get(channel, []) if m["ts"] == parent_ts]
+            if not parent:
+                return {"ok": False, "error": "thread_not_found"}
+            with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
+            messages = parent + self.threads.get((channel, parent_ts), [])
             if not with_meta:
                 messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
             return {"ok": True, "messages": messages, "has_more": False}

@@ -556,3 +556,31 @@ async def test_a_thread_that_cannot_be_opened_does_not_fail_the_delivery(
     plain = announcement("evt-3:route-1")
     delivered = await adapter.deliver(replace(plain, route=replace(plain.route, thread=True)))
     assert delivered.message_id == fake.created_messages()[0]["id"]  # posted once, not retried
+
+
+async def test_book_follow_up_replies_to_the_announcement_without_pinging_again(
+    fake: FakeDiscord, make_adapter: MakeAdapter
+) -> None:
+    from dataclasses import replace
+
+    adapter = await make_adapter()
+    role = "555555555555555555"
+    first = announcement("evt-1:route-1", mention=role)
+    first = replace(first, route=replace(first.route, thread=True))
+    anchor = await adapter.deliver(first)
+    follow_up = replace(
+        first, idempotency_key="evt-2:route-1", item=None, reply_to=anchor.message_id,
+        event=Event(id=2, kind=EventKind.BOOK, title="Bio: Author of Root Cause", url="https://x.com/hnasr",
+                    created_at=first.event.created_at, payload={"follow_up_of": 1}),
+    )
+    await adapter.deliver(follow_up)
+    posts = fake.find("POST", rf"/channels/{CHANNEL_ID}/messages")
+    assert len(posts) == 2
+    reply = posts[1].body
+    assert str(reply["message_reference"]["message_id"]) == anchor.message_id
+    assert reply["message_reference"]["fail_if_not_exists"] is False
+    assert not reply.get("content")  # the role heard about it once already
+    assert reply["allowed_mentions"]["parse"] == [] and not reply["allowed_mentions"].get("replied_user")
+    assert reply["embeds"][0]["author"]["name"] == "More book news"
+    # Only the announcement opened a discussion thread, not its follow-up.
+    assert len(fake.find("POST", rf"/channels/{CHANNEL_ID}/messages/\d+/threads")) == 1

@@ -175,3 +175,31 @@ async def test_find_delivered_when_history_is_unreadable_returns_none(stub: Slac
     with pytest.raises(DeliveryError) as info:
         await adapter.find_delivered(announcement())
     assert info.value.retry_after == 3.0
+
+
+async def test_book_follow_up_goes_in_the_announcement_thread_and_is_found_there(
+    stub: SlackStub,  # noqa: F811
+) -> None:
+    from dataclasses import replace
+
+    adapter, _ = make(stub)
+    first = announcement(key="ev7:route3", mention="S123")
+    anchor = await adapter.deliver(first)
+    follow_up = replace(
+        first, idempotency_key="ev8:route3", item=None, reply_to=anchor.message_id,
+        event=Event(id=8, kind=EventKind.BOOK, title="Bio: Author of Root Cause", url="https://x.com/hnasr",
+                    created_at=WHEN, payload={"follow_up_of": 7}),
+    )
+    delivered = await adapter.deliver(follow_up)
+    first_post, reply = posted_json(stub)
+    assert "thread_ts" not in first_post
+    assert reply["thread_ts"] == anchor.message_id
+    assert "S123" not in reply["text"] and "S123" not in json.dumps(reply["blocks"])  # no second ping
+    assert "More book news" in reply["text"]
+    # After a crash, a new adapter finds the reply in the thread (it is not
+    # in the channel's history, like on Slack).
+    again, _ = make(stub)
+    assert await again.find_delivered(follow_up) == delivered
+    [replies] = stub.calls_to("conversations.replies")
+    assert replies.args["ts"] == anchor.message_id
+    assert len(stub.calls_to("chat.postMessage")) == 2

@@ -4,7 +4,7 @@ profile/book/milestone events routed like any other, book news once per channel.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,12 +14,15 @@ import pytest
 from bot.clock import FrozenClock
 from bot.config import XSourceOptions
 from bot.detect import make_book_matcher
+from bot.errors import DeliveryError
 from bot.models import ContentKind, EventKind, Platform, SourceSpec
-from bot.poller import Poller
+from bot.outbox import Outbox
+from bot.poller import Poller, PollReport
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
 from bot.sources.xprofile import XProfileSource
 from bot.storage import Store
+from tests.fake_chat import RecordingAdapter
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 from tests.xstub import XStub, x_stub  # noqa: F401  (fixture)
 
@@ -61,9 +64,11 @@ async def add_snapshot_source(rig: Rig, server: FeedServer) -> None:
 
 
 async def book_rows(store: Store) -> list[tuple[str, str]]:
+    """(channel, "book" | "follow-up") per queued book row, in queue order."""
     rows = await store._all(
-        "SELECT o.channel, e.kind FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id")
-    return [(r[0], r[1]) for r in rows if r[1] == "book"]
+        "SELECT o.channel, e.kind, json_extract(e.payload, '$.follow_up_of') "
+        "FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id")
+    return [(r[0], "follow-up" if r[2] is not None else "book") for r in rows if r[1] == "book"]
 
 
 async def test_the_seed_snapshots_announce_profile_book_and_milestone_once(rig: Rig, feed_server: FeedServer) -> None:
@@ -87,9 +92,10 @@ async def test_the_seed_snapshots_announce_profile_book_and_milestone_once(rig: 
     assert third.ok and third.events == ()
 
 
-async def test_book_news_on_podcast_bio_and_pin_is_one_announcement_per_channel(
-    rig: Rig, feed_server: FeedServer
-) -> None:
+async def podcast_then_profile(rig: Rig, feed_server: FeedServer) -> tuple[PollReport, Callable[[], Awaitable[PollReport]]]:
+    """Baselines without the book, then the book episode appears on the
+    podcast. Returns that poll, and a step that changes the bio and the pin
+    the next day (the same book news, seen on X)."""
     podcast = (FIXTURES / "podcast.xml").read_bytes()
     head, _, rest = podcast.partition(b"<item>")
     items = [b"<item>" + chunk for chunk in rest.split(b"<item>")]
@@ -102,19 +108,92 @@ async def test_book_news_on_podcast_bio_and_pin_is_one_announcement_per_channel(
     feed_server.add_feed("/hnasr.txt", (FIXTURES / "x" / "profile_000.txt").read_bytes(), content_type="text/plain")
     await rig.poller.poll("podcast", force=True)
     await rig.poller.poll("x", force=True)
-
     feed_server.add_feed("/podcast.xml", podcast)  # the book episode appears
     episode = await rig.poller.poll("podcast", force=True)
+
+    async def profile_changes() -> PollReport:
+        rig.clock.advance(hours=20)
+        feed_server.add_feed("/hnasr.txt", (FIXTURES / "x" / "profile_001.txt").read_bytes(),
+                             content_type="text/plain")
+        return await rig.poller.poll("x", force=True)
+
+    return episode, profile_changes
+
+
+async def test_book_news_on_podcast_bio_and_pin_is_one_announcement_per_channel(
+    rig: Rig, feed_server: FeedServer
+) -> None:
+    episode, profile_changes = await podcast_then_profile(rig, feed_server)
     assert [e.kind for e in episode.events] == [EventKind.BOOK, EventKind.EPISODE]
-    rig.clock.advance(hours=20)  # the bio and the pin change the next day
-    feed_server.add_feed("/hnasr.txt", (FIXTURES / "x" / "profile_001.txt").read_bytes(), content_type="text/plain")
-    profile = await rig.poller.poll("x", force=True)
+    profile = await profile_changes()
     assert EventKind.BOOK in [e.kind for e in profile.events]  # recorded...
-    assert await book_rows(rig.store) == [("discord-1", "book"), ("discord-2", "book")]  # ...announced once
+    # ...announced once per channel, the X link following up in each.
+    assert await book_rows(rig.store) == [("discord-1", "book"), ("discord-2", "book"),
+                                          ("discord-1", "follow-up"), ("discord-2", "follow-up")]
     (first_book,) = [e for e in episode.events if e.kind is EventKind.BOOK]
     row = await rig.store._one("SELECT payload FROM events WHERE id = ?", (first_book.id,))
     links = json.loads(row[0])["links"]
     assert len(links) >= 2  # the podcast link plus the X one, for the `book` command
+    # The same snapshot again: no new link, no new follow-up.
+    rig.clock.advance(hours=1)
+    again = await rig.poller.poll("x", force=True)
+    assert again.ok and again.events == ()
+    assert len(await book_rows(rig.store)) == 4
+
+
+async def test_a_follow_up_is_delivered_as_a_reply_to_the_announcement_in_each_channel(
+    rig: Rig, feed_server: FeedServer
+) -> None:
+    chat = RecordingAdapter()
+    outbox = Outbox(rig.store, {Platform.DISCORD: chat}, clock=rig.clock)
+    _, profile_changes = await podcast_then_profile(rig, feed_server)
+    await outbox.dispatch_once()
+    first = {a.route.channel: (a, f"m{i}") for i, a in enumerate(chat.sent, 1) if a.event.kind is EventKind.BOOK}
+    assert set(first) == {"discord-1", "discord-2"}
+    assert all(a.reply_to is None and not a.is_follow_up for a, _ in first.values())
+
+    await profile_changes()
+    before = len(chat.sent)
+    report = await outbox.dispatch_once()
+    follow_ups = [a for a in chat.sent[before:] if a.is_follow_up]
+    assert report.failed == 0
+    assert sorted((a.route.channel, a.reply_to) for a in follow_ups) == sorted(
+        (channel, message_id) for channel, (_, message_id) in first.items())
+    assert all(a.event.kind is EventKind.BOOK for a in follow_ups)
+    # Nothing is sent twice.
+    await outbox.dispatch_once()
+    assert [a.is_follow_up for a in chat.sent].count(True) == 2
+
+
+async def test_a_follow_up_waits_for_its_announcement_and_skips_a_channel_that_failed(
+    rig: Rig, feed_server: FeedServer
+) -> None:
+    """The anchor is retrying in discord-1 and failed for good in discord-2
+    when the X link arrives: discord-1's reply waits for the announcement;
+    discord-2 (its route broken) gets nothing."""
+    chat = RecordingAdapter()
+    outbox = Outbox(rig.store, {Platform.DISCORD: chat}, clock=rig.clock,
+                    base_backoff_s=86400, max_backoff_s=86400)  # the retry is due after the X poll
+    episode, profile_changes = await podcast_then_profile(rig, feed_server)
+    rows = await rig.store.outbox_rows()
+    anchor_rows = [r for r in rows if r.event_id == next(e.id for e in episode.events if e.kind is EventKind.BOOK)]
+    assert [r.channel for r in anchor_rows] == ["discord-1", "discord-2"]
+    # Rows go in id order: the episode's book event is queued first, one per channel.
+    chat.failures = [DeliveryError("timeout"), DeliveryError("missing access", permanent=True)]
+    await outbox.dispatch_once()
+    assert chat.sent == []
+
+    await profile_changes()
+    assert await book_rows(rig.store) == [("discord-1", "book"), ("discord-2", "book"), ("discord-1", "follow-up")]
+    report = await outbox.dispatch_once()
+    assert not any(a.is_follow_up for a in chat.sent)  # not before its announcement
+    assert report.waiting >= 1
+
+    rig.clock.advance(days=1)
+    await outbox.dispatch_once()
+    book = [a for a in chat.sent if a.event.kind is EventKind.BOOK]
+    assert [(a.route.channel, a.is_follow_up) for a in book] == [("discord-1", False), ("discord-1", True)]
+    assert book[1].reply_to == f"m{chat.sent.index(book[0]) + 1}"
 
 
 async def test_a_garbage_snapshot_is_a_clear_error_and_the_previous_one_is_kept(

@@ -284,12 +284,13 @@ class DiscordAdapter:
                     embed=embed,
                     allowed_mentions=mentions,
                     nonce=nonce_for(announcement.idempotency_key),
+                    reference=_reply_reference(announcement, route.channel),
                 )
         except DeliveryError:
             raise
         except Exception as exc:
             raise self._delivery_error(exc, route.channel) from exc
-        if route.thread and not route.channel.startswith(DM_CHANNEL_PREFIX):
+        if route.thread and not announcement.is_follow_up and not route.channel.startswith(DM_CHANNEL_PREFIX):
             await self._open_thread(client, message, announcement)
         return Delivered(message_id=str(message.id))
 
@@ -353,3 +354,12 @@ class DiscordAdapter:
         if isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError)):
             return DeliveryError(f"network error posting to {channel}: {type(exc).__name__}")
         return DeliveryError(f"unexpected error posting to {channel}: {type(exc).__name__}: {exc}")
+
+
+def _reply_reference(announcement: Announcement, channel: str) -> discord.MessageReference | None:
+    """A follow-up is sent as a reply to the first announcement; if that
+    message was deleted meanwhile, Discord posts it plainly instead of failing."""
+    if announcement.reply_to is None or not announcement.reply_to.isdigit() or not channel.isdigit():
+        return None
+    return discord.MessageReference(
+        message_id=int(announcement.reply_to), channel_id=int(channel), fail_if_not_exists=False)

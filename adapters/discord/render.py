@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 import discord
 
 from bot.models import Announcement, Chapter, Reply, ReplyItem
-from bot.replies import format_duration
+from bot.replies import FOLLOW_UP_HEADING, format_duration
 from bot.replies import format_timestamp as format_clock
 
 TITLE_MAX = 256
@@ -279,14 +279,21 @@ def announcement_embed(announcement: Announcement) -> discord.Embed:
             description=fit_escaped(str(text), DESCRIPTION_MAX) if text else None,
             timestamp=event.created_at,
         )
-    embed.set_author(name="Moderator alert" if event.kind.value == "alert" else f"New {event.kind.value}")
+    if announcement.is_follow_up:
+        author = FOLLOW_UP_HEADING
+    elif event.kind.value == "alert":
+        author = "Moderator alert"
+    else:
+        author = f"New {event.kind.value}"
+    embed.set_author(name=author)
     embed.set_footer(text=truncate(delivery_marker(announcement.idempotency_key), FOOTER_MAX))
     return fit_embeds([embed])[0]
 
 
 def announcement_content(announcement: Announcement) -> str | None:
-    """Only the configured role is ever written as a mention."""
+    """Only the configured role is ever written as a mention, and a follow-up
+    never pings it again: the role heard about this news once already."""
     role = announcement.route.mention
-    if role and role.isdigit():
+    if role and role.isdigit() and not announcement.is_follow_up:
         return f"<@&{role}>"
     return None

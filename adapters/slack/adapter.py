@@ -569,6 +569,8 @@ class SlackAdapter:
                 blocks=message["blocks"],
                 unfurl_links=False,
                 unfurl_media=False,
+                # A follow-up goes in the first announcement's thread.
+                thread_ts=announcement.reply_to,
                 metadata={
                     "event_type": METADATA_EVENT_TYPE,
                     "event_payload": {
@@ -585,7 +587,12 @@ class SlackAdapter:
         where = announcement.route.channel
         try:
             channel = await self._channel_for(where)
-            resp = await self.client.conversations_history(channel=channel, limit=50, include_all_metadata=True)
+            if announcement.reply_to:  # thread replies are not in the channel's history
+                resp = await self.client.conversations_replies(
+                    channel=channel, ts=announcement.reply_to, limit=50, include_all_metadata=True)
+            else:
+                resp = await self.client.conversations_history(
+                    channel=channel, limit=50, include_all_metadata=True)
         except SlackApiError as exc:
             err = _delivery_error(exc, where)
             if err.retry_after is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.models import Announcement, Chapter, Reply, ReplyItem
-from bot.replies import format_duration, format_timestamp
+from bot.replies import FOLLOW_UP_HEADING, format_duration, format_timestamp
 
 from .mrkdwn import escape, link, one_line, safe_url, subteam_id, trim_mrkdwn, trim_plain
 
@@ -213,12 +213,13 @@ def render_announcement(announcement: Announcement) -> dict[str, Any]:
     """``{"text", "blocks"}`` announcing one event in one channel."""
     event = announcement.event
     kind = event.kind.value if hasattr(event.kind, "value") else str(event.kind)
-    heading = HEADINGS.get(kind, "New")
+    heading = FOLLOW_UP_HEADING if announcement.is_follow_up else HEADINGS.get(kind, "New")
     stored = announcement.item
     item = stored.item if stored is not None else None
     title = (item.title if item and item.title else event.title) or "untitled"
     url = (item.link if item and item.link else None) or event.url
-    mention = mention_markup(announcement.route.mention)
+    # A follow-up never pings the group again: it heard about this news once.
+    mention = None if announcement.is_follow_up else mention_markup(announcement.route.mention)
 
     blocks: list[Block] = [header(heading)]
     body = f"*{link(url, title)}*"

@@ -326,8 +326,9 @@ class Store:
 
         Book news already announced within ``book_window_s`` (the same book
         seen on the podcast, then in the bio, then pinned) is stored as a
-        follow-up of the first: its link joins that event's ``links`` and no
-        channel hears about the book a second time.
+        follow-up of the first: its link joins that event's ``links`` and,
+        when the link is new, each channel that got the first announcement
+        gets the follow-up as a reply to it (never a second announcement).
         """
         new_stored: list[StoredItem] = []
         events: list[Event] = []
@@ -350,6 +351,7 @@ class Store:
             book_anchor = await _recent_book_event(db, now, book_window_s)
             event_refs: list[tuple[int | None, EventKind]] = []
             announced: list[Event] = []
+            follow_ups: list[Event] = []
             for item_id, event_kind, title, url, payload in intents:
                 follow_up = event_kind is EventKind.BOOK and book_anchor is not None
                 if follow_up:
@@ -366,7 +368,8 @@ class Store:
                 event = Event(event_id, event_kind, title, url, now, item_id, payload)
                 events.append(event)
                 if follow_up:
-                    await _add_book_link(db, book_anchor, url)  # type: ignore[arg-type]
+                    if await _add_book_link(db, book_anchor, url):  # type: ignore[arg-type]
+                        follow_ups.append(event)
                     continue
                 if event_kind is EventKind.BOOK:
                     book_anchor = event_id
@@ -376,6 +379,10 @@ class Store:
             routes = await _routes(db)
             for index, route in plan_deliveries(event_refs, routes):
                 rows += await _insert_outbox(db, announced[index].id, route, now)
+            # After the anchor's rows (it may have been announced in this very
+            # poll), so a channel's follow-up always queues behind its anchor.
+            for event in follow_ups:
+                rows += await _queue_follow_up(db, event.id, event.payload["follow_up_of"], routes, now)
             # Personal subscriptions: a DM per member, attached to the item's
             # content event (the last of its events), at most one per item.
             content_event = {e.item_id: e for e in announced if e.item_id is not None}
@@ -538,6 +545,22 @@ class Store:
         )
         return [_outbox(r) for r in rows]
 
+    async def find_outbox_row(self, event_id: int, platform: Platform, channel: str) -> OutboxRow | None:
+        """The row that carries ``event_id`` to one channel (a follow-up's anchor), if any."""
+        row = await self._one(
+            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
+            "attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox "
+            "WHERE event_id = ? AND platform = ? AND channel = ?",
+            (event_id, platform.value, channel),
+        )
+        return _outbox(row) if row is not None else None
+
+    async def postpone(self, outbox_id: int, until: datetime) -> None:
+        """Not an attempt: the row waits (for its anchor) without an error or a backoff step."""
+        async with self._tx("postponing a delivery") as db:
+            await db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?",
+                             (to_db_time(until), outbox_id))
+
     async def recover_outbox(self) -> int:
         """At start-up: rows left 'sending' by a process that died mid-delivery
         may or may not have been posted. Make them pending again, flagged so
@@ -628,19 +651,40 @@ async def _recent_book_event(db: aiosqlite.Connection, now: datetime, window_s: 
     return row[0] if row else None
 
 
-async def _add_book_link(db: aiosqlite.Connection, event_id: int, url: str | None) -> None:
+async def _add_book_link(db: aiosqlite.Connection, event_id: int, url: str | None) -> bool:
+    """Add ``url`` to the anchor book event's ``links``; True when it is new."""
     if not url:
-        return
+        return False
     async with db.execute("SELECT url, payload FROM events WHERE id = ?", (event_id,)) as cur:
         row = await cur.fetchone()
     if row is None:
-        return
+        return False
     payload = json.loads(row[1] or "{}")
     links = list(payload.get("links") or ([row[0]] if row[0] else []))
-    if url not in links:
-        links.append(url)
+    if url in links:
+        return False
+    links.append(url)
     payload["links"] = links
     await db.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(payload), event_id))
+    return True
+
+
+async def _queue_follow_up(
+    db: aiosqlite.Connection, event_id: int, anchor_id: int, routes: Sequence[Route], now: datetime
+) -> int:
+    """Queue a follow-up for every channel the anchor was queued to (and not
+    given up on); a route added since the anchor hears nothing of the old news."""
+    async with db.execute(
+        "SELECT DISTINCT route_id FROM outbox WHERE event_id = ? AND route_id IS NOT NULL "
+        "AND status != 'failed'",
+        (anchor_id,),
+    ) as cur:
+        anchor_routes = {r[0] for r in await cur.fetchall()}
+    rows = 0
+    for route in routes:
+        if route.id in anchor_routes and not route.broken:
+            rows += await _insert_outbox(db, event_id, route, now)
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
