@@ -172,6 +172,54 @@ async def test_poll_json_follows_the_contract(tmp_path: Path, feed_server: FeedS
     assert code == 1 and "no source named 'nope'" in err
 
 
+async def test_poll_json_reports_profile_book_and_milestone_events(tmp_path: Path) -> None:
+    """The seed snapshots (a saved profile page, read from a file): the first
+    is the baseline, the second reports the bio and pin changes, the book
+    news and the 88k milestone in the same JSON as any other event."""
+    snapshot = tmp_path / "hnasr.txt"
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[storage]
+path = "{tmp_path / 'showbot.db'}"
+
+[[sources]]
+name = "x"
+kind = "x"
+handle = "hnasr"
+provider = "snapshot"
+url = "{snapshot}"
+milestones = [88000]
+
+[book]
+title = "Root Cause"
+links = ["https://amzn.to/4cfQjJj"]
+
+[[routes]]
+platform = "console"
+channel = "terminal"
+kinds = ["book", "profile", "milestone"]
+""")
+    fixtures = ROOT / "tests" / "fixtures" / "x"
+    snapshot.write_bytes((fixtures / "profile_000.txt").read_bytes())
+    code, out, err = await run_cli("poll", "--json", "--config", str(config))
+    assert code == 0, err
+    (source,) = json.loads(out)["sources"]
+    assert (source["name"], source["ok"], source["events"]) == ("x", True, [])
+
+    snapshot.write_bytes((fixtures / "profile_001.txt").read_bytes())
+    code, out, err = await run_cli("poll", "--json", "--config", str(config))
+    assert code == 0, err
+    (source,) = json.loads(out)["sources"]
+    kinds = sorted(e["kind"] for e in source["events"])
+    assert kinds == ["book", "milestone", "profile", "profile"]
+    assert all(set(e) == {"kind", "title", "url"} and e["title"] for e in source["events"])
+    (book,) = [e for e in source["events"] if e["kind"] == "book"]
+    assert "Root Cause" in book["title"]
+
+    code, out, err = await run_cli("poll", "--json", "--config", str(config))
+    assert code == 0 and json.loads(out)["sources"][0]["events"] == []  # nothing twice
+
+
 async def test_ask_json_follows_the_contract(tmp_path: Path, feed_server: FeedServer) -> None:
     config = write_config(tmp_path, feed_server)
     feed_server.add_feed("/podcast.xml", weekly_feed(3))

@@ -240,3 +240,42 @@ async def test_api_provider_announces_a_new_post_once_and_reads_the_profile_dail
     # when a day had passed, not on every timeline poll.
     assert len(x_stub.requests_to(profile_path)) == 2
     assert all(r.authorization == "Bearer test-bearer" for r in x_stub.requests)
+
+
+def bridge_feed(*posts: tuple[str, str, str]) -> bytes:
+    """An RSS bridge's rendering of an X timeline: (status id, text, RFC 822 date), newest first."""
+    items = "".join(
+        f"<item><title>{text}</title><link>https://x.com/hnasr/status/{sid}</link>"
+        f"<guid>https://x.com/hnasr/status/{sid}</guid><description>{text}</description>"
+        f"<pubDate>{date}</pubDate></item>"
+        for sid, text, date in posts
+    )
+    return (f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>@hnasr</title>'
+            f"<link>https://x.com/hnasr</link>{items}</channel></rss>").encode()
+
+
+async def test_rss_provider_announces_a_new_post_once_and_book_posts_as_book_news(
+    rig: Rig, feed_server: FeedServer
+) -> None:
+    await rig.store.add_source(SourceSpec(name="xrss", kind="x", url=feed_server.url("/bridge.xml"), handle="hnasr",
+                                          provider="rss", content=ContentKind.POST), rig.clock())
+    older = ("101", "Connection pooling is a queue in disguise", "Tue, 14 Apr 2026 08:00:00 GMT")
+    feed_server.add_feed("/bridge.xml", bridge_feed(older))
+    first = await rig.poller.poll("xrss", force=True)
+    assert first.ok and first.events == (), first.error  # the baseline is not announced
+
+    newer = ("102", "Why your index is not used", "Thu, 16 Apr 2026 08:00:00 GMT")
+    book = ("103", "Root Cause is out: amzn.to/4cfQjJj", "Thu, 16 Apr 2026 08:30:00 GMT")
+    feed_server.add_feed("/bridge.xml", bridge_feed(book, newer, older))
+    rig.clock.advance(minutes=15)
+    second = await rig.poller.poll("xrss", force=True)
+    assert second.ok, second.error
+    assert sorted((e.kind.value, e.url) for e in second.events) == [
+        ("book", "https://x.com/hnasr/status/103"),
+        ("post", "https://x.com/hnasr/status/102"),
+        ("post", "https://x.com/hnasr/status/103"),
+    ]
+    rig.clock.advance(minutes=15)
+    third = await rig.poller.poll("xrss", force=True)  # the same timeline again
+    assert third.ok and third.events == ()
+    assert await book_rows(rig.store) == [("discord-1", "book"), ("discord-2", "book")]
