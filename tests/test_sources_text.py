@@ -163,6 +163,18 @@ def test_chapters_spaced_form_with_trailing_urls_seed_002() -> None:
     ]
 
 
+@pytest.mark.parametrize("link", ["HTTPS://Example.com/t=1:23:45", "Www.example.com/at/0:10", "https://x.io/5:00"])
+def test_a_url_in_any_case_is_never_a_timestamp_or_a_title(link: str) -> None:
+    text = f"0:00 Intro {link} 2:30 The Discovery"
+    assert _pairs(parse_chapters(text)) == [(0, "Intro"), (150, "The Discovery")]
+
+
+def test_urls_are_blanked_even_after_a_character_that_lowercases_into_two() -> None:
+    # "İ".lower() is two characters: offsets in the lowercased text shift.
+    text = "İİ 0:00 Intro https://a.io/1:00:00 2:30 The Discovery"
+    assert _pairs(parse_chapters(text)) == [(0, "Intro"), (150, "The Discovery")]
+
+
 def test_chapters_decorative_bullets_seed_004() -> None:
     assert _pairs(parse_chapters(SEED_004_PAGE_TABLES)) == [
         (0, "Intro"),

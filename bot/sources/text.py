@@ -25,6 +25,7 @@ _PARAGRAPH_TAGS = frozenset({"p", "div", "ul", "ol", "blockquote", "pre", "table
 _SKIP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
 _HSPACE = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_ODD_SPACE = re.compile(r"[\t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
 _ANY_SPACE = re.compile(r"\s+")
 
@@ -54,15 +55,20 @@ def _merge_breaks(m: re.Match[str]) -> str:
     return "\n\n" if _PARAGRAPH in m.group(0) else "\n"
 
 
-_SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
-
-
 def normalize_space(text: str) -> str:
     """Collapse runs of spaces inside lines, trim lines, keep at most one blank line."""
-    # Whole-text passes, not one per line: ~4x faster on long descriptions.
-    text = _HSPACE.sub(" ", text)
-    text = _SPACE_AROUND_NEWLINE.sub("\n", text)
-    return _MANY_NEWLINES.sub("\n\n", text).strip(" \n")
+    # Each pass runs only when a cheap test (a C-speed substring search)
+    # says it would change something: a regex scan of a 3 KB description
+    # costs ~0.1 ms even when it finds nothing, times three, times 540 items.
+    if "  " in text or _ODD_SPACE.search(text):
+        text = _HSPACE.sub(" ", text)
+    # Now no two spaces are adjacent: trimming one space around each
+    # newline is stripping the lines.
+    if " \n" in text or "\n " in text:
+        text = "\n".join(line.strip(" ") for line in text.split("\n"))
+    if "\n\n\n" in text:
+        text = _MANY_NEWLINES.sub("\n\n", text)
+    return text.strip(" \n")
 
 
 def one_line(text: str) -> str:
@@ -136,6 +142,7 @@ def parse_duration_text(value: object) -> int | None:
 # same matches, ~2x faster over long descriptions.
 _TIMESTAMP = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?::(\d{2}))?(?![\d:])", re.ASCII)
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_URL_AT = re.compile(r"(?:https?://|www\.)\S+")  # matched on lowercased text
 # Characters used only as decoration in chapter lists ("Page Tables ⁃ ⁃ ⁃").
 _BULLET_TOKEN = re.compile(r"(?:(?<=\s)|^)[⁃•·▪►▸◦●○■□➤→✅✔️🔹🔸]+(?=\s|$)")
 _EDGE_PUNCT = " \t\n-–—|:⁃•·▪►▸◦●○■□➤→,;"
@@ -171,12 +178,28 @@ def _clean_title(raw: str) -> str:
 
 
 def _find_timestamps(text: str) -> list[tuple[int, int, int]]:
-    """(start, end, seconds) of every valid timestamp, in text order."""
+    """(start, end, seconds) of every valid timestamp, in text order.
+
+    The same matches as ``_TIMESTAMP.finditer``, found faster: a timestamp
+    starts one or two characters before a colon, so the regex is tried only
+    there (colons are few) instead of at every offset of a 3 KB description.
+    """
     found = []
-    for m in _TIMESTAMP.finditer(text):
-        seconds = _timestamp_seconds(m)
-        if seconds is not None:
-            found.append((m.start(), m.end(), seconds))
+    end = 0  # like finditer: matches never overlap
+    colon = text.find(":")
+    while colon != -1:
+        if colon > end:
+            for start in (colon - 2, colon - 1):
+                if start < end or start < 0:
+                    continue
+                m = _TIMESTAMP.match(text, start)
+                if m is not None:
+                    end = m.end()
+                    seconds = _timestamp_seconds(m)
+                    if seconds is not None:
+                        found.append((m.start(), end, seconds))
+                    break
+        colon = text.find(":", max(colon + 1, end))
     return found
 
 
@@ -194,6 +217,42 @@ def _chapter_boundaries(stamps: list[tuple[int, int, int]]) -> list[tuple[int, i
 
 def _blank(m: re.Match[str]) -> str:
     return " " * len(m.group(0))
+
+
+def _blank_urls(text: str) -> str:
+    """``text`` with every URL replaced by as many spaces (offsets unchanged)."""
+    lower = text.lower()
+    if "http" not in lower and "www." not in lower:
+        return text
+    if len(lower) != len(text):  # a character lowercased into two: offsets differ
+        return _URL.sub(_blank, text)
+    # Jump between the few places a URL can start instead of letting the
+    # regex try every offset: ~10x faster on link-heavy descriptions.
+    pieces: list[str] = []
+    done = 0
+    for needle in _url_starts(lower):
+        if needle < done:
+            continue
+        m = _URL_AT.match(lower, needle)
+        if m is None:
+            continue
+        pieces.append(text[done:needle])
+        pieces.append(" " * (m.end() - needle))
+        done = m.end()
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _url_starts(lower: str) -> list[int]:
+    starts = []
+    for prefix in ("http", "www."):
+        i = lower.find(prefix)
+        while i != -1:
+            starts.append(i)
+            i = lower.find(prefix, i + 1)
+    return sorted(starts)
 
 
 def parse_chapters(text: str) -> tuple[Chapter, ...]:
@@ -217,7 +276,7 @@ def parse_chapters(text: str) -> tuple[Chapter, ...]:
     """
     if not text or ":" not in text:
         return ()
-    scrubbed = _URL.sub(_blank, text) if ("http" in text or "www." in text.lower()) else text
+    scrubbed = _blank_urls(text)
     boundaries = _chapter_boundaries(_find_timestamps(scrubbed))
     chapters: list[Chapter] = []
     for i, (_, end, seconds) in enumerate(boundaries):
