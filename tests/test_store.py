@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,35 @@ async def test_search_index_and_chapters_follow_edits(tmp_path: Path) -> None:
         assert [tuple(r) for r in rows] == [(stored.id, "Postgres row locks", "Intro", "episode")]
         assert await store._all("SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH 'mvcc'") == []
         assert await store._all("SELECT rowid FROM chapters_fts WHERE chapters_fts MATCH 'mvcc'") == []
+        # The chapter index holds exactly the current chapters: one row each, none left over.
+        assert [tuple(r) for r in await store._all("SELECT rowid, title FROM chapters_fts")] == [
+            (stored.id * 10_000, "Intro")]
+
+
+async def test_migration_4_drops_the_insert_trigger_and_chapters_stay_searchable(tmp_path: Path) -> None:
+    from bot.models import Chapter
+    from bot.storage.schema import MIGRATIONS
+    from bot.storage.store import _split_sql
+
+    path = tmp_path / "v3.db"
+    con = sqlite3.connect(path)  # a database as schema version 3 left it, with one chapter
+    for migration in MIGRATIONS[:3]:
+        for statement in _split_sql(migration):
+            con.execute(statement)
+    con.execute("PRAGMA user_version = 3")
+    con.execute("INSERT INTO sources (id, name, kind, content, every_s, max_age_s, created_at) "
+                "VALUES (1, 'old', 'rss', 'episode', 900, 86400, '2026-01-01')")
+    con.execute("INSERT INTO items (id, source_id, identity, content_hash, kind, title, first_seen_at) "
+                "VALUES (7, 1, 'guid:a', 'h', 'episode', 'Old one', '2026-01-01')")
+    con.execute("INSERT INTO chapters VALUES (7, 0, 95, 'Spinlocks explained')")  # the trigger indexes it
+    con.commit()
+    con.close()
+    async with await Store.open(path) as store:
+        assert await store._all("SELECT name FROM sqlite_master WHERE name = 'chapters_fts_insert'") == []
+        source = await store.add_source(spec(), NOW)
+        new = [replace(items(1)[0], chapters=(Chapter(0, "Intro"), Chapter(90, "Spinlocks again")))]
+        d = decide(spec=source.spec, synced=False, known=[], fetched=new, now=NOW)
+        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
+        (stored,) = [i for i in await store.latest_items() if i.source_name == "podcast"]
+        hits = await store._all("SELECT rowid FROM chapters_fts WHERE chapters_fts MATCH 'spinlocks' ORDER BY rowid")
+        assert [r[0] for r in hits] == [70_000, stored.id * 10_000 + 1]  # the old row and the new, once each
