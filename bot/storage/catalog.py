@@ -16,9 +16,8 @@ from typing import Any, Sequence
 from bot.errors import AlreadyExists, NotFound, UserError
 from bot.models import Chapter, ContentKind, Platform, StoredItem
 from bot.search import MAX_CANDIDATES, SUMMARY_FLOOR, WEIGHTS, Hit, Query, TitleMatcher
+from bot.storage.schema import CHAPTER_ROWID_SPAN
 from bot.storage.store import _ITEM_COLUMNS, Store, _stored_item, from_db_time, to_db_time
-
-CHAPTER_ROWID_SPAN = 10000  # chapters_fts rowid = item_id * span + position (migration 2)
 
 
 # -- search ------------------------------------------------------------------

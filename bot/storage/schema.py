@@ -7,6 +7,10 @@ leaves the old version intact.
 
 from __future__ import annotations
 
+# chapters_fts rowid = item_id * CHAPTER_ROWID_SPAN + position (migration 2):
+# a chapter hit names its item without a join.
+CHAPTER_ROWID_SPAN = 10_000
+
 MIGRATIONS: list[str] = [
     # 0 -> 1: the spine.
     """

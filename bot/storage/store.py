@@ -39,7 +39,7 @@ from bot.models import (
     StoredItem,
 )
 from bot.ports import DM_CHANNEL_PREFIX
-from bot.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from bot.storage.schema import CHAPTER_ROWID_SPAN, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from bot.profile import ProfileChange
@@ -756,12 +756,8 @@ async def _insert_chapters(db: aiosqlite.Connection, items: Sequence[tuple[int, 
     await db.executemany("INSERT INTO chapters (item_id, position, start_s, title) VALUES (?, ?, ?, ?)", rows)
     await db.executemany(
         "INSERT INTO chapters_fts (rowid, title) VALUES (?, ?)",
-        [(item_id * _CHAPTER_ROWIDS + i, title) for item_id, i, _, title in rows if i < _CHAPTER_ROWIDS],
+        [(item_id * CHAPTER_ROWID_SPAN + i, title) for item_id, i, _, title in rows if i < CHAPTER_ROWID_SPAN],
     )
-
-
-# chapters_fts rowids: item_id * 10000 + position (the triggers of migration 2 agree).
-_CHAPTER_ROWIDS = 10_000
 
 
 def _fts_columns(item: Item) -> tuple[str, str, str]:
