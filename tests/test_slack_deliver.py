@@ -203,3 +203,26 @@ async def test_book_follow_up_goes_in_the_announcement_thread_and_is_found_there
     [replies] = stub.calls_to("conversations.replies")
     assert replies.args["ts"] == anchor.message_id
     assert len(stub.calls_to("chat.postMessage")) == 2
+
+
+async def test_a_follow_up_whose_announcement_was_deleted_is_posted_on_its_own(
+    stub: SlackStub,  # noqa: F811
+) -> None:
+    from dataclasses import replace
+
+    adapter, _ = make(stub)
+    follow_up = replace(
+        announcement(key="ev8:route3"), item=None, reply_to="1700000000.999999",
+        event=Event(id=8, kind=EventKind.BOOK, title="Bio: Author of Root Cause", url="https://x.com/hnasr",
+                    created_at=WHEN, payload={"follow_up_of": 7}),
+    )
+    stub.script("chat.postMessage", body={"ok": False, "error": "thread_not_found"})
+    delivered = await adapter.deliver(follow_up)
+    in_thread, alone = posted_json(stub)
+    assert in_thread["thread_ts"] == "1700000000.999999" and "thread_ts" not in alone
+    assert delivered.message_id == stub.history["C1"][-1]["ts"]  # posted once, in the channel
+    # Any other error is still an error (and retried by the outbox), not a silent repost.
+    stub.script("chat.postMessage", body={"ok": False, "error": "internal_error"})
+    with pytest.raises(DeliveryError):
+        await adapter.deliver(follow_up)
+    assert len(stub.calls_to("chat.postMessage")) == 3

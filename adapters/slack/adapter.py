@@ -66,6 +66,9 @@ PERMANENT_ERRORS = frozenset(
         "team_access_not_granted",
     }
 )
+# What a reply into a thread whose parent message was deleted may get back:
+# the follow-up is then posted on its own rather than retried forever.
+THREAD_GONE_ERRORS = frozenset({"thread_not_found", "invalid_thread_ts", "message_not_found"})
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -563,25 +566,37 @@ class SlackAdapter:
         message = render_announcement(announcement)
         try:
             channel = await self._channel_for(where)
-            resp = await self.client.chat_postMessage(
-                channel=channel,
-                text=message["text"],
-                blocks=message["blocks"],
-                unfurl_links=False,
-                unfurl_media=False,
+            try:
                 # A follow-up goes in the first announcement's thread.
-                thread_ts=announcement.reply_to,
-                metadata={
-                    "event_type": METADATA_EVENT_TYPE,
-                    "event_payload": {
-                        "key": announcement.idempotency_key,
-                        "event_id": announcement.event.id,
-                    },
-                },
-            )
+                resp = await self._post_announcement(channel, announcement, message, announcement.reply_to)
+            except SlackApiError as exc:
+                if announcement.reply_to is None or _api_error(exc) not in THREAD_GONE_ERRORS:
+                    raise
+                log.info("the announcement to follow up in %s is gone (%s); posting on its own",
+                         where, _api_error(exc))
+                resp = await self._post_announcement(channel, announcement, message, None)
         except Exception as exc:  # noqa: BLE001 - everything becomes a DeliveryError
             raise _delivery_error(exc, where) from exc
         return Delivered(message_id=resp.get("ts"))
+
+    async def _post_announcement(
+        self, channel: str, announcement: Announcement, message: dict[str, Any], thread_ts: str | None
+    ) -> Any:
+        return await self.client.chat_postMessage(
+            channel=channel,
+            text=message["text"],
+            blocks=message["blocks"],
+            unfurl_links=False,
+            unfurl_media=False,
+            thread_ts=thread_ts,
+            metadata={
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": {
+                    "key": announcement.idempotency_key,
+                    "event_id": announcement.event.id,
+                },
+            },
+        )
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         where = announcement.route.channel
