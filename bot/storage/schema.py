@@ -202,7 +202,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE routes ADD COLUMN thread INTEGER NOT NULL DEFAULT 0;
     """,
     # 3 -> 4: chapter titles enter chapters_fts in one batch written by the
-    # store (bot.storage.store._index_chapters), not row by row from an
+    # store (bot.storage.store._insert_chapters), not row by row from an
     # insert trigger: a FTS5 insert fired by a trigger cost ~25 us per row,
     # 100 ms of a 540-episode first poll (5,400 chapters). Deletes and
     # updates stay on triggers: they are rare and touch few rows.

@@ -528,8 +528,7 @@ class Store:
 
     async def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
         rows = await self._all(
-            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
-            "attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox "
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox "
             "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (to_db_time(now), limit),
         )
@@ -538,8 +537,7 @@ class Store:
     async def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
         where = "WHERE status = ?" if status else ""
         rows = await self._all(
-            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
-            f"attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox {where} "
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} "
             "ORDER BY id",
             (status,) if status else (),
         )
@@ -548,8 +546,7 @@ class Store:
     async def find_outbox_row(self, event_id: int, platform: Platform, channel: str) -> OutboxRow | None:
         """The row that carries ``event_id`` to one channel (a follow-up's anchor), if any."""
         row = await self._one(
-            "SELECT id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
-            "attempts, outcome_unknown, next_attempt_at, last_error, message_id FROM outbox "
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox "
             "WHERE event_id = ? AND platform = ? AND channel = ?",
             (event_id, platform.value, channel),
         )
@@ -843,6 +840,13 @@ def _stored_item(r: sqlite3.Row, chapters: tuple[Chapter, ...]) -> StoredItem:
     )
     return StoredItem(id=r[0], source_name=r[1], kind=ContentKind(r[2]), identity=r[3], item=item,
                       first_seen_at=from_db_time(r[15]))  # type: ignore[arg-type]
+
+
+# The columns _outbox reads, in its order.
+_OUTBOX_COLUMNS = (
+    "id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
+    "attempts, outcome_unknown, next_attempt_at, last_error, message_id"
+)
 
 
 def _outbox(r: sqlite3.Row) -> OutboxRow:
