@@ -25,7 +25,9 @@ from bot.commands import Commands
 from bot.config import Config, Secrets
 from bot.detect import make_book_matcher
 from bot.models import ParsedFeed, Platform
-from bot.outbox import Outbox
+from bot.errors import StorageError
+from bot.faults import StorageFaults
+from bot.outbox import DeliveryPolicy, Outbox, new_owner
 from bot.poller import Poller, PollReport, SourceKind
 from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
@@ -85,6 +87,8 @@ class App:
         self.poller = poller
         self.commands = commands
         self.clock = clock
+        self.owner = poller.owner
+        self.faults = StorageFaults()
         self.adapters: dict[Platform, ChatAdapter] = {}
         self.scheduler: PollScheduler | None = None
         self.outbox: Outbox | None = None
@@ -126,7 +130,8 @@ class App:
         source_kinds.update(kinds or {})
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
                         book_window_s=config.book_window_s,
-                        failure_alert_after=config.failure_alert_after)
+                        failure_alert_after=config.failure_alert_after,
+                        owner=new_owner(), lease_s=config.delivery.lease_s)
         app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                   commands=None, clock=clock)  # type: ignore[arg-type]
         app.parsers = parsers
@@ -207,15 +212,20 @@ class App:
             self.adapters[adapter.platform] = adapter
             log.info("adapter %s started", name)
 
-        recovered = await self.store.recover_outbox()
+        # SQLite: this is the only process delivering from this database, so
+        # rows a dead process left claimed can be taken over now, not when
+        # their lease runs out (each is looked up on its platform first).
+        recovered = await self.store.expire_outbox_leases()
         if recovered:
             log.warning("%d announcement(s) were mid-delivery when the last run stopped; "
-                        "checking before re-sending", recovered)
-        self.outbox = Outbox(self.store, self.adapters, clock=self.clock)
+                        "checking with the platform before re-sending", recovered)
+        self.outbox = Outbox(self.store, self.adapters, clock=self.clock,
+                             policy=delivery_policy(self.config), owner=self.owner, faults=self.faults)
         outbox = self.outbox
         self.scheduler = PollScheduler(
             self.store, self.poller, clock=self.clock,
             on_polled=lambda report: outbox.wake() if report.events else None,
+            faults=self.faults,
         )
         await self.scheduler.start()
         settle_heap()
@@ -238,10 +248,24 @@ class App:
 
     async def _heartbeat(self, stop: asyncio.Event, every_s: float) -> None:
         """A file the container HEALTHCHECK reads: fresh while the loop runs,
-        with each adapter's connection state."""
+        with each adapter's connection state and whether the database takes
+        writes (checked by a real one). On a full disk the file can't be
+        written either: it goes stale, which reads as unhealthy too."""
         path = heartbeat_path(self.config)
+        failing = False
         while not stop.is_set():
-            write_heartbeat(path, self.clock(), self.health())
+            try:
+                await self.store.check_writable(self.clock())
+                self.faults.succeeded()
+            except StorageError as exc:
+                self.faults.failed(exc, "checking the database")
+            try:
+                write_heartbeat(path, self.clock(), self.health(), store_writable=self.faults.writable)
+                failing = False
+            except OSError as exc:
+                if not failing:
+                    log.error("cannot write the heartbeat file %s: %s", path, exc)
+                failing = True
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             except asyncio.TimeoutError:
@@ -269,7 +293,16 @@ def heartbeat_path(config: Config) -> Path:
     return config.storage_path.parent / HEARTBEAT_FILE
 
 
-def write_heartbeat(path: Path, now: datetime, adapters: Mapping[str, bool]) -> None:
+def write_heartbeat(
+    path: Path, now: datetime, adapters: Mapping[str, bool], *, store_writable: bool = True
+) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"at": now.isoformat(), "adapters": dict(adapters)}))
+    tmp.write_text(json.dumps({"at": now.isoformat(), "adapters": dict(adapters),
+                               "store_writable": store_writable}))
     tmp.replace(path)  # atomic: a reader never sees half a file
+
+
+def delivery_policy(config: Config) -> DeliveryPolicy:
+    d = config.delivery
+    return DeliveryPolicy(concurrency=d.concurrency, retry_base_s=d.retry_base_s, retry_cap_s=d.retry_cap_s,
+                          probe_every_s=d.probe_every_s, lease_s=d.lease_s)

@@ -231,6 +231,10 @@ def _health(config: Config, args: argparse.Namespace) -> int:
     if down:
         print(f"showbot: unhealthy: adapter(s) down: {', '.join(down)}", file=sys.stderr)
         return 1
+    if beat.get("store_writable") is False:
+        print("showbot: unhealthy: the database cannot be written (disk full or read-only?)",
+              file=sys.stderr)
+        return 1
     print("ok")
     return 0
 

@@ -97,6 +97,17 @@ class SlackConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryConfig:
+    """``[delivery]``: how the outbox retries and shares work (bot.outbox.DeliveryPolicy)."""
+
+    concurrency: int = 8
+    retry_base_s: int = 5
+    retry_cap_s: int = 3600
+    probe_every_s: int = 15
+    lease_s: int = 60
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     """Tokens, read from the environment only. Never logged (repr hides them)."""
 
@@ -138,6 +149,7 @@ class Config:
     book: BookConfig = BookConfig()
     discord: DiscordConfig = DiscordConfig()
     slack: SlackConfig = SlackConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     origin: Path | None = None  # the file this was read from
 
 
@@ -262,8 +274,30 @@ def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     return frozenset(_enum(EventKind, v, key) for v in value)
 
 
+def parse_delivery(d: Mapping[str, Any]) -> DeliveryConfig:
+    known = {"concurrency", "retry_base", "retry_cap", "probe_every", "lease"}
+    for k in d:
+        if k not in known:
+            raise ConfigError(f"delivery.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    defaults = DeliveryConfig()
+    retry_base = parse_duration(d.get("retry_base", defaults.retry_base_s), "delivery.retry_base")
+    retry_cap = parse_duration(d.get("retry_cap", defaults.retry_cap_s), "delivery.retry_cap")
+    if retry_cap < retry_base:
+        raise ConfigError("delivery.retry_cap", f"must be at least retry_base ({retry_base}s), got {retry_cap}s")
+    probe_every = parse_duration(d.get("probe_every", defaults.probe_every_s), "delivery.probe_every")
+    if probe_every > 300:
+        raise ConfigError("delivery.probe_every", f"at most 5m, so an outage ends promptly; got {probe_every}s")
+    return DeliveryConfig(
+        concurrency=_int(d, "concurrency", "delivery", defaults.concurrency, minimum=1),
+        retry_base_s=retry_base,
+        retry_cap_s=retry_cap,
+        probe_every_s=probe_every,
+        lease_s=parse_duration(d.get("lease", defaults.lease_s), "delivery.lease"),
+    )
+
+
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
-    known = {"storage", "network", "sources", "routes", "book", "discord", "slack"}
+    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
@@ -339,6 +373,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         api_base_url=check_url(s.get("api_base_url", SLACK_API), "slack.api_base_url"),
         admin_user_ids=_str_list(s, "admin_user_ids", "slack"),
     )
+    delivery = parse_delivery(_table(raw, "delivery"))
     max_body = _int(network, "max_body_bytes", "network", MAX_BODY_BYTES, minimum=1024)
     timeout = network.get("timeout", "20s")
     return Config(
@@ -355,6 +390,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         book=book,
         discord=discord,
         slack=slack,
+        delivery=delivery,
         origin=origin,
     )
 

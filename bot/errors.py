@@ -37,7 +37,16 @@ class ConfigError(ShowbotError):
 
 
 class StorageError(ShowbotError):
-    """An operational SQLite failure (locked, disk full, corrupt file)."""
+    """An operational storage failure (locked, disk full, read-only, unreachable, corrupt)."""
+
+
+class ClaimLost(ShowbotError):
+    """Work this process had claimed (a poll, a delivery) was taken over
+    because its lease ran out; whoever holds it now finishes it."""
+
+
+class Busy(UserError):
+    """Someone else is already doing this (e.g. a poll of the same source)."""
 
 
 class SourceError(ShowbotError):
@@ -64,12 +73,20 @@ class DeliveryError(ShowbotError):
 
     ``permanent`` means retrying cannot help (deleted channel, missing
     permission): the route is marked broken. ``retry_after`` is the platform's
-    own hint in seconds.
+    own hint in seconds (a rate limit: the channel waits, the platform is fine).
+    ``maybe_delivered`` means the request may have reached the platform and
+    been acted on (a timeout, a dropped connection, a 5xx): before the next
+    attempt the platform is asked whether the message is already there.
+    ``whole_platform``: the rate limit covers every destination (Discord's
+    global limit), so nothing is sent to that platform before ``retry_after``.
     """
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None,
+        maybe_delivered: bool = False, whole_platform: bool = False,
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
+        self.whole_platform = whole_platform

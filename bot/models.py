@@ -41,6 +41,34 @@ class Platform(str, enum.Enum):
     CONSOLE = "console"
 
 
+class DestinationKind(str, enum.Enum):
+    """Where an outbox row goes: a channel (a route) or one member (a DM)."""
+
+    CHANNEL = "channel"
+    USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One place a message is posted to. Order of delivery is kept per destination."""
+
+    platform: Platform
+    kind: DestinationKind
+    id: str  # a channel id, or a user id for a direct message
+
+    @property
+    def is_direct(self) -> bool:
+        return self.kind is DestinationKind.USER
+
+    @property
+    def label(self) -> str:
+        """"channel 123" / "user 456", for messages that already name the platform."""
+        return f"{self.kind.value} {self.id}"
+
+    def __str__(self) -> str:
+        return f"{self.platform.value} {self.label}"
+
+
 @dataclass(frozen=True, slots=True)
 class Chapter:
     start_s: int
@@ -159,12 +187,17 @@ class Announcement:
     """One outbox row made concrete for an adapter: what to post, where."""
 
     outbox_id: int
-    idempotency_key: str  # stable per (event, route); adapters use it as a nonce/marker
+    idempotency_key: str  # stable per (event, destination); adapters use it as a nonce/marker
     event: Event
-    route: Route
+    destination: Destination
     item: StoredItem | None  # None for profile/milestone events
-    attempts: int = 0
-    outcome_unknown: bool = False  # a previous attempt may have posted it (crash window)
+    mention: str | None = None  # the route's role / user group; never for a DM
+    thread: bool = False  # open a discussion thread under it (the route's option)
+    attempts: int = 0  # attempts before this one
+    outcome_unknown: bool = False  # a previous attempt may have posted it (crash, timeout, 5xx)
+    # When the first attempt started: a lookup for an earlier post searches
+    # the platform's history back to here, not just the newest messages.
+    first_attempt_at: datetime | None = None
     # A follow-up (more links for book news already announced): the platform
     # message id of the first announcement in this channel, to reply under.
     reply_to: str | None = None

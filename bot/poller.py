@@ -2,20 +2,27 @@
 
 A failure of any kind is stored on the source and reported; it never
 escapes to the scheduler, so one broken source cannot stop the others.
+
+One poll of a source at a time, across tasks and processes: a poll first
+takes the source's claim in the database (a row with a lease), and its
+write is refused if the claim was lost meanwhile. A scheduled poll that
+finds the claim taken skips (someone is doing the work); a forced one
+(``showbot poll``) reports "poll already running".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
 from bot.detect import BookMatcher, Decision, decide
-from bot.errors import SourceError, StorageError
+from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
 from bot.sources.rss import Fetched
@@ -27,6 +34,15 @@ from bot.subscriptions import match_subscriptions
 log = logging.getLogger("showbot.poll")
 
 MAX_POLL_BACKOFF_S = 6 * 3600
+BUSY = "poll already running (another process or task is polling this source); try again shortly"
+
+
+def due_slack_s(every_s: int) -> float:
+    """How early a scheduled fire may come and still poll. The scheduler's
+    jitter moves fire times around the interval, and several instances fire
+    at different moments: a poll less than this before ``next_poll_at`` is the
+    same interval's, not an early one (backoff pushes next_poll_at far out)."""
+    return min(every_s * 0.2, 120.0)
 
 
 class SourceKind(Protocol):
@@ -42,7 +58,8 @@ class PollReport:
     new: tuple[StoredItem, ...] = ()
     events: tuple[Event, ...] = ()
     consecutive_failures: int = 0
-    skipped: bool = False  # paused, or backing off and not forced
+    skipped: bool = False  # paused, backing off, not due, or someone else is polling it
+    busy: bool = False  # forced, but another poll of it is running
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -56,7 +73,11 @@ class Poller:
         is_book_news: BookMatcher | None = None,
         book_window_s: float = 3 * 86400,
         failure_alert_after: int = 5,
+        owner: str = "poller",
+        lease_s: float = 120.0,
     ) -> None:
+        self.owner = owner
+        self._lease_s = lease_s
         self._failure_alert_after = failure_alert_after
         self._book_window_s = book_window_s
         self._store = store
@@ -64,28 +85,78 @@ class Poller:
         self._clock = clock
         self._is_book_news = is_book_news
 
+    def _skip(self, source: Source, now: datetime) -> bool:
+        if source.paused:
+            return True
+        if source.next_poll_at is None:
+            return False
+        return now < source.next_poll_at - timedelta(seconds=due_slack_s(source.spec.every_s))
+
     async def poll(self, name: str, *, force: bool = False) -> PollReport:
         """Poll one source. ``force`` ignores pause and backoff (``showbot poll``)."""
         source = await self._store.get_source(name)
         now = self._clock()
-        if not force and (source.paused or (source.next_poll_at and now < source.next_poll_at)):
+        if not force and self._skip(source, now):
             return PollReport(source.name, ok=True, skipped=True,
                               consecutive_failures=source.consecutive_failures)
+        claim = f"{self.owner}:{uuid.uuid4().hex[:8]}"  # one per poll: two tasks of one process exclude each other too
+        lease_until = now + timedelta(seconds=self._lease_s)
+        if not await self._store.claim_poll(source.id, claim, now, lease_until):
+            if force:
+                return PollReport(source.name, ok=False, error=BUSY, busy=True,
+                                  consecutive_failures=source.consecutive_failures)
+            return PollReport(source.name, ok=True, skipped=True,
+                              consecutive_failures=source.consecutive_failures)
+        try:
+            # Read again under the claim: a poll that just finished moved next_poll_at.
+            source = await self._store.get_source(name)
+            if not force and self._skip(source, self._clock()):
+                return PollReport(source.name, ok=True, skipped=True,
+                                  consecutive_failures=source.consecutive_failures)
+            renew = asyncio.create_task(self._keep_claim(source.id, claim))
+            try:
+                return await self._poll_claimed(source, claim)
+            finally:
+                renew.cancel()
+                await asyncio.gather(renew, return_exceptions=True)
+        finally:
+            try:
+                await self._store.release_poll(source.id, claim)
+            except StorageError as exc:  # the lease runs out by itself
+                log.warning("%s: could not release the poll claim: %s", source.name, exc)
+
+    async def _keep_claim(self, source_id: int, claim: str) -> None:
+        """Renew the claim while a slow fetch runs, so the lease can be short
+        (a dead process's poll is taken over soon) without a live poll losing it."""
+        every = max(self._lease_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            now = self._clock()
+            try:
+                if not await self._store.claim_poll(source_id, claim, now, now + timedelta(seconds=self._lease_s)):
+                    return  # taken over: our write will be refused
+            except StorageError:
+                continue
+
+    async def _poll_claimed(self, source: Source, claim: str) -> PollReport:
         kind = self._kinds.get(source.spec.kind)
         try:
             if kind is None:
                 raise SourceError(f"source kind {source.spec.kind!r} is not available in this build")
             fetched = await kind.fetch(source)
-            return await self._store_fetched(source, fetched)
+            return await self._store_fetched(source, fetched, claim)
         except SourceError as exc:
             return await self._fail(source, str(exc), exc.retry_after)
+        except ClaimLost as exc:
+            log.warning("%s: %s", source.name, exc)
+            return PollReport(source.name, ok=True, skipped=True)
         except StorageError:
             raise  # the database is down: nothing else will work either
         except Exception as exc:  # a bug in a parser must not stop the bot
             log.exception("unexpected error polling %s", source.name)
             return await self._fail(source, f"internal error: {type(exc).__name__}: {exc}", None)
 
-    async def _store_fetched(self, source: Source, fetched: Fetched) -> PollReport:
+    async def _store_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
         now = self._clock()
         next_poll_at = now + timedelta(seconds=source.spec.every_s)
         if fetched.items is None:
@@ -109,6 +180,7 @@ class Poller:
             direct_messages=await self._direct_messages(decision),
             snapshot=snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None,
             changes=fetched.changes, cursor=fetched.cursor, book_window_s=self._book_window_s,
+            claim=claim,
         )
         if written.new_items or written.events:
             log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),

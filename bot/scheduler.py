@@ -19,6 +19,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.clock import Clock
 from bot.errors import NotFound, StorageError
+from bot.faults import StorageFaults
 from bot.poller import Poller, PollReport
 from bot.storage import Store
 
@@ -39,7 +40,9 @@ class PollScheduler:
         *,
         clock: Clock,
         on_polled: Callable[[PollReport], None] | None = None,
+        faults: StorageFaults | None = None,
     ) -> None:
+        self._faults = faults or StorageFaults()
         self._store = store
         self._poller = poller
         self._clock = clock
@@ -88,9 +91,13 @@ class PollScheduler:
             report = await self._poller.poll(name)
         except NotFound:
             return  # removed between the fire time and now
-        except StorageError:
-            log.exception("poll of %s: storage error", name)
+        except StorageError as exc:
+            # A full or read-only database fails every poll alike: one line a
+            # minute (StorageFaults), not a traceback per poll.
+            self._faults.failed(exc, f"polling {name!r}")
             return
+        if not report.skipped:
+            self._faults.succeeded()
         if self._on_polled is not None and not report.skipped:
             self._on_polled(report)
 

@@ -19,7 +19,6 @@ discord.py treats a 429 without it as a Cloudflare ban.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ OWNER_ID = 900000000000000005
 MANAGE_ROLE_ID = 900000000000000006  # a role with Manage Server
 CONFIG_MOD_ROLE_ID = 900000000000000007  # a plain role listed in moderator_role_ids
 PLAIN_ROLE_ID = 900000000000000008
+
+DISCORD_EPOCH_MS = 1420070400000  # 2015-01-01, where snowflake time starts
 
 MANAGE_GUILD = 1 << 5
 SEND_MESSAGES = 1 << 11
@@ -96,7 +97,7 @@ class FakeDiscord:
         self.threads: list[dict[str, Any]] = []
         self.identifies = 0
         self.gateway_connections = 0
-        self._ids = itertools.count(1_100_000_000_000_000_000)
+        self._last_id = 0
         self._scripted: list[Scripted] = []
         self._changed = asyncio.Condition()
         self._ws: web.WebSocketResponse | None = None
@@ -133,7 +134,12 @@ class FakeDiscord:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
     def next_id(self) -> str:
-        return str(next(self._ids))
+        """A snowflake from the current time, like Discord's, so history
+        lookups by time (``after=<datetime>``) find what was posted then."""
+        ms = int(datetime.now(timezone.utc).timestamp() * 1000) - DISCORD_EPOCH_MS
+        snowflake = max(ms << 22, self._last_id + 1)
+        self._last_id = snowflake
+        return str(snowflake)
 
     # --- waiting ---
 
@@ -237,8 +243,7 @@ class FakeDiscord:
             channel = m.group(1)
             if method == "POST":
                 return self._json(self._create_message(channel, body or {}))
-            limit = int(query.get("limit", 50))
-            return self._json(list(reversed(self.messages.get(channel, [])))[:limit])
+            return self._json(self._history(channel, query))
         if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)/threads", path)):
             thread = {
                 "id": self.next_id(), "type": 11, "guild_id": str(GUILD_ID), "parent_id": m.group(1),
@@ -274,6 +279,20 @@ class FakeDiscord:
         if m := re.fullmatch(rf"/webhooks/{APP_ID}/([^/]+)(/messages/@original)?", path):
             return self._json(self._message(str(CHANNEL_ID), body or {}, author=user_payload(BOT_ID, "showbot", bot=True)))
         return self._json({"message": "404: Not Found", "code": 0}, 404)
+
+    def _history(self, channel: str, query: Any) -> list[dict[str, Any]]:
+        """GET /channels/{id}/messages like Discord: newest first; ``after``
+        gives the ``limit`` messages right after that id, ``before`` the
+        ``limit`` right before it."""
+        limit = int(query.get("limit", 50))
+        messages = self.messages.get(channel, [])  # oldest first
+        if "after" in query:
+            after = int(query["after"])
+            return list(reversed([m for m in messages if int(m["id"]) > after][:limit]))
+        if "before" in query:
+            before = int(query["before"])
+            messages = [m for m in messages if int(m["id"]) < before]
+        return list(reversed(messages))[:limit]
 
     def _message(self, channel: str, body: dict[str, Any], *, author: dict[str, Any]) -> dict[str, Any]:
         return {

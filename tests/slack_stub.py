@@ -11,7 +11,7 @@ Tests wait on ``wait_for(predicate)``; nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import time
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -47,7 +47,7 @@ class SlackStub:
         self.bot_user_id = "UBOT"
         self._scripts: dict[str, list[Scripted]] = {}
         self._sockets: list[web.WebSocketResponse] = []
-        self._ts = itertools.count(1)
+        self._last_ts = 0.0
         self._cond: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -143,7 +143,37 @@ class SlackStub:
         return response
 
     def _next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        """Like Slack: the posting time, unique and increasing, so lookups
+        with ``oldest=`` find what was posted since then."""
+        self._last_ts = max(round(time.time(), 6), round(self._last_ts + 0.000001, 6))
+        return f"{self._last_ts:.6f}"
+
+    @staticmethod
+    def _page(messages: list[dict[str, Any]], args: dict[str, Any], *, newest_first: bool) -> dict[str, Any]:
+        """conversations.history/replies paging: ``oldest``/``latest``
+        (exclusive unless ``inclusive``), ``limit``, ``cursor``."""
+        inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+        oldest, latest = args.get("oldest"), args.get("latest")
+
+        def inside(m: dict[str, Any]) -> bool:
+            ts = float(m["ts"])
+            if oldest is not None and (ts < float(oldest) or (ts == float(oldest) and not inclusive)):
+                return False
+            if latest is not None and (ts > float(latest) or (ts == float(latest) and not inclusive)):
+                return False
+            return True
+
+        chosen = [m for m in messages if inside(m)]
+        if newest_first:
+            chosen.reverse()
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        page = chosen[start:start + limit]
+        more = start + limit < len(chosen)
+        if str(args.get("include_all_metadata")).lower() not in ("1", "true"):
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        return {"ok": True, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     def _default(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -188,22 +218,13 @@ class SlackStub:
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(args.get("users"))}}
         if method == "conversations.history":
-            with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
-            limit = int(args.get("limit") or 100)
-            messages = list(reversed(self.history.get(str(args.get("channel")), [])))[:limit]
-            if not with_meta:
-                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
-            return {"ok": True, "messages": messages, "has_more": False}
+            return self._page(self.history.get(str(args.get("channel")), []), args, newest_first=True)
         if method == "conversations.replies":
             channel, parent_ts = str(args.get("channel")), str(args.get("ts"))
             parent = [m for m in self.history.get(channel, []) if m["ts"] == parent_ts]
             if not parent:
                 return {"ok": False, "error": "thread_not_found"}
-            with_meta = str(args.get("include_all_metadata")).lower() in ("1", "true")
-            messages = parent + self.threads.get((channel, parent_ts), [])
-            if not with_meta:
-                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
-            return {"ok": True, "messages": messages, "has_more": False}
+            return self._page(parent + self.threads.get((channel, parent_ts), []), args, newest_first=False)
         if method == "users.info":
             user = self.users.get(str(args.get("user")))
             if user is None:

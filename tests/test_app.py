@@ -131,7 +131,8 @@ async def test_a_subscriber_gets_one_direct_message(app: App, feed_server: FeedS
     (report,) = await app.poll_now()
     assert len(report.events) == 1 and "Postgres" in report.events[0].title
     rows = await app.store.outbox_rows()
-    assert sorted((r.platform.value, r.channel) for r in rows) == [("console", "terminal"), ("discord", "user:U42")]
+    assert sorted((r.platform.value, r.destination.kind.value, r.channel) for r in rows) == [
+        ("console", "channel", "terminal"), ("discord", "user", "U42")]
 
 
 async def run_cli(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:

@@ -6,14 +6,14 @@ import io
 from datetime import datetime, timezone
 
 from adapters.console import ConsoleAdapter
-from bot.models import Announcement, Event, EventKind, Platform, Route
+from bot.models import Announcement, Destination, DestinationKind, Event, EventKind, Platform
 
 WHEN = datetime(2026, 4, 16, 9, 0, tzinfo=timezone.utc)
 
 
 def book_announcement(event: Event, outbox_id: int, reply_to: str | None = None) -> Announcement:
-    route = Route(1, Platform.CONSOLE, "terminal", frozenset({EventKind.BOOK}))
-    return Announcement(outbox_id=outbox_id, idempotency_key=f"k{outbox_id}", event=event, route=route,
+    return Announcement(outbox_id=outbox_id, idempotency_key=f"k{outbox_id}", event=event,
+                        destination=Destination(Platform.CONSOLE, DestinationKind.CHANNEL, "terminal"),
                         item=None, reply_to=reply_to)
 
 

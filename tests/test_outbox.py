@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.clock import FrozenClock
 from bot.errors import DeliveryError
 from bot.models import Platform
-from bot.outbox import Outbox
+from bot.outbox import DeliveryPolicy, Outbox
 from bot.storage import Store
 from tests.fake_chat import RecordingAdapter
 from tests.spine import NOW, store_with_events
@@ -42,7 +42,8 @@ async def test_an_adapter_that_fails_three_times_then_succeeds_delivers_once(tmp
         adapter = RecordingAdapter()
         adapter.failures = [DeliveryError("HTTP 502"), DeliveryError("timeout"),
                             DeliveryError("rate limited", retry_after=30)]
-        outbox = Outbox(store, {Platform.DISCORD: adapter}, clock=clock, base_backoff_s=1, max_backoff_s=60)
+        outbox = Outbox(store, {Platform.DISCORD: adapter}, clock=clock,
+                        policy=DeliveryPolicy(retry_base_s=1, retry_cap_s=60))
         delays = []
         for _ in range(3):
             assert (await outbox.dispatch_once()).retried == 1
@@ -50,7 +51,7 @@ async def test_an_adapter_that_fails_three_times_then_succeeds_delivers_once(tmp
             delays.append((row.next_attempt_at - clock()).total_seconds())
             assert (await outbox.dispatch_once()).sent == 0  # not due yet: no hammering
             clock.advance(seconds=delays[-1])
-        assert delays == [1, 2, 30]  # exponential, and the platform's Retry-After wins
+        assert delays == [1, 2, 30]  # exponential, and the platform's Retry-After is exactly it
         assert (await outbox.dispatch_once()).sent == 1
         assert adapter.attempts == 4 and len(adapter.sent) == 1
         (row,) = await store.outbox_rows()
@@ -89,7 +90,7 @@ async def test_a_failure_holds_back_later_rows_of_that_channel_only(tmp_path: Pa
         report = await outbox.dispatch_once()
         # chan-1's first row failed, so its second waits (order); chan-2 got both.
         assert report.retried == 1 and report.sent == 2
-        assert [(a.route.channel, a.event.title) for a in adapter.sent] == [
+        assert [(a.destination.id, a.event.title) for a in adapter.sent] == [
             ("chan-2", "Episode 100"), ("chan-2", "Episode 101")]
     finally:
         await store.close()
@@ -116,7 +117,7 @@ CRASHING_RUN = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from bot.clock import FrozenClock
     from bot.models import Platform
-    from bot.outbox import Outbox
+    from bot.outbox import DeliveryPolicy, Outbox
     from bot.storage import Store
     from tests.fake_chat import RecordingAdapter
     from tests.spine import NOW
@@ -149,12 +150,15 @@ async def _crash_mid_delivery(tmp_path: Path) -> tuple[Path, Path]:
 async def test_killed_between_sent_and_recorded_is_not_posted_twice(tmp_path: Path) -> None:
     db, log = await _crash_mid_delivery(tmp_path)
     async with await Store.open(db) as store:
-        assert [r.status for r in await store.outbox_rows()] == ["sending", "pending"]
-        assert await store.recover_outbox() == 1
+        # Both rows were claimed (one claim per destination batch); the dead
+        # process had posted the first only.
+        assert [r.status for r in await store.outbox_rows()] == ["sending", "sending"]
+        assert await store.expire_outbox_leases() == 2
         adapter = RecordingAdapter(Platform.DISCORD, log_path=log)
         report = await Outbox(store, {Platform.DISCORD: adapter}, clock=FrozenClock(NOW)).dispatch_once()
         assert report.sent == 2
-        assert adapter.lookups == 1  # asked the platform about the uncertain row only
+        # Asked about the first (found) and the second (not there: posted).
+        assert adapter.lookups == 2
         assert [m["title"] for m in adapter.platform_log()] == ["Episode 100", "Episode 101"]
         rows = await store.outbox_rows()
         assert rows[0].message_id.startswith("found-") and {r.status for r in rows} == {"sent"}
@@ -163,7 +167,7 @@ async def test_killed_between_sent_and_recorded_is_not_posted_twice(tmp_path: Pa
 async def test_killed_mid_delivery_on_a_platform_that_cannot_tell_resends_once(tmp_path: Path) -> None:
     db, log = await _crash_mid_delivery(tmp_path)
     async with await Store.open(db) as store:
-        await store.recover_outbox()
+        await store.expire_outbox_leases()
         adapter = RecordingAdapter(Platform.DISCORD, log_path=log, can_tell=False)
         outbox = Outbox(store, {Platform.DISCORD: adapter}, clock=FrozenClock(NOW))
         await outbox.dispatch_once()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -20,9 +20,9 @@ from bot.models import (
     EventKind,
     Item,
     Platform,
-    Route,
     StoredItem,
 )
+from tests.fake_chat import to_destination
 from tests.slack_stub import RecordingHandler, SlackStub, stub  # noqa: F401 - fixture
 
 EVIL = "<!channel> & <b>x</b> <@U123>"
@@ -42,7 +42,9 @@ def announcement(channel: str = "C1", *, key: str = "ev7:route3", mention: str |
         outbox_id=1,
         idempotency_key=key,
         event=Event(id=7, kind=EventKind.VIDEO, title=EVIL, url=item.link, created_at=WHEN, item_id=1),
-        route=Route(3, Platform.SLACK, channel, frozenset({EventKind.VIDEO}), mention=mention),
+        destination=to_destination(Platform.SLACK, channel),
+        mention=mention,
+        first_attempt_at=datetime.now(timezone.utc) - timedelta(minutes=1),
         item=StoredItem(1, "youtube", ContentKind.VIDEO, "yt:abc", item, WHEN),
     )
 
@@ -59,6 +61,7 @@ def make(stub: SlackStub, **kwargs: object) -> tuple[SlackAdapter, list[float]]:
         handler=RecordingHandler(),
         signing_secret="s",
         rate_limit_sleep=fake_sleep,
+        channel_interval_s=0,
         **kwargs,  # type: ignore[arg-type]
     )
     return adapter, sleeps
@@ -103,22 +106,33 @@ async def test_dm_route_opens_the_conversation(stub: SlackStub) -> None:  # noqa
     assert [a["channel"] for a in posted_json(stub)] == ["DU77", "DU77"]
 
 
-async def test_429_is_retried_honouring_retry_after_and_posts_once(stub: SlackStub) -> None:  # noqa: F811
+async def test_a_429_comes_back_at_once_with_retry_after_and_posts_nothing(stub: SlackStub) -> None:  # noqa: F811
+    """No retry inside deliver: the outbox schedules it, honouring Retry-After."""
     adapter, sleeps = make(stub)
-    stub.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    stub.script("chat.postMessage", status=429, headers={"Retry-After": "7"})
+    with pytest.raises(DeliveryError) as info:
+        await adapter.deliver(announcement())
+    assert info.value.retry_after == 7.0 and not info.value.permanent and not info.value.maybe_delivered
+    assert sleeps == [] and len(stub.calls_to("chat.postMessage")) == 1 and "C1" not in stub.history
     delivered = await adapter.deliver(announcement())
-    assert sleeps == [1.0]  # slack_sdk's retry handler waited what Slack asked
-    assert len(stub.calls_to("chat.postMessage")) == 2  # the refused attempt + the retry
     assert len(stub.history["C1"]) == 1 and delivered.message_id == stub.history["C1"][0]["ts"]
 
 
-async def test_429_after_retries_becomes_delivery_error_with_retry_after(stub: SlackStub) -> None:  # noqa: F811
-    adapter, sleeps = make(stub, rate_limit_retries=2)
-    stub.script("chat.postMessage", status=429, headers={"Retry-After": "7"}, times=3)
+async def test_an_http_5xx_comes_back_at_once_as_maybe_delivered(stub: SlackStub) -> None:  # noqa: F811
+    adapter, _ = make(stub)
+    stub.script("chat.postMessage", status=503, body={"ok": False, "error": "service_unavailable"})
     with pytest.raises(DeliveryError) as info:
         await adapter.deliver(announcement())
-    assert info.value.retry_after == 7.0 and not info.value.permanent
-    assert sleeps == [7.0, 7.0] and "C1" not in stub.history
+    assert info.value.maybe_delivered and not info.value.permanent and info.value.retry_after is None
+    assert len(stub.calls_to("chat.postMessage")) == 1
+
+
+async def test_replies_to_members_still_retry_a_429_in_process(stub: SlackStub) -> None:  # noqa: F811
+    """A member is waiting for an answer: that client keeps slack_sdk's retry."""
+    adapter, sleeps = make(stub)
+    stub.script("chat.postMessage", status=429, headers={"Retry-After": "1"})
+    await adapter.client.chat_postMessage(channel="C1", text="hi")
+    assert sleeps == [1.0] and len(stub.calls_to("chat.postMessage")) == 2
 
 
 @pytest.mark.parametrize("error", ["channel_not_found", "not_in_channel", "is_archived", "account_inactive", "invalid_auth"])
@@ -161,17 +175,32 @@ async def test_crash_between_send_and_record_is_found_by_a_new_adapter(stub: Sla
     found = await second.find_delivered(announcement(key="ev7:route3"))
     assert found == delivered
     [history] = stub.calls_to("conversations.history")
-    assert history.args["channel"] == "C1" and history.args["limit"] == "50"
+    assert history.args["channel"] == "C1" and history.args["limit"] == "200"
+    assert float(history.args["oldest"]) > 0  # from the row's first attempt on
     assert history.args["include_all_metadata"] in ("1", "true")
     assert await second.find_delivered(announcement(key="ev1:never-sent")) is None
     assert len(stub.calls_to("chat.postMessage")) == 2  # nothing was posted again
+    # A busy channel: the post is pages away from the newest messages, still found.
+    for n in range(450):
+        await first.client.chat_postMessage(channel="C1", text=f"chatter {n}")
+    assert await second.find_delivered(announcement(key="ev7:route3")) == delivered
+
+
+async def test_a_lookup_slack_cannot_answer_now_is_an_error_not_a_no(stub: SlackStub) -> None:  # noqa: F811
+    """An HTTP 5xx on the history read must not read as "not there": the
+    outbox would post it again blind."""
+    adapter, _ = make(stub)
+    stub.script("conversations.history", status=503, body={"ok": False, "error": "service_unavailable"})
+    with pytest.raises(DeliveryError) as info:
+        await adapter.find_delivered(announcement())
+    assert not info.value.permanent
 
 
 async def test_find_delivered_when_history_is_unreadable_returns_none(stub: SlackStub) -> None:  # noqa: F811
     adapter, _ = make(stub)
     stub.script("conversations.history", body={"ok": False, "error": "missing_scope"})
     assert await adapter.find_delivered(announcement()) is None
-    stub.script("conversations.history", status=429, headers={"Retry-After": "3"}, times=3)
+    stub.script("conversations.history", status=429, headers={"Retry-After": "3"})
     with pytest.raises(DeliveryError) as info:
         await adapter.find_delivered(announcement())
     assert info.value.retry_after == 3.0
@@ -226,3 +255,21 @@ async def test_a_follow_up_whose_announcement_was_deleted_is_posted_on_its_own(
     with pytest.raises(DeliveryError):
         await adapter.deliver(follow_up)
     assert len(stub.calls_to("chat.postMessage")) == 3
+
+
+async def test_posts_to_one_channel_are_paced_and_other_channels_never_wait() -> None:
+    from adapters.slack.outbound import Pacer
+
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(1.0, monotonic=lambda: now[0], sleep=sleep)
+    await pacer.wait("C1")
+    await pacer.wait("C2")  # another channel: no wait
+    now[0] += 0.25
+    await pacer.wait("C1")  # 0.25 s after the last post there: waits the rest
+    assert slept == [0.75]

@@ -342,8 +342,8 @@ async def test_http_server_restarts_with_backoff_when_it_cannot_listen(
     try:
         await wait_until(lambda: adapter.restarts >= 2)
         assert not adapter.healthy
-        lost = [r.getMessage() for r in caplog.records if r.name == "showbot.slack" and "server stopped" in r.getMessage()]
-        assert lost and "restarting in" in lost[0] and "xoxb" not in caplog.text
+        lost = [r.getMessage() for r in caplog.records if r.name == "showbot.slack" and "slack http connection" in r.getMessage()]
+        assert lost and "connecting again in" in lost[0] and "xoxb" not in caplog.text
         blocker.close()
         await wait_until(lambda: adapter.healthy)
         assert adapter.http_port == port

@@ -35,7 +35,8 @@ from bot.models import (
     Platform,
     Reply,
     ReplyItem,
-    Route,
+    Destination,
+    DestinationKind,
     StoredItem,
 )
 
@@ -176,7 +177,8 @@ def _announcement(mention: str | None, title: str = EVIL) -> Announcement:
         outbox_id=1,
         idempotency_key="ev7:route3",
         event=Event(id=7, kind=EventKind.VIDEO, title=title, url=item.link, created_at=WHEN, item_id=1),
-        route=Route(id=3, platform=Platform.SLACK, channel="C1", kinds=frozenset({EventKind.VIDEO}), mention=mention),
+        destination=Destination(Platform.SLACK, DestinationKind.CHANNEL, "C1"),
+        mention=mention,
         item=StoredItem(1, "youtube", ContentKind.VIDEO, "yt:abc", item, WHEN),
     )
 

@@ -133,8 +133,8 @@ async def test_lost_connection_is_logged_and_reestablished(
     await watcher
     await stub.wait_for(lambda: len(stub.calls_to("apps.connections.open")) == 2 and stub.open_sockets == 1)
     await wait_until(lambda: adapter.healthy)
-    lost = [r.getMessage() for r in caplog.records if "connection lost" in r.getMessage()]
-    assert lost and "restarting in" in lost[0]
+    lost = [r.getMessage() for r in caplog.records if "slack socket connection" in r.getMessage()]
+    assert lost and "connecting again in" in lost[0]
     assert "xapp-test" not in caplog.text and "xoxb-test" not in caplog.text
     # and the new connection works
     await stub.push(slash_envelope("env-3", "book", stub.response_url("s3")))
@@ -149,9 +149,9 @@ async def test_connection_open_failures_back_off_until_it_works(stub: SlackStub,
     try:
         await wait_until(lambda: adapter.healthy)
         assert len(stub.calls_to("apps.connections.open")) == 4 and adapter.restarts == 3
-        delays = [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "restarting in" in r.getMessage()]
+        delays = [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "connecting again in" in r.getMessage()]
         assert delays == ["0.01s", "0.02s", "0.04s"]  # exponential
-        assert all("internal_error" in r.getMessage() for r in caplog.records if "restarting in" in r.getMessage())
+        assert all("internal_error" in r.getMessage() for r in caplog.records if "connecting again in" in r.getMessage())
     finally:
         await adapter.stop()
     assert not adapter.healthy and stub.open_sockets == 0

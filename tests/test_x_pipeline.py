@@ -16,7 +16,7 @@ from bot.config import XSourceOptions
 from bot.detect import make_book_matcher
 from bot.errors import DeliveryError
 from bot.models import ContentKind, EventKind, Platform, SourceSpec
-from bot.outbox import Outbox
+from bot.outbox import DeliveryPolicy, Outbox
 from bot.poller import Poller, PollReport
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
@@ -66,7 +66,7 @@ async def add_snapshot_source(rig: Rig, server: FeedServer) -> None:
 async def book_rows(store: Store) -> list[tuple[str, str]]:
     """(channel, "book" | "follow-up") per queued book row, in queue order."""
     rows = await store._all(
-        "SELECT o.channel, e.kind, json_extract(e.payload, '$.follow_up_of') "
+        "SELECT o.dest_id, e.kind, json_extract(e.payload, '$.follow_up_of') "
         "FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id")
     return [(r[0], "follow-up" if r[2] is not None else "book") for r in rows if r[1] == "book"]
 
@@ -148,7 +148,7 @@ async def test_a_follow_up_is_delivered_as_a_reply_to_the_announcement_in_each_c
     outbox = Outbox(rig.store, {Platform.DISCORD: chat}, clock=rig.clock)
     _, profile_changes = await podcast_then_profile(rig, feed_server)
     await outbox.dispatch_once()
-    first = {a.route.channel: (a, f"m{i}") for i, a in enumerate(chat.sent, 1) if a.event.kind is EventKind.BOOK}
+    first = {a.destination.id: (a, f"m{i}") for i, a in enumerate(chat.sent, 1) if a.event.kind is EventKind.BOOK}
     assert set(first) == {"discord-1", "discord-2"}
     assert all(a.reply_to is None and not a.is_follow_up for a, _ in first.values())
 
@@ -157,7 +157,7 @@ async def test_a_follow_up_is_delivered_as_a_reply_to_the_announcement_in_each_c
     report = await outbox.dispatch_once()
     follow_ups = [a for a in chat.sent[before:] if a.is_follow_up]
     assert report.failed == 0
-    assert sorted((a.route.channel, a.reply_to) for a in follow_ups) == sorted(
+    assert sorted((a.destination.id, a.reply_to) for a in follow_ups) == sorted(
         (channel, message_id) for channel, (_, message_id) in first.items())
     assert all(a.event.kind is EventKind.BOOK for a in follow_ups)
     # Nothing is sent twice.
@@ -172,8 +172,8 @@ async def test_a_follow_up_waits_for_its_announcement_and_skips_a_channel_that_f
     when the X link arrives: discord-1's reply waits for the announcement;
     discord-2 (its route broken) gets nothing."""
     chat = RecordingAdapter()
-    outbox = Outbox(rig.store, {Platform.DISCORD: chat}, clock=rig.clock,
-                    base_backoff_s=86400, max_backoff_s=86400)  # the retry is due after the X poll
+    outbox = Outbox(rig.store, {Platform.DISCORD: chat}, clock=rig.clock,  # the retry is due after the X poll
+                    policy=DeliveryPolicy(retry_base_s=86400, retry_cap_s=86400))
     episode, profile_changes = await podcast_then_profile(rig, feed_server)
     rows = await rig.store.outbox_rows()
     anchor_rows = [r for r in rows if r.event_id == next(e.id for e in episode.events if e.kind is EventKind.BOOK)]
@@ -185,14 +185,14 @@ async def test_a_follow_up_waits_for_its_announcement_and_skips_a_channel_that_f
 
     await profile_changes()
     assert await book_rows(rig.store) == [("discord-1", "book"), ("discord-2", "book"), ("discord-1", "follow-up")]
-    report = await outbox.dispatch_once()
-    assert not any(a.is_follow_up for a in chat.sent)  # not before its announcement
-    assert report.waiting >= 1
+    await outbox.dispatch_once()
+    assert not any(a.is_follow_up for a in chat.sent)  # not before its announcement: it queues behind it
+    assert [r.status for r in await rig.store.outbox_rows() if r.channel == "discord-1"][-1] == "pending"
 
     rig.clock.advance(days=1)
     await outbox.dispatch_once()
     book = [a for a in chat.sent if a.event.kind is EventKind.BOOK]
-    assert [(a.route.channel, a.is_follow_up) for a in book] == [("discord-1", False), ("discord-1", True)]
+    assert [(a.destination.id, a.is_follow_up) for a in book] == [("discord-1", False), ("discord-1", True)]
     assert book[1].reply_to == f"m{chat.sent.index(book[0]) + 1}"
 
 

@@ -17,8 +17,9 @@ import discord
 
 from adapters.discord.caller import caller_from_interaction, caller_from_message, strip_bot_mention
 from adapters.discord.render import RenderedMessage, render_reply
+from adapters.boundary import ask_core
 from adapters.discord.views import MoreTexts, more_view
-from bot.models import Caller, Reply
+from bot.models import Caller
 from bot.ports import CommandHandler, TopicCompleter
 
 log = logging.getLogger("showbot.discord")
@@ -27,9 +28,6 @@ log = logging.getLogger("showbot.discord")
 # the core is quicker than this, else defer ("thinking...") and follow up.
 DEFAULT_RESPOND_WITHIN_S = 2.0
 
-GENERIC_FAILURE = Reply(
-    kind="error", text="Sorry, something went wrong answering that. Please try again.", ephemeral=True
-)
 
 
 class Inbound:
@@ -50,13 +48,7 @@ class Inbound:
     # --- the core, behind an error boundary ---
 
     async def ask(self, text: str, caller: Caller) -> RenderedMessage:
-        try:
-            reply = await self._handler(text, caller)
-        except Exception:
-            # The core turns user mistakes into Replies; anything raised is a bug.
-            log.exception("command handler failed for %r", text[:200])
-            reply = GENERIC_FAILURE
-        return render_reply(reply)
+        return render_reply(await ask_core(self._handler, text, caller))
 
     def send_kwargs(self, rendered: RenderedMessage) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

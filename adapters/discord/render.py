@@ -293,7 +293,7 @@ def announcement_embed(announcement: Announcement) -> discord.Embed:
 def announcement_content(announcement: Announcement) -> str | None:
     """Only the configured role is ever written as a mention, and a follow-up
     never pings it again: the role heard about this news once already."""
-    role = announcement.route.mention
+    role = announcement.mention
     if role and role.isdigit() and not announcement.is_follow_up:
         return f"<@&{role}>"
     return None

@@ -219,7 +219,7 @@ def render_announcement(announcement: Announcement) -> dict[str, Any]:
     title = (item.title if item and item.title else event.title) or "untitled"
     url = (item.link if item and item.link else None) or event.url
     # A follow-up never pings the group again: it heard about this news once.
-    mention = None if announcement.is_follow_up else mention_markup(announcement.route.mention)
+    mention = None if announcement.is_follow_up else mention_markup(announcement.mention)
 
     blocks: list[Block] = [header(heading)]
     body = f"*{link(url, title)}*"

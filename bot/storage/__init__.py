@@ -1,5 +1,23 @@
 """Storage behind one interface; SQLite specifics (FTS5, pragmas) stay inside."""
 
-from bot.storage.store import OutboxRow, PollWrite, RouteSeed, SnapshotRow, Store
+from bot.storage.store import (
+    DeliveryOutcome,
+    DeliveryResult,
+    OutboxRow,
+    OutboxStatus,
+    PollWrite,
+    RouteSeed,
+    SnapshotRow,
+    Store,
+)
 
-__all__ = ["OutboxRow", "PollWrite", "RouteSeed", "SnapshotRow", "Store"]
+__all__ = [
+    "DeliveryOutcome",
+    "DeliveryResult",
+    "OutboxRow",
+    "OutboxStatus",
+    "PollWrite",
+    "RouteSeed",
+    "SnapshotRow",
+    "Store",
+]

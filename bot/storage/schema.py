@@ -209,6 +209,61 @@ MIGRATIONS: list[str] = [
     """
     DROP TRIGGER chapters_fts_insert;
     """,
+    # 4 -> 5: delivery under faults.
+    # - A row names its destination explicitly (a channel, or a user for a
+    #   direct message) instead of a "user:" prefix on the channel.
+    # - A row being delivered is claimed by one process with a lease
+    #   (lease_owner, lease_until); a process that dies mid-delivery is taken
+    #   over once the lease runs out, and the platform is asked first.
+    #   Rows left 'sending' by an older showbot get an expired lease.
+    # - first_attempt_at bounds the platform lookup for an earlier post.
+    # - outbox_unsent finds each destination's head (its oldest unsent row):
+    #   rows of one destination go out strictly in id order.
+    # - poll_claims: one poll of a source at a time, across processes.
+    """
+    CREATE TABLE outbox_v5 (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        route_id INTEGER REFERENCES routes(id) ON DELETE SET NULL,
+        platform TEXT NOT NULL,
+        dest_kind TEXT NOT NULL DEFAULT 'channel' CHECK (dest_kind IN ('channel', 'user')),
+        dest_id TEXT NOT NULL,
+        mention TEXT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+        outcome_unknown INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        first_attempt_at TEXT,
+        lease_owner TEXT,
+        lease_until TEXT,
+        last_error TEXT,
+        message_id TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        UNIQUE (event_id, platform, dest_kind, dest_id)
+    );
+    INSERT INTO outbox_v5 (id, event_id, route_id, platform, dest_kind, dest_id, mention,
+        idempotency_key, status, outcome_unknown, attempts, next_attempt_at, lease_owner,
+        lease_until, last_error, message_id, created_at, sent_at)
+    SELECT id, event_id, route_id, platform,
+        CASE WHEN channel LIKE 'user:%' THEN 'user' ELSE 'channel' END,
+        CASE WHEN channel LIKE 'user:%' THEN substr(channel, 6) ELSE channel END,
+        mention, idempotency_key, status, outcome_unknown, attempts, next_attempt_at,
+        CASE WHEN status = 'sending' THEN 'showbot<5' END,
+        CASE WHEN status = 'sending' THEN '1970-01-01T00:00:00.000000+00:00' END,
+        last_error, message_id, created_at, sent_at
+    FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v5 RENAME TO outbox;
+    CREATE INDEX outbox_unsent ON outbox (platform, dest_kind, dest_id, id) WHERE status IN ('pending', 'sending');
+    CREATE INDEX outbox_event ON outbox (event_id);
+    CREATE TABLE poll_claims (
+        source_id INTEGER PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        lease_until TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import sqlite3
 import uuid
@@ -20,15 +21,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping, Sequence
 
 import aiosqlite
 
 from bot.detect import Decision, KnownItem, NewItem, plan_deliveries
-from bot.errors import AlreadyExists, NotFound, StorageError
+from bot.errors import AlreadyExists, ClaimLost, NotFound, StorageError
 from bot.models import (
     Chapter,
     ContentKind,
+    Destination,
+    DestinationKind,
     Event,
     EventKind,
     Item,
@@ -38,7 +41,6 @@ from bot.models import (
     SourceSpec,
     StoredItem,
 )
-from bot.ports import DM_CHANNEL_PREFIX
 from bot.storage.schema import CHAPTER_ROWID_SPAN, MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -57,21 +59,61 @@ def from_db_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting its turn (next_attempt_at)
+    SENDING = "sending"  # claimed by lease_owner until lease_until; maybe being posted right now
+    SENT = "sent"
+    FAILED = "failed"  # given up: the route broke or was removed, or a DM can't be received
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     id: int
     event_id: int
     route_id: int | None
-    platform: Platform
-    channel: str
+    destination: Destination
     mention: str | None
     idempotency_key: str
-    status: str
+    status: OutboxStatus
     attempts: int
     outcome_unknown: bool
     next_attempt_at: datetime
+    first_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
     last_error: str | None
     message_id: str | None
+
+    @property
+    def platform(self) -> Platform:
+        return self.destination.platform
+
+    @property
+    def channel(self) -> str:
+        return self.destination.id
+
+
+class DeliveryOutcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # back to pending at next_attempt_at
+    FAILED = "failed"
+    RELEASED = "released"  # claimed but not attempted: back to pending as it was
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What became of one claimed outbox row; written by ``record_deliveries``."""
+
+    outbox_id: int
+    outcome: DeliveryOutcome
+    at: datetime
+    attempted: bool = True
+    message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None  # RETRY (and RELEASED, to postpone it)
+    outcome_unknown: bool = False  # RETRY: the platform may have the post; ask before re-posting
+    break_route: int | None = None  # FAILED because this route can never work: mark it broken...
+    alert: str | None = None  # ...and tell the moderators' channels this, once
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +205,28 @@ class Store:
             raise StorageError(f"storage error while {doing}: {exc}") from exc
 
     @asynccontextmanager
-    async def _tx(self, doing: str) -> AsyncIterator[aiosqlite.Connection]:
+    async def _tx(self, doing: str, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. ``durable``: its COMMIT is fsynced. The
+        connection runs ``synchronous=NORMAL`` (WAL: a power cut may undo the
+        last commits, never corrupt); a claim on a delivery must survive a
+        power cut, or a post the platform already has could be sent again,
+        so claims commit with FULL. Everything committed before a durable
+        commit is durable with it (the WAL is one sequential log)."""
         async with self._lock, self._errors(doing):
-            await self._conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                await self._conn.execute("PRAGMA synchronous=FULL")
             try:
-                yield self._conn
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            else:
-                await self._conn.execute("COMMIT")
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+                else:
+                    await self._conn.execute("COMMIT")
+            finally:
+                if durable:
+                    await self._conn.execute("PRAGMA synchronous=NORMAL")
 
     async def _all(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> list[sqlite3.Row]:
         async with self._errors(doing):
@@ -195,6 +249,16 @@ class Store:
                 "INSERT INTO settings (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
+            )
+
+    async def check_writable(self, now: datetime) -> None:
+        """A real write (health checks): raises StorageError when the
+        database can't take one (disk full, read-only, locked for long)."""
+        async with self._tx("checking that the database takes writes") as db:
+            await db.execute(
+                "INSERT INTO settings (key, value) VALUES ('health.checked_at', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (to_db_time(now),),
             )
 
     # -- sources -------------------------------------------------------------
@@ -304,6 +368,25 @@ class Store:
                 "SELECT consecutive_failures FROM sources WHERE id = ?", (source_id,))).fetchone()
         return int(row[0]) if row else 0
 
+    async def claim_poll(self, source_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take the one claim on polling ``source_id`` (until ``lease_until``):
+        True when ``owner`` holds it now (also when it already did), False
+        while another owner's lease runs. Atomic across processes."""
+        async with self._tx("claiming a poll") as db:
+            async with db.execute(
+                "INSERT INTO poll_claims (source_id, owner, lease_until) VALUES (?, ?, ?) "
+                "ON CONFLICT (source_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until "
+                "WHERE poll_claims.owner = excluded.owner OR poll_claims.lease_until < ? "
+                "RETURNING owner",
+                (source_id, owner, to_db_time(lease_until), to_db_time(now)),
+            ) as cur:
+                return await cur.fetchone() is not None
+
+    async def release_poll(self, source_id: int, owner: str) -> None:
+        """Give the claim up (no-op when ``owner`` no longer holds it)."""
+        async with self._tx("releasing a poll claim") as db:
+            await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source_id, owner))
+
     async def apply_poll(
         self,
         source: Source,
@@ -319,6 +402,7 @@ class Store:
         changes: Sequence[ProfileChange] = (),
         cursor: str | None = None,
         book_window_s: float = 3 * 86400,
+        claim: str | None = None,
     ) -> PollWrite:
         """Write a poll's items, snapshot, events and outbox rows and advance
         the source's validators, all in ONE transaction: if any of it fails,
@@ -335,6 +419,12 @@ class Store:
         rows = 0
         kind = source.spec.content
         async with self._tx(f"storing a poll of {source.name!r}") as db:
+            if claim is not None:
+                async with db.execute(
+                    "SELECT 1 FROM poll_claims WHERE source_id = ? AND owner = ?", (source.id, claim)
+                ) as cur:
+                    if await cur.fetchone() is None:
+                        raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
             item_ids = await _insert_items(db, source.id, kind, decision.new_items, now)
             new_stored = [
                 StoredItem(item_id, source.name, kind, new.identity, new.item, now)
@@ -378,7 +468,8 @@ class Store:
 
             routes = await _routes(db)
             for index, route in plan_deliveries(event_refs, routes):
-                rows += await _insert_outbox(db, announced[index].id, route, now)
+                rows += await _insert_outbox(db, announced[index].id, _route_destination(route), now,
+                                             route=route)
             # After the anchor's rows (it may have been announced in this very
             # poll), so a channel's follow-up always queues behind its anchor.
             for event in follow_ups:
@@ -389,7 +480,8 @@ class Store:
             for new_index, platform, user_id in direct_messages:
                 event = content_event.get(item_ids[new_index])
                 if event is not None:
-                    rows += await _insert_outbox(db, event.id, direct_route(platform, user_id), now)
+                    rows += await _insert_outbox(
+                        db, event.id, Destination(platform, DestinationKind.USER, user_id), now)
 
             await db.execute(
                 "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
@@ -404,17 +496,7 @@ class Store:
         """Tell the moderators' channels (routes selecting ``alert``) once:
         an event plus an outbox row each, in one transaction. Returns rows queued."""
         async with self._tx("queueing a moderator alert") as db:
-            cur = await db.execute(
-                "INSERT INTO events (kind, title, created_at) VALUES ('alert', ?, ?)",
-                (title, to_db_time(now)),
-            )
-            event_id = cur.lastrowid
-            assert event_id is not None
-            rows = 0
-            for route in await _routes(db):
-                if EventKind.ALERT in route.kinds and not route.broken and route.id != skip_route:
-                    rows += await _insert_outbox(db, event_id, route, now)
-            return rows
+            return await _queue_alert(db, title, now, skip_route=skip_route)
 
     # -- profile snapshots ---------------------------------------------------
 
@@ -526,77 +608,212 @@ class Store:
 
     # -- outbox --------------------------------------------------------------
 
-    async def due_outbox(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
-        rows = await self._all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox "
-            "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (to_db_time(now), limit),
-        )
-        return [_outbox(r) for r in rows]
-
     async def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
         where = "WHERE status = ?" if status else ""
         rows = await self._all(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} "
-            "ORDER BY id",
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where} ORDER BY id",
             (status,) if status else (),
         )
         return [_outbox(r) for r in rows]
 
-    async def find_outbox_row(self, event_id: int, platform: Platform, channel: str) -> OutboxRow | None:
-        """The row that carries ``event_id`` to one channel (a follow-up's anchor), if any."""
+    async def count_unsent(self) -> dict[Platform, int]:
+        """Rows not delivered yet (pending or being sent), per platform."""
+        rows = await self._all(
+            "SELECT platform, count(*) FROM outbox WHERE status IN ('pending', 'sending') GROUP BY platform")
+        return {Platform(p): n for p, n in rows}
+
+    async def find_outbox_row(self, event_id: int, destination: Destination) -> OutboxRow | None:
+        """The row that carries ``event_id`` to one destination (a follow-up's anchor), if any."""
         row = await self._one(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox "
-            "WHERE event_id = ? AND platform = ? AND channel = ?",
-            (event_id, platform.value, channel),
+            "WHERE event_id = ? AND platform = ? AND dest_kind = ? AND dest_id = ?",
+            (event_id, destination.platform.value, destination.kind.value, destination.id),
         )
         return _outbox(row) if row is not None else None
 
-    async def postpone(self, outbox_id: int, until: datetime) -> None:
-        """Not an attempt: the row waits (for its anchor) without an error or a backoff step."""
-        async with self._tx("postponing a delivery") as db:
-            await db.execute("UPDATE outbox SET next_attempt_at = ? WHERE id = ?",
-                             (to_db_time(until), outbox_id))
+    async def claim_outbox(
+        self, owner: str, now: datetime, lease_until: datetime, *,
+        budgets: Mapping[Platform, int], per_destination: int,
+    ) -> list[OutboxRow]:
+        """Claim work for ``owner``: for up to ``budgets[p]`` destinations of
+        platform ``p`` whose head (oldest unsent row) is due -- pending with
+        ``next_attempt_at <= now``, or sending under a lease that ran out --
+        the first ``per_destination`` rows of that destination, in id order.
 
-    async def recover_outbox(self) -> int:
-        """At start-up: rows left 'sending' by a process that died mid-delivery
-        may or may not have been posted. Make them pending again, flagged so
-        the dispatcher asks the platform before re-sending."""
-        async with self._tx("recovering the outbox") as db:
+        Claimed rows are ``sending`` under ``owner`` until ``lease_until``. A
+        row taken over from an expired lease may have been posted by its
+        previous holder: it comes back with ``outcome_unknown`` set.
+        Atomic, and durable before it returns (fsync, whatever the
+        connection's ``synchronous``): a power cut after this never loses a
+        claim whose post the platform may already have. Rows of one
+        destination are never claimed while an earlier row of it is claimed
+        by someone else. Returns rows in id order; [] without writing when
+        nothing is due."""
+        wanted = {p.value: n for p, n in budgets.items() if n > 0}
+        if not wanted:
+            return []
+        if not await self._claimable_heads(now, wanted):
+            return []  # the common case: a read, no write transaction
+        async with self._tx("claiming deliveries", durable=True) as db:
+            heads = await self._claimable_heads(now, wanted, db)
+            if not heads:
+                return []
+            chosen: list[tuple[str, str, str]] = []
+            left = dict(wanted)
+            for platform, kind, dest in heads:
+                if left.get(platform, 0) > 0:
+                    left[platform] -= 1
+                    chosen.append((platform, kind, dest))
+            ids: list[int] = []
+            t_now, t_lease = to_db_time(now), to_db_time(lease_until)
+            for platform, kind, dest in chosen:
+                async with db.execute(
+                    "SELECT id, status, next_attempt_at, lease_until FROM outbox "
+                    "WHERE platform = ? AND dest_kind = ? AND dest_id = ? AND status IN ('pending', 'sending') "
+                    "ORDER BY id LIMIT ?",
+                    (platform, kind, dest, per_destination),
+                ) as cur:
+                    for row_id, status, due, lease in await cur.fetchall():
+                        claimable = (status == "pending" and due <= t_now) or (
+                            status == "sending" and (lease is None or lease < t_now))
+                        if not claimable:
+                            break  # never past a row that isn't ours to send
+                        ids.append(row_id)
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            async with db.execute(
+                f"UPDATE outbox SET outcome_unknown = CASE WHEN status = 'sending' THEN 1 ELSE outcome_unknown END, "
+                "status = 'sending', lease_owner = ?, lease_until = ?, "
+                f"first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id IN ({marks}) "
+                f"RETURNING {_OUTBOX_COLUMNS}",
+                (owner, t_lease, t_now, *ids),
+            ) as cur:
+                claimed = [_outbox(r) for r in await cur.fetchall()]
+        return sorted(claimed, key=lambda r: r.id)
+
+    async def _claimable_heads(
+        self, now: datetime, platforms: Mapping[str, int], db: aiosqlite.Connection | None = None,
+    ) -> list[tuple[str, str, str]]:
+        marks = ",".join("?" * len(platforms))
+        t_now = to_db_time(now)
+        sql = (
+            "SELECT o.platform, o.dest_kind, o.dest_id FROM outbox o JOIN ("
+            "  SELECT min(id) AS id FROM outbox WHERE status IN ('pending', 'sending') "
+            f"  AND platform IN ({marks}) GROUP BY platform, dest_kind, dest_id"
+            ") h ON o.id = h.id "
+            "WHERE (o.status = 'pending' AND o.next_attempt_at <= ?) "
+            "   OR (o.status = 'sending' AND (o.lease_until IS NULL OR o.lease_until < ?)) "
+            "ORDER BY o.id"
+        )
+        params = (*platforms, t_now, t_now)
+        if db is not None:
+            async with db.execute(sql, params) as cur:
+                return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
+        return [tuple(r) for r in await self._all(sql, params, "looking for due deliveries")]  # type: ignore[misc]
+
+    async def renew_outbox_leases(self, owner: str, lease_until: datetime) -> int:
+        """Extend every lease ``owner`` holds; returns how many rows it holds."""
+        async with self._tx("renewing delivery leases") as db:
             cur = await db.execute(
-                "UPDATE outbox SET status = 'pending', outcome_unknown = 1 WHERE status = 'sending'")
+                "UPDATE outbox SET lease_until = ? WHERE status = 'sending' AND lease_owner = ?",
+                (to_db_time(lease_until), owner),
+            )
             return cur.rowcount
 
-    async def mark_sending(self, outbox_id: int, now: datetime) -> None:
-        async with self._tx("claiming an outbox row") as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ? "
-                "AND status = 'pending'",
-                (outbox_id,),
-            )
+    async def expire_outbox_leases(self) -> int:
+        """At the start of the only process delivering from this database
+        (SQLite): rows left ``sending`` by a process that died can be taken
+        over now instead of when their lease runs out (they come back with
+        ``outcome_unknown``). Returns how many there were."""
+        async with self._tx("recovering the outbox") as db:
+            cur = await db.execute(
+                "UPDATE outbox SET lease_until = ? WHERE status = 'sending'", (_EPOCH,))
+            return cur.rowcount
 
-    async def mark_sent(self, outbox_id: int, message_id: str | None, now: datetime) -> None:
-        async with self._tx("recording a delivery") as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL, "
-                "outcome_unknown = 0 WHERE id = ?",
-                (message_id, to_db_time(now), outbox_id),
-            )
+    async def record_deliveries(self, owner: str, results: Sequence[DeliveryResult]) -> list[int]:
+        """Write what became of claimed rows, in one transaction.
 
-    async def mark_retry(self, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
-        async with self._tx("scheduling a retry") as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, "
-                "outcome_unknown = 0 WHERE id = ?",
-                (error, to_db_time(next_attempt_at), outbox_id),
-            )
+        SENT is written whoever holds the row now (the platform has the post:
+        that is the truth). Every other outcome is written only while
+        ``owner`` still holds the row's lease; a row taken over since is the
+        new holder's business. A result with ``break_route`` marks that
+        route broken and, when this call broke it, queues ``alert`` for
+        every other route that selects alerts. Idempotent: writing the same
+        results twice changes nothing more. Returns the ids of routes this
+        call broke."""
+        if not results:
+            return []
+        broke: list[int] = []
+        async with self._tx("recording deliveries") as db:
+            for r in results:
+                at = to_db_time(r.at)
+                if r.outcome is DeliveryOutcome.SENT:
+                    await db.execute(
+                        "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL, "
+                        "outcome_unknown = 0, lease_owner = NULL, lease_until = NULL, "
+                        "attempts = attempts + ? WHERE id = ? AND status != 'sent'",
+                        (r.message_id, at, int(r.attempted), r.outbox_id),
+                    )
+                    continue
+                if r.outcome is DeliveryOutcome.FAILED and r.break_route is not None:
+                    cur = await db.execute(
+                        "UPDATE routes SET broken_reason = ? WHERE id = ? AND broken_reason IS NULL",
+                        (r.error or "broken", r.break_route),
+                    )
+                    if cur.rowcount == 1:
+                        broke.append(r.break_route)
+                        if r.alert:
+                            await _queue_alert(db, r.alert, r.at, skip_route=r.break_route)
+                params: tuple[object, ...]
+                if r.outcome is DeliveryOutcome.FAILED:
+                    sql, params = (
+                        "UPDATE outbox SET status = 'failed', last_error = ?, outcome_unknown = 0, "
+                        "lease_owner = NULL, lease_until = NULL, attempts = attempts + ? ",
+                        (r.error, int(r.attempted)),
+                    )
+                elif r.outcome is DeliveryOutcome.RETRY:
+                    sql, params = (
+                        "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, "
+                        "outcome_unknown = ?, lease_owner = NULL, lease_until = NULL, attempts = attempts + ? ",
+                        (r.error, to_db_time(r.next_attempt_at or r.at), int(r.outcome_unknown),
+                         int(r.attempted)),
+                    )
+                else:  # RELEASED: untouched, only the claim goes (and maybe a later due time)
+                    sql, params = (
+                        "UPDATE outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL, "
+                        "next_attempt_at = COALESCE(?, next_attempt_at) ",
+                        (to_db_time(r.next_attempt_at),),
+                    )
+                await db.execute(sql + "WHERE id = ? AND status = 'sending' AND lease_owner = ?",
+                                 (*params, r.outbox_id, owner))
+        return broke
 
-    async def mark_failed(self, outbox_id: int, error: str) -> None:
-        async with self._tx("recording a failed delivery") as db:
-            await db.execute(
-                "UPDATE outbox SET status = 'failed', last_error = ?, outcome_unknown = 0 WHERE id = ?",
-                (error, outbox_id),
+    async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]:
+        out: dict[int, Event] = {}
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in await self._all(
+                f"SELECT id, kind, title, url, created_at, item_id, payload FROM events WHERE id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = _event(row)
+        return out
+
+    async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
+        out: dict[int, StoredItem] = {}
+        for start in range(0, len(item_ids), 500):
+            chunk = list(item_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._all(
+                f"SELECT {_ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id "
+                f"WHERE i.id IN ({marks})",
+                chunk,
             )
+            for stored in await self._with_chapters(rows):
+                out[stored.id] = stored
+        return out
 
     async def get_event(self, event_id: int) -> Event:
         row = await self._one(
@@ -605,8 +822,7 @@ class Store:
         )
         if row is None:
             raise NotFound(f"no event {event_id}")
-        return Event(row[0], EventKind(row[1]), row[2], row[3], from_db_time(row[4]),  # type: ignore[arg-type]
-                     row[5], json.loads(row[6] or "{}"))
+        return _event(row)
 
 
 
@@ -680,7 +896,23 @@ async def _queue_follow_up(
     rows = 0
     for route in routes:
         if route.id in anchor_routes and not route.broken:
-            rows += await _insert_outbox(db, event_id, route, now)
+            rows += await _insert_outbox(db, event_id, _route_destination(route), now, route=route)
+    return rows
+
+
+async def _queue_alert(
+    db: aiosqlite.Connection, title: str, now: datetime, *, skip_route: int | None = None
+) -> int:
+    cur = await db.execute(
+        "INSERT INTO events (kind, title, created_at) VALUES ('alert', ?, ?)",
+        (title, to_db_time(now)),
+    )
+    event_id = cur.lastrowid
+    assert event_id is not None
+    rows = 0
+    for route in await _routes(db):
+        if EventKind.ALERT in route.kinds and not route.broken and route.id != skip_route:
+            rows += await _insert_outbox(db, event_id, _route_destination(route), now, route=route)
     return rows
 
 
@@ -804,17 +1036,20 @@ async def _routes(db: aiosqlite.Connection) -> list[Route]:
     ]
 
 
-def direct_route(platform: Platform, user_id: str) -> Route:
-    """The route of a direct message: not a row in ``routes`` (id 0)."""
-    return Route(id=0, platform=platform, channel=DM_CHANNEL_PREFIX + user_id, kinds=frozenset(EventKind))
+def _route_destination(route: Route) -> Destination:
+    return Destination(route.platform, DestinationKind.CHANNEL, route.channel)
 
 
-async def _insert_outbox(db: aiosqlite.Connection, event_id: int, route: Route, now: datetime) -> int:
+async def _insert_outbox(
+    db: aiosqlite.Connection, event_id: int, destination: Destination, now: datetime,
+    *, route: Route | None = None,
+) -> int:
     cur = await db.execute(
-        "INSERT INTO outbox (event_id, route_id, platform, channel, mention, idempotency_key, "
-        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (event_id, route.id or None, route.platform.value, route.channel, route.mention,
-         uuid.uuid4().hex, to_db_time(now), to_db_time(now)),
+        "INSERT INTO outbox (event_id, route_id, platform, dest_kind, dest_id, mention, idempotency_key, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (event_id, route.id if route else None, destination.platform.value, destination.kind.value,
+         destination.id, route.mention if route else None, uuid.uuid4().hex, to_db_time(now),
+         to_db_time(now)),
     )
     return cur.rowcount
 
@@ -844,14 +1079,24 @@ def _stored_item(r: sqlite3.Row, chapters: tuple[Chapter, ...]) -> StoredItem:
 
 # The columns _outbox reads, in its order.
 _OUTBOX_COLUMNS = (
-    "id, event_id, route_id, platform, channel, mention, idempotency_key, status, "
-    "attempts, outcome_unknown, next_attempt_at, last_error, message_id"
+    "id, event_id, route_id, platform, dest_kind, dest_id, mention, idempotency_key, status, "
+    "attempts, outcome_unknown, next_attempt_at, first_attempt_at, lease_owner, lease_until, "
+    "last_error, message_id"
 )
+# A lease that has run out: rows left 'sending' by a dead process.
+_EPOCH = "1970-01-01T00:00:00.000000+00:00"
+
+
+def _event(row: sqlite3.Row) -> Event:
+    return Event(row[0], EventKind(row[1]), row[2], row[3], from_db_time(row[4]),  # type: ignore[arg-type]
+                 row[5], json.loads(row[6] or "{}"))
 
 
 def _outbox(r: sqlite3.Row) -> OutboxRow:
     return OutboxRow(
-        id=r[0], event_id=r[1], route_id=r[2], platform=Platform(r[3]), channel=r[4], mention=r[5],
-        idempotency_key=r[6], status=r[7], attempts=r[8], outcome_unknown=bool(r[9]),
-        next_attempt_at=from_db_time(r[10]), last_error=r[11], message_id=r[12],  # type: ignore[arg-type]
+        id=r[0], event_id=r[1], route_id=r[2],
+        destination=Destination(Platform(r[3]), DestinationKind(r[4]), r[5]), mention=r[6],
+        idempotency_key=r[7], status=OutboxStatus(r[8]), attempts=r[9], outcome_unknown=bool(r[10]),
+        next_attempt_at=from_db_time(r[11]), first_attempt_at=from_db_time(r[12]),  # type: ignore[arg-type]
+        lease_owner=r[13], lease_until=from_db_time(r[14]), last_error=r[15], message_id=r[16],
     )

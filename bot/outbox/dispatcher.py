@@ -1,0 +1,411 @@
+"""The outbox dispatcher: every queued announcement reaches its destination
+exactly once where the platform can tell, and in order, through faults.
+
+The rules, and where each is kept:
+- **Claim before posting.** Work is claimed in the database
+  (``Store.claim_outbox``: rows go 'sending' under this process's lease,
+  durably) before any adapter is called. A process that dies leaves claimed
+  rows behind; whoever takes them over gets them with ``outcome_unknown``.
+- **Never re-post blind.** A row with ``outcome_unknown`` (a takeover, or a
+  timeout/5xx that may have gone through) is looked up on the platform
+  first (``find_delivered``, back to its first attempt). The flag is cleared
+  only by the platform's answer; a lookup that fails is retried like a post.
+- **Order per destination.** Only a destination's oldest unsent row can be
+  claimed, and one worker delivers a destination's rows one after another,
+  so nothing overtakes an earlier row, across rounds, restarts and processes.
+- **No head-of-line blocking.** Destinations deliver concurrently, up to
+  ``concurrency`` per platform; each platform has its own gate, so one
+  platform's outage never slows another. Adapters fail fast (they report
+  ``retry_after`` instead of sleeping) and the outbox owns retries.
+- **Prompt recovery.** While a platform fails as a whole, one delivery at a
+  time probes it, at least every ``probe_every``; rows never back off past
+  the next probe, so when the platform answers again everything waiting goes
+  out at once, in order.
+- **Storage faults.** Results are written by the ``Recorder`` in batches and
+  held in memory while the database refuses writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Mapping, Sequence
+
+from bot.clock import Clock
+from bot.errors import DeliveryError, StorageError
+from bot.faults import StorageFaults
+from bot.models import Announcement, Destination, DestinationKind, Event, Platform, Route, StoredItem
+from bot.outbox.gate import PlatformGate
+from bot.outbox.policy import DeliveryPolicy
+from bot.outbox.recorder import Recorder
+from bot.ports import ChatAdapter
+from bot.storage import DeliveryOutcome, DeliveryResult, OutboxRow, OutboxStatus, Store
+
+log = logging.getLogger("showbot.outbox")
+
+# Rows sent by this process, remembered for follow-ups whose anchor's
+# result may not be written yet.
+_SENT_MEMORY = 4096
+
+
+def new_owner() -> str:
+    """A lease owner id: unique per process start, readable in the database."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(slots=True)
+class DispatchReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0  # unsent rows of platforms with no adapter, or not connected
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one claim loaded, shared by the workers it started."""
+
+    routes: dict[int, Route]
+    events: dict[int, Event]
+    items: dict[int, StoredItem]
+    lease_until: datetime
+
+
+@dataclass(slots=True)
+class _Counts:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[Platform, ChatAdapter],
+        *,
+        clock: Clock,
+        policy: DeliveryPolicy | None = None,
+        owner: str | None = None,
+        faults: StorageFaults | None = None,
+    ) -> None:
+        self._store = store
+        self._adapters = dict(adapters)
+        self._clock = clock
+        self._policy = policy or DeliveryPolicy()
+        self.owner = owner or new_owner()
+        self.faults = faults or StorageFaults()
+        self._gates = {
+            p: PlatformGate(concurrency=self._policy.concurrency, probe_base_s=self._policy.retry_base_s,
+                            probe_every_s=self._policy.probe_every_s)
+            for p in self._adapters
+        }
+        self._recorder = Recorder(store, self.owner, self.faults, on_routes_broken=self._routes_broke)
+        self._workers: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._renewed_until: datetime | None = None
+        self._sent_here: OrderedDict[int, str | None] = OrderedDict()
+        self._counts = _Counts()
+
+    # -- control ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something was queued: look for work now rather than at the next tick."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._workers)
+
+    @property
+    def unrecorded(self) -> int:
+        """Delivery results held in memory because the database refused them."""
+        return self._recorder.waiting
+
+    async def flush(self) -> bool:
+        """Write held results now; False while the database refuses them."""
+        return await self._recorder.flush()
+
+    async def dispatch_once(self) -> DispatchReport:
+        """Deliver everything that is due now, wait for it, record it, return.
+        (One-shot callers and tests; a running bot uses ``run``.)"""
+        before = _Counts(self._counts.sent, self._counts.retried, self._counts.failed, self._counts.waiting)
+        while True:
+            started = await self._fill()
+            if self._workers:
+                await asyncio.gather(*list(self._workers), return_exceptions=True)
+            await self._recorder.flush()
+            if not started:
+                break
+        return DispatchReport(
+            sent=self._counts.sent - before.sent,
+            retried=self._counts.retried - before.retried,
+            failed=self._counts.failed - before.failed,
+            waiting=await self._waiting() + self._counts.waiting - before.waiting,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set; then the deliveries in flight
+        finish, nothing new starts, and the results are written."""
+        recorder = asyncio.create_task(self._recorder.run(stop), name="showbot-outbox-recorder")
+        leases = asyncio.create_task(self._renew_leases(stop), name="showbot-outbox-leases")
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    await self._fill()
+                except StorageError as exc:
+                    self.faults.failed(exc, "claiming deliveries")
+                await _wait_any(self._wake, stop, timeout=self._next_tick_s())
+        finally:
+            self._stopping = True
+            if self._workers:
+                await asyncio.gather(*list(self._workers), return_exceptions=True)
+            await asyncio.gather(recorder, return_exceptions=True)
+            leases.cancel()
+            await asyncio.gather(leases, return_exceptions=True)
+            await self._recorder.close(grace_s=10.0)
+
+    def _next_tick_s(self) -> float:
+        tick = self._policy.tick_s
+        now = self._clock()
+        for gate in self._gates.values():
+            change = gate.next_change()
+            if change is not None:
+                tick = min(tick, max(0.0, (change - now).total_seconds()))
+        return max(tick, 0.01)
+
+    async def _renew_leases(self, stop: asyncio.Event) -> None:
+        every = max(self._policy.lease_s / 3, 0.05)
+        while not stop.is_set():
+            await _wait_any(stop, timeout=every)
+            if stop.is_set() and not self._workers:
+                return
+            until = self._clock() + timedelta(seconds=self._policy.lease_s)
+            try:
+                await self._store.renew_outbox_leases(self.owner, until)
+            except StorageError as exc:
+                self.faults.failed(exc, "renewing delivery leases")
+                continue
+            self._renewed_until = until
+
+    # -- claiming --------------------------------------------------------------
+
+    async def _fill(self) -> int:
+        """Claim what may start now and start a worker per destination."""
+        if self._stopping:
+            return 0
+        now = self._clock()
+        budgets: dict[Platform, int] = {}
+        for platform, adapter in self._adapters.items():
+            if adapter.healthy:
+                budget = self._gates[platform].budget(now)
+                if budget:
+                    budgets[platform] = budget
+        if not budgets:
+            return 0
+        lease_until = now + timedelta(seconds=self._policy.lease_s)
+        rows = await self._store.claim_outbox(
+            self.owner, now, lease_until, budgets=budgets, per_destination=self._policy.per_destination)
+        if not rows:
+            return 0
+        batch = await self._load(rows, lease_until)
+        by_destination: dict[Destination, list[OutboxRow]] = {}
+        for row in rows:
+            by_destination.setdefault(row.destination, []).append(row)
+        for destination, dest_rows in by_destination.items():
+            gate = self._gates[destination.platform]
+            gate.in_flight += 1
+            task = asyncio.create_task(self._work(destination, dest_rows, batch),
+                                       name=f"showbot-deliver-{destination}")
+            self._workers.add(task)
+            task.add_done_callback(self._worker_done)
+        return len(by_destination)
+
+    async def _load(self, rows: Sequence[OutboxRow], lease_until: datetime) -> _Batch:
+        routes = {r.id: r for r in await self._store.list_routes()}
+        events = await self._store.events_by_id(sorted({r.event_id for r in rows}))
+        item_ids = sorted({e.item_id for e in events.values() if e.item_id is not None})
+        items = await self._store.items_by_id(item_ids) if item_ids else {}
+        return _Batch(routes, events, items, lease_until)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self._workers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbox worker crashed", exc_info=task.exception())
+        self._wake.set()
+
+    async def _waiting(self) -> int:
+        idle = [p for p, a in self._adapters.items() if not a.healthy]
+        counts = await self._store.count_unsent()
+        return sum(n for p, n in counts.items() if p in idle or p not in self._adapters)
+
+    # -- delivering ------------------------------------------------------------
+
+    async def _work(self, destination: Destination, rows: list[OutboxRow], batch: _Batch) -> None:
+        """Deliver one destination's claimed rows in order; stop at the first
+        that doesn't go out, and give the rest back untouched."""
+        adapter = self._adapters[destination.platform]
+        # Rows of a destination are attempted strictly in order, each only
+        # after the one before it went out. So once a row is known not to
+        # have been posted before (the lookup said so, or it was posted just
+        # now), no later row of this batch was ever attempted: a takeover
+        # looks up only what the dead process may really have posted.
+        settled = False
+        try:
+            for i, row in enumerate(rows):
+                if self._stopping or not self._lease_held(batch):
+                    self._release(rows[i:])
+                    return
+                if settled and row.outcome_unknown:
+                    row = dataclasses.replace(row, outcome_unknown=False)
+                try:
+                    result = await self._deliver_one(adapter, row, batch)
+                except StorageError as exc:  # reading an anchor: try this row again later
+                    self.faults.failed(exc, "preparing a delivery")
+                    self._release(rows[i:])
+                    return
+                self._recorder.add(result)
+                if result.outcome is not DeliveryOutcome.SENT:
+                    self._release(rows[i + 1:])
+                    return
+                settled = settled or result.attempted
+        finally:
+            self._gates[destination.platform].in_flight -= 1
+
+    def _lease_held(self, batch: _Batch) -> bool:
+        """Still ours, with a margin: past it another process may take over,
+        and posting then could post twice."""
+        until = max(batch.lease_until, self._renewed_until or batch.lease_until)
+        margin = timedelta(seconds=self._policy.lease_s / 4)
+        return self._clock() < until - margin
+
+    def _release(self, rows: Sequence[OutboxRow]) -> None:
+        now = self._clock()
+        for row in rows:
+            self._recorder.add(DeliveryResult(row.id, DeliveryOutcome.RELEASED, now, attempted=False))
+
+    async def _deliver_one(self, adapter: ChatAdapter, row: OutboxRow, batch: _Batch) -> DeliveryResult:
+        now = self._clock()
+        destination = row.destination
+        route: Route | None = None
+        if destination.kind is DestinationKind.CHANNEL:
+            route = batch.routes.get(row.route_id) if row.route_id is not None else None
+            if route is None or route.broken:
+                self._counts.failed += 1
+                return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False,
+                                      error="route removed or broken")
+        event = batch.events.get(row.event_id)
+        if event is None:  # deleted with its source after the claim
+            self._counts.failed += 1
+            return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False, error="event removed")
+        reply_to = None
+        anchor_id = event.payload.get("follow_up_of")
+        if anchor_id is not None:
+            ready, reply_to = await self._reply_target(int(anchor_id), destination)
+            if not ready:
+                self._counts.waiting += 1
+                return DeliveryResult(row.id, DeliveryOutcome.RELEASED, now, attempted=False,
+                                      next_attempt_at=now + timedelta(seconds=self._policy.retry_base_s))
+        announcement = Announcement(
+            outbox_id=row.id, idempotency_key=row.idempotency_key, event=event, destination=destination,
+            item=batch.items.get(event.item_id) if event.item_id is not None else None,
+            mention=route.mention if route is not None else None,
+            thread=route.thread if route is not None else False,
+            attempts=row.attempts, outcome_unknown=row.outcome_unknown,
+            first_attempt_at=row.first_attempt_at, reply_to=reply_to,
+        )
+        unknown = row.outcome_unknown
+        gate = self._gates[destination.platform]
+        try:
+            if unknown:
+                earlier = await adapter.find_delivered(announcement)
+                if earlier is not None:
+                    log.info("outbox %d: already on %s (message %s); not posting it again",
+                             row.id, destination, earlier.message_id)
+                    return self._sent(row, earlier.message_id, gate, attempted=False)
+                unknown = False  # the platform answered: it isn't there
+            delivered = await adapter.deliver(announcement)
+        except DeliveryError as exc:
+            return self._failed(row, route, exc, unknown)
+        except Exception as exc:  # an adapter bug: log it; it may have posted, so look first next time
+            log.exception("outbox %d: adapter %s crashed", row.id, destination.platform.value)
+            error = DeliveryError(f"{type(exc).__name__}: {exc}", maybe_delivered=True)
+            return self._failed(row, route, error, unknown)
+        return self._sent(row, delivered.message_id, gate, attempted=True)
+
+    def _sent(self, row: OutboxRow, message_id: str | None, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
+        if gate.succeeded():
+            log.warning("%s is answering again; delivering what waited", row.platform.value)
+            self._wake.set()
+        self._sent_here[row.id] = message_id
+        while len(self._sent_here) > _SENT_MEMORY:
+            self._sent_here.popitem(last=False)
+        self._counts.sent += 1
+        return DeliveryResult(row.id, DeliveryOutcome.SENT, self._clock(), attempted=attempted,
+                              message_id=message_id)
+
+    def _failed(self, row: OutboxRow, route: Route | None, exc: DeliveryError, unknown: bool) -> DeliveryResult:
+        now = self._clock()
+        where = row.destination
+        if exc.permanent:
+            self._counts.failed += 1
+            if route is None:  # a DM the member can't receive: drop that one only
+                log.warning("outbox %d: direct message to %s refused: %s", row.id, where, exc)
+                return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, error=str(exc))
+            log.error("route %s %s refused announcements (%s); it is marked broken until a "
+                      "moderator fixes it", route.platform.value, route.channel, exc)
+            return DeliveryResult(
+                row.id, DeliveryOutcome.FAILED, now, error=str(exc), break_route=route.id,
+                alert=f"Announcements to {route.platform.value} {route.channel} stopped: {exc}",
+            )
+        gate = self._gates[where.platform]
+        if exc.retry_after is not None:
+            if exc.whole_platform:
+                gate.pause(now + timedelta(seconds=exc.retry_after))
+        else:
+            gate.failed(now)
+        delay = self._policy.retry_delay_s(row.attempts + 1, exc.retry_after, platform_down=gate.down)
+        self._counts.retried += 1
+        log.warning("outbox %d to %s: %s (retry in %.1fs%s)", row.id, where, exc, delay,
+                    "; will look for it first" if unknown or exc.maybe_delivered else "")
+        return DeliveryResult(
+            row.id, DeliveryOutcome.RETRY, now, error=str(exc),
+            next_attempt_at=now + timedelta(seconds=delay),
+            outcome_unknown=unknown or exc.maybe_delivered,
+        )
+
+    async def _reply_target(self, anchor_event_id: int, destination: Destination) -> tuple[bool, str | None]:
+        """For a follow-up: (ready, message id to reply under). The anchor is
+        earlier in the same destination's queue, so it has gone out already
+        unless it failed; only a result not written yet needs our memory."""
+        anchor = await self._store.find_outbox_row(anchor_event_id, destination)
+        if anchor is None or anchor.status is OutboxStatus.FAILED:
+            return True, None  # nothing to reply under: post it on its own
+        if anchor.status is OutboxStatus.SENT:
+            return True, anchor.message_id
+        if anchor.id in self._sent_here:
+            return True, self._sent_here[anchor.id]
+        return False, None
+
+    def _routes_broke(self, route_ids: Sequence[int]) -> None:
+        self._wake.set()  # the moderators' alert was queued
+
+
+async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
