@@ -12,6 +12,7 @@ import logging
 import threading
 from typing import TextIO
 
+from adapters.boundary import ask_core
 from bot.models import Announcement, Caller, Delivered, Platform
 from bot.plaintext import render_announcement
 from bot.replies import render_text
@@ -79,7 +80,7 @@ class ConsoleAdapter:
             text = line.strip()
             if not text:
                 continue
-            reply = await self._handler(text, self._caller)
+            reply = await ask_core(self._handler, text, self._caller)
             self._write(render_text(reply))
         log.info("console input closed; still announcing (stop with Ctrl-C)")
 

@@ -30,7 +30,7 @@ from bot.sources.feeds import parse_feed
 from bot.sources.http import HttpFetcher
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
-from bot.storage import Store
+from bot.storage import SqliteStorage
 from tests.feedgen import make_podcast_feed
 from tests.feedserver import FeedServer
 
@@ -104,7 +104,7 @@ async def main(rounds: int) -> None:
         stall = StallMeter()
 
         async def ingest_once(i: int) -> float:
-            store = await Store.open(tmp / f"ingest-{i}.db")
+            store = await SqliteStorage.open(tmp / f"ingest-{i}.db")
             try:
                 poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(now))
                 await store.add_source(SourceSpec("podcast", "rss", server.url("/plain.xml"),
@@ -123,7 +123,7 @@ async def main(rounds: int) -> None:
         settle_heap()  # what App.run does once started
         ingest = statistics.median([await ingest_once(i) for i in range(rounds)])
 
-        store = await Store.open(tmp / "steady.db")
+        store = await SqliteStorage.open(tmp / "steady.db")
         try:
             poller = Poller(store, {"rss": RssSource(fetcher)}, clock=FrozenClock(now))
             for name, path in (("etag", "/etag.xml"), ("plain", "/plain.xml")):

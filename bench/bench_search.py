@@ -7,7 +7,7 @@ episodes, repeated with variations, chapters included) and 25,000 short
 generated posts, then times, in one process and one run:
 - episode search: the ranked FTS query restricted to episodes, plus the
   page's items and matched chapters (what `episodes on X` does minus text:
-  catalog.search_items, relevant, catalog.page_items);
+  Storage.search, Storage.page_items);
 - search over all documents, and for the most common term;
 - `ask`: the Commands handler end to end ("episodes on postgres" -> Reply);
 - the same terms as `title LIKE '%x%' OR summary LIKE '%x%'` (no ranking).
@@ -36,10 +36,11 @@ from bot.clock import FrozenClock  # noqa: E402
 from bot.commands import Commands  # noqa: E402
 from bot.detect import decide  # noqa: E402
 from bot.models import ContentKind, Item, SourceSpec  # noqa: E402
-from bot.search import parse_query, relevant, tokens  # noqa: E402
-from bot.storage import catalog  # noqa: E402
-from bot.storage.store import Store  # noqa: E402
+from bot.search import parse_query, tokens  # noqa: E402
+from bot.storage.sqlite.catalog import fts_all  # noqa: E402
+from bot.storage import SqliteStorage  # noqa: E402
 from tests.catalog_helpers import MEMBER, NOW, catalog_sources  # noqa: E402
+from tests.spine import write_decision
 
 TOPICS = ["postgres", "kafka", "tls", "http2", "page faults", "kubernetes", "indexes", "replication",
           "connection pool", "mysql locks", "io_uring", "cache"]
@@ -77,10 +78,10 @@ def posts(n: int, rng: random.Random) -> list[Item]:
     return out
 
 
-async def load(store: Store, spec: SourceSpec, items: list[Item]) -> None:
+async def load(store: SqliteStorage, spec: SourceSpec, items: list[Item]) -> None:
     source = await store.add_source(spec, NOW)
     decision = decide(spec=spec, synced=False, known=[], fetched=items, now=NOW)
-    await store.apply_poll(source, decision, now=NOW, next_poll_at=NOW, etag=None, last_modified=None,
+    await write_decision(store, source, decision, now=NOW, next_poll_at=NOW, etag=None, last_modified=None,
                            body_hash=None)
 
 
@@ -96,9 +97,9 @@ async def timed(fn: Callable[[str], Awaitable[object]], queries: list[str], runs
     return samples
 
 
-async def _count(store: Store, term: str) -> int:
+async def _count(store: SqliteStorage, term: str) -> int:
     row = await store._one("SELECT count(*) FROM catalog_fts WHERE catalog_fts MATCH ?",
-                           (parse_query(term).fts_all(),))
+                           (fts_all(parse_query(term)),))
     return int(row[0])
 
 
@@ -115,7 +116,7 @@ async def main() -> None:
     args = parser.parse_args()
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as tmp:
-        async with await Store.open(Path(tmp) / "bench.db") as store:
+        async with await SqliteStorage.open(Path(tmp) / "bench.db") as store:
             t0 = time.perf_counter()
             await load(store, SourceSpec("podcast", "rss", "https://pod.example.org/rss",
                                          ContentKind.EPISODE), episodes(args.episodes))
@@ -126,8 +127,8 @@ async def main() -> None:
 
             async def search(q: str, kind: ContentKind | None) -> None:
                 query = parse_query(q)
-                hits = relevant(await catalog.search_items(store, query, kind))[:5]
-                await catalog.page_items(store, [h.item_id for h in hits], query.fts_any())
+                hits = (await store.search(query, kind))[:5]
+                await store.page_items([h.item_id for h in hits], query)
 
             async def like(q: str, kind: ContentKind | None) -> None:
                 where = "AND kind = ?" if kind else ""
@@ -158,8 +159,8 @@ async def main() -> None:
                     base = await timed(like_fn, queries, args.runs)
                     line += f"{pct(base, 50):>9.2f}{pct(base, 99):>9.2f}"
                 print(line)
-            hits = await catalog.search_items(store, parse_query(worst), None)
-            total = await catalog.count_items(store)
+            hits = await store.search(parse_query(worst), None)
+            total = await store.count_items()
             print(f"\n'{worst}' matches {await _count(store, worst)} of {total} documents "
                   f"(the ranked search keeps the best {len(hits)})")
 

@@ -36,7 +36,7 @@ from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.sources.xprofile import XProfileSource
-from bot.storage import RouteSeed, Store
+from bot.storage import RouteSeed, Storage, open_storage
 
 log = logging.getLogger("showbot")
 
@@ -52,7 +52,7 @@ class AdapterContext:
     secrets: Secrets
     handler: CommandHandler
     completer: TopicCompleter
-    settings: Store
+    settings: Storage
     console_in: TextIO = field(default_factory=lambda: sys.stdin)
     console_out: TextIO = field(default_factory=lambda: sys.stdout)
     force_console: bool = False
@@ -74,7 +74,7 @@ class App:
         *,
         config: Config,
         secrets: Secrets,
-        store: Store,
+        store: Storage,
         fetcher: HttpFetcher,
         poller: Poller,
         commands: Commands,
@@ -105,7 +105,7 @@ class App:
         kinds: Mapping[str, SourceKind] | None = None,
     ) -> "App":
         secrets = secrets if secrets is not None else Secrets.from_env()
-        store = await Store.open(config.storage_path)
+        store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
         try:
             await store.seed(
                 config.sources,

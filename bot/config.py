@@ -100,7 +100,7 @@ class SlackConfig:
 class DeliveryConfig:
     """``[delivery]``: how the outbox retries and shares work (bot.outbox.DeliveryPolicy)."""
 
-    concurrency: int = 8
+    concurrency: int = 50
     retry_base_s: int = 5
     retry_cap_s: int = 3600
     probe_every_s: int = 15
@@ -116,6 +116,8 @@ class Secrets:
     slack_app_token: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
     x_bearer_token: str | None = field(default=None, repr=False)
+    # A database URL may hold a password: only ever from the environment.
+    database_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Secrets":
@@ -131,12 +133,14 @@ class Secrets:
             slack_app_token=get("SLACK_APP_TOKEN"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             x_bearer_token=get("X_BEARER_TOKEN"),
+            database_url=get("SHOWBOT_DATABASE_URL"),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     storage_path: Path = Path("data/showbot.db")
+    storage_url: str | None = None  # postgresql://host:5432/db (no password: SHOWBOT_DATABASE_URL)
     allow_private_addresses: bool = False
     timeout_s: float = 20.0
     max_body_bytes: int = MAX_BODY_BYTES
@@ -274,6 +278,24 @@ def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     return frozenset(_enum(EventKind, v, key) for v in value)
 
 
+def parse_storage_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        raise ConfigError("storage.url", "not a database URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("storage.url", f"expected postgresql://host:5432/db, got scheme {parts.scheme!r}")
+    if password is not None:
+        raise ConfigError("storage.url", "no passwords in the config file: put the whole URL in "
+                          "SHOWBOT_DATABASE_URL instead")
+    return url
+
+
 def parse_delivery(d: Mapping[str, Any]) -> DeliveryConfig:
     known = {"concurrency", "retry_base", "retry_cap", "probe_every", "lease"}
     for k in d:
@@ -304,6 +326,10 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     storage = _table(raw, "storage")
     network = _table(raw, "network")
     path = _str(storage, "path", "storage", "data/showbot.db") or "data/showbot.db"
+    storage_url = parse_storage_url(_str(storage, "url", "storage"))
+    for k in storage:
+        if k not in ("path", "url"):
+            raise ConfigError(f"storage.{k}", "unknown key (known: path, url)")
 
     sources_raw = raw.get("sources", [])
     if not isinstance(sources_raw, list):
@@ -378,6 +404,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     timeout = network.get("timeout", "20s")
     return Config(
         storage_path=Path(path),
+        storage_url=storage_url,
         allow_private_addresses=_bool(network, "allow_private_addresses", "network", False),
         timeout_s=float(parse_duration(timeout, "network.timeout")),
         max_body_bytes=max_body,

@@ -21,10 +21,13 @@ static instead:
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from bot.errors import UserError
 from bot.models import Item
+
+if TYPE_CHECKING:
+    from bot.intents import FilterRule
 
 try:  # Python 3.11+
     import re._parser as _sre_parse  # type: ignore[import-not-found]
@@ -149,20 +152,20 @@ def _width(nodes: list) -> int:
     return total
 
 
-def make_item_filter(rules: Sequence[tuple[str, str]]) -> ItemFilter:
-    """(mode, pattern) rules -> item predicate, True = announce.
+def make_item_filter(rules: Sequence[FilterRule]) -> ItemFilter:
+    """Rules -> item predicate, True = announce.
 
     With any include rule an item must match at least one of them; it must
     match no exclude rule. A stored pattern that no longer compiles (rules
     tightened after it was saved) is skipped rather than blocking the feed."""
     includes: list[Callable[[str], bool]] = []
     excludes: list[Callable[[str], bool]] = []
-    for mode, pattern in rules:
+    for rule in rules:
         try:
-            predicate = compile_filter(pattern)
+            predicate = compile_filter(rule.pattern)
         except UserError:
             continue
-        (includes if mode == "include" else excludes).append(predicate)
+        (includes if rule.mode == "include" else excludes).append(predicate)
 
     def announce(item: Item) -> bool:
         text = f"{item.title}\n{item.summary}"[:MAX_TEXT]

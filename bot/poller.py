@@ -21,14 +21,15 @@ from typing import Protocol
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
-from bot.detect import BookMatcher, Decision, decide
+from bot.detect import BookMatcher, decide
 from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
 from bot.sources.rss import Fetched
 from bot.sources.xprofile import snapshot_row
-from bot.storage import Store
-from bot.storage.catalog import load_filters, load_subscriptions
+from bot.intents import PollIntent, PollState, SourceProgress
+from bot.plan import Change, plan_poll
+from bot.storage import Storage
 from bot.subscriptions import match_subscriptions
 
 log = logging.getLogger("showbot.poll")
@@ -63,10 +64,34 @@ class PollReport:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+def decide_poll(
+    source: Source, state: PollState, fetched: Fetched, *, now: datetime,
+    is_book_news: BookMatcher | None = None,
+) -> PollIntent:
+    """Everything one poll decides, pure: what is new or edited (``decide``),
+    which members get a DM (their subscriptions), and the events with their
+    routes and book follow-ups (``plan_poll``)."""
+    assert fetched.items is not None
+    decision = decide(
+        spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
+        is_book_news=is_book_news,
+        announce_filter=make_item_filter(state.filters) if state.filters else None,
+    )
+    announced = sorted({e.new_index for e in decision.events})
+    direct: list[tuple[int, Platform, str]] = []
+    if announced and state.subscriptions:
+        items = [decision.new_items[i].item for i in announced]
+        direct = [(announced[i], platform, user)
+                  for i, platform, user in match_subscriptions(items, state.subscriptions)]
+    changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in fetched.changes]
+    snapshot = snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None
+    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot)
+
+
 class Poller:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         kinds: dict[str, SourceKind],
         *,
         clock: Clock,
@@ -165,23 +190,16 @@ class Poller:
                 etag=fetched.etag, last_modified=fetched.last_modified,
             )
             return PollReport(source.name, ok=True, unchanged=True)
-        known = await self._store.known_items(source.id)
-        rules = await load_filters(self._store, source.id)
-        # Pure but not free (hashing every item): off the loop, so a
-        # 500-item first poll does not stall chat replies.
-        decision = await asyncio.to_thread(
-            decide, spec=source.spec, synced=source.synced, known=known, fetched=fetched.items,
-            now=now, is_book_news=self._is_book_news,
-            announce_filter=make_item_filter(rules) if rules else None,
+        # Decide, then write: one read of everything deciding needs, the
+        # pure decision off the loop (hashing 500 items is not free), one write.
+        state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s)
+        intent = await asyncio.to_thread(
+            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news)
+        progress = SourceProgress(
+            polled_at=now, next_poll_at=next_poll_at, etag=fetched.etag,
+            last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
-        written = await self._store.apply_poll(
-            source, decision, now=now, next_poll_at=next_poll_at,
-            etag=fetched.etag, last_modified=fetched.last_modified, body_hash=fetched.body_hash,
-            direct_messages=await self._direct_messages(decision),
-            snapshot=snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None,
-            changes=fetched.changes, cursor=fetched.cursor, book_window_s=self._book_window_s,
-            claim=claim,
-        )
+        written = await self._store.write_poll(source, intent, progress, claim=claim)
         if written.new_items or written.events:
             log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),
                      len(written.events))
@@ -189,19 +207,6 @@ class Poller:
             source.name, ok=True, new=written.new_items, events=written.events,
             warnings=(fetched.warning,) if fetched.warning else (),
         )
-
-    async def _direct_messages(self, decision: Decision) -> list[tuple[int, Platform, str]]:
-        """Members whose subscribed topics match an item being announced:
-        (new item index, platform, user id), at most one per item per member."""
-        announced = sorted({e.new_index for e in decision.events})
-        if not announced:
-            return []
-        subs = await load_subscriptions(self._store)
-        if not subs:
-            return []
-        items = [decision.new_items[i].item for i in announced]
-        matches = await asyncio.to_thread(match_subscriptions, items, subs)
-        return [(announced[i], platform, user) for i, platform, user in matches]
 
     async def _fail(self, source: Source, error: str, retry_after: float | None) -> PollReport:
         now = self._clock()

@@ -21,7 +21,7 @@ from bot.clock import Clock
 from bot.errors import NotFound, StorageError
 from bot.faults import StorageFaults
 from bot.poller import Poller, PollReport
-from bot.storage import Store
+from bot.storage import Storage
 
 log = logging.getLogger("showbot.scheduler")
 
@@ -35,7 +35,7 @@ def jitter_s(every_s: int) -> int:
 class PollScheduler:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         poller: Poller,
         *,
         clock: Clock,
@@ -89,6 +89,11 @@ class PollScheduler:
             task.add_done_callback(self._in_flight.discard)
         try:
             report = await self._poller.poll(name)
+        except asyncio.CancelledError:
+            # Shutdown cancels a poll that started as it began: its write
+            # rolled back (or never began) and the claim runs out by itself.
+            log.info("poll of %s cancelled by shutdown", name)
+            return
         except NotFound:
             return  # removed between the fire time and now
         except StorageError as exc:

@@ -1,15 +1,13 @@
-"""Search: member text -> a safe FTS5 query, and the ranking rules around it.
+"""Search: member text -> a ``Query``, the backend-neutral query object.
 
-Pure (no I/O): ``parse_query`` turns anything a member types into a ``Query``
-whose FTS5 string is built ONLY from double-quoted tokens we extracted
-ourselves, so member input can never be FTS syntax (no ``NEAR(``, ``AND``,
-``*``, ``^``, ``:``, column filters). The SQL that runs it lives in
-``bot/storage/catalog.py``; this module decides what it means.
-
-Ranking (see catalog.search_items): bm25 with the title weighted above
-chapter titles above the description, recency breaking ties, and a
-relevance floor (``passes_floor``) so a query whose only matches are passing
-mentions in long descriptions answers "nothing found" instead of noise.
+Pure (no I/O): ``parse_query`` turns anything a member types into terms of
+word tokens (each term: alternatives from the synonyms, maybe a prefix) and
+nothing else, so member input never reaches a database as query syntax.
+Each storage backend renders a Query in its own dialect (FTS5 MATCH for
+SQLite, tsquery for PostgreSQL), ranks title above chapter titles above the
+description, breaks near-ties by recency, and keeps a relevance floor in its
+own units (``Storage.search``). ``TitleMatcher`` is the shared half of that
+floor: a hit whose terms are in the title or a chapter title is relevant.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 # Each key is equivalent to each of its values (and they to each other).
 # A value with a '/' is a phrase: the FTS tokenizer splits "HTTP/2" into
@@ -31,12 +29,6 @@ DEFAULT_SYNONYMS: Mapping[str, tuple[str, ...]] = {
     "db": ("database",),
 }
 
-# bm25 column weights for catalog_fts(title, chapters, summary).
-WEIGHTS = (10.0, 4.0, 1.0)
-# A hit whose query terms appear only in the description must score at least
-# this (-bm25 with WEIGHTS). A rare word mentioned once in a long description
-# scores ~1.5; the same word in a short description about it scores 3+.
-SUMMARY_FLOOR = 2.5
 # What one search considers at most (ranked); pages are cut from these.
 MAX_CANDIDATES = 200
 
@@ -83,10 +75,6 @@ class Term:
     alternatives: tuple[Phrase, ...]
     prefix: bool = False  # the last word the member typed may be unfinished
 
-    def fts(self) -> str:
-        quoted = [_quote(p) + ("*" if self.prefix else "") for p in self.alternatives]
-        return quoted[0] if len(quoted) == 1 else "(" + " OR ".join(quoted) + ")"
-
 
 @dataclass(frozen=True, slots=True)
 class Query:
@@ -97,22 +85,9 @@ class Query:
     def empty(self) -> bool:
         return not self.terms
 
-    def fts_all(self) -> str:
-        """Every term must match (what an item search runs)."""
-        return " AND ".join(t.fts() for t in self.terms)
-
-    def fts_any(self) -> str:
-        """Any term may match (chapter titles are short: one term is a hit)."""
-        return " OR ".join(t.fts() for t in self.terms)
-
     @property
     def text(self) -> str:
         return " ".join(self.words)
-
-
-def _quote(phrase: Phrase) -> str:
-    # Tokens are [^\W_]+ so they hold no '"'; doubling is belt and braces.
-    return '"' + " ".join(phrase).replace('"', '""') + '"'
 
 
 def synonym_groups(synonyms: Mapping[str, Sequence[str]] | None) -> list[frozenset[Phrase]]:
@@ -190,23 +165,6 @@ def parse_query(text: str, synonyms: SynonymIndex | None = None, *, prefix_last:
                 and len(last.alternatives[0][0]) >= MIN_PREFIX_LEN:
             terms[-1] = Term(last.alternatives, prefix=True)
     return Query(tuple(terms), tuple(shown))
-
-
-def passes_floor(score: float, strong: bool, floor: float = SUMMARY_FLOOR) -> bool:
-    """A hit in a title or chapter title is always relevant; a hit only in
-    the description must be a good one (see SUMMARY_FLOOR)."""
-    return strong or score >= floor
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    item_id: int
-    score: float  # -bm25: higher is better
-    strong: bool  # a query term matched the title or a chapter title
-
-
-def relevant(hits: Iterable[Hit], floor: float = SUMMARY_FLOOR) -> list[Hit]:
-    return [h for h in hits if passes_floor(h.score, h.strong, floor)]
 
 
 def in_titles(query: Query, titles: str) -> bool:

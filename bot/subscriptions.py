@@ -10,9 +10,12 @@ matches "Page Faults", "index" matches "indexes".
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from bot.models import Item, Platform
+
+if TYPE_CHECKING:
+    from bot.intents import Subscription
 from bot.search import Phrase, SynonymIndex, parse_query, tokens
 
 MAX_TOPIC_CHARS = 100
@@ -73,7 +76,7 @@ def item_stems(item: Item) -> list[str]:
 
 def match_subscriptions(
     items: Sequence[Item],
-    subs: Sequence[tuple[Platform, str, str]],
+    subs: Sequence[Subscription],
     synonyms: Mapping[str, Sequence[str]] | None = None,
 ) -> list[tuple[int, Platform, str]]:
     """(item index, platform, user id) for every member with a topic matching
@@ -86,8 +89,8 @@ def match_subscriptions(
         stems = item_stems(item)
         stem_set = set(stems)
         notified: set[tuple[Platform, str]] = set()
-        for platform, user_id, topic in subs:
-            member = (Platform(platform), user_id)
+        for sub in subs:
+            member, topic = (sub.platform, sub.user_id), sub.topic
             if member in notified:
                 continue
             matcher = matchers.get(topic)

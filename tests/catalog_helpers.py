@@ -1,5 +1,5 @@
 """The catalogue fixture (tests/fixtures/catalog_episodes.json) loaded into a
-real Store the way a first poll would: real titles and descriptions from
+real SqliteStorage the way a first poll would: real titles and descriptions from
 /work/shared/seeds plus episodes written in the creator's style."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from bot.detect import decide
 from bot.models import Caller, Chapter, ContentKind, Item, Platform, SourceSpec
-from bot.storage.store import Store
+from bot.storage import SqliteStorage
+from tests.spine import write_decision
 
 CATALOG = Path(__file__).parent / "fixtures" / "catalog_episodes.json"
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
@@ -41,13 +42,13 @@ def catalog_sources() -> list[tuple[SourceSpec, list[Item]]]:
     return out
 
 
-async def load_catalog(store: Store, now: datetime = NOW) -> int:
-    """Store every fixture item as a silent first poll; returns the count."""
+async def load_catalog(store: SqliteStorage, now: datetime = NOW) -> int:
+    """SqliteStorage every fixture item as a silent first poll; returns the count."""
     total = 0
     for spec, items in catalog_sources():
         source = await store.add_source(spec, now)
         decision = decide(spec=spec, synced=False, known=[], fetched=items, now=now)
-        write = await store.apply_poll(source, decision, now=now,
+        write = await write_decision(store, source, decision, now=now,
                                        next_poll_at=now + timedelta(seconds=spec.every_s),
                                        etag=None, last_modified=None, body_hash=None)
         total += len(write.new_items)

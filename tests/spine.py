@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bot.detect import decide
-from bot.models import ContentKind, EventKind, Item, Platform, SourceSpec
-from bot.storage import Store
+from bot.detect import Decision, decide
+from bot.intents import SourceProgress
+from bot.plan import plan_poll
+from bot.models import ContentKind, EventKind, Item, Platform, Source, SourceSpec
+from bot.storage import PollWrite, SqliteStorage
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
 ALL_KINDS = frozenset(EventKind)
@@ -27,17 +29,30 @@ def items(n: int, *, start: int = 0, now: datetime = NOW) -> list[Item]:
     ]
 
 
-async def store_with_events(path: Path, n_events: int, routes: list[tuple[Platform, str]]) -> Store:
+async def store_with_events(path: Path, n_events: int, routes: list[tuple[Platform, str]]) -> SqliteStorage:
     """A synced source plus ``n_events`` announced items routed to ``routes``."""
-    store = await Store.open(path)
+    store = await SqliteStorage.open(path)
     for platform, channel in routes:
         await store.upsert_route(platform, channel, ALL_KINDS, None, NOW)
     source = await store.add_source(spec(), NOW)
     first = decide(spec=source.spec, synced=False, known=[], fetched=items(2), now=NOW)
-    await store.apply_poll(source, first, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="a")
+    await write_decision(store, source, first, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="a")
     source = await store.get_source("podcast")
     fresh = items(n_events, start=100)
     second = decide(spec=source.spec, synced=True, known=await store.known_items(source.id),
                     fetched=fresh, now=NOW)
-    await store.apply_poll(source, second, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="b")
+    await write_decision(store, source, second, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="b")
     return store
+
+
+async def write_decision(
+    store: SqliteStorage, source: Source, decision: Decision, *, now: datetime,
+    next_poll_at: datetime | None = None, etag: str | None = None, last_modified: str | None = None,
+    body_hash: str | None = None, book_window_s: float = 3 * 86400, claim: str | None = None,
+) -> PollWrite:
+    """Plan ``decision`` against the stored state and write it, as a poll would."""
+    state = await store.load_poll_state(source, now, book_window_s=book_window_s)
+    intent = plan_poll(decision, state)
+    progress = SourceProgress(polled_at=now, next_poll_at=next_poll_at or now, etag=etag,
+                              last_modified=last_modified, body_hash=body_hash)
+    return await store.write_poll(source, intent, progress, claim=claim)

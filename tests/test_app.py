@@ -260,7 +260,7 @@ async def test_run_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: FeedSer
         proc.send_signal(signal.SIGTERM)
         rest = await asyncio.wait_for(proc.stderr.read(), WAIT_S)
         assert await asyncio.wait_for(proc.wait(), WAIT_S) == 0
-        assert b"stopped cleanly" in rest and b"Traceback" not in rest
+        assert b"stopped cleanly" in rest and b"Traceback" not in rest, rest.decode()
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -21,8 +21,10 @@ from bot.config import BookConfig
 from bot.detect import decide
 from bot.models import ContentKind, Item, Reply, SourceSpec
 from bot.replies import render_text
-from bot.storage.store import Store, to_db_time
+from bot.storage import SqliteStorage
+from bot.storage.sqlite.base import to_db_time
 from tests.catalog_helpers import MEMBER, NOW
+from tests.spine import write_decision
 
 Chat = Callable[[str], Awaitable[Reply]]
 
@@ -31,8 +33,8 @@ ROOT_CAUSE = BookConfig(title="Root Cause", keywords=("Root Cause",),
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "bot.db") as store:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         yield store
 
 
@@ -45,31 +47,31 @@ def chart_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def chat(store: Store, book: BookConfig | None = None) -> Chat:
+def chat(store: SqliteStorage, book: BookConfig | None = None) -> Chat:
     commands = Commands(store, clock=FrozenClock(NOW), book_config=book)
     return lambda text: commands(text, MEMBER)
 
 
 # -- fixtures written through the store's own paths, or plain SQL ------------------------
 
-async def add_items(store: Store, spec: SourceSpec, dated: list[tuple[str, datetime]]) -> None:
-    """Store items as a silent first poll would."""
+async def add_items(store: SqliteStorage, spec: SourceSpec, dated: list[tuple[str, datetime]]) -> None:
+    """SqliteStorage items as a silent first poll would."""
     source = await store.add_source(spec, NOW - timedelta(days=500))
     items = [Item(title=t, link=f"https://example.com/{spec.name}/{n}", guid=f"{spec.name}-{n}",
                   published_at=at) for n, (t, at) in enumerate(dated)]
     decision = decide(spec=spec, synced=False, known=[], fetched=items, now=NOW)
-    await store.apply_poll(source, decision, now=NOW, next_poll_at=NOW + timedelta(minutes=15),
+    await write_decision(store, source, decision, now=NOW, next_poll_at=NOW + timedelta(minutes=15),
                            etag=None, last_modified=None, body_hash=None)
 
 
-async def add_x_source(store: Store, name: str = "x", handle: str = "hnasr") -> int:
+async def add_x_source(store: SqliteStorage, name: str = "x", handle: str = "hnasr") -> int:
     source = await store.add_source(
         SourceSpec(name=name, kind="x", handle=handle, provider="snapshot", content=ContentKind.POST),
         NOW - timedelta(days=500))
     return source.id
 
 
-async def add_snapshot(store: Store, source_id: int, taken_at: datetime, followers: int | None,
+async def add_snapshot(store: SqliteStorage, source_id: int, taken_at: datetime, followers: int | None,
                        following: int | None = None, posts: int | None = None) -> None:
     async with store._tx("test snapshot") as db:
         await db.execute(
@@ -78,7 +80,7 @@ async def add_snapshot(store: Store, source_id: int, taken_at: datetime, followe
             (source_id, to_db_time(taken_at), followers, following, posts, "Author of Root Cause", "{}"))
 
 
-async def add_event(store: Store, kind: str, title: str, url: str | None, created_at: datetime,
+async def add_event(store: SqliteStorage, kind: str, title: str, url: str | None, created_at: datetime,
                     source_id: int | None = None, item_id: int | None = None) -> None:
     async with store._tx("test event") as db:
         await db.execute(
@@ -105,7 +107,7 @@ def test_grammar(text: str, command: object) -> None:
     assert parse(text) == command
 
 
-async def test_help_mentions_book_and_stats(store: Store) -> None:
+async def test_help_mentions_book_and_stats(store: SqliteStorage) -> None:
     bot = chat(store)
     listing = (await bot("help")).text
     assert "`book`" in listing and "`stats`" in listing
@@ -117,13 +119,13 @@ async def test_help_mentions_book_and_stats(store: Store) -> None:
 # -- book -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("config", [None, BookConfig()])
-async def test_book_without_config_is_a_kind_answer(store: Store, config: BookConfig | None) -> None:
+async def test_book_without_config_is_a_kind_answer(store: SqliteStorage, config: BookConfig | None) -> None:
     reply = await chat(store, config)("book")
     assert reply.kind == "book" and reply.items == () and reply.image_path is None
     assert reply.text.startswith("No book is configured for this community yet.")
 
 
-async def test_book_with_config_and_no_news(store: Store) -> None:
+async def test_book_with_config_and_no_news(store: SqliteStorage) -> None:
     reply = await chat(store, ROOT_CAUSE)("the book")
     assert reply.kind == "book"
     assert reply.text == ("📖 Root Cause\n"
@@ -131,12 +133,12 @@ async def test_book_with_config_and_no_news(store: Store) -> None:
                           "No book news yet.")
 
 
-async def test_book_title_falls_back_to_a_keyword(store: Store) -> None:
+async def test_book_title_falls_back_to_a_keyword(store: SqliteStorage) -> None:
     reply = await chat(store, BookConfig(keywords=("Root Cause",)))("book")
     assert reply.text == "📖 Root Cause\nNo book news yet."
 
 
-async def test_book_lists_the_latest_five_news_newest_first(store: Store) -> None:
+async def test_book_lists_the_latest_five_news_newest_first(store: SqliteStorage) -> None:
     x_id = await add_x_source(store)
     await add_items(store, SourceSpec(name="blog", kind="rss", url="https://blog.example/rss",
                                       content=ContentKind.ARTICLE),
@@ -169,7 +171,7 @@ async def test_book_lists_the_latest_five_news_newest_first(store: Store) -> Non
     assert obj["kind"] == "book" and obj["items"][1]["published"] == "2026-06-15T12:00:00Z"
 
 
-async def test_book_news_of_a_removed_source_still_shows(store: Store) -> None:
+async def test_book_news_of_a_removed_source_still_shows(store: SqliteStorage) -> None:
     await add_event(store, "book", "Root Cause is out", "https://amzn.to/rootcause", NOW)
     [item] = (await chat(store, ROOT_CAUSE)("book")).items
     assert (item.title, item.source, item.url) == ("Root Cause is out", "", "https://amzn.to/rootcause")
@@ -177,14 +179,14 @@ async def test_book_news_of_a_removed_source_still_shows(store: Store) -> None:
 
 # -- stats ------------------------------------------------------------------------------
 
-async def test_stats_on_an_empty_store_is_polite(store: Store) -> None:
+async def test_stats_on_an_empty_store_is_polite(store: SqliteStorage) -> None:
     reply = await chat(store)("stats")
     assert reply.kind == "stats" and reply.image_path is None and reply.items == ()
     assert reply.text.startswith("Nothing to count yet")
     assert "first polls" in reply.text
 
 
-async def seed_world(store: Store) -> None:
+async def seed_world(store: SqliteStorage) -> None:
     """An X profile with two months of snapshots and a podcast with episodes."""
     x_id = await add_x_source(store)
     for taken, followers, following, posts in [
@@ -207,7 +209,7 @@ async def seed_world(store: Store) -> None:
     ])
 
 
-async def test_stats_numbers(store: Store) -> None:
+async def test_stats_numbers(store: SqliteStorage) -> None:
     await seed_world(store)
     reply = await chat(store)("statistics")
     assert reply.kind == "stats"
@@ -227,7 +229,7 @@ async def test_stats_numbers(store: Store) -> None:
     assert assert_contract == {"kind": "stats", "text": reply.text, "items": []}
 
 
-async def test_stats_says_when_there_is_not_enough_history(store: Store) -> None:
+async def test_stats_says_when_there_is_not_enough_history(store: SqliteStorage) -> None:
     x_id = await add_x_source(store)
     await add_snapshot(store, x_id, NOW - timedelta(days=2), 88_000, 500, 4_990)
     await add_snapshot(store, x_id, NOW - timedelta(hours=1), 88_800, 500, 5_000)
@@ -238,7 +240,7 @@ async def test_stats_says_when_there_is_not_enough_history(store: Store) -> None
     assert "Episodes per month: none in the last 12 months." in lines
 
 
-async def test_stats_uses_the_most_recently_polled_x_profile(store: Store) -> None:
+async def test_stats_uses_the_most_recently_polled_x_profile(store: SqliteStorage) -> None:
     old = await add_x_source(store, "x-old", "oldhandle")
     new = await add_x_source(store, "x", "hnasr")
     await add_snapshot(store, old, NOW - timedelta(days=3), 5)
@@ -250,7 +252,7 @@ async def test_stats_uses_the_most_recently_polled_x_profile(store: Store) -> No
     assert "• Following: unknown" in lines
 
 
-async def test_stats_draws_a_chart(store: Store, chart_dir: Path) -> None:
+async def test_stats_draws_a_chart(store: SqliteStorage, chart_dir: Path) -> None:
     pytest.importorskip("matplotlib")
     await seed_world(store)
     bot = chat(store)
@@ -272,7 +274,7 @@ async def test_chart_with_only_episodes(tmp_path: Path) -> None:
 
 
 async def test_stats_is_text_only_without_matplotlib(
-        store: Store, monkeypatch: pytest.MonkeyPatch, chart_dir: Path) -> None:
+        store: SqliteStorage, monkeypatch: pytest.MonkeyPatch, chart_dir: Path) -> None:
     await seed_world(store)
 
     def missing() -> None:
@@ -286,7 +288,7 @@ async def test_stats_is_text_only_without_matplotlib(
 
 
 async def test_a_failing_chart_still_answers(
-        store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        store: SqliteStorage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     await seed_world(store)
 
     def broken(data: charts.StatsChartData, directory: Path | None = None) -> str:
@@ -299,7 +301,7 @@ async def test_a_failing_chart_still_answers(
     assert "stats chart failed" in caplog.text
 
 
-async def test_no_chart_when_there_is_nothing_to_draw(store: Store) -> None:
+async def test_no_chart_when_there_is_nothing_to_draw(store: SqliteStorage) -> None:
     await add_items(store, SourceSpec(name="blog", kind="rss", url="https://blog.example/rss",
                                       content=ContentKind.ARTICLE), [("Old", NOW - timedelta(days=800))])
     reply = await chat(store)("stats")

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from bot.clock import FrozenClock
 from bot.commands import Commands
 from bot.models import ParsedFeed, Reply
-from bot.storage.store import Store
+from bot.storage import SqliteStorage
 from tests.catalog_helpers import MEMBER, MODERATOR, NOW, load_catalog
 
 PREFIXES = ["", "search ", "episodes on ", "videos about ", "anything on ", "latest ", "episode ",
@@ -30,7 +30,7 @@ class Harness:
     def __init__(self) -> None:
         self.runner = asyncio.Runner()
         self.dir = tempfile.TemporaryDirectory()
-        self.store: Store = self.runner.run(Store.open(Path(self.dir.name) / "bot.db"))
+        self.store: SqliteStorage = self.runner.run(SqliteStorage.open(Path(self.dir.name) / "bot.db"))
         self.runner.run(load_catalog(self.store))
 
         async def preview(url: str) -> ParsedFeed:

@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.commands import Commands, reply_to_json
 from bot.models import Chapter, Reply
 from bot.replies import format_duration, link_at, render_text
-from bot.storage.store import Store
+from bot.storage import SqliteStorage
 from tests.catalog_helpers import MEMBER, NOW, load_catalog
 
 Chat = Callable[[str], Awaitable[Reply]]
@@ -24,7 +24,7 @@ Chat = Callable[[str], Awaitable[Reply]]
 
 @pytest.fixture
 async def commands(tmp_path: Path) -> AsyncIterator[Commands]:
-    async with await Store.open(tmp_path / "bot.db") as store:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         assert await load_catalog(store) == 157
         yield Commands(store, clock=FrozenClock(NOW), rng=random.Random(7))
 

@@ -14,9 +14,9 @@ from bot.clock import FrozenClock
 from bot.commands import Commands
 from bot.errors import FeedParseError, FetchError, UserError
 from bot.filters import compile_filter, make_item_filter
+from bot.intents import FilterRule
 from bot.models import ContentKind, EventKind, Item, ParsedFeed, Platform
-from bot.storage import catalog
-from bot.storage.store import Store
+from bot.storage import SqliteStorage
 from tests.catalog_helpers import MEMBER, MODERATOR, NOW, load_catalog
 
 FEED_URL = "https://talks.example.org/feed.xml"
@@ -56,8 +56,8 @@ class Recorder:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "bot.db") as store:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         await load_catalog(store)
         yield store
 
@@ -68,7 +68,7 @@ def changed() -> Recorder:
 
 
 @pytest.fixture
-def bot(store: Store, changed: Recorder) -> Commands:
+def bot(store: SqliteStorage, changed: Recorder) -> Commands:
     return Commands(store, clock=FrozenClock(NOW), preview=FakeFeeds(), on_sources_changed=changed,
                     health=lambda: {"discord": True, "slack": False})
 
@@ -78,15 +78,15 @@ def bot(store: Store, changed: Recorder) -> Commands:
     "feed test podcast", "announce episode here", "announce off here", "filter podcast exclude ads",
     "filter podcast clear", "status",
 ])
-async def test_members_get_a_polite_refusal(bot: Commands, store: Store, text: str) -> None:
+async def test_members_get_a_polite_refusal(bot: Commands, store: SqliteStorage, text: str) -> None:
     reply = await bot(text, MEMBER)
     assert reply.kind == "error" and reply.ephemeral
     assert reply.text.startswith("Sorry, `") and "is for moderators only" in reply.text
-    assert await catalog.list_audit(store) == []
+    assert await store.list_audit() == []
     assert not (await store.get_source("podcast")).paused
 
 
-async def test_feed_add_remove_pause_resume_round_trip(bot: Commands, store: Store, changed: Recorder) -> None:
+async def test_feed_add_remove_pause_resume_round_trip(bot: Commands, store: SqliteStorage, changed: Recorder) -> None:
     reply = await bot(f"feed add {FEED_URL} name talks every 1h", MODERATOR)
     assert reply.kind == "feed"
     assert reply.text == ("Added “talks” (Backend Talks Weekly): articles, checked every 1h 00m. Stored the "
@@ -108,7 +108,7 @@ async def test_feed_add_remove_pause_resume_round_trip(bot: Commands, store: Sto
     assert (await bot("search connection pools in depth", MODERATOR)).items == ()
     assert changed.calls == 4
 
-    audit = await catalog.list_audit(store)
+    audit = await store.list_audit()
     assert [(a.action, a.user_id, a.platform) for a in reversed(audit)] == [
         ("feed add", "42", "discord"), ("feed pause", "42", "discord"),
         ("feed resume", "42", "discord"), ("feed remove", "42", "discord"),
@@ -117,7 +117,7 @@ async def test_feed_add_remove_pause_resume_round_trip(bot: Commands, store: Sto
     assert all(a.at == NOW for a in audit)
 
 
-async def test_feed_add_defaults_name_from_the_title(bot: Commands, store: Store) -> None:
+async def test_feed_add_defaults_name_from_the_title(bot: Commands, store: SqliteStorage) -> None:
     await bot(f"feed add {FEED_URL} as episode", MODERATOR)
     source = await store.get_source("backend-talks-weekly")
     assert source.spec.content == ContentKind.EPISODE and source.spec.every_s == 900
@@ -128,14 +128,14 @@ async def test_feed_add_defaults_name_from_the_title(bot: Commands, store: Store
     ("https://talks.example.org/missing.xml", "HTTP 404 Not Found"),
 ])
 async def test_feed_add_refuses_what_is_not_a_feed_and_saves_nothing(
-    bot: Commands, store: Store, changed: Recorder, url: str, reason: str
+    bot: Commands, store: SqliteStorage, changed: Recorder, url: str, reason: str
 ) -> None:
     before = await store.list_sources()
     reply = await bot(f"feed add {url} name nope", MODERATOR)
     assert reply.kind == "error"
     assert reply.text == f"I didn't add {url}: {reason}. Nothing was saved."
     assert await store.list_sources() == before
-    assert await catalog.list_audit(store) == [] and changed.calls == 0
+    assert await store.list_audit() == [] and changed.calls == 0
 
 
 @pytest.mark.parametrize("text,message", [
@@ -150,7 +150,7 @@ async def test_feed_add_mistakes_are_explained(bot: Commands, text: str, message
     assert (reply.kind, reply.text) == ("error", message)
 
 
-async def test_feed_test_shows_the_newest_item_and_announces_nothing(bot: Commands, store: Store) -> None:
+async def test_feed_test_shows_the_newest_item_and_announces_nothing(bot: Commands, store: SqliteStorage) -> None:
     await bot(f"feed add {FEED_URL} name talks", MODERATOR)
     await bot("filter talks include pools", MODERATOR)
     reply = await bot("feed test talks", MODERATOR)
@@ -162,7 +162,7 @@ async def test_feed_test_shows_the_newest_item_and_announces_nothing(bot: Comman
     assert await store.outbox_rows() == []
 
 
-async def test_announce_here_and_off(bot: Commands, store: Store) -> None:
+async def test_announce_here_and_off(bot: Commands, store: SqliteStorage) -> None:
     reply = await bot("announce episode, video book here mention <@&987654321>", MODERATOR)
     assert reply.text == "Announcing episode, video, book here, mentioning 987654321."
     [route] = await store.list_routes()
@@ -173,29 +173,29 @@ async def test_announce_here_and_off(bot: Commands, store: Store) -> None:
     assert await store.list_routes() == []
     assert (await bot("announce off here", MODERATOR)).text == "Nothing is announced in this channel."
     assert (await bot("announce podcasts here", MODERATOR)).text.startswith("Kinds are: episode video")
-    assert [a.action for a in await catalog.list_audit(store)] == ["announce off", "announce"]
+    assert [a.action for a in await store.list_audit()] == ["announce off", "announce"]
 
 
-async def test_filters_are_saved_audited_and_applied(bot: Commands, store: Store) -> None:
+async def test_filters_are_saved_audited_and_applied(bot: Commands, store: SqliteStorage) -> None:
     reply = await bot("filter podcast exclude sponsored giveaway", MODERATOR)
     assert reply.text == "“podcast” will hold back items matching sponsored giveaway."
     source = await store.get_source("podcast")
-    rules = await catalog.load_filters(store, source.id)
-    assert rules == [("exclude", "sponsored giveaway")]
+    rules = await store.load_filters(source.id)
+    assert rules == [FilterRule("exclude", "sponsored giveaway")]
     announce = make_item_filter(rules)
     assert announce(FEED.items[0]) and not announce(FEED.items[1])
-    assert (await catalog.list_audit(store))[0].action == "filter exclude"
+    assert (await store.list_audit())[0].action == "filter exclude"
     assert "• exclude sponsored giveaway" in (await bot("filter podcast", MODERATOR)).text
     assert (await bot("filter podcast clear", MODERATOR)).text == "Removed 1 filter from “podcast”."
-    assert await catalog.load_filters(store, source.id) == []
+    assert await store.load_filters(source.id) == []
 
 
 @pytest.mark.parametrize("pattern", ["/(a+)+$/", "/(a|aa)*b/", "/(x+x+)+y/", "/.*a.*b.*c/", "/(a?){30}a{30}/",
                                      "/^(a|b)\\1/", "/a{1,5000}/", "/[unclosed/"])
-async def test_a_catastrophic_or_broken_regex_is_refused(bot: Commands, store: Store, pattern: str) -> None:
+async def test_a_catastrophic_or_broken_regex_is_refused(bot: Commands, store: SqliteStorage, pattern: str) -> None:
     reply = await bot(f"filter podcast include {pattern}", MODERATOR)
     assert reply.kind == "error"
-    assert await catalog.load_filters(store, (await store.get_source("podcast")).id) == []
+    assert await store.load_filters((await store.get_source("podcast")).id) == []
 
 
 @pytest.mark.parametrize("pattern", ["/.*kafka/", "/(?:ab)+c/", "/(postgres|mysql) \\d+/", "/[a-z]+ing/"])
@@ -216,7 +216,7 @@ def test_words_filter_matches_whole_words_case_insensitively() -> None:
         compile_filter("x" * 201)
 
 
-async def test_status_shows_feeds_routes_and_adapters(bot: Commands, store: Store) -> None:
+async def test_status_shows_feeds_routes_and_adapters(bot: Commands, store: SqliteStorage) -> None:
     source = await store.get_source("youtube")
     await store.record_failure(source.id, "HTTP 503 Service Unavailable", now=NOW, next_poll_at=NOW)
     await bot("announce episode here", MODERATOR)
@@ -233,7 +233,7 @@ async def test_status_shows_feeds_routes_and_adapters(bot: Commands, store: Stor
     assert lines[-1] == "Adapters: discord up, slack DOWN"
 
 
-async def test_announce_here_with_a_thread_per_announcement(bot: Commands, store: Store) -> None:
+async def test_announce_here_with_a_thread_per_announcement(bot: Commands, store: SqliteStorage) -> None:
     reply = await bot("announce episode here thread", MODERATOR)
     assert reply.text == "Announcing episode here, each with a discussion thread."
     (route,) = await store.list_routes()

@@ -11,8 +11,8 @@ import pytest
 from bot.clock import FrozenClock
 from bot.commands import Commands
 from bot.models import Caller, Chapter, Item, Platform
-from bot.storage import catalog
-from bot.storage.store import Store
+from bot.intents import Subscription
+from bot.storage import SqliteStorage
 from bot.subscriptions import match_subscriptions
 from tests.catalog_helpers import MEMBER, NOW
 
@@ -20,12 +20,12 @@ OTHER = Caller(platform=Platform.SLACK, user_id="U777", channel="C1")
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "bot.db") as store:
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         yield store
 
 
-async def test_subscribe_list_unsubscribe(store: Store) -> None:
+async def test_subscribe_list_unsubscribe(store: SqliteStorage) -> None:
     bot = Commands(store, clock=FrozenClock(NOW))
     reply = await bot("subscribe Kafka", MEMBER)
     assert reply.text == "Subscribed to “kafka”: I'll send you a direct message when something new matches."
@@ -34,9 +34,9 @@ async def test_subscribe_list_unsubscribe(store: Store) -> None:
     await bot("subscribe to page faults", MEMBER)
     await bot("subscribe postgres", OTHER)
     assert (await bot("subscriptions", MEMBER)).text == "Your topics: “kafka”, “page faults”"
-    assert await catalog.load_subscriptions(store) == [
-        (Platform.DISCORD, "1001", "kafka"), (Platform.DISCORD, "1001", "page faults"),
-        (Platform.SLACK, "U777", "postgres"),
+    assert await store.load_subscriptions() == [
+        Subscription(Platform.DISCORD, "1001", "kafka"), Subscription(Platform.DISCORD, "1001", "page faults"),
+        Subscription(Platform.SLACK, "U777", "postgres"),
     ]
     assert (await bot("unsubscribe kafka", MEMBER)).text == "Unsubscribed from “kafka”."
     reply = await bot("unsubscribe kafka", MEMBER)
@@ -44,7 +44,7 @@ async def test_subscribe_list_unsubscribe(store: Store) -> None:
     assert (await bot("subscriptions", OTHER)).text == "Your topics: “postgres”"
 
 
-async def test_subscribe_needs_a_real_topic_and_has_a_limit(store: Store) -> None:
+async def test_subscribe_needs_a_real_topic_and_has_a_limit(store: SqliteStorage) -> None:
     bot = Commands(store, clock=FrozenClock(NOW))
     assert (await bot("subscribe ???***", MEMBER)).kind == "error"
     assert (await bot("subscribe " + "x" * 200, MEMBER)).kind == "error"
@@ -52,7 +52,7 @@ async def test_subscribe_needs_a_real_topic_and_has_a_limit(store: Store) -> Non
         assert (await bot(f"subscribe topic{n}", MEMBER)).kind == "subscriptions"
     reply = await bot("subscribe one-too-many", MEMBER)
     assert reply.text == "you can follow at most 25 topics; unsubscribe one first"
-    assert len(await catalog.member_subscriptions(store, Platform.DISCORD, "1001")) == 25
+    assert len(await store.member_subscriptions(Platform.DISCORD, "1001")) == 25
 
 
 def item(title: str, summary: str = "", chapters: tuple[Chapter, ...] = ()) -> Item:
@@ -68,13 +68,13 @@ def test_new_items_match_topics_like_search() -> None:
         item("Discipline and consistency"),
     ]
     subs = [
-        (Platform.DISCORD, "a", "http2"),        # synonym + phrase, in a chapter
-        (Platform.DISCORD, "a", "graceful"),     # same member, same item: one delivery
-        (Platform.SLACK, "b", "page fault"),     # stem: faults
-        (Platform.SLACK, "c", "postgres"),       # synonym: PostgreSQL
-        (Platform.SLACK, "c", "db"),             # also matches item 2: still one for c
-        (Platform.SLACK, "d", "kafka"),          # nothing
-        (Platform.DISCORD, "b", "page faults"),  # same user id on another platform is another member
+        Subscription(Platform.DISCORD, "a", "http2"),        # synonym + phrase, in a chapter
+        Subscription(Platform.DISCORD, "a", "graceful"),     # same member, same item: one delivery
+        Subscription(Platform.SLACK, "b", "page fault"),     # stem: faults
+        Subscription(Platform.SLACK, "c", "postgres"),       # synonym: PostgreSQL
+        Subscription(Platform.SLACK, "c", "db"),             # also matches item 2: still one for c
+        Subscription(Platform.SLACK, "d", "kafka"),          # nothing
+        Subscription(Platform.DISCORD, "b", "page faults"),  # same user id on another platform is another member
     ]
     assert match_subscriptions(items, subs) == [
         (0, Platform.DISCORD, "a"),
@@ -86,11 +86,11 @@ def test_new_items_match_topics_like_search() -> None:
 
 def test_every_topic_word_must_match() -> None:
     items = [item("Kafka consumer groups"), item("Postgres consumer lag")]
-    assert match_subscriptions(items, [(Platform.SLACK, "x", "kafka consumers")]) == [(0, Platform.SLACK, "x")]
+    assert match_subscriptions(items, [Subscription(Platform.SLACK, "x", "kafka consumers")]) == [(0, Platform.SLACK, "x")]
 
 
 def test_custom_synonyms() -> None:
     items = [item("Rustlang async runtimes")]
-    subs = [(Platform.SLACK, "x", "rust")]
+    subs = [Subscription(Platform.SLACK, "x", "rust")]
     assert match_subscriptions(items, subs) == []
     assert match_subscriptions(items, subs, {"rust": ["rustlang"]}) == [(0, Platform.SLACK, "x")]

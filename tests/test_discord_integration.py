@@ -63,7 +63,7 @@ def weekly_feed(n: int) -> bytes:
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = WAIT_S) -> T:
-    """Store state no fake request signals (it is written after the reply):
+    """SqliteStorage state no fake request signals (it is written after the reply):
     re-check until true, or fail after ``timeout``."""
 
     async def loop() -> T:

@@ -11,7 +11,7 @@ from bot.clock import FrozenClock
 from bot.errors import DeliveryError
 from bot.models import Platform
 from bot.outbox import DeliveryPolicy, Outbox
-from bot.storage import Store
+from bot.storage import SqliteStorage
 from tests.fake_chat import RecordingAdapter
 from tests.spine import NOW, store_with_events
 
@@ -118,7 +118,7 @@ CRASHING_RUN = textwrap.dedent("""
     from bot.clock import FrozenClock
     from bot.models import Platform
     from bot.outbox import DeliveryPolicy, Outbox
-    from bot.storage import Store
+    from bot.storage import SqliteStorage
     from tests.fake_chat import RecordingAdapter
     from tests.spine import NOW
 
@@ -128,7 +128,7 @@ CRASHING_RUN = textwrap.dedent("""
             os._exit(137)                         # ...and the process died before recording it
 
     async def main():
-        store = await Store.open({db!r})
+        store = await SqliteStorage.open({db!r})
         adapter = DiesAfterPosting(Platform.DISCORD, log_path=__import__("pathlib").Path({log!r}))
         await Outbox(store, {{Platform.DISCORD: adapter}}, clock=FrozenClock(NOW)).dispatch_once()
 
@@ -149,7 +149,7 @@ async def _crash_mid_delivery(tmp_path: Path) -> tuple[Path, Path]:
 
 async def test_killed_between_sent_and_recorded_is_not_posted_twice(tmp_path: Path) -> None:
     db, log = await _crash_mid_delivery(tmp_path)
-    async with await Store.open(db) as store:
+    async with await SqliteStorage.open(db) as store:
         # Both rows were claimed (one claim per destination batch); the dead
         # process had posted the first only.
         assert [r.status for r in await store.outbox_rows()] == ["sending", "sending"]
@@ -166,7 +166,7 @@ async def test_killed_between_sent_and_recorded_is_not_posted_twice(tmp_path: Pa
 
 async def test_killed_mid_delivery_on_a_platform_that_cannot_tell_resends_once(tmp_path: Path) -> None:
     db, log = await _crash_mid_delivery(tmp_path)
-    async with await Store.open(db) as store:
+    async with await SqliteStorage.open(db) as store:
         await store.expire_outbox_leases()
         adapter = RecordingAdapter(Platform.DISCORD, log_path=log, can_tell=False)
         outbox = Outbox(store, {Platform.DISCORD: adapter}, clock=FrozenClock(NOW))

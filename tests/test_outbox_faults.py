@@ -20,21 +20,21 @@ from bot.faults import StorageFaults
 from bot.models import Platform
 from bot.outbox import DeliveryPolicy, Outbox
 from bot.outbox.gate import PlatformGate
-from bot.storage import DeliveryResult, Store
+from bot.storage import DeliveryResult, SqliteStorage
 from tests.fake_chat import RecordingAdapter
 from tests.spine import NOW, store_with_events
 
 DISCORD = (Platform.DISCORD, "chan-1")
 SLACK = (Platform.SLACK, "C1")
-POLICY = DeliveryPolicy(retry_base_s=5, retry_cap_s=3600, probe_every_s=15, lease_s=60)
+POLICY = DeliveryPolicy(concurrency=8, retry_base_s=5, retry_cap_s=3600, probe_every_s=15, lease_s=60)
 
 
-def outbox(store: Store, *adapters: RecordingAdapter, clock: FrozenClock, policy: DeliveryPolicy = POLICY,
+def outbox(store: SqliteStorage, *adapters: RecordingAdapter, clock: FrozenClock, policy: DeliveryPolicy = POLICY,
            owner: str | None = None) -> Outbox:
     return Outbox(store, {a.platform: a for a in adapters}, clock=clock, policy=policy, owner=owner)
 
 
-async def crashed_mid_delivery(store: Store, clock: FrozenClock) -> None:
+async def crashed_mid_delivery(store: SqliteStorage, clock: FrozenClock) -> None:
     """A process claimed every row and died: the rows are taken over with
     outcome_unknown once the leases are expired (as at the next start)."""
     await store.claim_outbox("dead-process", clock(), clock() + timedelta(seconds=60),
@@ -251,7 +251,7 @@ def test_the_gate_opens_at_the_first_success_and_probes_no_slower_than_probe_eve
 # -- storage faults ---------------------------------------------------------------
 
 
-class RefusingStore(Store):
+class RefusingStore(SqliteStorage):
     """The database refuses to record results while ``refusing`` (a full
     disk after a successful post). tests/chaos fills a real tmpfs."""
 
@@ -319,7 +319,7 @@ async def test_two_outboxes_on_one_database_deliver_each_row_once(tmp_path: Path
     await seeded.close()
     chat = RecordingAdapter()
     clock = FrozenClock(NOW)
-    async with await Store.open(tmp_path / "s.db") as a, await Store.open(tmp_path / "s.db") as b:
+    async with await SqliteStorage.open(tmp_path / "s.db") as a, await SqliteStorage.open(tmp_path / "s.db") as b:
         first = outbox(a, chat, clock=clock, owner="a")
         second = outbox(b, chat, clock=clock, owner="b")
         await asyncio.gather(first.dispatch_once(), second.dispatch_once())

@@ -13,8 +13,8 @@ from bot.errors import ClaimLost
 from bot.models import Item, Source
 from bot.poller import BUSY, Poller, due_slack_s
 from bot.sources.rss import Fetched
-from bot.storage import Store
-from tests.spine import NOW, items, spec
+from bot.storage import SqliteStorage
+from tests.spine import NOW, items, spec, write_decision
 
 
 class SlowFeed:
@@ -33,8 +33,8 @@ class SlowFeed:
         return Fetched(items=tuple(self._fetched), etag=None, last_modified=None, body_hash="h")
 
 
-async def poller_on(path: Path, kind: SlowFeed, clock: FrozenClock, owner: str, lease_s: float = 60) -> tuple[Store, Poller]:
-    store = await Store.open(path)
+async def poller_on(path: Path, kind: SlowFeed, clock: FrozenClock, owner: str, lease_s: float = 60) -> tuple[SqliteStorage, Poller]:
+    store = await SqliteStorage.open(path)
     return store, Poller(store, {"rss": kind}, clock=clock, owner=owner, lease_s=lease_s)  # type: ignore[dict-item]
 
 
@@ -79,7 +79,7 @@ async def test_a_dead_pollers_claim_expires_and_its_late_write_is_refused(tmp_pa
 
         decision = decide(spec=source.spec, synced=False, known=[], fetched=items(3), now=clock())
         try:
-            await store.apply_poll(source, decision, now=clock(), next_poll_at=clock(), etag=None,
+            await write_decision(store, source, decision, now=clock(), next_poll_at=clock(), etag=None,
                                    last_modified=None, body_hash=None, claim="dead")
         except ClaimLost:
             pass

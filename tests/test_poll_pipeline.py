@@ -20,7 +20,7 @@ from bot.poller import Poller
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
-from bot.storage import Store
+from bot.storage import SqliteStorage
 from tests.feedgen import make_podcast_feed
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 
@@ -39,7 +39,7 @@ class Bot:
 
     path: Path
     clock: FrozenClock
-    store: Store
+    store: SqliteStorage
     fetcher: HttpFetcher
     poller: Poller
     parses: int = 0
@@ -54,7 +54,7 @@ class Bot:
 
 async def open_bot(path: Path, clock: FrozenClock, *, timeout_s: float = 5, max_body: int = 8 * 1024 * 1024,
                    allow_private: bool = True) -> Bot:
-    store = await Store.open(path)
+    store = await SqliteStorage.open(path)
     fetcher = HttpFetcher(timeout_s=timeout_s, max_body_bytes=max_body, allow_private_addresses=allow_private)
     bot = Bot(path, clock, store, fetcher, poller=None)  # type: ignore[arg-type]
 
@@ -117,7 +117,7 @@ async def test_a_new_episode_is_one_event_and_one_row_per_route_and_a_restart_re
         assert len(await restarted.store.outbox_rows()) == 2
     finally:
         await restarted.close()
-        bot.store = await Store.open(bot.path)  # the fixture closes what it holds
+        bot.store = await SqliteStorage.open(bot.path)  # the fixture closes what it holds
         bot.fetcher = HttpFetcher()
 
 

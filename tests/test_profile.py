@@ -24,7 +24,7 @@ from bot.profile import (
     same_pinned,
 )
 from bot.sources.x import parse_snapshot
-from bot.storage.schema import MIGRATIONS
+from bot.storage.sqlite.schema import MIGRATIONS
 from tests.xstub import FIXTURES
 
 T0 = datetime(2026, 4, 1, 12, tzinfo=timezone.utc)

@@ -12,7 +12,7 @@ from bot.models import ContentKind, Source, SourceSpec
 from bot.poller import Poller, PollReport
 from bot.scheduler import JOB_PREFIX, PollScheduler, jitter_s
 from bot.sources.rss import Fetched
-from bot.storage import Store
+from bot.storage import SqliteStorage
 from tests.spine import items
 
 
@@ -30,7 +30,7 @@ class ScriptedKind:
 
 
 async def test_jobs_follow_the_sources_and_a_broken_source_does_not_stop_the_others(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "s.db") as store:
+    async with await SqliteStorage.open(tmp_path / "s.db") as store:
         for name in ("broken", "podcast", "blog"):
             await store.add_source(SourceSpec(name, "rss", f"https://example.com/{name}", ContentKind.EPISODE,
                                               every_s=3600), utc_now())

@@ -14,13 +14,15 @@ from bot.commands import Commands
 from bot.detect import decide
 from bot.models import Chapter, ContentKind, Item, SourceSpec
 from bot.search import SynonymIndex, parse_query
-from bot.storage.store import Store
+from bot.storage.sqlite.catalog import fts_all, fts_any
+from bot.storage import SqliteStorage
 from tests.catalog_helpers import MEMBER, NOW, load_catalog
+from tests.spine import write_decision
 
 
 @pytest.fixture
 async def bot(tmp_path: Path) -> AsyncIterator[Commands]:
-    async with await Store.open(tmp_path / "bot.db") as store:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         await load_catalog(store)
         yield Commands(store, clock=FrozenClock(NOW))
 
@@ -120,14 +122,14 @@ async def test_results_come_five_at_a_time_with_n_more(bot: Commands) -> None:
 
 
 async def test_recency_breaks_ties(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "tie.db") as store:
+    async with await SqliteStorage.open(tmp_path / "tie.db") as store:
         spec = SourceSpec(name="pod", kind="rss", url="https://example.org/rss", content=ContentKind.EPISODE)
         source = await store.add_source(spec, NOW)
         old = NOW - timedelta(days=300)
         items = [Item(title="Kafka explained", guid=f"g{n}", link=f"https://e.org/{n}", summary="same words",
                       published_at=old + timedelta(days=n)) for n in range(3)]
         decision = decide(spec=spec, synced=False, known=[], fetched=items, now=NOW)
-        await store.apply_poll(source, decision, now=NOW, next_poll_at=NOW, etag=None,
+        await write_decision(store, source, decision, now=NOW, next_poll_at=NOW, etag=None,
                                last_modified=None, body_hash=None)
         reply = await Commands(store, clock=FrozenClock(NOW))("search kafka", MEMBER)
         assert [i.url for i in reply.items] == ["https://e.org/2", "https://e.org/1", "https://e.org/0"]
@@ -137,28 +139,28 @@ async def test_recency_breaks_ties(tmp_path: Path) -> None:
 
 def test_member_text_is_quoted_never_fts_syntax() -> None:
     q = parse_query('postgres" OR title:* NEAR(a b) ^x -y')
-    assert q.fts_all() == ('("postgres" OR "pg" OR "postgresql") AND "title" AND "near" AND "b" '
+    assert fts_all(q) == ('("postgres" OR "pg" OR "postgresql") AND "title" AND "near" AND "b" '
                            'AND "x" AND "y"')
 
 
 def test_synonym_phrases_and_prefix() -> None:
-    assert parse_query("http/2").fts_all() == '("http 2" OR "http2")'
-    assert parse_query("k8s networking").fts_all() == '("k8s" OR "kubernetes") AND "networking"*'
-    assert parse_query("db").fts_all() == '("db" OR "database")'
+    assert fts_all(parse_query("http/2")) == '("http 2" OR "http2")'
+    assert fts_all(parse_query("k8s networking")) == '("k8s" OR "kubernetes") AND "networking"*'
+    assert fts_all(parse_query("db")) == '("db" OR "database")'
     # a short last word is not a prefix (it would match half the catalogue)
-    assert parse_query("io").fts_all() == '"io"'
+    assert fts_all(parse_query("io")) == '"io"'
 
 
 def test_synonyms_are_configurable() -> None:
     index = SynonymIndex({"rust": ["rustlang"]})
-    assert parse_query("rust", index).fts_all() == '("rust" OR "rustlang")'
-    assert parse_query("postgres", index).fts_all() == '"postgres"*'
+    assert fts_all(parse_query("rust", index)) == '("rust" OR "rustlang")'
+    assert fts_all(parse_query("postgres", index)) == '"postgres"*'
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=10_000))
 def test_any_text_builds_only_quoted_terms(text: str) -> None:
-    fts = parse_query(text).fts_all()
+    fts = fts_all(parse_query(text))
     # Outside the quotes only our own operators appear.
     outside = "".join(part for i, part in enumerate(fts.split('"')) if i % 2 == 0)
     assert set(outside.replace("AND", "").replace("OR", "")) <= set(" ()*")
@@ -167,8 +169,8 @@ def test_any_text_builds_only_quoted_terms(text: str) -> None:
 async def test_migration_backfills_chapter_search_and_triggers_keep_it_in_sync(tmp_path: Path) -> None:
     import sqlite3
 
-    from bot.storage.schema import MIGRATIONS
-    from bot.storage.store import _split_sql
+    from bot.storage.sqlite.schema import MIGRATIONS
+    from bot.storage.sqlite.base import split_sql as _split_sql
 
     path = tmp_path / "v1.db"
     con = sqlite3.connect(path)  # a database as schema version 1 left it
@@ -184,7 +186,7 @@ async def test_migration_backfills_chapter_search_and_triggers_keep_it_in_sync(t
                 "VALUES (7, 'Old one', 'Spinlocks explained', '', 'episode')")
     con.commit()
     con.close()
-    async with await Store.open(path) as store:
+    async with await SqliteStorage.open(path) as store:
         bot = Commands(store, clock=FrozenClock(NOW))
         reply = await bot("search spinlocks", MEMBER)
         assert reply.items[0].chapters == (Chapter(95, "Spinlocks explained"),)
@@ -252,7 +254,6 @@ def test_title_matcher_agrees_with_the_reference(text: str) -> None:
 
 
 async def test_page_items_matches_chapters_best_first_in_one_statement(tmp_path: Path) -> None:
-    from bot.storage import catalog
 
     chapters = tuple(Chapter(60 * k, title) for k, title in enumerate(
         ["Intro", "Kafka basics", "Partitions", "Kafka Kafka consumer groups", "Kafka", "Wrap up"]))
@@ -263,19 +264,19 @@ async def test_page_items_matches_chapters_best_first_in_one_statement(tmp_path:
              published_at=NOW - timedelta(days=2)),
     ]
     spec = SourceSpec("pod", "rss", "https://pod.example.org/rss", ContentKind.EPISODE)
-    async with await Store.open(tmp_path / "bot.db") as store:
+    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
         source = await store.add_source(spec, NOW)
-        await store.apply_poll(source, decide(spec=spec, synced=False, known=[], fetched=items, now=NOW),
+        await write_decision(store, source, decide(spec=spec, synced=False, known=[], fetched=items, now=NOW),
                                now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash=None)
         query = parse_query("kafka")
-        hits = await catalog.search_items(store, query)
+        hits = await store.search(query)
         ids = [h.item_id for h in hits]
-        page = await catalog.page_items(store, ids, query.fts_any(), limit=2)
-        assert [s for s, _ in page] == await catalog.items_by_ids(store, ids)
+        page = await store.page_items(ids, query, limit=2)
+        assert [s for s, _ in page] == [s for s, _ in await store.page_items(ids, None)]
         by_title = {s.item.title: (s, m) for s, m in page}
         queues, matched = by_title["Queues"]
         assert queues.item.chapters == chapters  # every chapter, in order
         assert len(matched) == 2 and all("Kafka" in c.title for c in matched)
-        assert matched == await catalog.matched_chapters(store, queues.id, query.fts_any(), limit=2)
+        assert matched == (await store.page_items([queues.id], query, limit=2))[0][1]
         assert by_title["Kafka streams"][1] == []  # no chapters, nothing matched
-        assert await catalog.page_items(store, [], query.fts_any()) == []
+        assert await store.page_items([], query) == []

@@ -11,14 +11,14 @@ import pytest
 from bot.detect import Decision, EventIntent, decide
 from bot.errors import AlreadyExists, NotFound, StorageError
 from bot.models import EventKind, Platform
-from bot.storage import RouteSeed, Store
-from bot.storage.schema import SCHEMA_VERSION
-from tests.spine import ALL_KINDS, NOW, items, spec
+from bot.storage import RouteSeed, SqliteStorage
+from bot.storage.sqlite.schema import SCHEMA_VERSION
+from tests.spine import ALL_KINDS, NOW, items, spec, write_decision
 
 
 async def test_migrates_to_the_current_version_and_reopens(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    async with await Store.open(db):
+    async with await SqliteStorage.open(db):
         pass
     con = sqlite3.connect(db)
     try:
@@ -26,7 +26,7 @@ async def test_migrates_to_the_current_version_and_reopens(tmp_path: Path) -> No
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         con.close()
-    async with await Store.open(db) as store:  # idempotent
+    async with await SqliteStorage.open(db) as store:  # idempotent
         assert await store.list_sources() == []
 
 
@@ -36,18 +36,18 @@ async def test_a_newer_schema_is_refused_clearly(tmp_path: Path) -> None:
     con.execute("PRAGMA user_version = 999")
     con.close()
     with pytest.raises(StorageError, match="newer than this showbot"):
-        await Store.open(db)
+        await SqliteStorage.open(db)
 
 
 async def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     db.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StorageError, match="storage error"):
-        await Store.open(db)
+        await SqliteStorage.open(db)
 
 
 async def test_duplicate_source_name_is_a_domain_error(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "s.db") as store:
+    async with await SqliteStorage.open(tmp_path / "s.db") as store:
         await store.add_source(spec(), NOW)
         with pytest.raises(AlreadyExists, match="podcast"):
             await store.add_source(spec(), NOW)
@@ -58,11 +58,11 @@ async def test_duplicate_source_name_is_a_domain_error(tmp_path: Path) -> None:
 async def test_config_seeds_once_then_the_database_is_the_truth(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     route = RouteSeed(Platform.CONSOLE, "terminal", frozenset({EventKind.EPISODE}))
-    async with await Store.open(db) as store:
+    async with await SqliteStorage.open(db) as store:
         await store.seed([spec()], [route], NOW)
         await store.remove_source("podcast")  # a moderator removes it
         await store.upsert_route(Platform.CONSOLE, "terminal", ALL_KINDS, None, NOW)
-    async with await Store.open(db) as store:  # restart with the same config
+    async with await SqliteStorage.open(db) as store:  # restart with the same config
         await store.seed([spec(), spec("blog")], [route], NOW)
         assert [s.name for s in await store.list_sources()] == ["blog"]
         (r,) = await store.list_routes()
@@ -70,14 +70,14 @@ async def test_config_seeds_once_then_the_database_is_the_truth(tmp_path: Path) 
 
 
 async def test_a_failed_poll_write_leaves_nothing_behind(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "s.db") as store:
+    async with await SqliteStorage.open(tmp_path / "s.db") as store:
         await store.upsert_route(Platform.DISCORD, "c", ALL_KINDS, None, NOW)
         source = await store.add_source(spec(), NOW)
         good = decide(spec=source.spec, synced=False, known=[], fetched=items(3), now=NOW)
         # An event pointing past the new items makes the write fail half-way.
         broken = Decision(good.new_items, (), (EventIntent(EventKind.EPISODE, 99, "x", None),))
         with pytest.raises(IndexError):
-            await store.apply_poll(source, broken, now=NOW, next_poll_at=NOW, etag='"v2"',
+            await write_decision(store, source, broken, now=NOW, next_poll_at=NOW, etag='"v2"',
                                    last_modified=None, body_hash="h2")
         assert await store.count_items() == 0
         after = await store.get_source("podcast")
@@ -90,15 +90,15 @@ async def test_search_index_and_chapters_follow_edits(tmp_path: Path) -> None:
 
     from bot.models import Chapter
 
-    async with await Store.open(tmp_path / "s.db") as store:
+    async with await SqliteStorage.open(tmp_path / "s.db") as store:
         source = await store.add_source(spec(), NOW)
         first = [replace(items(1)[0], title="Postgres locks", chapters=(Chapter(0, "Intro"), Chapter(90, "MVCC")))]
         d = decide(spec=source.spec, synced=False, known=[], fetched=first, now=NOW)
-        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
+        await write_decision(store, source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
         source = await store.get_source("podcast")
         edited = [replace(first[0], title="Postgres row locks", chapters=(Chapter(0, "Intro"),))]
         d = decide(spec=source.spec, synced=True, known=await store.known_items(source.id), fetched=edited, now=NOW)
-        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="2")
+        await write_decision(store, source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="2")
         (stored,) = await store.latest_items()
         assert stored.item.title == "Postgres row locks" and stored.item.chapters == (Chapter(0, "Intro"),)
         rows = await store._all("SELECT rowid, title, chapters, kind FROM catalog_fts WHERE catalog_fts MATCH 'row'")
@@ -112,8 +112,8 @@ async def test_search_index_and_chapters_follow_edits(tmp_path: Path) -> None:
 
 async def test_migration_4_drops_the_insert_trigger_and_chapters_stay_searchable(tmp_path: Path) -> None:
     from bot.models import Chapter
-    from bot.storage.schema import MIGRATIONS
-    from bot.storage.store import _split_sql
+    from bot.storage.sqlite.schema import MIGRATIONS
+    from bot.storage.sqlite.base import split_sql as _split_sql
 
     path = tmp_path / "v3.db"
     con = sqlite3.connect(path)  # a database as schema version 3 left it, with one chapter
@@ -128,12 +128,12 @@ async def test_migration_4_drops_the_insert_trigger_and_chapters_stay_searchable
     con.execute("INSERT INTO chapters VALUES (7, 0, 95, 'Spinlocks explained')")  # the trigger indexes it
     con.commit()
     con.close()
-    async with await Store.open(path) as store:
+    async with await SqliteStorage.open(path) as store:
         assert await store._all("SELECT name FROM sqlite_master WHERE name = 'chapters_fts_insert'") == []
         source = await store.add_source(spec(), NOW)
         new = [replace(items(1)[0], chapters=(Chapter(0, "Intro"), Chapter(90, "Spinlocks again")))]
         d = decide(spec=source.spec, synced=False, known=[], fetched=new, now=NOW)
-        await store.apply_poll(source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
+        await write_decision(store, source, d, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="1")
         (stored,) = [i for i in await store.latest_items() if i.source_name == "podcast"]
         hits = await store._all("SELECT rowid FROM chapters_fts WHERE chapters_fts MATCH 'spinlocks' ORDER BY rowid")
         assert [r[0] for r in hits] == [70_000, stored.id * 10_000 + 1]  # the old row and the new, once each

@@ -21,7 +21,7 @@ from bot.poller import Poller, PollReport
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
 from bot.sources.xprofile import XProfileSource
-from bot.storage import Store
+from bot.storage import SqliteStorage
 from tests.fake_chat import RecordingAdapter
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 from tests.xstub import XStub, x_stub  # noqa: F401  (fixture)
@@ -33,7 +33,7 @@ ROUTED = frozenset({EventKind.EPISODE, EventKind.BOOK, EventKind.PROFILE, EventK
 
 @dataclass
 class Rig:
-    store: Store
+    store: SqliteStorage
     poller: Poller
     clock: FrozenClock
 
@@ -41,7 +41,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path, x_stub: XStub) -> AsyncIterator[Rig]:
     clock = FrozenClock(APRIL)
-    store = await Store.open(tmp_path / "s.db")
+    store = await SqliteStorage.open(tmp_path / "s.db")
     fetcher = HttpFetcher(allow_private_addresses=True, timeout_s=5)
     rss = RssSource(fetcher)
     is_book = make_book_matcher(["Root Cause"], ["https://amzn.to/4cfQjJj"])
@@ -63,7 +63,7 @@ async def add_snapshot_source(rig: Rig, server: FeedServer) -> None:
                                           provider="snapshot", content=ContentKind.POST), rig.clock())
 
 
-async def book_rows(store: Store) -> list[tuple[str, str]]:
+async def book_rows(store: SqliteStorage) -> list[tuple[str, str]]:
     """(channel, "book" | "follow-up") per queued book row, in queue order."""
     rows = await store._all(
         "SELECT o.dest_id, e.kind, json_extract(e.payload, '$.follow_up_of') "

@@ -31,8 +31,7 @@ from bot.errors import ConfigError, PermissionDenied, UserError
 from bot.models import Caller, ParsedFeed, Reply
 from bot.replies import reply_to_json
 from bot.search import SynonymIndex, tokens
-from bot.storage import catalog
-from bot.storage.store import Store
+from bot.storage import Storage
 
 log = logging.getLogger("showbot.commands")
 
@@ -44,7 +43,7 @@ _WORD = re.compile(r"^[a-z][a-z0-9+#.-]*$")
 class Commands:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         *,
         clock: Clock,
         synonyms: Mapping[str, Sequence[str]] | None = None,
@@ -136,10 +135,10 @@ class Commands:
         (autocomplete). The word list is rebuilt when the catalogue changes."""
         words = tokens(prefix[:64])
         stem = words[-1] if words else ""
-        version = await catalog.catalogue_version(self._ctx.store)
+        version = await self._ctx.store.catalogue_version()
         if self._vocabulary is None or self._vocabulary[0] != version:
             counts = Counter(
-                w for title in await catalog.title_words(self._ctx.store)
+                w for title in await self._ctx.store.title_words()
                 for w in tokens(title) if len(w) > 1 and _WORD.match(w) and not w.isdigit()
             )
             self._vocabulary = (version, [w for w, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))])

@@ -15,8 +15,7 @@ from bot.commands.context import Context
 from bot.config import BookConfig
 from bot.models import Reply, ReplyItem
 from bot.replies import format_date, format_duration
-from bot.storage import catalog
-from bot.storage import stats as queries
+from bot.storage.records import Cadence, ProfileStats
 
 log = logging.getLogger("showbot.commands")
 
@@ -40,7 +39,7 @@ async def book(ctx: Context, config: BookConfig | None) -> Reply:
     lines = [f"📖 {title}"]
     if config.links:
         lines.append("Links: " + " · ".join(config.links))
-    news = await queries.book_news(ctx.store, BOOK_NEWS_LIMIT)
+    news = await ctx.store.book_news(BOOK_NEWS_LIMIT)
     if news:
         lines.append("Latest book news:")
     else:
@@ -58,7 +57,7 @@ def _signed(n: int) -> str:
     return f"+{n:,}" if n > 0 else f"{n:,}" if n < 0 else "±0"
 
 
-def _profile_lines(profile: queries.ProfileStats) -> list[str]:
+def _profile_lines(profile: ProfileStats) -> list[str]:
     who = f"@{profile.handle}" if profile.handle else profile.source
     latest = profile.latest
     lines = [f"{who} on X (as of {format_date(latest.taken_at)}):"]
@@ -89,7 +88,7 @@ def _episode_lines(months: list[tuple[str, int]]) -> list[str]:
     return [f"Episodes per month, last {len(months)} months ({total} in all):", row]
 
 
-def _cadence_lines(rows: list[queries.Cadence]) -> list[str]:
+def _cadence_lines(rows: list[Cadence]) -> list[str]:
     if not rows:
         return []
     lines = [f"Posting cadence (last {CADENCE_DAYS} days):"]
@@ -106,8 +105,8 @@ def _cadence_lines(rows: list[queries.Cadence]) -> list[str]:
 async def stats(ctx: Context) -> Reply:
     now = ctx.clock()
     store = ctx.store
-    kinds = await catalog.stats(store)
-    profile = await queries.profile_stats(store, now, WINDOWS)
+    kinds = await store.kind_stats()
+    profile = await store.profile_stats(now, WINDOWS)
     if not kinds and profile is None:
         return Reply(kind="stats", text="Nothing to count yet: no episodes, videos, articles or posts "
                                         "are stored and no profile is watched. Numbers appear after "
@@ -123,9 +122,9 @@ async def stats(ctx: Context) -> Reply:
         lines.append("The catalogue is empty so far.")
     if profile is not None:
         lines += [""] + _profile_lines(profile)
-    months = await queries.episodes_per_month(store, now, MONTHS)
+    months = await store.episodes_per_month(now, MONTHS)
     lines += [""] + _episode_lines(months)
-    cadence = _cadence_lines(await queries.cadence(store, now, CADENCE_DAYS))
+    cadence = _cadence_lines(await store.cadence(now, CADENCE_DAYS))
     if cadence:
         lines += [""] + cadence
 

@@ -9,7 +9,7 @@ from typing import Awaitable, Callable, Mapping
 from bot.clock import Clock
 from bot.models import ParsedFeed
 from bot.search import SynonymIndex
-from bot.storage.store import Store
+from bot.storage import Storage
 
 Preview = Callable[[str], Awaitable[ParsedFeed]]
 Notify = Callable[[], Awaitable[None]]
@@ -18,7 +18,7 @@ Health = Callable[[], Mapping[str, bool]]
 
 @dataclass(slots=True)
 class Context:
-    store: Store
+    store: Storage
     clock: Clock
     synonyms: SynonymIndex
     rng: random.Random

@@ -8,8 +8,8 @@ from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.errors import NotFound, UserError
 from bot.models import Caller, ContentKind, Reply, ReplyItem
 from bot.replies import format_date, format_duration, reply_item
-from bot.search import Hit, Query, parse_query, relevant
-from bot.storage import catalog
+from bot.search import Query, parse_query
+from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
 
 _KIND_PLURAL = {None: "items", ContentKind.EPISODE: "episodes", ContentKind.VIDEO: "videos",
@@ -24,7 +24,7 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
     size = 1 if cmd.single else ctx.page_size
     offset = (cmd.page - 1) * size
     items = await ctx.store.latest_items(cmd.kind, limit=size, offset=offset)
-    total = await catalog.count_items(ctx.store, cmd.kind)
+    total = await ctx.store.count_items(cmd.kind)
     if not items:
         what = _plural(cmd.kind)
         text = f"No {what} yet." if total == 0 else f"No more {what}: there are {total}."
@@ -44,14 +44,14 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
     return Reply(kind="latest", text=text, items=tuple(reply_item(i) for i in items), more=more)
 
 
-async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[Hit]:
-    return relevant(await catalog.search_items(ctx.store, query, kind))
+async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
+    return await ctx.store.search(query, kind)
 
 
 async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:
     """The page's items with their matched chapters (two statements in all)."""
     return [reply_item(stored, chapters, link_to_chapter=True)
-            for stored, chapters in await catalog.page_items(ctx.store, ids, query.fts_any())]
+            for stored, chapters in await ctx.store.page_items(ids, query)]
 
 
 async def search(ctx: Context, cmd: Search) -> Reply:
@@ -80,9 +80,9 @@ async def search(ctx: Context, cmd: Search) -> Reply:
 
 
 async def episode(ctx: Context, cmd: EpisodeNumber) -> Reply:
-    stored = await catalog.episode_by_number(ctx.store, cmd.number)
+    stored = await ctx.store.episode_by_number(cmd.number)
     if stored is None:
-        span = await catalog.episode_number_range(ctx.store)
+        span = await ctx.store.episode_number_range()
         hint = f" Episodes go from {span[0]} to {span[1]}." if span else ""
         raise NotFound(f"There is no episode {cmd.number}.{hint}")
     return Reply(kind="episode", text=f"Episode {cmd.number}: {stored.item.title}",
@@ -103,10 +103,10 @@ async def random_pick(ctx: Context, cmd: RandomPick) -> Reply:
         return Reply(kind="random", text=f"A random one of {len(hits)} {what} on “{query.text}”:",
                      items=tuple(items), more=f"random {cmd.kind.value if cmd.kind else 'episode'} "
                                               f"on {query.text}")
-    total = await catalog.count_items(ctx.store, cmd.kind)
+    total = await ctx.store.count_items(cmd.kind)
     if total == 0:
         return Reply(kind="random", text=f"No {what} yet.")
-    stored = await catalog.item_at(ctx.store, cmd.kind, ctx.rng.randrange(total))
+    stored = await ctx.store.item_at(cmd.kind, ctx.rng.randrange(total))
     if stored is None:  # removed between the count and the pick
         return Reply(kind="random", text=f"No {what} yet.")
     return Reply(kind="random", text=f"A random {stored.kind.value}:", items=(reply_item(stored),),
@@ -126,7 +126,7 @@ def _topic(ctx: Context, raw: str) -> str:
 
 async def subscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = _topic(ctx, raw)
-    added = await catalog.add_subscription(ctx.store, caller.platform, caller.user_id, topic,
+    added = await ctx.store.add_subscription(caller.platform, caller.user_id, topic,
                                            ctx.clock(), ctx.max_topics_per_member)
     text = (f"Subscribed to “{topic}”: I'll send you a direct message when something new matches."
             if added else f"You are already subscribed to “{topic}”.")
@@ -137,12 +137,12 @@ async def unsubscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = normalize_topic(raw[:MAX_TOPIC_CHARS])
     if not topic:
         raise UserError("Unsubscribe from what? `subscriptions` lists your topics.")
-    await catalog.remove_subscription(ctx.store, caller.platform, caller.user_id, topic)
+    await ctx.store.remove_subscription(caller.platform, caller.user_id, topic)
     return Reply(kind="subscriptions", text=f"Unsubscribed from “{topic}”.", ephemeral=True)
 
 
 async def subscriptions(ctx: Context, caller: Caller) -> Reply:
-    topics = await catalog.member_subscriptions(ctx.store, caller.platform, caller.user_id)
+    topics = await ctx.store.member_subscriptions(caller.platform, caller.user_id)
     if not topics:
         text = "You have no subscriptions. `subscribe <topic>` adds one."
     else:

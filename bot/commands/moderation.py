@@ -26,7 +26,9 @@ from bot.models import (
     Caller, ContentKind, EventKind, Item, ParsedFeed, Reply, ReplyItem, Source, SourceSpec,
 )
 from bot.replies import format_duration, trim
-from bot.storage import catalog
+from bot.intents import FilterRule, PollState, SourceProgress
+from bot.plan import plan_poll
+from bot.storage.records import SourceFacts
 
 DEFAULT_EVERY = "15m"
 MIN_EVERY_S = 60
@@ -44,7 +46,7 @@ def _when(value: datetime | None, now: datetime) -> str:
 
 
 async def _audit(ctx: Context, caller: Caller, action: str, detail: str) -> None:
-    await catalog.add_audit(ctx.store, ctx.clock(), caller.platform, caller.user_id, action, detail)
+    await ctx.store.add_audit(ctx.clock(), caller.platform, caller.user_id, action, detail)
 
 
 async def _changed(ctx: Context) -> None:
@@ -143,10 +145,8 @@ async def _silent_first_sync(ctx: Context, source: Source, items: tuple[Item, ..
     """Store what the preview fetched as the first poll: nothing announced
     (announce_on_first_poll is 0), and search sees the feed at once."""
     decision = decide(spec=source.spec, synced=False, known=[], fetched=items, now=now)
-    write = await ctx.store.apply_poll(
-        source, decision, now=now, next_poll_at=now + timedelta(seconds=source.spec.every_s),
-        etag=None, last_modified=None, body_hash=None,
-    )
+    progress = SourceProgress(polled_at=now, next_poll_at=now + timedelta(seconds=source.spec.every_s))
+    write = await ctx.store.write_poll(source, plan_poll(decision, PollState()), progress)
     return len(write.new_items)
 
 
@@ -186,7 +186,7 @@ async def _feed_test(ctx: Context, name: str) -> Reply:
     item = _newest(parsed.items)
     if item is None:
         return Reply(kind="preview", text=f"“{name}” fetched fine but has no items yet.", ephemeral=True)
-    allowed = make_item_filter(await catalog.load_filters(ctx.store, source.id))(item)
+    allowed = make_item_filter(await ctx.store.load_filters(source.id))(item)
     note = "" if allowed else " (its filters would hold this one back)"
     preview = ReplyItem(
         title=item.title, url=item.link or item.enclosure_url, kind=source.spec.content.value,
@@ -244,7 +244,7 @@ async def announce_off(ctx: Context, caller: Caller, cmd: AnnounceOff) -> Reply:
 async def filter_add(ctx: Context, caller: Caller, cmd: FilterAdd) -> Reply:
     source = await ctx.store.get_source(cmd.feed)
     compile_filter(cmd.pattern)  # refuses what is unsafe or invalid, with the reason
-    await catalog.add_filter(ctx.store, source.id, cmd.mode, cmd.pattern.strip(), ctx.clock(),
+    await ctx.store.add_filter(source.id, FilterRule(cmd.mode, cmd.pattern.strip()), ctx.clock(),
                              audit=(caller.platform, caller.user_id))
     verb = "only announce items matching" if cmd.mode == "include" else "hold back items matching"
     return Reply(kind="filter", text=f"“{source.name}” will {verb} {cmd.pattern.strip()}.", ephemeral=True)
@@ -252,7 +252,7 @@ async def filter_add(ctx: Context, caller: Caller, cmd: FilterAdd) -> Reply:
 
 async def filter_clear(ctx: Context, caller: Caller, cmd: FilterClear) -> Reply:
     source = await ctx.store.get_source(cmd.feed)
-    removed = await catalog.clear_filters(ctx.store, source.id, ctx.clock(),
+    removed = await ctx.store.clear_filters(source.id, ctx.clock(),
                                           audit=(caller.platform, caller.user_id))
     return Reply(kind="filter", ephemeral=True, text=f"Removed {removed} filter{'s' if removed != 1 else ''} "
                                      f"from “{source.name}”.")
@@ -260,10 +260,10 @@ async def filter_clear(ctx: Context, caller: Caller, cmd: FilterClear) -> Reply:
 
 async def filter_list(ctx: Context, cmd: FilterList) -> Reply:
     source = await ctx.store.get_source(cmd.feed)
-    rules = await catalog.load_filters(ctx.store, source.id)
+    rules = await ctx.store.load_filters(source.id)
     if not rules:
         return Reply(kind="filter", text=f"“{source.name}” has no filters.", ephemeral=True)
-    lines = [f"Filters of “{source.name}”:"] + [f"• {mode} {pattern}" for mode, pattern in rules]
+    lines = [f"Filters of “{source.name}”:"] + [f"• {r.mode} {r.pattern}" for r in rules]
     return Reply(kind="filter", text="\n".join(lines), ephemeral=True)
 
 
@@ -272,10 +272,10 @@ async def filter_list(ctx: Context, cmd: FilterList) -> Reply:
 async def status(ctx: Context) -> Reply:
     now = ctx.clock()
     sources = await ctx.store.list_sources()
-    facts = await catalog.source_facts(ctx.store)
+    facts = await ctx.store.source_facts()
     lines = ["Feeds:" if sources else "No feeds are watched."]
     for s in sources:
-        f = facts.get(s.id, catalog.SourceFacts(0, None))
+        f = facts.get(s.id, SourceFacts(0, None))
         state = "paused" if s.paused else ("failing" if s.consecutive_failures else "ok")
         line = (f"• {s.name} [{state}]: last success {_when(s.last_success_at, now)}, "
                 f"next poll {'paused' if s.paused else _when(s.next_poll_at, now)}, "

@@ -3,7 +3,7 @@ exactly once where the platform can tell, and in order, through faults.
 
 The rules, and where each is kept:
 - **Claim before posting.** Work is claimed in the database
-  (``Store.claim_outbox``: rows go 'sending' under this process's lease,
+  (``Storage.claim_outbox``: rows go 'sending' under this process's lease,
   durably) before any adapter is called. A process that dies leaves claimed
   rows behind; whoever takes them over gets them with ``outcome_unknown``.
 - **Never re-post blind.** A row with ``outcome_unknown`` (a takeover, or a
@@ -46,7 +46,7 @@ from bot.outbox.gate import PlatformGate
 from bot.outbox.policy import DeliveryPolicy
 from bot.outbox.recorder import Recorder
 from bot.ports import ChatAdapter
-from bot.storage import DeliveryOutcome, DeliveryResult, OutboxRow, OutboxStatus, Store
+from bot.storage import DeliveryOutcome, DeliveryResult, OutboxRow, OutboxStatus, Storage
 
 log = logging.getLogger("showbot.outbox")
 
@@ -89,7 +89,7 @@ class _Counts:
 class Outbox:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         adapters: Mapping[Platform, ChatAdapter],
         *,
         clock: Clock,

@@ -18,7 +18,7 @@ from typing import Awaitable, Callable, Sequence
 
 from bot.errors import StorageError
 from bot.faults import StorageFaults
-from bot.storage import DeliveryResult, Store
+from bot.storage import DeliveryResult, Storage
 
 log = logging.getLogger("showbot.outbox")
 
@@ -26,7 +26,7 @@ log = logging.getLogger("showbot.outbox")
 class Recorder:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         owner: str,
         faults: StorageFaults,
         *,

@@ -26,7 +26,8 @@ from bot.profile import Every, ProfileSnapshot, diff_snapshots
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import Fetched, RssSource
 from bot.sources.x import DEFAULT_API_BASE, XApiClient, fetch_snapshot, newest_post_id, parse_snapshot_json, snapshot_to_json
-from bot.storage import SnapshotRow, Store
+from bot.intents import SnapshotRow
+from bot.storage import Storage
 
 
 def snapshot_row(snapshot: ProfileSnapshot) -> SnapshotRow:
@@ -43,7 +44,7 @@ def snapshot_row(snapshot: ProfileSnapshot) -> SnapshotRow:
 class XProfileSource:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         fetcher: HttpFetcher,
         rss: RssSource,
         *,

@@ -1,15 +1,34 @@
-"""Storage behind one interface; SQLite specifics (FTS5, pragmas) stay inside."""
+"""Storage behind one interface (``Storage``, port.py); SQLite and
+PostgreSQL specifics stay inside their packages. ``open_storage`` picks the
+backend from the config: SQLite at ``[storage] path`` unless a database URL
+is given (``SHOWBOT_DATABASE_URL``, else ``[storage] url``)."""
 
-from bot.storage.store import (
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.storage.port import Storage
+from bot.storage.records import (
     DeliveryOutcome,
     DeliveryResult,
     OutboxRow,
     OutboxStatus,
     PollWrite,
     RouteSeed,
-    SnapshotRow,
-    Store,
+    SearchHit,
 )
+from bot.storage.sqlite import SqliteStorage
+
+
+async def open_storage(path: Path | str, url: str | None = None) -> Storage:
+    """The storage of a config: ``url`` (postgresql://...) when given, else
+    the SQLite file at ``path``. Migrates it to this showbot's schema."""
+    if url:
+        from bot.storage.url import open_url
+
+        return await open_url(url)
+    return await SqliteStorage.open(path)
+
 
 __all__ = [
     "DeliveryOutcome",
@@ -18,6 +37,8 @@ __all__ = [
     "OutboxStatus",
     "PollWrite",
     "RouteSeed",
-    "SnapshotRow",
-    "Store",
+    "SearchHit",
+    "SqliteStorage",
+    "Storage",
+    "open_storage",
 ]

@@ -1,0 +1,126 @@
+"""What a poll knows before it decides, and what it decided: the two halves
+of "decide, then write".
+
+``PollState`` is loaded from storage before deciding (one read); the pure
+planner (``bot.plan.plan_poll``) turns it, the fetched data and the time into
+one ``PollIntent``; storage writes the intent in one transaction and decides
+nothing. Everything here is plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.detect import ItemUpdate, KnownItem, NewItem
+from bot.models import Destination, EventKind, Platform, Route
+
+
+@dataclass(frozen=True, slots=True)
+class FilterRule:
+    mode: str  # "include" | "exclude"
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    platform: Platform
+    user_id: str
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    """A profile snapshot as stored: the columns /stats reads, plus the whole
+    snapshot as JSON for the next diff."""
+
+    taken_at: datetime
+    followers: int | None
+    following: int | None
+    posts: int | None
+    bio: str | None
+    pinned_id: str | None
+    pinned_text: str | None
+    pinned_url: str | None
+    raw_json: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookAnchor:
+    """The first book news announced in the current window: later book news
+    follows up on it instead of being announced again."""
+
+    event_id: int
+    links: tuple[str, ...]  # its own link first, then the follow-ups' links
+    route_ids: frozenset[int]  # routes it was queued to and not given up on
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What deciding a poll of one source needs from storage."""
+
+    known: tuple[KnownItem, ...] = ()
+    filters: tuple[FilterRule, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    routes: tuple[Route, ...] = ()
+    book_anchor: BookAnchor | None = None
+    previous_snapshot: bytes | None = None  # the last profile snapshot's JSON (x sources)
+    best_followers: int | None = None  # the most followers any snapshot recorded
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    destination: Destination
+    route_id: int | None = None  # None for a direct message
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    """One event to store, and where it goes.
+
+    ``item`` indexes ``PollIntent.new_items`` (None: a profile change).
+    ``follow_up_of`` is the id of a stored anchor event, or
+    ``follow_up_of_planned`` the index of an anchor planned in the same
+    intent (book news seen twice in one poll); the writer puts the anchor's
+    id into the payload as ``follow_up_of``."""
+
+    kind: EventKind
+    title: str
+    url: str | None
+    item: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    follow_up_of: int | None = None
+    follow_up_of_planned: int | None = None
+    deliveries: tuple[PlannedDelivery, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorLinks:
+    """Replace the links of a stored anchor event (book news seen again)."""
+
+    event_id: int
+    links: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProgress:
+    """How a successful poll moves the source on."""
+
+    polled_at: datetime
+    next_poll_at: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    cursor: str | None = None  # None: keep the stored one
+
+
+@dataclass(frozen=True, slots=True)
+class PollIntent:
+    new_items: tuple[NewItem, ...] = ()
+    updates: tuple[ItemUpdate, ...] = ()
+    snapshot: SnapshotRow | None = None
+    # In the order they are written: a destination's rows keep this order.
+    events: tuple[PlannedEvent, ...] = ()
+    anchor_links: AnchorLinks | None = None

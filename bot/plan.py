@@ -1,0 +1,167 @@
+"""The second half of deciding a poll: from what is new (``bot.detect``) and
+the pre-loaded ``PollState`` to one complete ``PollIntent`` -- events,
+book-news follow-ups, the routes each event goes to, direct messages.
+
+Pure: no I/O, no clock (``now`` is an argument). Storage writes the intent
+and decides nothing, so every rule here is tested without a database.
+
+The rules:
+- Routing (``plan_deliveries``): each route gets the events whose kind it
+  selects, at most one per item (a channel that takes ``episode`` and
+  ``book`` hears about a book episode once, as book news, which ``decide``
+  lists first); nothing is queued for a broken route.
+- Book news already announced within the window (the same book seen on the
+  podcast, then in the bio, then pinned) is not announced again: it is a
+  follow-up of the first (the anchor). Its link joins the anchor's
+  ``links``; when that link is new, each channel the anchor went to (and
+  wasn't given up on) gets the follow-up, queued behind the anchor, so it
+  can be posted as a reply to it. A route added since hears nothing of
+  the old news.
+- Subscriptions: a direct message per member whose topic matches an
+  announced item, attached to the item's content event (its last event),
+  at most one per item per member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bot.detect import Decision
+from bot.intents import (
+    AnchorLinks,
+    PlannedDelivery,
+    PlannedEvent,
+    PollIntent,
+    PollState,
+    SnapshotRow,
+)
+from bot.models import Destination, DestinationKind, EventKind, Platform, Route
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An event that comes from no item (a profile change)."""
+
+    kind: EventKind
+    title: str
+    url: str | None
+    payload: dict[str, Any]
+
+
+def plan_deliveries(
+    events: Sequence[tuple[int | None, EventKind]], routes: Sequence[Route]
+) -> list[tuple[int, Route]]:
+    """(event index, route) pairs: each route gets the events whose kind it
+    selects, but at most one per item (``events`` are (item key, kind))."""
+    plan: list[tuple[int, Route]] = []
+    for route in routes:
+        if route.broken:
+            continue  # nothing new is queued for a channel we can't post to
+        served: set[int] = set()
+        for index, (item_key, kind) in enumerate(events):
+            if kind not in route.kinds:
+                continue
+            if item_key is not None:
+                if item_key in served:
+                    continue
+                served.add(item_key)
+            plan.append((index, route))
+    return plan
+
+
+def route_delivery(route: Route) -> PlannedDelivery:
+    return PlannedDelivery(Destination(route.platform, DestinationKind.CHANNEL, route.channel),
+                           route_id=route.id, mention=route.mention)
+
+
+def plan_poll(
+    decision: Decision,
+    state: PollState,
+    *,
+    changes: Sequence[Change] = (),
+    direct_messages: Sequence[tuple[int, Platform, str]] = (),
+    snapshot: SnapshotRow | None = None,
+) -> PollIntent:
+    """One poll's intent. ``direct_messages`` are (new item index, platform,
+    user id) for members whose subscriptions match (``match_subscriptions``)."""
+    raw: list[tuple[int | None, EventKind, str, str | None, dict[str, Any]]] = [
+        (e.new_index, e.kind, e.title, e.url, {}) for e in decision.events
+    ] + [(None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
+
+    anchor = state.book_anchor
+    anchor_links = list(anchor.links) if anchor is not None else []
+    anchor_changed = False
+    planned_anchor: int | None = None  # index in ``events`` of an anchor planned now
+    events: list[PlannedEvent] = []
+    announced: list[int] = []  # indexes into ``events``
+    follow_ups: list[int] = []  # indexes into ``events`` that need delivering
+    for item, kind, title, url, payload in raw:
+        if kind is EventKind.BOOK and (anchor is not None or planned_anchor is not None):
+            index = len(events)
+            if anchor is not None:
+                payload["follow_up_of"] = anchor.event_id
+                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of=anchor.event_id))
+                if url and url not in anchor_links:
+                    anchor_links.append(url)
+                    anchor_changed = True
+                    follow_ups.append(index)
+            else:
+                assert planned_anchor is not None
+                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of_planned=planned_anchor))
+                first = events[planned_anchor]
+                links = list(first.payload.get("links") or ([first.url] if first.url else []))
+                if url and url not in links:
+                    links.append(url)
+                    events[planned_anchor] = replace(first, payload={**first.payload, "links": links})
+                    follow_ups.append(index)
+            continue
+        if kind is EventKind.BOOK:
+            planned_anchor = len(events)
+        announced.append(len(events))
+        events.append(PlannedEvent(kind, title, url, item, payload))
+
+    deliveries: dict[int, list[PlannedDelivery]] = {i: [] for i in range(len(events))}
+    routed_to: dict[int, set[int]] = {}
+    keys = [(events[i].item, events[i].kind) for i in announced]
+    for position, route in plan_deliveries(keys, state.routes):
+        index = announced[position]
+        deliveries[index].append(route_delivery(route))
+        routed_to.setdefault(index, set()).add(route.id)
+
+    # Follow-ups go to the anchor's channels only; they are listed after
+    # every announcement, so a channel's follow-up queues behind its anchor.
+    live = {r.id: r for r in state.routes if not r.broken}
+    for index in follow_ups:
+        event = events[index]
+        if event.follow_up_of is not None:
+            targets = anchor.route_ids if anchor is not None else frozenset()
+        else:
+            assert event.follow_up_of_planned is not None
+            targets = frozenset(routed_to.get(event.follow_up_of_planned, set()))
+        deliveries[index] = [route_delivery(live[r]) for r in sorted(targets) if r in live]
+
+    content_event = {events[i].item: i for i in announced if events[i].item is not None}
+    for new_index, platform, user_id in direct_messages:
+        target = content_event.get(new_index)
+        if target is not None:
+            deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
+
+    ordered = [i for i in range(len(events)) if i not in follow_ups] + follow_ups
+    # The writer inserts events in list order; keep announcements' ids before
+    # their follow-ups' so outbox rows queue in that order too.
+    remap = {old: new for new, old in enumerate(ordered)}
+    final = []
+    for old in ordered:
+        e = replace(events[old], deliveries=tuple(deliveries[old]))
+        if e.follow_up_of_planned is not None:
+            e = replace(e, follow_up_of_planned=remap[e.follow_up_of_planned])
+        final.append(e)
+    return PollIntent(
+        new_items=decision.new_items,
+        updates=decision.updates,
+        snapshot=snapshot,
+        events=tuple(final),
+        anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
+    )

@@ -1,0 +1,322 @@
+"""``Storage``: everything the core asks of a database, and what it promises.
+
+The core (poller, outbox, commands, app) sees only this protocol; each
+backend (``bot.storage.sqlite``, ``bot.storage.postgres``) implements all of
+it and passes the same contract tests (tests/test_storage_contract.py).
+Modelled on lemon24/reader's ``StorageType``.
+
+General contract, for every method unless it says otherwise:
+- Errors: an operational failure of the database (unreachable, locked past
+  its timeout, disk full, read-only, corrupt) raises ``StorageError`` with a
+  one-line message; nothing else from the driver escapes. Domain errors are
+  ``NotFound`` (a named thing is missing), ``AlreadyExists`` (a unique name is
+  taken), ``UserError`` (a limit), ``ClaimLost`` (work this caller had
+  claimed was taken over).
+- Writes are atomic: one transaction each; on any error nothing of it
+  happened. Storage decides nothing: it writes what it is given (intents,
+  results) and reads what it is asked.
+- Times are aware UTC datetimes in and out; a naive datetime is a bug
+  (``ValueError``).
+- Several processes may share one database (PostgreSQL): every once-only
+  action is a claim in the database (a unique key with a lease), never an
+  in-memory lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bot.intents import FilterRule, PollIntent, PollState, SourceProgress, Subscription
+from bot.models import (
+    Chapter,
+    ContentKind,
+    Destination,
+    Event,
+    EventKind,
+    Platform,
+    Route,
+    Source,
+    SourceSpec,
+    StoredItem,
+)
+from bot.search import Query
+from bot.storage.records import (
+    AuditRow,
+    BookNews,
+    Cadence,
+    DeliveryResult,
+    KindStats,
+    OutboxRow,
+    PollWrite,
+    ProfileStats,
+    RouteSeed,
+    SearchHit,
+    SourceFacts,
+)
+
+
+class Storage(Protocol):
+    # -- lifecycle --------------------------------------------------------------
+
+    backend: str  # "sqlite" | "postgresql"
+
+    async def close(self) -> None:
+        """Release the connection(s). Idempotent."""
+
+    async def check_writable(self, now: datetime) -> None:
+        """Make one real write (health checks). Raises StorageError when the
+        database can't take writes."""
+
+    async def schema_version(self) -> tuple[int, int]:
+        """(version the database is at, version this showbot writes)."""
+
+    # -- settings ----------------------------------------------------------------
+
+    async def find_setting(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+
+    async def set_setting(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` (insert or replace)."""
+
+    # -- sources -------------------------------------------------------------------
+
+    async def add_source(self, spec: SourceSpec, now: datetime) -> Source:
+        """Store a new source, due for polling at ``now``. AlreadyExists when
+        the name is taken."""
+
+    async def seed(self, sources: Iterable[SourceSpec], routes: Iterable[RouteSeed], now: datetime) -> None:
+        """Copy config entries into the database, each at most once ever
+        (keyed by source name / route platform+channel): after the first
+        start the database is the truth, so a source a moderator removed is
+        not brought back. Atomic; safe to run from several processes at once."""
+
+    async def list_sources(self) -> list[Source]:
+        """Every source, by name."""
+
+    async def find_source(self, name: str) -> Source | None: ...
+
+    async def get_source(self, name: str) -> Source:
+        """NotFound when there is no source of that name."""
+
+    async def remove_source(self, name: str) -> None:
+        """Delete it with its items, chapters, filters and snapshots (events
+        keep no source). NotFound when missing."""
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        """NotFound when missing."""
+
+    async def record_unchanged(
+        self, source_id: int, *, now: datetime, next_poll_at: datetime,
+        etag: str | None, last_modified: str | None,
+    ) -> None:
+        """A poll that found nothing new (304, same body): a success that
+        writes no items; resets the failure count; keeps validators not given."""
+
+    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> int:
+        """Store the error and the next attempt; returns the failures in a row
+        (counted atomically, so concurrent writers never lose one)."""
+
+    async def claim_poll(self, source_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take (or renew) the one claim on polling ``source_id`` until
+        ``lease_until``. True when ``owner`` holds it now; False while another
+        owner's lease runs. Atomic across processes."""
+
+    async def release_poll(self, source_id: int, owner: str) -> None:
+        """Give the claim up; a no-op when ``owner`` no longer holds it."""
+
+    # -- polls: decide, then write ---------------------------------------------------
+
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+        """Everything deciding a poll of ``source`` needs: its known items and
+        filters, every subscription and route, the book-news anchor of the
+        window ending at ``now`` (the first book event announced within
+        ``book_window_s``, with its links and the routes it went to), and for
+        an x source the previous snapshot and the best follower count."""
+
+    async def write_poll(
+        self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
+    ) -> PollWrite:
+        """Write one poll's intent in ONE transaction: new items (with
+        chapters and search index), updates, the snapshot, events in order
+        (a follow-up's ``follow_up_of`` filled in), their outbox rows (one per
+        planned delivery, each with a fresh idempotency key, in order), the
+        anchor's new links, and the source's progress (synced, validators,
+        cursor, next poll). With ``claim``: refused with ClaimLost unless that
+        claim still holds the source. If anything fails, none of it happened
+        (the next poll fetches the same body again)."""
+
+    async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:
+        """An ``alert`` event plus an outbox row for every unbroken route that
+        selects alerts (except ``skip_route``), atomically. Returns rows queued."""
+
+    # -- items and the catalogue -----------------------------------------------------
+
+    async def find_item(self, item_id: int) -> StoredItem | None: ...
+
+    async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
+        """Those that exist, with their chapters."""
+
+    async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
+        """Newest first by publication date (undated last), then newest id."""
+
+    async def count_items(self, kind: ContentKind | None = None, *, source_id: int | None = None) -> int: ...
+
+    async def episode_by_number(self, number: int) -> StoredItem | None:
+        """The newest item carrying that episode number, episodes first."""
+
+    async def episode_number_range(self) -> tuple[int, int] | None: ...
+
+    async def item_at(self, kind: ContentKind | None, offset: int) -> StoredItem | None:
+        """The item at ``offset`` in publication order (seeded random picks)."""
+
+    async def kind_stats(self) -> list[KindStats]:
+        """Per content kind: count, first and last publication, total duration; biggest first."""
+
+    async def title_words(self) -> list[str]:
+        """Every item title (for "did you mean" and autocomplete)."""
+
+    async def catalogue_version(self) -> tuple[int, int]:
+        """Changes whenever items are added or removed (a cache key)."""
+
+    async def source_facts(self) -> dict[int, SourceFacts]:
+        """Per source id: items stored, when an event of it was last created."""
+
+    # -- search -----------------------------------------------------------------------
+
+    async def search(self, query: Query, kind: ContentKind | None = None, *, limit: int = 200) -> list[SearchHit]:
+        """Items matching every term of ``query`` (any alternative of a term,
+        prefix terms as prefixes), in the backend's own dialect, over title,
+        chapter titles and description weighted in that order, kept only
+        when relevant (a term in the title or a chapter title, or a strong
+        enough description match: the floor is the backend's calibration).
+        Best first; near-equal scores by newest publication. At most
+        ``limit``. User text never reaches the database as query syntax."""
+
+    async def page_items(
+        self, ids: Sequence[int], query: Query | None, limit: int = 5
+    ) -> list[tuple[StoredItem, list[Chapter]]]:
+        """The items of ``ids`` in that order, each with the chapters whose
+        titles match any term of ``query`` (best first, at most ``limit``;
+        none when ``query`` is None)."""
+
+    # -- routes --------------------------------------------------------------------------
+
+    async def list_routes(self) -> list[Route]:
+        """Every route, oldest first."""
+
+    async def upsert_route(
+        self, platform: Platform, channel: str, kinds: frozenset[EventKind], mention: str | None,
+        now: datetime, *, thread: bool = False,
+    ) -> Route:
+        """Create or replace the route of one channel (clearing broken)."""
+
+    async def remove_route(self, platform: Platform, channel: str) -> None:
+        """NotFound when the channel has no route."""
+
+    async def mark_route_broken(self, route_id: int, reason: str) -> bool:
+        """True when this call broke it (so moderators are told once)."""
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    async def outbox_rows(self, status: str | None = None) -> list[OutboxRow]:
+        """Rows (of one status), in id (queue) order."""
+
+    async def count_unsent(self) -> dict[Platform, int]:
+        """Pending or sending rows per platform."""
+
+    async def find_outbox_row(self, event_id: int, destination: Destination) -> OutboxRow | None: ...
+
+    async def claim_outbox(
+        self, owner: str, now: datetime, lease_until: datetime, *,
+        budgets: Mapping[Platform, int], per_destination: int,
+    ) -> list[OutboxRow]:
+        """Claim work for ``owner``: for up to ``budgets[p]`` destinations of
+        platform ``p`` whose head (oldest unsent row) is due -- pending with
+        ``next_attempt_at <= now``, or sending under a lease that ran out --
+        the first ``per_destination`` rows of that destination, in id order,
+        stopping before any row that isn't claimable. Claimed rows are
+        ``sending`` under ``owner`` until ``lease_until``; a row taken over
+        from an expired lease comes back with ``outcome_unknown``. Atomic
+        across processes and durable before it returns. A destination is never
+        claimed while an earlier row of it is held by someone else. Returns
+        rows in id order; [] without a write when nothing is due."""
+
+    async def renew_outbox_leases(self, owner: str, lease_until: datetime) -> int:
+        """Extend every lease ``owner`` holds; returns how many rows it holds."""
+
+    async def expire_outbox_leases(self) -> int:
+        """Expire every lease now (the only delivering process starting up
+        on an embedded database). Returns how many rows were held."""
+
+    async def record_deliveries(self, owner: str, results: Sequence[DeliveryResult]) -> list[int]:
+        """Write what became of claimed rows, atomically. SENT is written
+        whoever holds the row (the platform has the post); every other
+        outcome only while ``owner`` still holds its lease. ``break_route``
+        marks that route broken and, when this call broke it, queues
+        ``alert`` to the other alert routes. Idempotent. Returns the ids of
+        the routes this call broke."""
+
+    async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]: ...
+
+    async def get_event(self, event_id: int) -> Event:
+        """NotFound when missing."""
+
+    # -- profile snapshots ----------------------------------------------------------------------
+
+    async def latest_snapshot_json(self, source_id: int) -> bytes | None: ...
+
+    async def max_followers(self, source_id: int) -> int | None: ...
+
+    # -- audit, filters, subscriptions ------------------------------------------------------------
+
+    async def add_audit(self, at: datetime, platform: Platform, user_id: str, action: str, detail: str) -> None: ...
+
+    async def list_audit(self, limit: int = 50) -> list[AuditRow]:
+        """Newest first."""
+
+    async def load_filters(self, source_id: int) -> list[FilterRule]:
+        """The source's rules, oldest first."""
+
+    async def add_filter(
+        self, source_id: int, rule: FilterRule, now: datetime, *, audit: tuple[Platform, str] | None = None,
+    ) -> None:
+        """Save a rule and (same transaction) its audit row. AlreadyExists
+        when the source has that rule; UserError for a mode that is not
+        include/exclude."""
+
+    async def clear_filters(self, source_id: int, now: datetime, *, audit: tuple[Platform, str] | None = None) -> int:
+        """Remove the source's rules (and audit it); returns how many."""
+
+    async def load_subscriptions(self) -> list[Subscription]:
+        """Every subscription, oldest first."""
+
+    async def member_subscriptions(self, platform: Platform, user_id: str) -> list[str]:
+        """One member's topics, alphabetical."""
+
+    async def add_subscription(
+        self, platform: Platform, user_id: str, topic: str, now: datetime, max_per_member: int,
+    ) -> bool:
+        """False when the member already had it; UserError past ``max_per_member``."""
+
+    async def remove_subscription(self, platform: Platform, user_id: str, topic: str) -> None:
+        """NotFound when the member had no such subscription."""
+
+    # -- stats --------------------------------------------------------------------------------------
+
+    async def book_news(self, limit: int = 5) -> list[BookNews]:
+        """Events of kind book, newest first (by their item's publication, else detection)."""
+
+    async def profile_stats(
+        self, now: datetime, windows: tuple[int, ...] = (7, 30), history_days: int = 365,
+    ) -> ProfileStats | None:
+        """The latest snapshot of the x source polled most recently, a
+        baseline per window (the snapshot closest to now - window, within
+        half a window), and its daily follower series."""
+
+    async def episodes_per_month(self, now: datetime, months: int = 12) -> list[tuple[str, int]]:
+        """[('2025-07', 3), ...] for the last ``months`` calendar months, zeros included."""
+
+    async def cadence(self, now: datetime, days: int = 90) -> list[Cadence]:
+        """Per source, by name: items per week over the last ``days`` days and its newest item."""

@@ -1,0 +1,169 @@
+"""The records storage hands back and takes in, shared by every backend.
+
+Plain frozen dataclasses and enums: what a row of the outbox is, what became
+of a delivery, what a poll wrote, and the read models of the catalogue,
+stats and moderation commands. Timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.models import Destination, Event, EventKind, Platform, StoredItem
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting its turn (next_attempt_at)
+    SENDING = "sending"  # claimed by lease_owner until lease_until; maybe being posted right now
+    SENT = "sent"
+    FAILED = "failed"  # given up: the route broke or was removed, or a DM can't be received
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    event_id: int
+    route_id: int | None
+    destination: Destination
+    mention: str | None
+    idempotency_key: str
+    status: OutboxStatus
+    attempts: int
+    outcome_unknown: bool
+    next_attempt_at: datetime
+    first_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    message_id: str | None
+
+    @property
+    def platform(self) -> Platform:
+        return self.destination.platform
+
+    @property
+    def channel(self) -> str:
+        return self.destination.id
+
+
+class DeliveryOutcome(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # back to pending at next_attempt_at
+    FAILED = "failed"
+    RELEASED = "released"  # claimed but not attempted: back to pending as it was
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What became of one claimed outbox row; written by ``record_deliveries``."""
+
+    outbox_id: int
+    outcome: DeliveryOutcome
+    at: datetime
+    attempted: bool = True
+    message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None  # RETRY (and RELEASED, to postpone it)
+    outcome_unknown: bool = False  # RETRY: the platform may have the post; ask before re-posting
+    break_route: int | None = None  # FAILED because this route can never work: mark it broken...
+    alert: str | None = None  # ...and tell the moderators' channels this, once
+
+
+@dataclass(frozen=True, slots=True)
+class PollWrite:
+    """What one successful poll wrote, for reports (``poll --json``)."""
+
+    new_items: tuple[StoredItem, ...]
+    events: tuple[Event, ...]
+    outbox_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSeed:
+    platform: Platform
+    channel: str
+    kinds: frozenset[EventKind]
+    mention: str | None = None
+    thread: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    item_id: int
+    score: float  # the backend's own relevance units: compare only within one search
+    strong: bool  # a query term matched the title or a chapter title
+
+
+@dataclass(frozen=True, slots=True)
+class KindStats:
+    kind: str
+    count: int
+    first: datetime | None
+    last: datetime | None
+    total_duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFacts:
+    items: int
+    last_announced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    at: datetime
+    platform: str
+    user_id: str
+    action: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class BookNews:
+    title: str
+    url: str | None
+    at: datetime  # the item's publication date when known, else when the news was detected
+    source: str  # the source's name, "" when the source was removed
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at: datetime
+    followers: int | None
+    following: int | None
+    posts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileStats:
+    source: str
+    handle: str | None
+    latest: Snapshot
+    # window in days -> the snapshot closest to now - window, None: not enough history
+    baselines: dict[int, Snapshot | None]
+    # one point per UTC day (the day's last snapshot with a follower count), oldest first
+    followers_daily: list[tuple[datetime, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Cadence:
+    source: str
+    kind: str  # the source's content kind
+    paused: bool
+    recent: int  # items dated within the window
+    per_week: float  # recent / weeks in the window
+    newest: datetime | None
+
+
+def month_starts(now: datetime, months: int = 12) -> list[str]:
+    """The last ``months`` calendar months (UTC) ending with now's, as 'YYYY-MM', oldest first."""
+    year, month = now.year, now.month
+    out = []
+    for _ in range(months):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return out[::-1]

@@ -1,0 +1,27 @@
+"""The SQLite backend: the embedded default. One module per table group,
+one connection (``base.SqliteBase``) they share; ``SqliteStorage`` is all of
+them, the ``bot.storage.Storage`` protocol in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.storage.sqlite.catalog import CatalogTable
+from bot.storage.sqlite.members import MembersTable
+from bot.storage.sqlite.outbox import OutboxTable
+from bot.storage.sqlite.polls import PollsTable
+from bot.storage.sqlite.routes import RoutesTable
+from bot.storage.sqlite.sources import SourcesTable
+from bot.storage.sqlite.stats import StatsTable
+
+
+class SqliteStorage(
+    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable,
+):
+    @classmethod
+    async def open(cls, path: Path | str) -> "SqliteStorage":
+        storage: SqliteStorage = await super().open(path)
+        return storage
+
+
+__all__ = ["SqliteStorage"]

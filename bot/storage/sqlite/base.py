@@ -1,0 +1,190 @@
+"""The SQLite connection every table module of this backend shares.
+
+Contract:
+- one aiosqlite connection per storage, WAL, foreign keys on, a busy timeout;
+- every write runs in one explicit transaction (``BEGIN IMMEDIATE``) under an
+  asyncio lock, so coroutines never interleave inside a transaction;
+- operational sqlite errors (locked, disk full, read-only, corrupt) become
+  StorageError at this boundary; constraint failures are mapped to domain
+  errors (AlreadyExists) at the statement that can raise them;
+- migrations run at open, keyed by PRAGMA user_version;
+- ``synchronous=NORMAL`` (WAL: a power cut may undo the last commits, never
+  corrupt), except for commits that must survive one (``durable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator, Sequence
+
+import aiosqlite
+
+from bot.errors import StorageError
+from bot.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def to_db_time(value: datetime | None) -> str | None:
+    """UTC ISO-8601 with microseconds: sorts as text in time order."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime reached the store; use UTC-aware datetimes")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def from_db_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration into statements (none of ours contain ';' in literals)."""
+    statements, buf = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(buf).strip())
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest:
+        statements.append(rest)
+    return [s for s in statements if s.strip(" ;\n")]
+
+
+class SqliteBase:
+    backend = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.path = path
+        self._closed = False
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Any:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open database {str(path)!r}: {exc}") from exc
+        storage = cls(conn, path)
+        try:
+            await storage._setup()
+        except BaseException:
+            await conn.close()
+            raise
+        return storage
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        async with self._lock:
+            self._closed = True
+            await self._conn.close()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _setup(self) -> None:
+        async with self._errors("opening the database"):
+            await self._conn.execute("PRAGMA journal_mode=WAL")
+            await self._conn.execute("PRAGMA foreign_keys=ON")
+            await self._conn.execute("PRAGMA busy_timeout=5000")
+            await self._conn.execute("PRAGMA synchronous=NORMAL")
+            version = await self._user_version()
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"database schema version {version} is newer than this showbot "
+                    f"({SCHEMA_VERSION}); upgrade showbot"
+                )
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in split_sql(MIGRATIONS[target - 1]):
+                        await self._conn.execute(statement)
+                    await self._conn.execute(f"PRAGMA user_version = {target}")
+                    await self._conn.execute("COMMIT")
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+
+    async def _user_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def schema_version(self) -> tuple[int, int]:
+        async with self._errors("reading the schema version"):
+            return await self._user_version(), SCHEMA_VERSION
+
+    @asynccontextmanager
+    async def _errors(self, doing: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            raise  # mapped to domain errors at the statement that can raise it
+        except sqlite3.Error as exc:  # OperationalError, DatabaseError: locked, full, corrupt
+            raise StorageError(f"storage error while {doing}: {exc}") from exc
+
+    @asynccontextmanager
+    async def _tx(self, doing: str, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction. ``durable``: its COMMIT is fsynced (FULL).
+        A claim on a delivery must survive a power cut, or a post the
+        platform already has could be sent again; everything committed
+        before a durable commit is durable with it (the WAL is one log)."""
+        async with self._lock, self._errors(doing):
+            if durable:
+                await self._conn.execute("PRAGMA synchronous=FULL")
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+                else:
+                    await self._conn.execute("COMMIT")
+            finally:
+                if durable:
+                    await self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    async def _all(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> list[sqlite3.Row]:
+        """Rows in one hop to the database thread (execute + fetchall + close)."""
+        async with self._errors(doing):
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> Any:
+        rows = await self._all(sql, params, doing)
+        return rows[0] if rows else None
+
+    # -- settings and health ----------------------------------------------------
+
+    async def find_setting(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    async def set_setting(self, key: str, value: str) -> None:
+        async with self._tx("saving a setting") as db:
+            await db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    async def check_writable(self, now: datetime) -> None:
+        async with self._tx("checking that the database takes writes") as db:
+            await db.execute(
+                "INSERT INTO settings (key, value) VALUES ('health.checked_at', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (to_db_time(now),),
+            )

@@ -1,0 +1,232 @@
+"""Polls: the state a poll decides from, and writing what it decided.
+
+``load_poll_state`` reads; ``write_poll`` writes one ``PollIntent`` in one
+transaction and decides nothing (the planner, bot.plan, did): items with
+their chapters and search index rows, updates, the snapshot, events in
+order with their outbox rows, a book anchor's new links, and the source's
+progress.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import aiosqlite
+
+from bot.detect import KnownItem, NewItem
+from bot.errors import ClaimLost
+from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
+from bot.models import ContentKind, Event, Item, Platform, Source, StoredItem
+from bot.storage.records import PollWrite
+from bot.storage.sqlite import rows
+from bot.storage.sqlite.base import SqliteBase, to_db_time
+from bot.storage.sqlite.schema import CHAPTER_ROWID_SPAN
+
+
+class PollsTable(SqliteBase):
+    async def known_items(self, source_id: int) -> list[KnownItem]:
+        found = await self._all(
+            "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = ?", (source_id,))
+        return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in found]
+
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+        known = await self.known_items(source.id)
+        filters = [FilterRule(r[0], r[1]) for r in await self._all(
+            "SELECT mode, pattern FROM filters WHERE source_id = ? ORDER BY id", (source.id,))]
+        subscriptions = [Subscription(Platform(r[0]), r[1], r[2]) for r in await self._all(
+            "SELECT platform, user_id, topic FROM subscriptions ORDER BY id")]
+        async with self._errors("reading routes"):
+            routes = await rows.routes(self._conn)
+        anchor = await self._book_anchor(now, book_window_s)
+        previous = best = None
+        if source.spec.kind == "x":
+            row = await self._one(
+                "SELECT raw_json FROM profile_snapshots WHERE source_id = ? ORDER BY taken_at DESC LIMIT 1",
+                (source.id,))
+            previous = row[0].encode() if row else None
+            row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source.id,))
+            best = row[0] if row else None
+        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best)
+
+    async def _book_anchor(self, now: datetime, window_s: float) -> BookAnchor | None:
+        """The first book event announced within the window (not a follow-up)."""
+        row = await self._one(
+            "SELECT id, url, payload FROM events WHERE kind = 'book' AND created_at >= ? "
+            "AND json_extract(payload, '$.follow_up_of') IS NULL ORDER BY id LIMIT 1",
+            (to_db_time(now - timedelta(seconds=window_s)),),
+        )
+        if row is None:
+            return None
+        payload = json.loads(row[2] or "{}")
+        links = tuple(payload.get("links") or ([row[1]] if row[1] else []))
+        routed = await self._all(
+            "SELECT DISTINCT route_id FROM outbox WHERE event_id = ? AND route_id IS NOT NULL AND status != 'failed'",
+            (row[0],))
+        return BookAnchor(row[0], links, frozenset(r[0] for r in routed))
+
+    async def write_poll(
+        self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
+    ) -> PollWrite:
+        kind = source.spec.content
+        now = progress.polled_at
+        t_now = to_db_time(now)
+        events: list[Event] = []
+        queued = 0
+        async with self._tx(f"storing a poll of {source.name!r}") as db:
+            if claim is not None:
+                async with db.execute(
+                    "SELECT 1 FROM poll_claims WHERE source_id = ? AND owner = ?", (source.id, claim)
+                ) as cur:
+                    if await cur.fetchone() is None:
+                        raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
+            try:
+                item_ids = await _insert_items(db, source.id, kind, intent.new_items, now)
+            except sqlite3.IntegrityError:
+                # Only a poll racing another of the same source gets here, and
+                # claims prevent that: refuse rather than write stale decisions.
+                raise ClaimLost(f"items of {source.name!r} were stored by another poll meanwhile") from None
+            for upd in intent.updates:
+                await _update_item(db, upd.item_id, upd.identity, upd.item, upd.content_hash)
+            if intent.snapshot is not None:
+                await _insert_snapshot(db, source.id, intent.snapshot)
+            event_ids: list[int] = []
+            for planned in intent.events:
+                payload = dict(planned.payload)
+                if planned.follow_up_of_planned is not None:
+                    payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
+                item_id = item_ids[planned.item] if planned.item is not None else None
+                cur = await db.execute(
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (source.id, item_id, planned.kind.value, planned.title, planned.url, json.dumps(payload), t_now),
+                )
+                event_id = cur.lastrowid
+                assert event_id is not None
+                event_ids.append(event_id)
+                events.append(Event(event_id, planned.kind, planned.title, planned.url, now, item_id, payload))
+                for delivery in planned.deliveries:
+                    queued += await rows.insert_outbox(db, event_id, delivery.destination, now,
+                                                       route_id=delivery.route_id, mention=delivery.mention)
+            if intent.anchor_links is not None:
+                await _set_links(db, intent.anchor_links.event_id, intent.anchor_links.links)
+            await db.execute(
+                "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
+                "last_error = NULL, consecutive_failures = 0, next_poll_at = ?, "
+                "etag = ?, last_modified = ?, body_hash = ?, cursor = COALESCE(?, cursor) WHERE id = ?",
+                (t_now, t_now, to_db_time(progress.next_poll_at), progress.etag, progress.last_modified,
+                 progress.body_hash, progress.cursor, source.id),
+            )
+        stored = tuple(
+            StoredItem(item_id, source.name, kind, new.identity, new.item, now)
+            for item_id, new in zip(item_ids, intent.new_items)
+        )
+        return PollWrite(stored, tuple(events), queued)
+
+    async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:
+        async with self._tx("queueing a moderator alert") as db:
+            return await rows.queue_alert(db, title, now, skip_route=skip_route)
+
+
+async def _set_links(db: aiosqlite.Connection, event_id: int, links: Sequence[str]) -> None:
+    async with db.execute("SELECT payload FROM events WHERE id = ?", (event_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return  # the anchor's source was removed meanwhile: nothing to extend
+    payload = json.loads(row[0] or "{}")
+    payload["links"] = list(links)
+    await db.execute("UPDATE events SET payload = ? WHERE id = ?", (json.dumps(payload), event_id))
+
+
+async def _insert_snapshot(db: aiosqlite.Connection, source_id: int, snap: SnapshotRow) -> None:
+    await db.execute(
+        "INSERT INTO profile_snapshots (source_id, taken_at, followers, following, posts, bio, "
+        "pinned_id, pinned_text, pinned_url, raw_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
+        (source_id, to_db_time(snap.taken_at), snap.followers, snap.following, snap.posts, snap.bio,
+         snap.pinned_id, snap.pinned_text, snap.pinned_url, snap.raw_json),
+    )
+
+
+_INSERT_ITEM = (
+    "INSERT INTO items (source_id, identity, guid, link, norm_link, title_key, content_hash, kind, "
+    "title, summary, published_at, updated_at, first_seen_at, duration_s, episode_number, "
+    "enclosure_url, image_url, video_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def _insert_items(
+    db: aiosqlite.Connection, source_id: int, kind: ContentKind, new_items: Sequence[NewItem],
+    now: datetime,
+) -> list[int]:
+    """Insert a poll's new items with their chapters and FTS rows in a few
+    batched statements (each await is a hop to aiosqlite's thread; 540 items
+    one by one cost more than parsing them). Returns ids in input order."""
+    if not new_items:
+        return []
+    seen = to_db_time(now)
+    await db.executemany(_INSERT_ITEM, [
+        (source_id, n.identity, n.item.guid, n.item.link, n.norm_link, n.title_key, n.content_hash,
+         kind.value, n.item.title, n.item.summary, to_db_time(n.item.published_at),
+         to_db_time(n.item.updated_at), seen, n.item.duration_s, n.item.episode_number,
+         n.item.enclosure_url, n.item.image_url, n.item.video_id)
+        for n in new_items
+    ])
+    async with db.execute("SELECT identity, id FROM items WHERE source_id = ?", (source_id,)) as cur:
+        ids = {identity: item_id for identity, item_id in await cur.fetchall()}
+    item_ids = [ids[n.identity] for n in new_items]
+    await _insert_chapters(db, [(item_id, n.item) for item_id, n in zip(item_ids, new_items)])
+    await db.executemany(
+        "INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) VALUES (?, ?, ?, ?, ?)",
+        [(item_id, *fts_columns(n.item), kind.value) for item_id, n in zip(item_ids, new_items)],
+    )
+    return item_ids
+
+
+async def _insert_chapters(db: aiosqlite.Connection, items: Sequence[tuple[int, Item]]) -> None:
+    """Chapters and their chapters_fts rows (rowid = item_id * 10000 + position),
+    two batched statements: see migration 4 for why not an insert trigger."""
+    found = [(item_id, i, c.start_s, c.title) for item_id, item in items for i, c in enumerate(item.chapters)]
+    if not found:
+        return
+    await db.executemany("INSERT INTO chapters (item_id, position, start_s, title) VALUES (?, ?, ?, ?)", found)
+    await db.executemany(
+        "INSERT INTO chapters_fts (rowid, title) VALUES (?, ?)",
+        [(item_id * CHAPTER_ROWID_SPAN + i, title) for item_id, i, _, title in found if i < CHAPTER_ROWID_SPAN],
+    )
+
+
+def fts_columns(item: Item) -> tuple[str, str, str]:
+    return item.title, "\n".join(c.title for c in item.chapters), item.summary
+
+
+async def _update_item(
+    db: aiosqlite.Connection, item_id: int, identity: str, item: Item, chash: str
+) -> None:
+    await db.execute(
+        "UPDATE items SET identity = ?, guid = ?, link = ?, title = ?, summary = ?, content_hash = ?, "
+        "updated_at = ?, duration_s = ?, episode_number = ?, enclosure_url = ?, image_url = ?, "
+        "video_id = ? WHERE id = ?",
+        (identity, item.guid, item.link, item.title, item.summary, chash,
+         to_db_time(item.updated_at), item.duration_s, item.episode_number, item.enclosure_url,
+         item.image_url, item.video_id, item_id),
+    )
+    await _write_chapters_and_fts(db, item_id, item, replace=True)
+
+
+async def _write_chapters_and_fts(
+    db: aiosqlite.Connection, item_id: int, item: Item, *, replace: bool
+) -> None:
+    if replace:
+        await db.execute("DELETE FROM chapters WHERE item_id = ?", (item_id,))
+        await db.execute("DELETE FROM catalog_fts WHERE rowid = ?", (item_id,))
+    await _insert_chapters(db, [(item_id, item)])
+    await db.execute(
+        "INSERT INTO catalog_fts (rowid, title, chapters, summary, kind) "
+        "SELECT ?, ?, ?, ?, kind FROM items WHERE id = ?",
+        (item_id, *fts_columns(item), item_id),
+    )
+
+
