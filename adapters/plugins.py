@@ -20,7 +20,8 @@ def discord(context: "AdapterContext") -> "ChatAdapter | None":
     from adapters.discord import DiscordAdapter
 
     return DiscordAdapter(context.config.discord, token, context.handler,
-                          completer=context.completer, settings=context.settings)
+                          completer=context.completer, settings=context.settings,
+                          shards=context.discord_shards)
 
 
 def slack(context: "AdapterContext") -> "ChatAdapter | None":

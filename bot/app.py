@@ -31,6 +31,7 @@ from bot.outbox import DeliveryPolicy, Outbox, new_owner
 from bot.poller import Poller, PollReport, SourceKind
 from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
+from bot.shards import ShardLeases
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
@@ -57,6 +58,7 @@ class AdapterContext:
     console_out: TextIO = field(default_factory=lambda: sys.stdout)
     force_console: bool = False
     chat_adapters: int = 0  # how many chat (non-console) adapters started before this one
+    discord_shards: ShardLeases | None = None  # which gateway shard this instance connects
 
 
 AdapterFactory = Callable[[AdapterContext], "ChatAdapter | None"]
@@ -77,23 +79,27 @@ class App:
         store: Storage,
         fetcher: HttpFetcher,
         poller: Poller,
-        commands: Commands,
         clock: Clock,
+        parsers: FeedParsers | None = None,
+        x_profiles: XProfileSource | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
         self.store = store
         self.fetcher = fetcher
         self.poller = poller
-        self.commands = commands
         self.clock = clock
+        self.parsers = parsers
+        self.x_profiles = x_profiles
+        self.commands = Commands(
+            store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
+            health=self.health, book_config=config.book,
+        )
         self.owner = poller.owner
         self.faults = StorageFaults()
         self.adapters: dict[Platform, ChatAdapter] = {}
         self.scheduler: PollScheduler | None = None
         self.outbox: Outbox | None = None
-        self.parsers: FeedParsers | None = None
-        self.x_profiles: XProfileSource | None = None
 
     @classmethod
     async def open(
@@ -132,15 +138,8 @@ class App:
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after,
                         owner=new_owner(), lease_s=config.delivery.lease_s)
-        app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
-                  commands=None, clock=clock)  # type: ignore[arg-type]
-        app.parsers = parsers
-        app.x_profiles = x_profiles
-        app.commands = Commands(
-            store, clock=clock, preview=app.preview,
-            on_sources_changed=app._sources_changed, health=app.health, book_config=config.book,
-        )
-        return app
+        return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
+                   clock=clock, parsers=parsers, x_profiles=x_profiles)
 
     async def close(self) -> None:
         if self.x_profiles is not None:
@@ -197,11 +196,22 @@ class App:
         """Run until ``stop`` is set (SIGINT/SIGTERM in the CLI): start the
         adapters, the scheduler and the outbox; then stop polling, let the
         delivery in flight finish, and stop the adapters."""
+        if self.store.backend == "sqlite":
+            # The only process of an embedded database: what a dead one held
+            # (delivery claims, the gateway shard) is free at once. Each
+            # claimed row is looked up on its platform before any re-post.
+            recovered = await self.store.expire_outbox_leases()
+            if recovered:
+                log.warning("%d announcement(s) were mid-delivery when the last run stopped; "
+                            "checking with the platform before re-sending", recovered)
+            await self.store.expire_leases()
+        shards = ShardLeases(self.store, self.owner, self.config.discord.shard_count, clock=self.clock,
+                             lease_s=self.config.delivery.lease_s, fixed=self.config.discord.shard_id)
         context = AdapterContext(
             config=self.config, secrets=self.secrets, handler=self.commands,
             completer=self.commands.complete_topic, settings=self.store,
             console_in=console_in or sys.stdin, console_out=console_out or sys.stdout,
-            force_console=force_console,
+            force_console=force_console, discord_shards=shards,
         )
         for name, factory in factories.items():
             context.chat_adapters = sum(1 for p in self.adapters if p is not Platform.CONSOLE)
@@ -212,13 +222,6 @@ class App:
             self.adapters[adapter.platform] = adapter
             log.info("adapter %s started", name)
 
-        # SQLite: this is the only process delivering from this database, so
-        # rows a dead process left claimed can be taken over now, not when
-        # their lease runs out (each is looked up on its platform first).
-        recovered = await self.store.expire_outbox_leases()
-        if recovered:
-            log.warning("%d announcement(s) were mid-delivery when the last run stopped; "
-                        "checking with the platform before re-sending", recovered)
         self.outbox = Outbox(self.store, self.adapters, clock=self.clock,
                              policy=delivery_policy(self.config), owner=self.owner, faults=self.faults)
         outbox = self.outbox
@@ -230,6 +233,7 @@ class App:
         await self.scheduler.start()
         settle_heap()
         outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
+        shards_task = asyncio.create_task(shards.run(stop), name="showbot-shards")
         heartbeat_task = asyncio.create_task(self._heartbeat(stop, heartbeat_s), name="showbot-heartbeat")
         try:
             await stop.wait()
@@ -237,6 +241,7 @@ class App:
             await self.scheduler.shutdown()
             self.scheduler = None
             await outbox_task  # returns after the delivery in flight
+            await asyncio.gather(shards_task, return_exceptions=True)
             heartbeat_task.cancel()
             await asyncio.gather(heartbeat_task, return_exceptions=True)
             for adapter in self.adapters.values():

@@ -6,6 +6,7 @@ come from the file: only from the environment, through ``Secrets``.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import tomllib
@@ -85,6 +86,11 @@ class DiscordConfig:
     gateway_url: str = DISCORD_GATEWAY
     moderator_role_ids: tuple[str, ...] = ()
     dev_guild_ids: tuple[str, ...] = ()
+    # Gateway shards. Each instance connects at most one, taken by lease
+    # (bot.shards), unless shard_id fixes it; instances without one deliver
+    # over REST only.
+    shard_count: int = 1
+    shard_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +204,7 @@ def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]
     return tuple(out)
 
 
-def _enum(enum_cls: type, value: object, key: str) -> Any:
+def _enum(enum_cls: type[enum.Enum], value: object, key: str) -> Any:
     try:
         return enum_cls(value)
     except ValueError:
@@ -340,10 +346,10 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         for i, (spec, raw_source) in enumerate(zip(sources, sources_raw)) if spec.kind == "x"
     }
     seen: set[str] = set()
-    for i, s in enumerate(sources):
-        if s.name in seen:
-            raise ConfigError(f"sources[{i}].name", f"duplicate source name {s.name!r}")
-        seen.add(s.name)
+    for i, spec in enumerate(sources):
+        if spec.name in seen:
+            raise ConfigError(f"sources[{i}].name", f"duplicate source name {spec.name!r}")
+        seen.add(spec.name)
 
     routes_raw = raw.get("routes", [])
     if not isinstance(routes_raw, list):
@@ -380,6 +386,13 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         links=_str_list(book_raw, "links", "book"),
     )
     d = _table(raw, "discord")
+    shard_count = _int(d, "shard_count", "discord", 1, minimum=1)
+    shard_ids = d.get("shard_ids", [])
+    if not isinstance(shard_ids, list) or len(shard_ids) > 1 or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < shard_count for i in shard_ids):
+        raise ConfigError("discord.shard_ids", f"expected at most one shard id (one gateway shard per "
+                          f"instance) from 0 to {shard_count - 1}, got {shard_ids!r}")
+    shard_id = shard_ids[0] if shard_ids else None
     discord = DiscordConfig(
         api_base_url=check_url(
             d.get("api_base_url", DISCORD_API), "discord.api_base_url"
@@ -387,6 +400,8 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         gateway_url=_str(d, "gateway_url", "discord", DISCORD_GATEWAY) or DISCORD_GATEWAY,
         moderator_role_ids=_str_list(d, "moderator_role_ids", "discord"),
         dev_guild_ids=_str_list(d, "dev_guild_ids", "discord"),
+        shard_count=shard_count,
+        shard_id=shard_id,
     )
     s = _table(raw, "slack")
     mode = _str(s, "mode", "slack", "socket")

@@ -250,11 +250,13 @@ def _to_announce(
         chosen = newest_first[: spec.announce_on_first_poll]
     else:
         cutoff = now - timedelta(seconds=spec.max_age_s)
-        chosen = [
-            i for i in candidates
-            if new_items[i].item.published_at is None or new_items[i].item.published_at >= cutoff
-        ]
+        chosen = [i for i in candidates if _recent(new_items[i].item, cutoff)]
     return sorted(chosen, key=lambda i: _sort_key(new_items[i].item, i))
+
+
+def _recent(item: Item, cutoff: datetime) -> bool:
+    """Published after ``cutoff``; an undated item counts as just published."""
+    return item.published_at is None or item.published_at >= cutoff
 
 
 def _sort_key(item: Item, index: int) -> tuple[float, int]:

@@ -2,9 +2,14 @@
 
 Each job fires at the source's interval (with jitter, so sources added
 together don't poll in lock-step); ``max_instances=1`` keeps one poll of a
-source at a time and ``coalesce`` folds missed runs into one. Backoff after
+source at a time in this process, and the poll's claim in the database
+across processes; ``coalesce`` folds missed runs into one. Backoff after
 failures is not a job change: the poller skips a fire time that comes before
 the source's stored ``next_poll_at``, so backoff survives restarts.
+
+The jobs follow the sources table: at once after a moderator's change in
+this process (``sync``), and every ``resync_s`` for changes made through
+another instance sharing the database.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from bot.storage import Storage
 log = logging.getLogger("showbot.scheduler")
 
 JOB_PREFIX = "poll:"
+RESYNC_JOB = "resync"
+RESYNC_S = 30.0
 
 
 def jitter_s(every_s: int) -> int:
@@ -41,20 +48,31 @@ class PollScheduler:
         clock: Clock,
         on_polled: Callable[[PollReport], None] | None = None,
         faults: StorageFaults | None = None,
+        resync_s: float = RESYNC_S,
     ) -> None:
         self._faults = faults or StorageFaults()
+        self._resync_s = resync_s
         self._store = store
         self._poller = poller
         self._clock = clock
         self._on_polled = on_polled
         self._scheduler: AsyncIOScheduler | None = None
         self._intervals: dict[str, int] = {}
+        self.synced = asyncio.Event()  # set after every sync (tests wait on it)
         self._in_flight: set[asyncio.Task[object]] = set()
 
     async def start(self) -> None:
         self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone="UTC")
         self._scheduler.start()
         await self.sync()
+        self._scheduler.add_job(self._resync_job, IntervalTrigger(seconds=self._resync_s, timezone="UTC"),
+                                id=RESYNC_JOB, max_instances=1, coalesce=True, misfire_grace_time=None)
+
+    async def _resync_job(self) -> None:
+        try:
+            await self.sync()
+        except StorageError as exc:
+            self._faults.failed(exc, "reading the sources")
 
     async def sync(self) -> None:
         """Make the jobs match the sources table (called after moderators
@@ -81,6 +99,7 @@ class PollScheduler:
                 next_run_time=self._clock() + timedelta(seconds=len(self._intervals) % 10),
             )
             self._intervals[name] = every_s
+        self.synced.set()
 
     async def _poll_job(self, name: str) -> None:
         task = asyncio.current_task()

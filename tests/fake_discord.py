@@ -96,6 +96,7 @@ class FakeDiscord:
         self.messages: dict[str, list[dict[str, Any]]] = {}  # channel id -> messages, oldest first
         self.threads: list[dict[str, Any]] = []
         self.identifies = 0
+        self.identified_shards: list[Any] = []  # IDENTIFY's "shard" ([id, count]) or None, per identify
         self.gateway_connections = 0
         self._last_id = 0
         self._scripted: list[Scripted] = []
@@ -392,6 +393,7 @@ class FakeDiscord:
                     await self._send(ws, {"op": 11, "d": None, "s": None, "t": None})
                 elif op == 2:
                     self.identifies += 1
+                    self.identified_shards.append((data.get("d") or {}).get("shard"))
                     self._ws = ws
                     await self.dispatch("READY", self._ready())
                     await self.dispatch("GUILD_CREATE", self.guild_payload())

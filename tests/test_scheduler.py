@@ -68,3 +68,27 @@ async def test_jobs_follow_the_sources_and_a_broken_source_does_not_stop_the_oth
 
 def test_jitter_spreads_polls_without_delaying_them_much() -> None:
     assert jitter_s(900) == 60 and jitter_s(300) == 30 and jitter_s(86400) == 60
+
+
+async def test_a_change_made_through_another_instance_reaches_the_jobs_without_a_restart(tmp_path: Path) -> None:
+    async with await SqliteStorage.open(tmp_path / "s.db") as store, \
+            await SqliteStorage.open(tmp_path / "s.db") as other_instance:
+        await store.add_source(SourceSpec("podcast", "rss", "https://example.com/p", ContentKind.EPISODE,
+                                          every_s=3600), utc_now())
+        poller = Poller(store, {"rss": ScriptedKind()}, clock=utc_now)
+        scheduler = PollScheduler(store, poller, clock=utc_now, resync_s=0.05)
+        await scheduler.start()
+        try:
+            assert scheduler.job_names() == ["podcast"]
+            await other_instance.set_paused("podcast", True)  # a moderator, through another instance
+            await other_instance.add_source(SourceSpec("videos", "rss", "https://example.com/v", ContentKind.VIDEO,
+                                                       every_s=900), utc_now())
+
+            async def resynced() -> None:
+                while scheduler.job_names() != ["videos"]:
+                    scheduler.synced.clear()
+                    await scheduler.synced.wait()
+
+            await asyncio.wait_for(resynced(), 10)
+        finally:
+            await scheduler.shutdown()

@@ -17,6 +17,7 @@ last values set (fine for one bot per process; tests point them at a fake).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -28,6 +29,7 @@ from adapters.discord.inbound import DEFAULT_RESPOND_WITHIN_S, Inbound
 from adapters.discord.outbound import Poster, SlidingWindow, fail_fast_trace, nonce_for
 from adapters.discord.views import MoreButton
 from adapters.supervisor import GiveUp, Supervisor
+from bot.shards import ShardLeases
 from bot.config import DiscordConfig
 from bot.errors import DeliveryError
 from bot.models import Announcement, Delivered, Platform
@@ -55,13 +57,15 @@ def intents() -> discord.Intents:
 class _Client(discord.Client):
     """discord.Client wired to the adapter; one instance per connection attempt."""
 
-    def __init__(self, adapter: "DiscordAdapter") -> None:
+    def __init__(self, adapter: "DiscordAdapter", shard: int | None = None) -> None:
         super().__init__(
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S,
             guild_ready_timeout=adapter._guild_ready_timeout_s,
             http_trace=fail_fast_trace(),
+            shard_id=shard,
+            shard_count=adapter._config.shard_count if shard is not None else None,
         )
         self._adapter = adapter
         self.was_ready = False  # READY seen at least once on this client
@@ -101,6 +105,7 @@ class DiscordAdapter:
         respond_within_s: float = DEFAULT_RESPOND_WITHIN_S,
         guild_ready_timeout_s: float = 2.0,
         limiter: SlidingWindow | None = None,
+        shards: ShardLeases | None = None,
     ) -> None:
         self._config = config
         self._token = token  # never logged, never in a repr
@@ -117,6 +122,13 @@ class DiscordAdapter:
         self._healthy = False
         self._synced_hash: str | None = None  # used when no Settings store is given
         self._poster = Poster(limiter)
+        # The gateway shard this instance connects (by lease: bot.shards);
+        # None: announcements only, over REST (another instance holds it).
+        self._shards = shards
+        self._shard: int | None = 0 if shards is None else None
+        self._shard_changed = asyncio.Event()
+        if shards is not None:
+            shards.on_change(self._assign_shard)
 
     def __repr__(self) -> str:
         return f"DiscordAdapter(healthy={self._healthy})"
@@ -132,7 +144,23 @@ class DiscordAdapter:
             return
         discord.http.Route.BASE = self._config.api_base_url.rstrip("/")
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self._config.gateway_url)
+        if self._shards is not None:
+            self._shard = await self._shards.claim_once()
         self._supervisor.start()
+
+    @property
+    def shard(self) -> int | None:
+        return self._shard
+
+    async def _assign_shard(self, shard: int | None) -> None:
+        """The lease moved: reconnect as the new shard (or REST only)."""
+        if shard == self._shard:
+            return
+        self._shard = shard
+        self._shard_changed.set()
+        client = self._client
+        if client is not None:
+            await client.close()  # the supervisor connects again with the new shard
 
     async def stop(self) -> None:
         self._supervisor.stopping.set()
@@ -146,9 +174,14 @@ class DiscordAdapter:
         """One discord.py client, from login until its connection ends for
         good (discord.py resumes ordinary drops by itself; a gateway parser
         exception or a non-resumable close code end it)."""
-        client = _Client(self)
+        shard = self._shard
+        self._shard_changed.clear()
+        client = _Client(self, shard if self._shards is not None else None)
         self._client = client
         try:
+            if shard is None:
+                await self._rest_only(client)
+                return True
             await client.start(self._token)
         except discord.LoginFailure:
             raise GiveUp("discord rejected the bot token (LoginFailure)") from None
@@ -161,6 +194,20 @@ class DiscordAdapter:
             if self._supervisor.stopping.is_set():
                 self._client = None
         return client.was_ready
+
+    async def _rest_only(self, client: _Client) -> None:
+        """Logged in without a gateway connection: another instance holds the
+        shard (commands reach it), this one still delivers announcements."""
+        await client.login(self._token)
+        self._healthy = True
+        log.info("discord: delivering over REST only; the gateway shard is held by another instance")
+        stopping = asyncio.ensure_future(self._supervisor.stopping.wait())
+        changed = asyncio.ensure_future(self._shard_changed.wait())
+        try:
+            await asyncio.wait({stopping, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            changed.cancel()
 
     def _on_connected(self, client: _Client) -> None:
         client.was_ready = True

@@ -231,10 +231,10 @@ def fit_embeds(embeds: list[discord.Embed]) -> list[discord.Embed]:
 
 def render_reply(reply: Reply) -> RenderedMessage:
     embeds = fit_embeds([item_embed(i) for i in reply.items])
-    content = escape_text(reply.text) if reply.text else ""
+    text = escape_text(reply.text) if reply.text else ""
     if len(embeds) < len(reply.items):
-        content += f"\n(showing {len(embeds)} of {len(reply.items)})"
-    content = truncate(content.strip(), CONTENT_MAX) or None
+        text += f"\n(showing {len(embeds)} of {len(reply.items)})"
+    content: str | None = truncate(text.strip(), CONTENT_MAX) or None
     if content is None and not embeds:
         content = "(nothing to show)"
     return RenderedMessage(

@@ -168,9 +168,9 @@ async def feed_action(ctx: Context, caller: Caller, cmd: FeedAction) -> Reply:
 def _newest(items: tuple[Item, ...]) -> Item | None:
     if not items:
         return None
-    dated = [i for i in items if i.published_at is not None]
-    # Undated feeds list newest first.
-    return max(dated, key=lambda i: i.published_at) if dated else items[0]  # type: ignore[arg-type, return-value]
+    dated = [(i.published_at, n, i) for n, i in enumerate(items) if i.published_at is not None]
+    # Undated feeds list newest first; among equal dates, the first listed.
+    return max(dated, key=lambda d: (d[0], -d[1]))[2] if dated else items[0]
 
 
 async def _feed_test(ctx: Context, name: str) -> Reply:

@@ -126,6 +126,18 @@ class Storage(Protocol):
     async def release_poll(self, source_id: int, owner: str) -> None:
         """Give the claim up; a no-op when ``owner`` no longer holds it."""
 
+    async def claim_lease(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take (or renew) the named lease (e.g. "discord.shard.0") until
+        ``lease_until``: True when ``owner`` holds it now, False while another
+        owner's runs. Atomic across processes."""
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        """Give it up; a no-op when ``owner`` no longer holds it."""
+
+    async def expire_leases(self) -> int:
+        """Expire every named lease now (the only process of an embedded
+        database starting up: what a dead process held is free at once)."""
+
     # -- polls: decide, then write ---------------------------------------------------
 
     async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:

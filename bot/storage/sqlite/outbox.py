@@ -117,8 +117,10 @@ class OutboxTable(SqliteBase):
         params = (*platforms, t_now, t_now)
         if db is not None:
             async with db.execute(sql, params) as cur:
-                return [tuple(r) for r in await cur.fetchall()]  # type: ignore[misc]
-        return [tuple(r) for r in await self._all(sql, params, "looking for due deliveries")]  # type: ignore[misc]
+                found = list(await cur.fetchall())
+        else:
+            found = await self._all(sql, params, "looking for due deliveries")
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in found]
 
     async def renew_outbox_leases(self, owner: str, lease_until: datetime) -> int:
         """Extend every lease ``owner`` holds; returns how many rows it holds."""

@@ -264,6 +264,15 @@ MIGRATIONS: list[str] = [
         lease_until TEXT NOT NULL
     );
     """,
+    # 5 -> 6: named leases for work one instance does at a time that is not
+    # a row of its own (a Discord gateway shard: "discord.shard.0").
+    """
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        lease_until TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

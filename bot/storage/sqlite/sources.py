@@ -99,6 +99,26 @@ class SourcesTable(SqliteBase):
         async with self._tx("releasing a poll claim") as db:
             await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source_id, owner))
 
+    async def claim_lease(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        async with self._tx("claiming a lease") as db:
+            async with db.execute(
+                "INSERT INTO leases (name, owner, lease_until) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until "
+                "WHERE leases.owner = excluded.owner OR leases.lease_until < ? "
+                "RETURNING owner",
+                (name, owner, to_db_time(lease_until), to_db_time(now)),
+            ) as cur:
+                return await cur.fetchone() is not None
+
+    async def expire_leases(self) -> int:
+        async with self._tx("expiring leases") as db:
+            cur = await db.execute("UPDATE leases SET lease_until = ?", (rows.EPOCH,))
+            return cur.rowcount
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        async with self._tx("releasing a lease") as db:
+            await db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
     async def latest_snapshot_json(self, source_id: int) -> bytes | None:
         row = await self._one(
             "SELECT raw_json FROM profile_snapshots WHERE source_id = ? ORDER BY taken_at DESC LIMIT 1",
