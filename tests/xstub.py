@@ -39,6 +39,7 @@ class Answer:
     status: int = 200
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the status line's phrase (a proxy may echo a header in it)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class XStub:
         body: bytes | dict[str, object] | None = None,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         if fixture is not None:
             raw = fixture_bytes(fixture)
@@ -97,7 +99,7 @@ class XStub:
         else:
             raw = body if body is not None else b"{}"
         all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-        self.answers.setdefault(path, []).append(Answer(status, raw, all_headers))
+        self.answers.setdefault(path, []).append(Answer(status, raw, all_headers, reason))
 
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
@@ -115,7 +117,8 @@ class XStub:
                        "detail": f"no stub answer for {request.path}"}
             return web.json_response(problem, status=404)
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return web.Response(status=answer.status, reason=answer.reason, body=answer.body,
+                            headers=answer.headers)
 
 
 @pytest.fixture
