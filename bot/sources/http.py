@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Awaitable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Mapping, Sequence, TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
