@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -28,6 +31,7 @@ from bot.sources.x import (
     parse_snapshot_json,
     snapshot_to_json,
 )
+from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 from tests.xstub import FIXTURES, XStub, fixture_bytes, x_stub  # noqa: F401  (fixture)
 
 TOKEN = "AAAA-test-bearer-token-0123456789"
@@ -39,9 +43,12 @@ TIMELINE_PATH = f"/2/users/{USER_ID}/tweets"
 DOCS = Path(__file__).parent.parent / "docs" / "x-snapshot-format.md"
 
 
-def client_for(stub: XStub, clock: FrozenClock | None = None, **kw: object) -> XApiClient:
-    return XApiClient(bearer_token=TOKEN, base_url=stub.base_url,
-                      clock=clock or FrozenClock(NOW), timeout_s=5, **kw)  # type: ignore[arg-type]
+@asynccontextmanager
+async def client_for(stub: XStub, clock: FrozenClock | None = None, **kw: Any) -> AsyncIterator[XApiClient]:
+    # No private-address allowance: the API base URL is exempt from the guard by itself.
+    async with HttpFetcher(timeout_s=5) as fetcher:
+        yield XApiClient(fetcher, bearer_token=TOKEN, base_url=stub.base_url,
+                         clock=clock or FrozenClock(NOW), **kw)
 
 
 def seed_text(n: str) -> str:
@@ -239,7 +246,8 @@ async def test_5xx_honours_retry_after(x_stub: XStub) -> None:
 
 
 async def test_missing_token_fails_without_a_request(x_stub: XStub) -> None:
-    async with XApiClient(bearer_token=None, base_url=x_stub.base_url) as client:
+    async with HttpFetcher() as fetcher:
+        client = XApiClient(fetcher, bearer_token=None, base_url=x_stub.base_url)
         with pytest.raises(FetchError, match="set X_BEARER_TOKEN"):
             await client.fetch_profile("hnasr")
     assert x_stub.requests == []
@@ -278,10 +286,47 @@ async def test_connection_refused_is_a_fetch_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed when the block ends: nothing listens there
-    async with XApiClient(bearer_token=TOKEN, base_url=f"http://127.0.0.1:{port}/2",
-                          timeout_s=5) as client:
-        with pytest.raises(FetchError, match="could not connect"):
+    async with HttpFetcher(timeout_s=5) as fetcher:
+        client = XApiClient(fetcher, bearer_token=TOKEN, base_url=f"http://127.0.0.1:{port}/2")
+        with pytest.raises(FetchError, match="^X API: could not connect") as info:
             await client.fetch_profile("hnasr")
+    assert TOKEN not in str(info.value)
+
+
+async def test_the_client_rides_the_shared_fetcher(x_stub: XStub) -> None:
+    x_stub.answer(PROFILE_PATH, fixture="profile.json")
+    async with HttpFetcher(user_agent="showbot-test/2.0") as fetcher:
+        client = XApiClient(fetcher, bearer_token=TOKEN, base_url=x_stub.base_url, clock=FrozenClock(NOW))
+        await client.fetch_profile("hnasr")
+    [req] = x_stub.requests
+    assert req.headers["user-agent"] == "showbot-test/2.0"
+    assert req.headers["accept"] == "application/json"
+
+
+async def test_timeout_is_the_fetchers(feed_server: FeedServer) -> None:
+    release = feed_server.add_slow(PROFILE_PATH)
+    async with HttpFetcher(timeout_s=0.2) as fetcher:
+        client = XApiClient(fetcher, bearer_token=TOKEN, base_url=feed_server.url("/2"))
+        with pytest.raises(FetchError, match=r"^X API: timed out after 0.2s$"):
+            await client.fetch_profile("hnasr")
+    release.set()
+
+
+async def test_a_redirect_is_not_followed_with_the_token(x_stub: XStub) -> None:
+    x_stub.answer(PROFILE_PATH, status=302, headers={"Location": f"http://127.0.0.1:{x_stub.port}/steal"})
+    async with client_for(x_stub) as client:
+        with pytest.raises(FetchError, match=r"^X API: HTTP 302$"):
+            await client.fetch_profile("hnasr")
+    assert [r.path for r in x_stub.requests] == [PROFILE_PATH]
+
+
+async def test_a_token_echoed_in_the_status_line_is_not_repeated(x_stub: XStub) -> None:
+    x_stub.answer(PROFILE_PATH, status=502, reason=f"Bad Gateway for Bearer {TOKEN}", body=b"")
+    async with client_for(x_stub) as client:
+        with pytest.raises(FetchError) as info:
+            await client.fetch_profile("hnasr")
+    assert str(info.value) == "X API: HTTP 502"
+    assert TOKEN not in str(info.value)
 
 
 # ------------------------------------------------------------------ page text

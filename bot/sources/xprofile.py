@@ -66,15 +66,12 @@ class XProfileSource:
         self._clients: dict[str, XApiClient] = {}
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
+        self._clients.clear()  # they share the fetcher, which the app closes
 
     def _client(self, base_url: str) -> XApiClient:
         if base_url not in self._clients:
             self._clients[base_url] = XApiClient(
-                bearer_token=self._token, base_url=base_url, timeout_s=self._timeout_s,
-                user_agent=self._user_agent, clock=self._clock,
+                self._fetcher, bearer_token=self._token, base_url=base_url, clock=self._clock,
             )
         return self._clients[base_url]
 

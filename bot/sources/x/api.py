@@ -11,21 +11,17 @@ line and never contain the bearer token.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any, Mapping
-
-import aiohttp
 
 from bot.clock import Clock, utc_now
 from bot.errors import FeedParseError, FetchError, SourceError
 from bot.models import Item
 from bot.profile import PinnedPost, ProfileSnapshot, shorten
-from bot.sources.http import parse_retry_after
+from bot.sources.http import HttpFetcher, HttpStatusError, parse_retry_after
 from bot.sources.x.ids import HANDLE, POST_ID, status_url
 from bot.sources.x.snapshot import json_object
 
@@ -47,7 +43,6 @@ FIRST_PAGE = 5
 PAGE = 100
 
 _MAX_RESET_WAIT_S = 86400.0
-_CHUNK = 64 * 1024
 
 
 class XAccountError(SourceError):
@@ -215,45 +210,30 @@ def _problem_detail(body: bytes) -> str:
 
 
 class XApiClient:
-    """X API v2 with an app-only bearer token; one aiohttp session, lazily made.
+    """X API v2 with an app-only bearer token, on the shared HttpFetcher
+    (its deadline, capped read and error mapping); no session of its own.
 
     The base URL comes from operator config (``api_base_url``), so it is not
-    put through the SSRF guard: tests point it at 127.0.0.1.
+    put through the private-address guard: tests point it at 127.0.0.1.
     """
 
     def __init__(
         self,
+        fetcher: HttpFetcher,
         *,
         bearer_token: str | None,
         base_url: str = DEFAULT_API_BASE,
-        timeout_s: float = 20,
         max_body_bytes: int = 2 * 1024 * 1024,
-        user_agent: str = "showbot/0.1",
         clock: Clock = utc_now,
     ) -> None:
+        self._fetcher = fetcher
         self._token = bearer_token
         self._base = base_url.rstrip("/")
-        self._timeout_s = timeout_s
         self._max_body = max_body_bytes
-        self._user_agent = user_agent
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:  # never show the token
         return f"XApiClient(base_url={self._base!r})"
-
-    async def __aenter__(self) -> XApiClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
 
     async def fetch_profile(self, handle: str) -> ProfileSnapshot:
         """One user read (~$0.010). The pinned post comes as an expansion."""
@@ -296,39 +276,22 @@ class XApiClient:
 
     # ---------------------------------------------------------------- HTTP
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                headers={"User-Agent": self._user_agent, "Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout_s),
-                trust_env=False,
-            )
-        return self._session
-
     async def _get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         if not self._token:
             raise FetchError("X API: no bearer token: set X_BEARER_TOKEN")
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return await self._request(path, params)
-        except SourceError:
-            raise
-        except TimeoutError:
-            raise FetchError(f"X API: timed out after {self._timeout_s:g}s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise FetchError(f"X API: could not connect to {exc.host}:{exc.port}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise FetchError(f"X API: request failed: {type(exc).__name__}") from None
-
-    async def _request(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        async with self._get_session().get(
-            self._base + path, params=params, headers=headers, allow_redirects=False
-        ) as resp:
-            body = await self._read_capped(resp)
-            if resp.status == 200:
-                return json_object(body, "X API")
-            raise self._status_error(resp.status, resp.headers, body)
+            resp = await self._fetcher.get_api(
+                self._base + path, params=params,
+                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+                guard_addresses=False, max_body_bytes=self._max_body, redact=(self._token,),
+            )
+        except HttpStatusError as exc:
+            raise self._status_error(exc.status, exc.headers, exc.body) from None
+        except FetchError as exc:  # transport, timeout, cap: already one line, token-free
+            raise FetchError(f"X API: {exc}", retry_after=exc.retry_after) from None
+        if resp.status != 200:  # X answers 200; a 201 or 204 is nothing this client reads
+            raise self._status_error(resp.status, resp.headers, resp.body)
+        return json_object(resp.body, "X API")
 
     def _status_error(self, status: int, headers: Mapping[str, str], body: bytes) -> SourceError:
         detail = _problem_detail(body)
@@ -356,16 +319,3 @@ class XApiClient:
             wait = int(reset) - self._clock().timestamp()
             return float(min(max(0.0, wait), _MAX_RESET_WAIT_S))
         return parse_retry_after(headers.get("Retry-After"), now=self._clock())
-
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        declared = resp.content_length
-        if declared is not None and declared > self._max_body:
-            resp.close()
-            raise FetchError(f"X API: response too large ({declared} bytes)")
-        body = bytearray()
-        async for chunk in resp.content.iter_chunked(_CHUNK):
-            body += chunk
-            if len(body) > self._max_body:
-                resp.close()
-                raise FetchError(f"X API: response exceeds the {self._max_body}-byte limit")
-        return bytes(body)
