@@ -34,6 +34,11 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def seed_text(n: str) -> str:
+    """A seed profile page saved as text (``profile_000.txt``, ``profile_001.txt``)."""
+    return (FIXTURES / f"profile_{n}.txt").read_text(encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int = 200

@@ -1,38 +1,23 @@
-"""The x source's providers: the X API v2 client against a stub on 127.0.0.1,
-the JSON snapshot format, the page-text form of the seeds, the count parser."""
+"""bot.sources.x.api: the X API v2 client, on the shared HttpFetcher, against
+a stub on 127.0.0.1: fields and bearer auth, post parsing, since_id paging,
+X's error answers, and the token kept out of every message."""
 
 from __future__ import annotations
 
-import json
-import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from bot.clock import FrozenClock
 from bot.errors import FeedParseError, FetchError, SourceError
 from bot.sources.http import HttpFetcher
-from bot.sources.x import (
-    PROFILE_PARAMS,
-    XAccountError,
-    XApiClient,
-    fetch_snapshot,
-    newest_post_id,
-    parse_count,
-    parse_profile_text,
-    parse_snapshot,
-    parse_snapshot_json,
-    snapshot_to_json,
-)
+from bot.sources.x import PROFILE_PARAMS, XAccountError, XApiClient, newest_post_id
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
-from tests.xstub import FIXTURES, XStub, fixture_bytes, x_stub  # noqa: F401  (fixture)
+from tests.xstub import XStub, x_stub  # noqa: F401  (fixture)
 
 TOKEN = "AAAA-test-bearer-token-0123456789"
 NOW = datetime(2026, 5, 20, 12, 0, tzinfo=timezone.utc)
@@ -40,7 +25,6 @@ USER_ID = "169820517"
 PINNED_ID = "1912203456789012480"
 PROFILE_PATH = "/2/users/by/username/hnasr"
 TIMELINE_PATH = f"/2/users/{USER_ID}/tweets"
-DOCS = Path(__file__).parent.parent / "docs" / "x-snapshot-format.md"
 
 
 @asynccontextmanager
@@ -49,10 +33,6 @@ async def client_for(stub: XStub, clock: FrozenClock | None = None, **kw: Any) -
     async with HttpFetcher(timeout_s=5) as fetcher:
         yield XApiClient(fetcher, bearer_token=TOKEN, base_url=stub.base_url,
                          clock=clock or FrozenClock(NOW), **kw)
-
-
-def seed_text(n: str) -> str:
-    return (FIXTURES / f"profile_{n}.txt").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------ API: profile
@@ -327,189 +307,3 @@ async def test_a_token_echoed_in_the_status_line_is_not_repeated(x_stub: XStub) 
             await client.fetch_profile("hnasr")
     assert str(info.value) == "X API: HTTP 502"
     assert TOKEN not in str(info.value)
-
-
-# ------------------------------------------------------------------ page text
-
-
-def test_seed_000_stats_page_parses() -> None:
-    snap = parse_profile_text(seed_text("000"), "hnasr", NOW)
-    assert (snap.handle, snap.taken_at) == ("hnasr", NOW)
-    # "644 following86k followers", not the similar profiles listed below it
-    # ("66 following231k followers"), and the exact post count over "21K tweets".
-    assert (snap.followers, snap.following, snap.posts) == (86000, 644, 21739)
-    assert snap.bio == ("Backend and Database Courses courses.husseinnasser.com YouTube "
-                        "youtube.com/@hnasr Author of pglocks.org Engineer @esri")
-    assert snap.pinned is None
-    assert snap.recent_posts == ()
-
-
-def test_seed_001_x_page_parses() -> None:
-    snap = parse_profile_text(seed_text("001"), "hnasr", NOW)
-    assert (snap.followers, snap.following, snap.posts) == (88800, 640, 21800)
-    assert snap.bio == ("Backend and Database Courses courses.husseinnasser.com YouTube "
-                        "youtube.com/@hnasr Author of Root Cause amzn.to/4cfQjJj Engineer @esri")
-    assert snap.pinned is not None and snap.pinned.id is None
-    assert snap.pinned.text.startswith("I wrote a new book that has been in the works for years.")
-    assert snap.pinned.text.endswith("fully grasping their inner mechanics. Performance")
-    posts = snap.recent_posts
-    assert len(posts) == 13  # every post block but the pinned one
-    assert posts[0].summary.startswith("How to Become a Good Backend Engineer (Fundamentals)\n")
-    assert posts[0].published_at == datetime(2024, 11, 2, tzinfo=timezone.utc)
-    assert posts[4].summary == "Being humble is just another form of ego."
-    assert all("Image" not in p.summary.splitlines() for p in posts)
-
-
-def test_page_dates_without_a_year_are_the_latest_past_one() -> None:
-    text = ("@hnasr\nbio here\n1\nFollowing\n2K\nFollowers\n"
-            "user avatar\nH\n@hnasr\nDec 30\nold year post\n12K\n"
-            "user avatar\nH\n@hnasr\n5h\nfresh post\n1K\n")
-    snap = parse_profile_text(text, "hnasr", datetime(2026, 1, 2, 12, tzinfo=timezone.utc))
-    assert [p.published_at for p in snap.recent_posts] == [
-        datetime(2025, 12, 30, tzinfo=timezone.utc), datetime(2026, 1, 2, 7, tzinfo=timezone.utc)]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "",
-        "hello world",
-        "Access denied. Please enable JavaScript.\n",
-        # another account's counts only: not this profile's
-        "@someoneelse\nSomeone's bio\n5 following10k followers\n",
-        "\x00\x01\x02 binary junk \xff",
-    ],
-)
-def test_garbage_page_text_is_a_parse_error(text: str) -> None:
-    with pytest.raises(FeedParseError, match="not an X profile page"):
-        parse_profile_text(text, "hnasr", NOW)
-
-
-# ------------------------------------------------------------------ snapshots
-
-
-def test_json_snapshot_round_trips() -> None:
-    snap = parse_profile_text(seed_text("001"), "hnasr", NOW)
-    assert parse_snapshot_json(snapshot_to_json(snap)) == snap
-
-
-def test_the_documented_example_is_the_fixture_and_parses() -> None:
-    block = re.search(r"```json\n(.*?)\n```", DOCS.read_text(encoding="utf-8"), re.S)
-    assert block is not None
-    assert json.loads(block.group(1)) == json.loads(fixture_bytes("snapshot_001.json"))
-    snap = parse_snapshot_json(block.group(1).encode())
-    assert (snap.handle, snap.followers, snap.following, snap.posts) == ("hnasr", 88800, 640, 21800)
-    assert snap.taken_at == datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
-    assert snap.pinned is not None and "Root Cause" in snap.pinned.text
-    assert len(snap.recent_posts) == 2
-
-
-def test_json_counts_may_be_displayed_strings() -> None:
-    doc = {"handle": "@hnasr", "taken_at": "2026-05-01T12:00:00", "followers": "88.8K",
-           "following": 640, "posts": "21,800",
-           "recent_posts": [{"id": "7", "text": "hi", "created_at": "2026-04-30T10:00:00+02:00"}]}
-    snap = parse_snapshot_json(json.dumps(doc).encode())
-    assert (snap.handle, snap.followers, snap.following, snap.posts) == ("hnasr", 88800, 640, 21800)
-    assert snap.taken_at == datetime(2026, 5, 1, 12, tzinfo=timezone.utc)  # zone-less = UTC
-    [post] = snap.recent_posts
-    assert (post.guid, post.link) == ("7", "https://x.com/hnasr/status/7")
-    assert post.published_at == datetime(2026, 4, 30, 8, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(
-    ("doc", "key"),
-    [
-        (b"not json", "not valid JSON"),
-        (b"[]", "expected a JSON object"),
-        (b'{"taken_at": "2026-05-01T00:00:00Z", "followers": 1}', "snapshot.handle"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01T00:00:00Z"}', "snapshot.followers"),
-        (b'{"handle": "hnasr", "taken_at": "yesterday", "followers": 1}', "snapshot.taken_at"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": "lots"}', "snapshot.followers"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": -3}', "snapshot.followers"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": true}', "snapshot.followers"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": 1, "pinned": {"id": "1"}}',
-         "snapshot.pinned.text"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": 1, "recent_posts": [3]}',
-         "snapshot.recent_posts[0]"),
-        (b'{"handle": "hnasr", "taken_at": "2026-05-01", "followers": 1, "bio": 5}', "snapshot.bio"),
-    ],
-)
-def test_bad_json_snapshots_name_the_key(doc: bytes, key: str) -> None:
-    with pytest.raises(FeedParseError) as info:
-        parse_snapshot_json(doc)
-    assert key in str(info.value)
-
-
-def test_parse_snapshot_dispatches_on_the_content() -> None:
-    json_snap = parse_snapshot(fixture_bytes("snapshot_001.json"), handle="hnasr", taken_at=NOW)
-    text_snap = parse_snapshot(seed_text("001").encode(), handle="hnasr", taken_at=NOW)
-    html_page = "<html><body>" + "".join(
-        f"<div>{line}</div>" for line in seed_text("001").splitlines()) + "</body></html>"
-    html_snap = parse_snapshot(html_page.encode(), handle="HNASR", taken_at=NOW)
-    assert json_snap.followers == text_snap.followers == html_snap.followers == 88800
-    assert html_snap.bio == text_snap.bio and html_snap.pinned == text_snap.pinned
-    with pytest.raises(FeedParseError, match="snapshot is for @hnasr, expected @other"):
-        parse_snapshot(fixture_bytes("snapshot_001.json"), handle="other", taken_at=NOW)
-    with pytest.raises(FeedParseError):
-        parse_snapshot(b"\x89PNG\r\n\x1a\n\x00\x00", handle="hnasr", taken_at=NOW)
-
-
-async def test_fetch_snapshot_from_a_file_and_a_url(tmp_path: Path, x_stub: XStub) -> None:
-    path = tmp_path / "hnasr.txt"
-    path.write_text(seed_text("000"), encoding="utf-8")
-    x_stub.answer("/snapshots/hnasr.json", fixture="snapshot_001.json")
-    async with HttpFetcher(allow_private_addresses=True, timeout_s=5) as fetcher:
-        from_file = await fetch_snapshot(str(path), handle="hnasr", fetcher=fetcher,
-                                         clock=FrozenClock(NOW))
-        from_url = await fetch_snapshot(f"http://127.0.0.1:{x_stub.port}/snapshots/hnasr.json",
-                                        handle="hnasr", fetcher=fetcher)
-        with pytest.raises(FetchError, match="cannot read snapshot file"):
-            await fetch_snapshot(str(tmp_path / "missing.txt"), handle="hnasr", fetcher=fetcher)
-        with pytest.raises(FetchError, match="exceeds"):
-            await fetch_snapshot(str(path), handle="hnasr", fetcher=fetcher, max_bytes=100)
-    assert (from_file.followers, from_file.taken_at) == (86000, NOW)
-    assert from_url.followers == 88800
-    assert x_stub.requests[0].authorization is None  # the snapshot URL never gets the X token
-
-
-# --------------------------------------------------------------------- counts
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [("86k", 86_000), ("88.8K", 88_800), ("1.2M", 1_200_000), ("21,739", 21_739),
-     ("640", 640), ("21.8K", 21_800), ("0", 0), (" 12.3K ", 12_300), ("1.5B", 1_500_000_000),
-     ("1,234,567", 1_234_567), ("3 K", 3_000), ("1.2345K", 1_234)],
-)
-def test_parse_count(text: str, value: int) -> None:
-    assert parse_count(text) == value
-
-
-@pytest.mark.parametrize(
-    "text", ["", "K", "1.5", "1,23", "12,3456", "-5", "1.2.3", "abc", "1e5", "١٢٣", "12 345",
-             "1,000.5", "99999999999999", "5000B", "∞"])
-def test_parse_count_rejects(text: str) -> None:
-    with pytest.raises(FeedParseError):
-        parse_count(text)
-
-
-@given(st.one_of(st.text(), st.text(alphabet="0123456789.,kKmMbB -", max_size=20)))
-def test_parse_count_raises_only_feed_parse_error(text: str) -> None:
-    try:
-        value = parse_count(text)
-    except FeedParseError:
-        return
-    assert isinstance(value, int) and 0 <= value <= 10**12
-
-
-@given(st.integers(0, 999), st.integers(0, 9), st.sampled_from(["K", "k", "M", "m"]))
-def test_displayed_counts_round_trip(whole: int, tenth: int, suffix: str) -> None:
-    scale = 1_000 if suffix in "Kk" else 1_000_000
-    assert parse_count(f"{whole}.{tenth}{suffix}") == whole * scale + tenth * scale // 10
-    assert parse_count(f"{whole}{suffix}") == whole * scale
-
-
-@given(st.integers(0, 10**12))
-def test_grouped_counts_round_trip(n: int) -> None:
-    assert parse_count(f"{n:,}") == n
-    assert parse_count(str(n)) == n
