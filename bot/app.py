@@ -28,14 +28,14 @@ from bot.models import ParsedFeed, Platform
 from bot.errors import StorageError
 from bot.faults import StorageFaults
 from bot.outbox import DeliveryPolicy, Outbox, new_owner
-from bot.poller import Poller, PollReport, SourceKind
+from bot.poller import AnySourceKind, Poller, PollReport
 from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
-from bot.sources.xprofile import XProfileSource
+from bot.sources.x import XSource
 from bot.storage import RouteSeed, Store
 
 log = logging.getLogger("showbot")
@@ -93,7 +93,6 @@ class App:
         self.scheduler: PollScheduler | None = None
         self.outbox: Outbox | None = None
         self.parsers: FeedParsers | None = None
-        self.x_profiles: XProfileSource | None = None
 
     @classmethod
     async def open(
@@ -102,7 +101,7 @@ class App:
         secrets: Secrets | None = None,
         *,
         clock: Clock = utc_now,
-        kinds: Mapping[str, SourceKind] | None = None,
+        kinds: Mapping[str, AnySourceKind] | None = None,
     ) -> "App":
         secrets = secrets if secrets is not None else Secrets.from_env()
         store = await Store.open(config.storage_path)
@@ -121,21 +120,18 @@ class App:
         is_book_news = (make_book_matcher(book_words, config.book.links)
                         if (book_words or config.book.links) else None)
         rss = RssSource(fetcher, parse=parsers.parse)
-        x_profiles = XProfileSource(
-            store, fetcher, rss, bearer_token=secrets.x_bearer_token, clock=clock,
-            options=config.x_options, is_book_news=is_book_news, user_agent=config.user_agent,
-            timeout_s=config.timeout_s,
-        )
-        source_kinds: dict[str, SourceKind] = {"rss": rss, "x": x_profiles}
+        x_source = XSource(fetcher, rss, bearer_token=secrets.x_bearer_token, clock=clock,
+                           options=config.x_options)
+        source_kinds: dict[str, AnySourceKind] = {"rss": rss, "x": x_source}
         source_kinds.update(kinds or {})
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
+                        x_options=config.x_options,
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after,
                         owner=new_owner(), lease_s=config.delivery.lease_s)
         app = cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                   commands=None, clock=clock)  # type: ignore[arg-type]
         app.parsers = parsers
-        app.x_profiles = x_profiles
         app.commands = Commands(
             store, clock=clock, preview=app.preview,
             on_sources_changed=app._sources_changed, health=app.health, book_config=config.book,
@@ -143,9 +139,7 @@ class App:
         return app
 
     async def close(self) -> None:
-        if self.x_profiles is not None:
-            await self.x_profiles.close()
-        await self.fetcher.close()
+        await self.fetcher.close()  # the X API client's session too
         if self.parsers is not None:
             await asyncio.to_thread(self.parsers.close)
         await self.store.close()

@@ -17,17 +17,19 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Mapping, Protocol, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
+from bot.config import XSourceOptions
 from bot.detect import BookMatcher, Decision, decide
 from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
+from bot.profile import ProfileChange, ProfileSnapshot, profile_changes
 from bot.sources.rss import Fetched
-from bot.sources.xprofile import snapshot_row
-from bot.storage import Store
+from bot.sources.x import parse_snapshot_json, snapshot_to_json
+from bot.storage import SnapshotRow, Store
 from bot.storage.catalog import load_filters, load_subscriptions
 from bot.subscriptions import match_subscriptions
 
@@ -49,6 +51,33 @@ class SourceKind(Protocol):
     async def fetch(self, source: Source) -> Fetched: ...
 
 
+@runtime_checkable
+class ProfileSourceKind(Protocol):
+    """A kind that takes profile snapshots (x). Its fetch touches no storage:
+    the poller passes the previous stored snapshot in, and diffs the one
+    that comes back itself."""
+
+    takes_previous_snapshot: Literal[True]
+
+    async def fetch(self, source: Source, previous: ProfileSnapshot | None) -> Fetched: ...
+
+
+AnySourceKind = SourceKind | ProfileSourceKind
+
+
+def snapshot_row(snapshot: ProfileSnapshot) -> SnapshotRow:
+    """The store's row: the columns it queries, and the JSON that the next
+    poll reads back as ``previous``."""
+    pinned = snapshot.pinned
+    return SnapshotRow(
+        taken_at=snapshot.taken_at, followers=snapshot.followers, following=snapshot.following,
+        posts=snapshot.posts, bio=snapshot.bio,
+        pinned_id=pinned.id if pinned else None, pinned_text=pinned.text if pinned else None,
+        pinned_url=pinned.url if pinned else None,
+        raw_json=snapshot_to_json(snapshot).decode("utf-8"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PollReport:
     name: str
@@ -67,10 +96,11 @@ class Poller:
     def __init__(
         self,
         store: Store,
-        kinds: dict[str, SourceKind],
+        kinds: Mapping[str, AnySourceKind],
         *,
         clock: Clock,
         is_book_news: BookMatcher | None = None,
+        x_options: Mapping[str, XSourceOptions] | None = None,
         book_window_s: float = 3 * 86400,
         failure_alert_after: int = 5,
         owner: str = "poller",
@@ -84,6 +114,7 @@ class Poller:
         self._kinds = kinds
         self._clock = clock
         self._is_book_news = is_book_news
+        self._x_options = dict(x_options or {})  # milestones, per x source name
 
     def _skip(self, source: Source, now: datetime) -> bool:
         if source.paused:
@@ -143,8 +174,8 @@ class Poller:
         try:
             if kind is None:
                 raise SourceError(f"source kind {source.spec.kind!r} is not available in this build")
-            fetched = await kind.fetch(source)
-            return await self._store_fetched(source, fetched, claim)
+            fetched, changes = await self._fetch(kind, source)
+            return await self._store_fetched(source, fetched, claim, changes)
         except SourceError as exc:
             return await self._fail(source, str(exc), exc.retry_after)
         except ClaimLost as exc:
@@ -156,7 +187,26 @@ class Poller:
             log.exception("unexpected error polling %s", source.name)
             return await self._fail(source, f"internal error: {type(exc).__name__}: {exc}", None)
 
-    async def _store_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
+    async def _fetch(self, kind: AnySourceKind, source: Source) -> tuple[Fetched, tuple[ProfileChange, ...]]:
+        """Fetch; for a profile kind, also what changed since the stored snapshot.
+        The store is read before fetching, so a fetch never reads it."""
+        if not isinstance(kind, ProfileSourceKind):
+            return await kind.fetch(source), ()
+        raw = await self._store.latest_snapshot_json(source.id)
+        previous = parse_snapshot_json(raw) if raw else None
+        # A dip below a threshold and back must not announce it twice.
+        best_followers = await self._store.max_followers(source.id)
+        fetched = await kind.fetch(source, previous)
+        if fetched.snapshot is None:
+            return fetched, ()
+        options = self._x_options.get(source.spec.name, XSourceOptions())
+        return fetched, profile_changes(options, previous, fetched.snapshot,
+                                        best_followers=best_followers, is_book_news=self._is_book_news)
+
+    async def _store_fetched(
+        self, source: Source, fetched: Fetched, claim: str | None = None,
+        changes: tuple[ProfileChange, ...] = (),
+    ) -> PollReport:
         now = self._clock()
         next_poll_at = now + timedelta(seconds=source.spec.every_s)
         if fetched.items is None:
@@ -179,7 +229,7 @@ class Poller:
             etag=fetched.etag, last_modified=fetched.last_modified, body_hash=fetched.body_hash,
             direct_messages=await self._direct_messages(decision),
             snapshot=snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None,
-            changes=fetched.changes, cursor=fetched.cursor, book_window_s=self._book_window_s,
+            changes=changes, cursor=fetched.cursor, book_window_s=self._book_window_s,
             claim=claim,
         )
         if written.new_items or written.events:
