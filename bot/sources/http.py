@@ -309,10 +309,11 @@ class HttpFetcher:
         await self.close()
 
     async def close(self) -> None:
-        for session in (self._session, self._unguarded):
+        sessions = (self._session, self._unguarded)
+        self._session = self._unguarded = None
+        for session in sessions:
             if session is not None:
                 await session.close()  # closes the connector, which closes our resolver
-        self._session = self._unguarded = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
