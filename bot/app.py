@@ -28,7 +28,7 @@ from bot.models import ParsedFeed, Platform
 from bot.errors import StorageError
 from bot.faults import StorageFaults
 from bot.outbox import DeliveryPolicy, Outbox, new_owner
-from bot.poller import Poller, PollReport, SourceKind
+from bot.poller import AnySourceKind, Poller, PollReport
 from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.shards import ShardLeases
@@ -36,7 +36,7 @@ from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
-from bot.sources.xprofile import XProfileSource
+from bot.sources.x import XSource
 from bot.storage import RouteSeed, Storage, open_storage
 
 log = logging.getLogger("showbot")
@@ -81,7 +81,6 @@ class App:
         poller: Poller,
         clock: Clock,
         parsers: FeedParsers | None = None,
-        x_profiles: XProfileSource | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -90,7 +89,6 @@ class App:
         self.poller = poller
         self.clock = clock
         self.parsers = parsers
-        self.x_profiles = x_profiles
         self.commands = Commands(
             store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
             health=self.health, book_config=config.book,
@@ -108,7 +106,7 @@ class App:
         secrets: Secrets | None = None,
         *,
         clock: Clock = utc_now,
-        kinds: Mapping[str, SourceKind] | None = None,
+        kinds: Mapping[str, AnySourceKind] | None = None,
     ) -> "App":
         secrets = secrets if secrets is not None else Secrets.from_env()
         store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
@@ -127,24 +125,20 @@ class App:
         is_book_news = (make_book_matcher(book_words, config.book.links)
                         if (book_words or config.book.links) else None)
         rss = RssSource(fetcher, parse=parsers.parse)
-        x_profiles = XProfileSource(
-            store, fetcher, rss, bearer_token=secrets.x_bearer_token, clock=clock,
-            options=config.x_options, is_book_news=is_book_news, user_agent=config.user_agent,
-            timeout_s=config.timeout_s,
-        )
-        source_kinds: dict[str, SourceKind] = {"rss": rss, "x": x_profiles}
+        x_source = XSource(fetcher, rss, bearer_token=secrets.x_bearer_token, clock=clock,
+                           options=config.x_options)
+        source_kinds: dict[str, AnySourceKind] = {"rss": rss, "x": x_source}
         source_kinds.update(kinds or {})
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
+                        x_options=config.x_options,
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after,
                         owner=new_owner(), lease_s=config.delivery.lease_s)
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
-                   clock=clock, parsers=parsers, x_profiles=x_profiles)
+                   clock=clock, parsers=parsers)
 
     async def close(self) -> None:
-        if self.x_profiles is not None:
-            await self.x_profiles.close()
-        await self.fetcher.close()
+        await self.fetcher.close()  # the X API client's session too
         if self.parsers is not None:
             await asyncio.to_thread(self.parsers.close)
         await self.store.close()

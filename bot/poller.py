@@ -17,18 +17,20 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Mapping, Protocol, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
+from bot.config import XSourceOptions
 from bot.detect import BookMatcher, decide
 from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
+from bot.profile import ProfileSnapshot, profile_changes
 from bot.sources.rss import Fetched
-from bot.sources.xprofile import snapshot_row
-from bot.intents import PollIntent, PollState, SourceProgress
+from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.plan import Change, plan_poll
+from bot.sources.x import parse_snapshot_json, snapshot_to_json
 from bot.storage import Storage
 from bot.subscriptions import match_subscriptions
 
@@ -50,6 +52,33 @@ class SourceKind(Protocol):
     async def fetch(self, source: Source) -> Fetched: ...
 
 
+@runtime_checkable
+class ProfileSourceKind(Protocol):
+    """A kind that takes profile snapshots (x). Its fetch touches no storage:
+    the poller passes the previous stored snapshot in, and diffs the one
+    that comes back itself."""
+
+    takes_previous_snapshot: Literal[True]
+
+    async def fetch(self, source: Source, previous: ProfileSnapshot | None) -> Fetched: ...
+
+
+AnySourceKind = SourceKind | ProfileSourceKind
+
+
+def snapshot_row(snapshot: ProfileSnapshot) -> SnapshotRow:
+    """The store's row: the columns it queries, and the JSON that the next
+    poll reads back as ``previous``."""
+    pinned = snapshot.pinned
+    return SnapshotRow(
+        taken_at=snapshot.taken_at, followers=snapshot.followers, following=snapshot.following,
+        posts=snapshot.posts, bio=snapshot.bio,
+        pinned_id=pinned.id if pinned else None, pinned_text=pinned.text if pinned else None,
+        pinned_url=pinned.url if pinned else None,
+        raw_json=snapshot_to_json(snapshot).decode("utf-8"),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PollReport:
     name: str
@@ -66,11 +95,12 @@ class PollReport:
 
 def decide_poll(
     source: Source, state: PollState, fetched: Fetched, *, now: datetime,
-    is_book_news: BookMatcher | None = None,
+    is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
 ) -> PollIntent:
     """Everything one poll decides, pure: what is new or edited (``decide``),
-    which members get a DM (their subscriptions), and the events with their
-    routes and book follow-ups (``plan_poll``)."""
+    what changed on a profile since the stored snapshot, which members get a
+    DM (their subscriptions), and the events with their routes and book
+    follow-ups (``plan_poll``)."""
     assert fetched.items is not None
     decision = decide(
         spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
@@ -83,8 +113,15 @@ def decide_poll(
         items = [decision.new_items[i].item for i in announced]
         direct = [(announced[i], platform, user)
                   for i, platform, user in match_subscriptions(items, state.subscriptions)]
-    changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in fetched.changes]
-    snapshot = snapshot_row(fetched.snapshot) if fetched.snapshot is not None else None
+    changes: list[Change] = []
+    snapshot = None
+    if fetched.snapshot is not None:
+        previous = parse_snapshot_json(state.previous_snapshot) if state.previous_snapshot else None
+        # best_followers: a dip below a threshold and back must not announce it twice.
+        found = profile_changes(x_options or XSourceOptions(), previous, fetched.snapshot,
+                                best_followers=state.best_followers, is_book_news=is_book_news)
+        changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
+        snapshot = snapshot_row(fetched.snapshot)
     return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot)
 
 
@@ -92,10 +129,11 @@ class Poller:
     def __init__(
         self,
         store: Storage,
-        kinds: dict[str, SourceKind],
+        kinds: Mapping[str, AnySourceKind],
         *,
         clock: Clock,
         is_book_news: BookMatcher | None = None,
+        x_options: Mapping[str, XSourceOptions] | None = None,
         book_window_s: float = 3 * 86400,
         failure_alert_after: int = 5,
         owner: str = "poller",
@@ -109,6 +147,7 @@ class Poller:
         self._kinds = kinds
         self._clock = clock
         self._is_book_news = is_book_news
+        self._x_options = dict(x_options or {})  # milestones, per x source name
 
     def _skip(self, source: Source, now: datetime) -> bool:
         if source.paused:
@@ -168,7 +207,7 @@ class Poller:
         try:
             if kind is None:
                 raise SourceError(f"source kind {source.spec.kind!r} is not available in this build")
-            fetched = await kind.fetch(source)
+            fetched = await self._fetch(kind, source)
             return await self._store_fetched(source, fetched, claim)
         except SourceError as exc:
             return await self._fail(source, str(exc), exc.retry_after)
@@ -180,6 +219,14 @@ class Poller:
         except Exception as exc:  # a bug in a parser must not stop the bot
             log.exception("unexpected error polling %s", source.name)
             return await self._fail(source, f"internal error: {type(exc).__name__}: {exc}", None)
+
+    async def _fetch(self, kind: AnySourceKind, source: Source) -> Fetched:
+        """Fetch. A profile kind gets the stored snapshot handed in (when its
+        profile is due, the user id): the store is read here, never by a fetch."""
+        if not isinstance(kind, ProfileSourceKind):
+            return await kind.fetch(source)
+        raw = await self._store.latest_snapshot_json(source.id)
+        return await kind.fetch(source, parse_snapshot_json(raw) if raw else None)
 
     async def _store_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
         now = self._clock()
@@ -193,8 +240,9 @@ class Poller:
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
         state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s)
+        options = self._x_options.get(source.spec.name, XSourceOptions())
         intent = await asyncio.to_thread(
-            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news)
+            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options)
         progress = SourceProgress(
             polled_at=now, next_poll_at=next_poll_at, etag=fetched.etag,
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,

@@ -1,7 +1,9 @@
 """X profile snapshots as a time series, and what changed between two of them.
 
 Pure: no I/O. ``diff_snapshots`` turns (previous, current) into the
-``profile`` / ``book`` / ``milestone`` changes the pipeline announces.
+``profile`` / ``book`` / ``milestone`` changes the pipeline announces;
+``profile_changes`` is the same with an x source's configured milestones
+(what the poller calls).
 
 New *posts* are deliberately not diffed here: a snapshot's ``recent_posts``
 are items, and the item pipeline (``bot.detect.decide``) already knows
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Collection, Sequence
 
+from bot.config import XSourceOptions
 from bot.models import EventKind, Item
 
 BookNews = Callable[[Item], bool]
@@ -258,6 +261,21 @@ def diff_snapshots(
              "previous": previous.followers},
         ))
     return changes
+
+
+def profile_changes(
+    options: XSourceOptions,
+    previous: ProfileSnapshot | None,
+    current: ProfileSnapshot,
+    *,
+    best_followers: int | None,
+    is_book_news: BookNews | None,
+) -> tuple[ProfileChange, ...]:
+    """``diff_snapshots`` with an x source's options: its explicit follower
+    thresholds, else one every ``milestone_every``."""
+    milestones: Milestones = options.milestones or Every(options.milestone_every)
+    return tuple(diff_snapshots(previous, current, milestones=milestones, is_book_news=is_book_news,
+                                best_followers=best_followers))
 
 
 def crossed_milestone(

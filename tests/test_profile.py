@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.config import XSourceOptions
 from bot.detect import make_book_matcher
 from bot.errors import FeedParseError
 from bot.models import EventKind
@@ -21,6 +22,7 @@ from bot.profile import (
     bio_links,
     crossed_milestone,
     diff_snapshots,
+    profile_changes,
     same_pinned,
 )
 from bot.sources.x import parse_snapshot
@@ -263,6 +265,31 @@ def test_no_milestone_storm(counts: list[int | None], rule: Every | list[int]) -
             best = max(best or 0, count)
         previous = current
     assert len(announced) == len(set(announced))
+
+
+def milestone_of(changes: tuple[ProfileChange, ...]) -> int | None:
+    found = [c.payload["threshold"] for c in changes if c.kind is EventKind.MILESTONE]
+    return found[0] if found else None
+
+
+def test_profile_changes_takes_an_x_sources_milestone_options() -> None:
+    old, new = snap(followers=19_500), snap(followers=31_000)
+    by_default = profile_changes(XSourceOptions(), old, new, best_followers=None, is_book_news=None)
+    every_5k = profile_changes(XSourceOptions(milestone_every=5_000), old, new,
+                               best_followers=None, is_book_news=None)
+    listed = profile_changes(XSourceOptions(milestones=(25_000, 50_000), milestone_every=5_000), old, new,
+                             best_followers=None, is_book_news=None)
+    assert (milestone_of(by_default), milestone_of(every_5k), milestone_of(listed)) == (30_000, 30_000, 25_000)
+    assert profile_changes(XSourceOptions(), None, new, best_followers=None, is_book_news=None) == ()
+
+
+def test_profile_changes_is_diff_snapshots() -> None:
+    old, new = seed("000", T0), seed("001", T1)
+    options = XSourceOptions(milestones=tuple(MILESTONES))
+    assert profile_changes(options, old, new, best_followers=88_100, is_book_news=BOOK) == tuple(
+        diff_snapshots(old, new, milestones=MILESTONES, is_book_news=BOOK, best_followers=88_100))
+    # best_followers reaches the milestone rule: 88k was passed before.
+    assert milestone_of(profile_changes(options, old, new, best_followers=88_100, is_book_news=BOOK)) is None
 
 
 # ---------------------------------------------------------------- storage shape

@@ -15,16 +15,19 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.errors import FetchError
 from bot.sources.http import (
+    ApiResponse,
     BlockedAddressError,
     FetchResult,
     GuardedResolver,
     HttpFetcher,
+    HttpStatusError,
     fetcher_from_config,
     ip_literal,
     is_forbidden_address,
     parse_retry_after,
 )
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
+from tests.xstub import XStub, x_stub  # noqa: F401  (fixture)
 
 PODCAST = (Path(__file__).parent / "fixtures" / "podcast.xml").read_bytes()
 
@@ -401,3 +404,148 @@ async def test_cancellation_propagates(feed_server: FeedServer) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+# ------------------------------------------------------------- get_api (API calls)
+
+TOKEN = "AAAA-api-secret-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+
+
+def api_url(stub: XStub, path: str) -> str:
+    return f"http://127.0.0.1:{stub.port}{path}"
+
+
+async def test_get_api_sends_params_and_headers_and_returns_the_answer(x_stub: XStub) -> None:
+    x_stub.answer("/v/thing", body={"ok": True}, headers={"X-Rate-Limit-Remaining": "7"})
+    async with HttpFetcher(timeout_s=5, user_agent="showbot-test/1.0") as fetcher:
+        resp = await fetcher.get_api(api_url(x_stub, "/v/thing"), params={"ids": "1,2", "q": "a b"},
+                                     headers=AUTH, guard_addresses=False)
+    assert resp == ApiResponse(200, resp.headers, b'{"ok": true}')
+    assert resp.headers["x-rate-limit-remaining"] == "7"  # any case
+    [req] = x_stub.requests
+    assert req.query == {"ids": "1,2", "q": "a b"}
+    assert req.authorization == f"Bearer {TOKEN}"
+    assert (req.headers["accept"], req.headers["user-agent"]) == ("application/json", "showbot-test/1.0")
+
+
+async def test_get_api_guards_addresses_unless_told_not_to(x_stub: XStub) -> None:
+    x_stub.answer("/v/thing", body={})
+    url = f"http://localhost:{x_stub.port}/v/thing"
+    async with HttpFetcher(timeout_s=5) as fetcher:
+        with pytest.raises(FetchError, match="refused to fetch 127.0.0.1: not a public address"):
+            await fetcher.get_api(api_url(x_stub, "/v/thing"))
+        with pytest.raises(FetchError, match="localhost resolves only to non-public addresses"):
+            await fetcher.get_api(url)
+        assert x_stub.requests == []
+        assert (await fetcher.get_api(url, guard_addresses=False)).status == 200
+        # The unguarded connection to localhost is not lent to a feed fetch.
+        with pytest.raises(FetchError, match="localhost resolves only to non-public addresses"):
+            await fetcher.fetch(url)
+    assert len(x_stub.requests) == 1
+
+
+async def test_get_api_refuses_what_is_not_http_even_unguarded() -> None:
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(FetchError, match="only http and https are allowed"):
+            await fetcher.get_api("file:///etc/passwd", guard_addresses=False)
+
+
+async def test_get_api_caps_the_body(feed_server: FeedServer) -> None:
+    feed_server.add_feed("/big", b"x" * 5000)
+    feed_server.add_stream("/stream", b"y" * 16384, chunks=64)
+    async with HttpFetcher(allow_private_addresses=True, max_body_bytes=65536) as fetcher:
+        with pytest.raises(FetchError, match="Content-Length 5000 bytes exceeds the 4096-byte limit"):
+            await fetcher.get_api(feed_server.url("/big"), max_body_bytes=4096)
+        with pytest.raises(FetchError, match="body exceeds the 65536-byte limit"):
+            await fetcher.get_api(feed_server.url("/stream"))
+        # A per-call cap only lowers the fetcher's.
+        with pytest.raises(FetchError, match="body exceeds the 65536-byte limit"):
+            await fetcher.get_api(feed_server.url("/stream"), max_body_bytes=10**9)
+        assert (await fetcher.get_api(feed_server.url("/big"))).body == b"x" * 5000
+
+
+async def test_get_api_times_out(feed_server: FeedServer) -> None:
+    release = feed_server.add_slow("/slow")
+    async with HttpFetcher(allow_private_addresses=True, timeout_s=0.2) as fetcher:
+        with pytest.raises(FetchError, match=r"^timed out after 0.2s$") as info:
+            await fetcher.get_api(feed_server.url("/slow"), headers=AUTH)
+    assert feed_server.started.is_set()
+    assert not isinstance(info.value, HttpStatusError)
+    release.set()
+
+
+async def test_get_api_429_carries_retry_after_and_the_answer(x_stub: XStub) -> None:
+    x_stub.answer("/v/thing", status=429, body={"title": "Too Many Requests"},
+                  headers={"Retry-After": "120", "x-rate-limit-reset": "1767225900"})
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(HttpStatusError) as info:
+            await fetcher.get_api(api_url(x_stub, "/v/thing"), guard_addresses=False)
+    err = info.value
+    assert str(err) == "HTTP 429 Too Many Requests (retry after 120s)"
+    assert (err.status, err.retry_after) == (429, 120.0)
+    assert err.headers["X-Rate-Limit-Reset"] == "1767225900"
+    assert err.body == b'{"title": "Too Many Requests"}'
+
+
+@pytest.mark.parametrize(("status", "headers", "retry_after"), [
+    (503, {"Retry-After": "30"}, 30.0), (502, {"Retry-After": "7"}, 7.0), (500, {}, None),
+    (404, {"Retry-After": "30"}, None),  # only a 429 or 5xx says "later"
+])
+async def test_get_api_other_statuses(
+    x_stub: XStub, status: int, headers: dict[str, str], retry_after: float | None
+) -> None:
+    x_stub.answer("/v/thing", status=status, body={"detail": "nope"}, headers=headers)
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(HttpStatusError) as info:
+            await fetcher.get_api(api_url(x_stub, "/v/thing"), guard_addresses=False)
+    assert (info.value.status, info.value.retry_after) == (status, retry_after)
+    assert str(info.value).startswith(f"HTTP {status} ")
+    assert info.value.body == b'{"detail": "nope"}'
+
+
+async def test_get_api_does_not_follow_redirects_with_credentials(x_stub: XStub) -> None:
+    x_stub.answer("/v/thing", status=302, headers={"Location": api_url(x_stub, "/elsewhere")})
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(HttpStatusError) as info:
+            await fetcher.get_api(api_url(x_stub, "/v/thing"), headers=AUTH, guard_addresses=False)
+    assert info.value.status == 302
+    assert [r.path for r in x_stub.requests] == ["/v/thing"]
+
+
+async def test_get_api_never_puts_the_token_in_a_message(
+    x_stub: XStub, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy that echoes the Authorization header in its status line.
+    x_stub.answer("/v/echo", status=401, reason=f"Unauthorized (got Bearer {TOKEN})")
+    x_stub.answer("/v/bare", status=503, reason=f"Down, {TOKEN}")
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(HttpStatusError) as echoed:
+            await fetcher.get_api(api_url(x_stub, "/v/echo"), headers=AUTH, guard_addresses=False)
+        with pytest.raises(HttpStatusError) as bare:  # the token alone, without "Bearer"
+            await fetcher.get_api(api_url(x_stub, "/v/bare"), headers={"Authorization": f"Bearer {TOKEN}"},
+                                  guard_addresses=False, redact=(TOKEN,))
+        assert str(echoed.value) == "HTTP 401 Unauthorized (got ***)"
+        assert (echoed.value.status, bare.value.status) == (401, 503)
+        assert TOKEN not in str(bare.value)
+
+        async def boom(*args: object) -> ApiResponse:
+            raise KeyError(f"header was Bearer {TOKEN}")
+
+        monkeypatch.setattr(fetcher, "_get_api", boom)
+        with caplog.at_level("ERROR", logger="bot.sources.http"):
+            with pytest.raises(FetchError, match="unexpected error: KeyError") as surprise:
+                await fetcher.get_api(api_url(x_stub, "/v/x"), headers=AUTH, guard_addresses=False)
+    assert TOKEN not in str(surprise.value)
+    assert caplog.records and TOKEN not in caplog.text
+    assert "KeyError" in caplog.text  # the traceback is still logged, scrubbed
+
+
+async def test_get_api_connection_refused_is_a_fetch_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with HttpFetcher() as fetcher:
+        with pytest.raises(FetchError, match=rf"could not connect to 127.0.0.1:{port}") as info:
+            await fetcher.get_api(f"http://127.0.0.1:{port}/v", headers=AUTH, guard_addresses=False)
+    assert TOKEN not in str(info.value)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -15,12 +16,13 @@ from bot.clock import FrozenClock
 from bot.config import XSourceOptions
 from bot.detect import make_book_matcher
 from bot.errors import DeliveryError
-from bot.models import ContentKind, EventKind, Platform, SourceSpec
+from bot.models import ContentKind, EventKind, Platform, Source, SourceSpec
 from bot.outbox import DeliveryPolicy, Outbox
 from bot.poller import Poller, PollReport
+from bot.profile import ProfileSnapshot
 from bot.sources.http import HttpFetcher
-from bot.sources.rss import RssSource
-from bot.sources.xprofile import XProfileSource
+from bot.sources.rss import Fetched, RssSource
+from bot.sources.x import XSource
 from bot.storage import SqliteStorage
 from tests.fake_chat import RecordingAdapter
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
@@ -45,15 +47,14 @@ async def rig(tmp_path: Path, x_stub: XStub) -> AsyncIterator[Rig]:
     fetcher = HttpFetcher(allow_private_addresses=True, timeout_s=5)
     rss = RssSource(fetcher)
     is_book = make_book_matcher(["Root Cause"], ["https://amzn.to/4cfQjJj"])
-    x = XProfileSource(store, fetcher, rss, bearer_token="test-bearer", clock=clock, is_book_news=is_book,
-                       options={"x": XSourceOptions(milestones=(88_000,)), "xapi": XSourceOptions()})
-    poller = Poller(store, {"rss": rss, "x": x}, clock=clock, is_book_news=is_book)
+    options = {"x": XSourceOptions(milestones=(88_000,)), "xapi": XSourceOptions()}
+    x = XSource(fetcher, rss, bearer_token="test-bearer", clock=clock, options=options)
+    poller = Poller(store, {"rss": rss, "x": x}, clock=clock, is_book_news=is_book, x_options=options)
     for channel in ("discord-1", "discord-2"):
         await store.upsert_route(Platform.DISCORD, channel, ROUTED, None, clock())
     try:
         yield Rig(store, poller, clock)
     finally:
-        await x.close()
         await fetcher.close()
         await store.close()
 
@@ -69,6 +70,44 @@ async def book_rows(store: SqliteStorage) -> list[tuple[str, str]]:
         "SELECT o.dest_id, e.kind, json_extract(e.payload, '$.follow_up_of') "
         "FROM outbox o JOIN events e ON e.id = o.event_id ORDER BY o.id")
     return [(r[0], "follow-up" if r[2] is not None else "book") for r in rows if r[1] == "book"]
+
+
+class ScriptedProfiles:
+    """A profile kind that hands out scripted snapshots and records the
+    previous snapshot the poller passed it."""
+
+    takes_previous_snapshot: Literal[True] = True
+
+    def __init__(self, *followers: int) -> None:
+        self.followers = list(followers)
+        self.previous: list[ProfileSnapshot | None] = []
+        self.clock: FrozenClock | None = None
+
+    async def fetch(self, source: Source, previous: ProfileSnapshot | None) -> Fetched:
+        assert self.clock is not None
+        self.previous.append(previous)
+        snapshot = ProfileSnapshot(handle="hnasr", taken_at=self.clock(), followers=self.followers.pop(0))
+        return Fetched((), snapshot=snapshot)
+
+
+async def test_the_poller_hands_the_stored_snapshot_in_and_diffs_what_comes_back(rig: Rig) -> None:
+    kind = ScriptedProfiles(87_900, 88_200, 87_000, 88_500)
+    kind.clock = rig.clock
+    poller = Poller(rig.store, {"x": kind}, clock=rig.clock,
+                    x_options={"scripted": XSourceOptions(milestones=(88_000,))})
+    await rig.store.add_source(SourceSpec(name="scripted", kind="x", handle="hnasr", provider="snapshot",
+                                          url="https://example.com/x.json", content=ContentKind.POST), rig.clock())
+    reports = []
+    for _ in range(4):
+        reports.append(await poller.poll("scripted", force=True))
+        rig.clock.advance(hours=1)
+    assert all(r.ok for r in reports), [r.error for r in reports]
+    assert kind.previous[0] is None
+    assert [p.followers for p in kind.previous[1:] if p is not None] == [87_900, 88_200, 87_000]
+    assert kind.previous[1] is not None and kind.previous[1].taken_at == APRIL  # the stored one, read back
+    milestones = [[e.kind for e in r.events] for r in reports]
+    # 88k is announced once: the dip to 87k and back is caught by the best count stored.
+    assert milestones == [[], [EventKind.MILESTONE], [], []]
 
 
 async def test_the_seed_snapshots_announce_profile_book_and_milestone_once(rig: Rig, feed_server: FeedServer) -> None:

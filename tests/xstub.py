@@ -34,11 +34,17 @@ def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+def seed_text(n: str) -> str:
+    """A seed profile page saved as text (``profile_000.txt``, ``profile_001.txt``)."""
+    return (FIXTURES / f"profile_{n}.txt").read_text(encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int = 200
     body: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the status line's phrase (a proxy may echo a header in it)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class XStub:
         body: bytes | dict[str, object] | None = None,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         if fixture is not None:
             raw = fixture_bytes(fixture)
@@ -97,7 +104,7 @@ class XStub:
         else:
             raw = body if body is not None else b"{}"
         all_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-        self.answers.setdefault(path, []).append(Answer(status, raw, all_headers))
+        self.answers.setdefault(path, []).append(Answer(status, raw, all_headers, reason))
 
     def requests_to(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
@@ -115,7 +122,8 @@ class XStub:
                        "detail": f"no stub answer for {request.path}"}
             return web.json_response(problem, status=404)
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return web.Response(status=answer.status, reason=answer.reason, body=answer.body,
+                            headers=answer.headers)
 
 
 @pytest.fixture

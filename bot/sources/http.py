@@ -1,7 +1,11 @@
-"""Fetching feed bytes over HTTP: conditional GET, caps, timeouts, SSRF guard.
+"""Fetching over HTTP: conditional GET, caps, timeouts, SSRF guard.
 
-Everything that can go wrong comes out of ``HttpFetcher.fetch`` as a
-``FetchError`` with a one-line message a moderator can read in ``status``.
+Two calls share one deadline, one capped read and one error mapping:
+``HttpFetcher.fetch`` (a feed or snapshot URL: redirects, validators) and
+``HttpFetcher.get_api`` (one GET of an HTTP API: query parameters, request
+headers such as a bearer token, no redirects). Everything that can go wrong
+comes out of either as a ``FetchError`` with a one-line message a moderator
+can read in ``status``.
 """
 
 from __future__ import annotations
@@ -10,15 +14,17 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Awaitable, Mapping, Sequence, TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
 from yarl import URL
 
 from bot.errors import FetchError
@@ -39,6 +45,9 @@ _ACCEPT = (
 )
 # NAT64 embeds an IPv4 address in the low 32 bits: 64:ff9b::10.0.0.1 is 10.0.0.1.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_REDACTED = "***"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,34 @@ class FetchResult:
     last_modified: str | None
     url: str  # final URL after redirects
     content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResponse:
+    """A 2xx answer to ``HttpFetcher.get_api``, its body read whole within the cap."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive: a copy of the response's
+    body: bytes
+
+
+class HttpStatusError(FetchError):
+    """``get_api`` got an answer that is not 2xx (3xx included: not followed).
+
+    The message is generic ("HTTP 503 Service Unavailable"); ``status``,
+    ``headers`` and the capped ``body`` are there for an API client that can
+    say more (a problem-detail body, its own rate-limit headers).
+    ``retry_after`` is the Retry-After of a 429 or 5xx, in seconds.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, headers: Mapping[str, str], body: bytes,
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status
+        self.headers = headers
+        self.body = body
 
 
 # ------------------------------------------------------------------ SSRF guard
@@ -200,6 +237,26 @@ def _parse_url(url: str) -> URL:
     return parsed
 
 
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, _REDACTED)
+    return text
+
+
+def _redacted(exc: FetchError, secrets: Sequence[str]) -> FetchError:
+    """``exc`` with ``secrets`` blanked out of its message. A server can echo
+    a request header in its reason phrase or a malformed header line, and
+    aiohttp quotes those: the message must not carry them to a log or chat."""
+    message = str(exc)
+    clean = _scrub(message, secrets)
+    if clean == message:
+        return exc
+    if isinstance(exc, HttpStatusError):
+        return HttpStatusError(clean, status=exc.status, headers=exc.headers, body=exc.body,
+                               retry_after=exc.retry_after)
+    return FetchError(clean, retry_after=exc.retry_after)
+
+
 def _connect_error_message(exc: aiohttp.ClientConnectorError) -> str:
     host = f"{exc.host}:{exc.port}"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
@@ -236,6 +293,9 @@ class HttpFetcher:
         self._allow_private = allow_private_addresses
         self._max_redirects = max_redirects
         self._session: aiohttp.ClientSession | None = None
+        # For get_api(guard_addresses=False) only: a separate session, so a
+        # connection opened without the guard is never reused by a feed fetch.
+        self._unguarded: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpFetcher:
         return self
@@ -249,35 +309,80 @@ class HttpFetcher:
         await self.close()
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()  # closes the connector, which closes our resolver
+        sessions = (self._session, self._unguarded)
+        self._session = self._unguarded = None
+        for session in sessions:
+            if session is not None:
+                await session.close()  # closes the connector, which closes our resolver
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             resolver = GuardedResolver(
                 aiohttp.DefaultResolver(), allow_private=self._allow_private
             )
-            connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=4)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                connector_owner=True,
-                headers={"User-Agent": self._user_agent, "Accept": _ACCEPT},
-                # The overall deadline is asyncio.timeout in fetch(); this only
-                # bounds connecting, so one dead address cannot eat it all.
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout_s),
-                auto_decompress=True,
-                trust_env=False,
-            )
+            self._session = self._new_session(resolver, {"Accept": _ACCEPT})
         return self._session
+
+    def _get_unguarded_session(self) -> aiohttp.ClientSession:
+        if self._unguarded is None or self._unguarded.closed:
+            self._unguarded = self._new_session(aiohttp.DefaultResolver(), {})
+        return self._unguarded
+
+    def _new_session(self, resolver: AbstractResolver, headers: dict[str, str]) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(resolver=resolver, limit_per_host=4)
+        return aiohttp.ClientSession(
+            connector=connector,
+            connector_owner=True,
+            headers={"User-Agent": self._user_agent, **headers},
+            # The overall deadline is asyncio.timeout in _within_deadline; this
+            # only bounds connecting, so one dead address cannot eat it all.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeout_s),
+            auto_decompress=True,
+            trust_env=False,
+        )
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
         """GET ``url`` (conditionally). Raises FetchError, and only FetchError."""
+        return await self._within_deadline(self._fetch(url, etag, last_modified), url)
+
+    async def get_api(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        guard_addresses: bool = True,
+        max_body_bytes: int | None = None,
+        redact: Sequence[str] = (),
+    ) -> ApiResponse:
+        """One GET of an HTTP API: a 2xx answer with its capped body, else a
+        FetchError (an ``HttpStatusError`` for any other status), and only that.
+
+        Redirects are not followed: a request carrying credentials must not
+        be sent on to wherever a Location points. ``guard_addresses=False``
+        skips the private-address guard; it is for a base URL the operator
+        configured (tests point one at 127.0.0.1), never for one from chat.
+        ``max_body_bytes`` lowers the fetcher's cap for this call. No error
+        message contains an Authorization header's value or a ``redact`` string.
+        """
+        sent = dict(headers or {})
+        secrets = [s for s in (*redact, *(v for k, v in sent.items() if k.lower() == "authorization"))
+                   if s]
+        cap = self._max_body if max_body_bytes is None else min(max_body_bytes, self._max_body)
+        try:
+            return await self._within_deadline(
+                self._get_api(url, params, sent, guard_addresses, cap), url, secrets)
+        except FetchError as exc:
+            raise _redacted(exc, secrets) from None
+
+    async def _within_deadline(self, work: Awaitable[T], url: str, secrets: Sequence[str] = ()) -> T:
+        """``work`` under the overall deadline, every failure mapped to a FetchError
+        (the caller scrubs ``secrets`` from its message; this scrubs the log)."""
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._fetch(url, etag, last_modified)
+                return await work
         except FetchError:
             raise
         except TimeoutError:  # asyncio.TimeoutError is TimeoutError on 3.11
@@ -295,7 +400,10 @@ class HttpFetcher:
         except (aiohttp.ClientError, OSError) as exc:
             raise FetchError(f"request failed: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # a bug or an aiohttp surprise: still one error type out
-            log.exception("unexpected error fetching %s", url)
+            # The traceback goes to the log scrubbed: its last line quotes the
+            # exception, which may quote a request header.
+            trace = _scrub("".join(traceback.format_exception(exc)), secrets)
+            log.error("unexpected error fetching %s\n%s", _scrub(url, secrets), trace.rstrip())
             raise FetchError(f"unexpected error: {type(exc).__name__}: {exc}") from None
 
     async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
@@ -314,6 +422,23 @@ class HttpFetcher:
                     continue
                 return await self._result(resp, current, etag, last_modified)
         raise FetchError(f"too many redirects (more than {self._max_redirects})")
+
+    async def _get_api(
+        self, url: str, params: Mapping[str, str] | None, headers: dict[str, str], guard: bool, cap: int
+    ) -> ApiResponse:
+        target = _parse_url(url)
+        _check_url(target, self._allow_private or not guard)
+        session = self._get_session() if guard else self._get_unguarded_session()
+        async with session.get(target, params=params, headers=headers, allow_redirects=False) as resp:
+            body = await self._read_capped(resp, cap)
+            status, reason = resp.status, resp.reason
+            copied: Mapping[str, str] = CIMultiDict(resp.headers)
+        if 200 <= status < 300:
+            return ApiResponse(status, copied, body)
+        retry_after = parse_retry_after(copied.get("Retry-After")) if status == 429 or status >= 500 else None
+        hint = f" (retry after {retry_after:g}s)" if retry_after is not None else ""
+        raise HttpStatusError(_status_text(status, reason) + hint, status=status, headers=copied,
+                              body=body, retry_after=retry_after)
 
     @staticmethod
     def _next_hop(current: URL, location: str) -> URL:
@@ -346,13 +471,13 @@ class HttpFetcher:
         return FetchResult(status, body, new_etag, new_modified, str(url),
                            resp.headers.get("Content-Type"))
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        """The decompressed body, refusing anything past max_body_bytes.
+    async def _read_capped(self, resp: aiohttp.ClientResponse, cap: int | None = None) -> bytes:
+        """The decompressed body, refusing anything past ``cap`` (max_body_bytes).
 
         Content-Length is only a hint (absent when chunked, the compressed
         size when gzipped), so the cap is enforced while streaming too.
         """
-        cap = self._max_body
+        cap = self._max_body if cap is None else cap
         declared = resp.content_length
         if declared is not None and declared > cap:
             resp.close()  # do not drain a body we refuse

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from bot.models import Item, ParsedFeed, Source
 
 if TYPE_CHECKING:
-    from bot.profile import ProfileChange, ProfileSnapshot
+    from bot.profile import ProfileSnapshot
 from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
 
@@ -23,8 +23,9 @@ class Fetched:
 
     ``items`` is None when nothing changed (304, or the same body as last
     time): the poller then records a success and writes no items. A profile
-    source also hands over the new ``snapshot`` and what changed since the
-    previous one, and ``cursor`` (X since_id) to resume from next time.
+    source also hands over the new ``snapshot`` when it took one (the poller
+    diffs it against the stored one), and ``cursor`` (X since_id) to resume
+    from next time.
     """
 
     items: tuple[Item, ...] | None
@@ -33,7 +34,6 @@ class Fetched:
     body_hash: str | None = None
     warning: str | None = None
     snapshot: "ProfileSnapshot | None" = None
-    changes: "tuple[ProfileChange, ...]" = ()
     cursor: str | None = None
 
 
