@@ -90,11 +90,15 @@ async def test_api_reads_the_profile_again_after_profile_every(x_stub: XStub, fe
     assert len(x_stub.requests_to(PROFILE_PATH)) == 1
 
 
-async def test_api_without_a_user_id_fails_before_any_request(x_stub: XStub, fetcher: HttpFetcher) -> None:
-    previous = earlier(NOW - timedelta(hours=1), user_id=None)  # e.g. taken by the snapshot provider
-    with pytest.raises(SourceError, match="no user id known for @hnasr"):
-        await x_source(fetcher, FrozenClock(NOW)).fetch(api_source(x_stub), previous)
-    assert x_stub.requests == []
+async def test_api_without_a_user_id_reads_the_profile_now(x_stub: XStub, fetcher: HttpFetcher) -> None:
+    """A stored snapshot without a user id (e.g. from the snapshot provider)
+    can't read the timeline: the profile is due at once, not in a day."""
+    x_stub.answer(PROFILE_PATH, fixture="profile.json")
+    x_stub.answer(TIMELINE_PATH, fixture="empty_timeline.json")
+    previous = earlier(NOW - timedelta(hours=1), user_id=None)
+    fetched = await x_source(fetcher, FrozenClock(NOW)).fetch(api_source(x_stub), previous)
+    assert fetched.snapshot is not None and fetched.snapshot.user_id
+    assert [r.path for r in x_stub.requests][0] == PROFILE_PATH
 
 
 async def test_snapshot_provider_returns_the_snapshot_and_its_posts(

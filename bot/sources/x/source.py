@@ -78,7 +78,9 @@ class XSource:
         return Fetched(tuple(posts), snapshot=snapshot, cursor=newest_post_id(posts) or source.cursor)
 
     def _profile_due(self, source: Source, previous: ProfileSnapshot | None) -> bool:
-        if previous is None:
+        # Without a user id (none yet, or a snapshot from another provider)
+        # the timeline can't be read: the profile read is due now.
+        if previous is None or not previous.user_id:
             return True
         every = self._options.get(source.spec.name, XSourceOptions()).profile_every_s
         return self._clock() - previous.taken_at >= timedelta(seconds=every)
