@@ -169,15 +169,24 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
 # -- ask ------------------------------------------------------------------------
 
 def _ask(config: Config, args: argparse.Namespace) -> int:
-    from bot.app import App
+    # Only what answering needs: the store and the commands. No fetcher, no
+    # parse worker, no scheduler, no chat SDK: a one-shot answer should start
+    # about as fast as Python does (bench/bench_cli.py measures it).
+    from bot.clock import utc_now
+    from bot.commands import Commands
     from bot.replies import render_text, reply_to_json
+    from bot.storage import open_storage
 
     text = " ".join(args.text)
     caller = Caller(Platform.CONSOLE, "cli", "cli", is_moderator=args.moderator, display_name="cli")
+    secrets = Secrets.from_env()
 
     async def go() -> Any:
-        async with await App.open(config) as app:
-            return await app.commands(text, caller)
+        store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
+        try:
+            return await Commands(store, clock=utc_now, book_config=config.book)(text, caller)
+        finally:
+            await store.close()
 
     reply = asyncio.run(go())
     if args.json:
