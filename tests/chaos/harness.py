@@ -269,8 +269,12 @@ class World:
         ``check_every_s`` while nothing is posted."""
         deadline = time.monotonic() + timeout
         while True:
-            verdict = self.verdict()
+            # The database first, then the ledger: a post is recorded before its
+            # row can be marked sent, so a settled outbox read first means the
+            # ledger read after it holds every post (the other way round, a
+            # last duplicate could land between the two reads, unseen).
             unsettled = self.unsettled_rows() if self.bot is not None and self.bot.alive else -1
+            verdict = self.verdict()
             if not verdict.missing and unsettled == 0:
                 return verdict
             remaining = deadline - time.monotonic()
