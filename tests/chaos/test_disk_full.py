@@ -44,7 +44,7 @@ async def test_a_full_disk_after_a_post_loses_and_duplicates_nothing(
 
             problems = []
             try:
-                verdict = await world.settle(timeout=45)
+                verdict = await world.settle(timeout=30)
             except ChaosTimeout as exc:
                 problems.append(f"not settled after space came back: {str(exc).splitlines()[0]}")
                 verdict = world.verdict()
