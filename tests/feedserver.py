@@ -53,6 +53,7 @@ class FeedServer:
         self.hits: Counter[str] = Counter()
         self.requests: list[tuple[str, CIMultiDictProxy[str]]] = []
         self.started = asyncio.Event()  # set when a slow route is entered
+        self._hit = asyncio.Condition()  # notified on every request (wait_hits)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -134,6 +135,17 @@ class FeedServer:
         self.routes[path] = route
         return route
 
+    async def wait_hits(self, path: str, n: int, timeout: float = 10.0) -> int:
+        """Wait until ``path`` has been requested at least ``n`` times (counted
+        when a request arrives, before it is answered); TimeoutError otherwise."""
+
+        async def wait() -> int:
+            async with self._hit:
+                await self._hit.wait_for(lambda: self.hits[path] >= n)
+                return self.hits[path]
+
+        return await asyncio.wait_for(wait(), timeout)
+
     def headers_of(self, path: str) -> list[CIMultiDictProxy[str]]:
         """The request headers of every request to ``path``, in order."""
         return [h for p, h in self.requests if p == path]
@@ -143,6 +155,8 @@ class FeedServer:
         path = request.path
         self.hits[path] += 1
         self.requests.append((path, request.headers))
+        async with self._hit:
+            self._hit.notify_all()
         route = self.routes.get(path)
         if route is None:
             return web.Response(status=404, text="no such route")

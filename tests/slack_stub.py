@@ -51,12 +51,14 @@ class SlackStub:
         self._cond: asyncio.Condition | None = None
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Extra aiohttp middlewares, applied at start() (the chaos fakes inject faults here).
+        self.middlewares: list[Any] = []
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> "SlackStub":
         self._cond = asyncio.Condition()
-        app = web.Application()
+        app = web.Application(middlewares=self.middlewares)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_post("/upload/{file_id}", self._upload)

@@ -1,0 +1,75 @@
+"""(h) ``showbot poll --source X`` while ``showbot run`` polls X every second:
+never an IntegrityError in either process, and ``poll`` exits 0, or 1 with
+a line saying the source's poll is already running.
+
+To make the overlap certain rather than lucky, each round publishes a new
+item and holds every fetch of the feed until both the scheduled poll and
+``showbot poll`` are waiting for it (or ``showbot poll`` ended on its own),
+then answers them at the same instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.chaos.conftest import MakeWorld
+from tests.chaos.harness import CliRun, assert_delivered_exactly_once_in_order
+
+pytestmark = pytest.mark.chaos
+
+ROUNDS = 6
+BOTH_WAITING_S = 10.0  # the scheduled poll fires every 1-2 s; `showbot poll` starts in ~1 s
+
+
+@pytest.mark.timeout(180)
+async def test_poll_cli_racing_the_scheduler_never_hits_an_integrity_error(make_world: MakeWorld) -> None:
+    world = await make_world(discord=2, slack=2, feeds=("alpha",))
+    feed = world.feeds["alpha"]
+    await world.start_bot()
+    await world.ready()
+    runs: list[CliRun] = []
+    overlaps = 0
+    for _ in range(ROUNDS):
+        before = feed.hits
+        feed.publish(hold=True)
+        cli = await world.start_cli_poll("alpha")
+        both = asyncio.ensure_future(feed.polled(before + 2, BOTH_WAITING_S))
+        # Either both pollers wait on the feed, or `poll` ended on its own
+        # (declined), or it is still waiting behind the scheduled poll.
+        await world.race("both polls at the feed, or poll finished",
+                         asyncio.wait({both, cli}, return_when=asyncio.FIRST_COMPLETED), BOTH_WAITING_S + 5)
+        at_feed = feed.hits - before
+        waiting = not cli.done()
+        both.cancel()
+        await asyncio.gather(both, return_exceptions=True)
+        feed.release()
+        run = await world.race("showbot poll to finish", cli, 60)
+        runs.append(run)
+        # The race was on if both were at the feed at once, if poll declined
+        # because the scheduled one was running, or if it waited for it.
+        overlaps += at_feed >= 2 or "already running" in run.output or (at_feed >= 1 and waiting)
+    feed.release()
+
+    problems = []
+    for i, run in enumerate(runs, 1):
+        if "IntegrityError" in run.output:
+            problems.append(f"round {i}: showbot poll hit an IntegrityError (exit {run.returncode}): "
+                            f"{_line(run.output, 'IntegrityError')}")
+        elif not (run.returncode == 0 or (run.returncode == 1 and "already running" in run.output)):
+            problems.append(f"round {i}: showbot poll exited {run.returncode}: {run.output.strip()[-300:]}")
+    bot_errors = world.logs().count("IntegrityError")
+    if bot_errors:
+        problems.append(f"showbot run logged IntegrityError {bot_errors} time(s): "
+                        f"{_line(world.logs(), 'IntegrityError')}")
+    assert overlaps > 0, f"no round made the two polls overlap; the scenario proved nothing\n{world.situation()}"
+    assert not problems, "\n".join(problems + [world.situation()])
+
+    verdict = await world.settle(timeout=60)
+    assert verdict.expected == ROUNDS * 4
+    assert_delivered_exactly_once_in_order(verdict, world)
+
+
+def _line(text: str, needle: str) -> str:
+    return next((line.strip() for line in text.splitlines() if needle in line), "")[:300]
