@@ -44,7 +44,7 @@ DELIVERY_SECTION: bool = os.environ.get("SHOWBOT_CHAOS_DELIVERY_SECTION", "on") 
 
 DELIVERY_TOML = """
 [delivery]
-concurrency = 8        # channels of one platform delivered at once
+concurrency = 50       # channels of one platform delivered at once (the default)
 retry_base = "1s"      # first retry of a failed post; doubles per failure...
 retry_cap = "10m"      # ...up to this
 probe_every = "2s"     # while a platform is failing, one post probes it this often
