@@ -63,7 +63,7 @@ class _Client(discord.Client):
             allowed_mentions=discord.AllowedMentions.none(),
             max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S,
             guild_ready_timeout=adapter._guild_ready_timeout_s,
-            http_trace=fail_fast_trace(),
+            http_trace=fail_fast_trace(adapter._poster.limiter),
             shard_id=shard,
             shard_count=adapter._config.shard_count if shard is not None else None,
         )

@@ -47,6 +47,9 @@ LOOKUP_LIMIT = 1000
 LOOKUP_MARGIN = timedelta(minutes=2)
 
 _fail_fast: contextvars.ContextVar[bool] = contextvars.ContextVar("showbot_discord_fail_fast", default=False)
+# Set by SlidingWindow.acquire: the next request of this task already has
+# its slot in the window (every other request is counted when it starts).
+_reserved: contextvars.ContextVar[bool] = contextvars.ContextVar("showbot_discord_reserved", default=False)
 
 
 class PlatformAnswered(Exception):
@@ -66,10 +69,19 @@ def nonce_for(idempotency_key: str) -> str:
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:NONCE_MAX]
 
 
-def fail_fast_trace() -> aiohttp.TraceConfig:
-    """The trace config to give ``discord.Client(http_trace=...)``."""
+def fail_fast_trace(limiter: "SlidingWindow | None" = None) -> aiohttp.TraceConfig:
+    """The trace config to give ``discord.Client(http_trace=...)``: fail fast
+    for the outbox's requests, and count every request of the client
+    (login, command sync, history pages too) in the global limit's window."""
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(_on_request_end)
+    if limiter is not None:
+        async def on_start(session: aiohttp.ClientSession, ctx: Any, params: aiohttp.TraceRequestStartParams) -> None:
+            if _reserved.get():
+                _reserved.set(False)  # this request's slot was taken by acquire()
+            else:
+                limiter.note()
+        trace.on_request_start.append(on_start)
     return trace
 
 
@@ -115,9 +127,14 @@ class SlidingWindow:
     """At most ``limit`` calls in any ``per_s`` window: the next call waits
     until the oldest of the last ``limit`` is that old. A sliding window, not
     a token bucket, because a bucket refilled at 50/s still lets 51 requests
-    land inside one second, and Discord counts per second."""
+    land inside one second, and Discord counts per second.
 
-    def __init__(self, limit: int = GLOBAL_LIMIT, per_s: float = 1.0,
+    The window is a little longer than Discord's second (WINDOW_S): the
+    requests of one burst reach Discord spread over tens of milliseconds,
+    so a slot freed exactly a second after the first one left could land
+    inside Discord's second and earn a 429, and 429s cascade."""
+
+    def __init__(self, limit: int = GLOBAL_LIMIT, per_s: float = 1.1,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._limit = limit
         self._per_s = per_s
@@ -126,6 +143,7 @@ class SlidingWindow:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
+        """Wait for a slot and take it for this task's next request."""
         async with self._lock:
             while True:
                 now = self._monotonic()
@@ -133,8 +151,14 @@ class SlidingWindow:
                     self._sent.popleft()
                 if len(self._sent) < self._limit:
                     self._sent.append(now)
+                    _reserved.set(True)
                     return
                 await asyncio.sleep(self._per_s - (now - self._sent[0]))
+
+    def note(self) -> None:
+        """A request that didn't wait for a slot (discord.py's own): it
+        still counts against the window."""
+        self._sent.append(self._monotonic())
 
     def pause(self, seconds: float) -> None:
         """Discord said the global limit was hit anyway: block for ``seconds``."""
@@ -147,7 +171,7 @@ class Poster:
     """Outbound half of the Discord adapter, given a connected client."""
 
     def __init__(self, limiter: SlidingWindow | None = None) -> None:
-        self._limiter = limiter or SlidingWindow()
+        self._limiter = self.limiter = limiter or SlidingWindow()
 
     async def deliver(self, client: discord.Client, announcement: Announcement) -> tuple[discord.Message, bool]:
         """Post it; returns the message and whether to open its thread."""
@@ -211,11 +235,7 @@ class Poster:
                 # first_attempt_at was recorded: the newest messages.
                 history = (target.history(limit=LOOKUP_LIMIT, after=after, oldest_first=True) if after
                            else target.history(limit=LOOKUP_LIMIT))
-                seen = 0
                 async for message in history:
-                    seen += 1
-                    if seen % 100 == 0:  # the next page is another request
-                        await self._limiter.acquire()
                     if me is not None and message.author.id != me:
                         continue
                     if str(message.nonce or "") == nonce or any(
