@@ -41,7 +41,7 @@ def _declined(body: bytes) -> bytes:
 
 
 async def test_the_fast_reader_runs_on_the_loop_and_lets_it_run_between_slices() -> None:
-    parsers = FeedParsers(slice_s=0)  # hand the loop back after every step
+    parsers = FeedParsers(slice_s=0, pause_s=0)  # hand the loop back after every step
     ticks = 0
     done = asyncio.Event()
 
@@ -75,7 +75,7 @@ async def test_concurrent_fast_parses_take_turns(monkeypatch: pytest.MonkeyPatch
         return result
 
     monkeypatch.setattr(parsing, "parse_fast_steps", recorded)
-    parsers = FeedParsers(slice_s=0)
+    parsers = FeedParsers(slice_s=0, pause_s=0)
     body = make_podcast_feed(5, start=START)
     try:
         feeds = await asyncio.gather(*(parsers.parse(body, url=f"https://a.example/{k}") for k in "ab"))

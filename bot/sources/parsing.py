@@ -1,12 +1,17 @@
 """Where feeds are parsed, so that a big one never holds up the event loop.
 
 - The fast reader (lxml, most feeds) runs on the loop itself, in slices of
-  a few milliseconds: ``parse_fast_steps`` yields between a chunk of bytes,
-  an entry and an item, and we hand the loop back whenever a slice is used
-  up, one parse at a time. Not in a thread: CPU-bound Python in a thread holds the GIL, and the
-  loop then waits up to a switch interval (5 ms) each time it wants it
-  back; three 540-item ingests parsed in threads stalled the loop 50-60 ms
-  (bench/bench_poll.py). On the loop, the loop decides.
+  2 ms: ``parse_fast_steps`` yields between a chunk of bytes, an entry and
+  an item, and after each slice the parse pauses for as long again, one
+  parse at a time. Not in a thread: CPU-bound Python in a thread holds the
+  GIL, and the loop then waits up to a switch interval (5 ms) each time it
+  wants it back; three 540-item ingests parsed in threads stalled the loop
+  50-60 ms (bench/bench_poll.py). The pause is real time, not just a turn
+  of the loop: with only ``sleep(0)`` the loop thread kept the GIL, and the
+  store's thread, which runs every query of a member's reply, waited a
+  switch interval per query (replies during three parses: p50 ~40 ms; with
+  the pause ~2 ms). A parse so takes about twice its CPU time, which no one
+  waits for.
 - A document the fast reader declines goes to feedparser, one long call of
   pure Python: a big one to a worker process (its own GIL, and a crash or a
   MemoryError kills the worker, not the bot), a small one to a thread. The
@@ -37,6 +42,8 @@ PROCESS_THRESHOLD_BYTES = 256 * 1024
 # How long the fast reader may hold the loop before letting others run: a
 # reply awaits the store several times and waits up to a slice at each.
 SLICE_S = 0.002
+# Then how long it leaves the loop (and the GIL) to everything else.
+PAUSE_S = 0.002
 # A parse worker with nothing to do for this long exits.
 IDLE_EXIT_S = 60.0
 
@@ -52,11 +59,13 @@ class FeedParsers:
         threshold_bytes: int = PROCESS_THRESHOLD_BYTES,
         workers: int = 1,
         slice_s: float = SLICE_S,
+        pause_s: float = PAUSE_S,
         idle_exit_s: float = IDLE_EXIT_S,
     ) -> None:
         self._threshold = threshold_bytes
         self._workers = workers
         self._slice_s = slice_s
+        self._pause_s = pause_s
         self._idle_exit_s = idle_exit_s
         self._pool: ProcessPoolExecutor | None = None
         self._in_worker = 0
@@ -79,7 +88,7 @@ class FeedParsers:
         return await self._run_in_worker(slow, len(body))
 
     async def _in_slices(self, steps: Generator[None, None, T]) -> T:
-        """Run a step generator on the loop, yielding to it every ``slice_s``."""
+        """Run a step generator on the loop; every ``slice_s`` leave it alone for ``pause_s``."""
         try:
             deadline = time.perf_counter() + self._slice_s
             while True:
@@ -88,7 +97,7 @@ class FeedParsers:
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 if time.perf_counter() >= deadline:
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(self._pause_s)
                     deadline = time.perf_counter() + self._slice_s
         finally:
             steps.close()  # cancelled mid-parse: drop the half-read document now
