@@ -1,10 +1,23 @@
-"""Where feeds are parsed: big ones in a worker process, small ones in a thread.
+"""Where feeds are parsed, so that a big one never holds up the event loop.
 
-A thread keeps the event loop free of the parse itself, but not of the GIL:
-feedparser is pure Python, so while it chews a 2 MB feed the loop gets the
-GIL back only at switch intervals and chat replies stall for tens of
-milliseconds. A worker process has its own GIL. It also bounds the damage of
-a hostile feed: a MemoryError or a crash kills the worker, not the bot.
+- The fast reader (lxml, most feeds) runs on the loop itself, in slices of
+  2 ms: ``parse_fast_steps`` yields between a chunk of bytes, an entry and
+  an item, and after each slice the parse pauses for as long again, one
+  parse at a time. Not in a thread: CPU-bound Python in a thread holds the
+  GIL, and the loop then waits up to a switch interval (5 ms) each time it
+  wants it back; three 540-item ingests parsed in threads stalled the loop
+  50-60 ms (bench/bench_poll.py). The pause is real time, not just a turn
+  of the loop: with only ``sleep(0)`` the loop thread kept the GIL, and the
+  store's thread, which runs every query of a member's reply, waited a
+  switch interval per query (replies during three parses: p50 ~40 ms; with
+  the pause ~2 ms). A parse so takes about twice its CPU time, which no one
+  waits for.
+- A document the fast reader declines goes to feedparser, one long call of
+  pure Python: a big one to a worker process (its own GIL, and a crash or a
+  MemoryError kills the worker, not the bot), a small one to a thread. The
+  worker is spawned when first needed and exits after ``idle_exit_s``
+  without work: a second interpreter (~50 MB resident) is not kept for the
+  rare feed that needs it.
 """
 
 from __future__ import annotations
@@ -13,26 +26,83 @@ import asyncio
 import functools
 import logging
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Generator, TypeVar
 
 from bot.errors import FeedParseError
 from bot.models import ParsedFeed
-from bot.sources.feeds import parse_feed
+from bot.sources.feeds import parse_fast_steps, parse_feed
 
 log = logging.getLogger("showbot.parse")
 
 # Below this a thread is cheaper than pickling the result across processes.
 PROCESS_THRESHOLD_BYTES = 256 * 1024
+# How long the fast reader may hold the loop before letting others run: a
+# reply awaits the store several times and waits up to a slice at each.
+SLICE_S = 0.002
+# Then how long it leaves the loop (and the GIL) to everything else.
+PAUSE_S = 0.002
+# A parse worker with nothing to do for this long exits.
+IDLE_EXIT_S = 60.0
+
+T = TypeVar("T")
 
 
 class FeedParsers:
     """``await parsers.parse(body, url=..., content_type=...)``; close() at shutdown."""
 
-    def __init__(self, *, threshold_bytes: int = PROCESS_THRESHOLD_BYTES, workers: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        threshold_bytes: int = PROCESS_THRESHOLD_BYTES,
+        workers: int = 1,
+        slice_s: float = SLICE_S,
+        pause_s: float = PAUSE_S,
+        idle_exit_s: float = IDLE_EXIT_S,
+    ) -> None:
         self._threshold = threshold_bytes
         self._workers = workers
+        self._slice_s = slice_s
+        self._pause_s = pause_s
+        self._idle_exit_s = idle_exit_s
         self._pool: ProcessPoolExecutor | None = None
+        self._in_worker = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._worker_stopped = asyncio.Event()  # set each time an idle worker is let go (tests wait on it)
+        # One fast parse at a time: the loop runs every ready callback in one
+        # iteration, so three parses' slices would add up between two of a
+        # reply's awaits. They are CPU-bound on the loop anyway: running them
+        # one after the other finishes them no later.
+        self._one_at_a_time = asyncio.Lock()
+
+    async def parse(self, body: bytes, *, url: str | None = None, content_type: str | None = None) -> ParsedFeed:
+        async with self._one_at_a_time:
+            result = await self._in_slices(parse_fast_steps(body, url=url, content_type=content_type))
+        if isinstance(result, ParsedFeed):
+            return result
+        slow = functools.partial(parse_feed, body, url=url, content_type=content_type, fast=False)
+        if len(body) < self._threshold:
+            return await asyncio.to_thread(slow)
+        return await self._run_in_worker(slow, len(body))
+
+    async def _in_slices(self, steps: Generator[None, None, T]) -> T:
+        """Run a step generator on the loop; every ``slice_s`` leave it alone for ``pause_s``."""
+        try:
+            deadline = time.perf_counter() + self._slice_s
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                if time.perf_counter() >= deadline:
+                    await asyncio.sleep(self._pause_s)
+                    deadline = time.perf_counter() + self._slice_s
+        finally:
+            steps.close()  # cancelled mid-parse: drop the half-read document now
+
+    # -- the worker process for feedparser ------------------------------------------
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -41,16 +111,29 @@ class FeedParsers:
             self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    async def parse(self, body: bytes, *, url: str | None = None, content_type: str | None = None) -> ParsedFeed:
-        call = functools.partial(parse_feed, body, url=url, content_type=content_type)
-        if len(body) < self._threshold:
-            return await asyncio.to_thread(call)
+    async def _run_in_worker(self, call: Callable[[], ParsedFeed], size: int) -> ParsedFeed:
+        loop = asyncio.get_running_loop()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._in_worker += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._get_pool(), call)
+            return await loop.run_in_executor(self._get_pool(), call)
         except BrokenProcessPool:
-            log.error("the feed parser process died on a %d-byte body; restarting it", len(body))
+            log.error("the feed parser process died on a %d-byte body; restarting it", size)
             self._discard_pool()
             raise FeedParseError("the feed parser crashed on this feed (too large or hostile?)") from None
+        finally:
+            self._in_worker -= 1
+            if self._in_worker == 0 and self._pool is not None:
+                self._idle_timer = loop.call_later(self._idle_exit_s, self._stop_idle_worker)
+
+    def _stop_idle_worker(self) -> None:
+        self._idle_timer = None
+        if self._in_worker == 0 and self._pool is not None:
+            log.debug("feed parser worker idle for %.0fs: letting it exit", self._idle_exit_s)
+            self._discard_pool()
+            self._worker_stopped.set()
 
     def _discard_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -58,6 +141,8 @@ class FeedParsers:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        # May run in a thread (App.close): the idle timer is left alone, it
+        # finds no pool when it fires and does nothing.
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

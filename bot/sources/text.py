@@ -27,32 +27,36 @@ _SKIP_TAGS = frozenset({"script", "style", "head", "title", "template", "noscrip
 _HSPACE = re.compile(r"[ \t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _ODD_SPACE = re.compile(r"[\t\f\v\r\u00a0\u2000-\u200b\u202f\u205f\u3000]")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
-_ANY_SPACE = re.compile(r"\s+")
 
 
 # Markers for block edges, merged after tag removal so "</li><li>" is one
-# line break and "</p>\n<p>" one blank line, not three.
-_LINE, _PARAGRAPH = "\x01", "\x02"
+# line break and "</p>\n<p>" one blank line, not three. Two characters
+# each, both starting with \x01 (removed from the input first): a regex that
+# starts with a literal finds them with a fast scan, where a character class
+# ([\x01\x02]) is tried at every offset of a 3 KB description.
+_MARK = "\x01"
+_LINE, _PARAGRAPH = "\x01\x01", "\x01\x02"
 _SKIPPED = re.compile(
     r"<(script|style|head|title|template|noscript)\b[^>]*>.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL
 )
 _MARKUP = re.compile(r"<!--.*?(?:-->|$)|<![^>]*>|<\?[^>]*>|<(/?)([A-Za-z][A-Za-z0-9]*)\b[^>]*>", re.DOTALL)
-_BREAKS = re.compile(r"[\x01\x02](?:\s*[\x01\x02])*")
+_BREAKS = re.compile(r"\x01[\x01\x02](?:\s*\x01[\x01\x02])*")
+# What a tag becomes: <br> a line break (consecutive <br>s are deliberate:
+# not merged), a paragraph or block tag its marker, anything else nothing.
+_TAG_TEXT = {
+    "br": "\n",
+    **dict.fromkeys(_BLOCK_TAGS - _PARAGRAPH_TAGS, _LINE),
+    **dict.fromkeys(_PARAGRAPH_TAGS, _PARAGRAPH),
+}
 
 
 def _tag_to_text(m: re.Match[str]) -> str:
-    name = (m.group(2) or "").lower()
-    if name == "br":
-        return "\n"  # consecutive <br>s are deliberate: not merged
-    if name in _PARAGRAPH_TAGS:
-        return _PARAGRAPH
-    if name in _BLOCK_TAGS:
-        return _LINE
-    return ""
+    name = m[2]
+    return _TAG_TEXT.get(name.lower(), "") if name else ""
 
 
 def _merge_breaks(m: re.Match[str]) -> str:
-    return "\n\n" if _PARAGRAPH in m.group(0) else "\n"
+    return "\n\n" if "\x02" in m[0] else "\n"
 
 
 def normalize_space(text: str) -> str:
@@ -60,7 +64,7 @@ def normalize_space(text: str) -> str:
     # Each pass runs only when a cheap test (a C-speed substring search)
     # says it would change something: a regex scan of a 3 KB description
     # costs ~0.1 ms even when it finds nothing, times three, times 540 items.
-    if "  " in text or _ODD_SPACE.search(text):
+    if "  " in text or _has_odd_space(text):
         text = _HSPACE.sub(" ", text)
     # Now no two spaces are adjacent: trimming one space around each
     # newline is stripping the lines.
@@ -71,9 +75,17 @@ def normalize_space(text: str) -> str:
     return text.strip(" \n")
 
 
+def _has_odd_space(text: str) -> bool:
+    if text.isascii():  # four C-speed substring searches instead of a regex scan
+        return "\t" in text or "\r" in text or "\f" in text or "\v" in text
+    return _ODD_SPACE.search(text) is not None
+
+
 def one_line(text: str) -> str:
     """All whitespace, newlines included, collapsed to single spaces (titles)."""
-    return _ANY_SPACE.sub(" ", text).strip()
+    # str.split() and the regex \s agree on what whitespace is (every code
+    # point); splitting is ~3x faster than the regex substitution.
+    return " ".join(text.split())
 
 
 def strip_html(html: str) -> str:
@@ -91,9 +103,12 @@ def strip_html(html: str) -> str:
     # Regular expressions rather than html.parser: 10x faster on a 540-episode
     # feed, and feed HTML is fragments, not documents. Entities are unescaped
     # only after tags are gone, so "&lt;b&gt;" stays literal text.
-    text = _SKIPPED.sub("", html.replace(_LINE, "").replace(_PARAGRAPH, ""))
+    if _MARK in html or "\x02" in html:
+        html = html.replace(_MARK, "").replace("\x02", "")  # only our markers may use them
+    text = _SKIPPED.sub("", html)
     text = _MARKUP.sub(_tag_to_text, text)
-    text = _BREAKS.sub(_merge_breaks, text)
+    if _MARK in text:
+        text = _BREAKS.sub(_merge_breaks, text)
     return normalize_space(unescape(text))
 
 
@@ -166,8 +181,13 @@ def _timestamp_seconds(m: re.Match[str]) -> int | None:
 
 def _clean_title(raw: str) -> str:
     line = raw.strip().split("\n", 1)[0]  # the last chapter's title ends with its line
-    line = _URL.sub(" ", line)
-    line = _BULLET_TOKEN.sub(" ", line)
+    # parse_chapters hands over text with URLs already blanked, and every
+    # bullet is non-ASCII: both passes are skipped when they cannot match.
+    lower = line.lower()
+    if "http" in lower or "www." in lower:
+        line = _URL.sub(" ", line)
+    if not line.isascii():
+        line = _BULLET_TOKEN.sub(" ", line)
     line = one_line(line).strip(_EDGE_PUNCT)
     if len(line) > MAX_CHAPTER_TITLE:
         cut = line[: MAX_CHAPTER_TITLE - 1]
