@@ -1,0 +1,229 @@
+"""Items as the catalogue reads them, and search in PostgreSQL's dialect.
+
+Search: ``bot.search.Query`` is rendered here into a ``to_tsquery`` string
+built ONLY from the core's tokens, each single-quoted (tokens are letters
+and digits, so they hold no quote or backslash; escaping is belt and
+braces), with our own operators between them: ``&`` between terms, ``|``
+between a term's alternatives, ``<->`` inside a phrase, ``:*`` on a prefix.
+It is passed as a parameter, so member input can never be tsquery syntax.
+
+Each item has one weighted ``tsvector`` (title A, chapter titles B,
+description C; see polls.SEARCH_VECTOR). Ranking is ``ts_rank`` with
+WEIGHTS (title > chapter titles > description), recency breaking near-ties,
+and a relevance floor in ts_rank units (``SUMMARY_FLOOR``): a hit whose
+terms are not in its title or a chapter title (``bot.search.TitleMatcher``,
+as on SQLite) must score at least that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import Chapter, ContentKind, StoredItem
+from bot.search import Phrase, Query, Term, TitleMatcher
+from bot.storage.postgres import rows
+from bot.storage.postgres.base import PostgresBase
+from bot.storage.postgres.schema import TS_CONFIG
+from bot.storage.records import KindStats, SearchHit, SourceFacts
+
+# ts_rank weights, in PostgreSQL's order {D, C, B, A}: description (C) 0.1,
+# chapter titles (B) 0.4, title (A) 1.0 -- SQLite's bm25 weights 10:4:1.
+WEIGHTS = "{0, 0.1, 0.4, 1.0}"
+# ts_rank normalization 1: divide by 1 + log(document length), so one
+# mention in a long description counts for less than in a short one.
+NORMALIZATION = 1
+# A hit whose query terms appear only in the description must score at
+# least this: the score (SCORE_SQL) of one term in the description.
+SUMMARY_FLOOR = 0.0
+# Scores this close are a tie, broken by recency (SQLite rounds bm25 to 0.01).
+TIE_DIGITS = 4
+
+
+def _lexeme(token: str) -> str:
+    folded = rows.fold(token)
+    return "'" + folded.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _phrase(phrase: Phrase, prefix: bool) -> str:
+    words = [_lexeme(t) for t in phrase]
+    if prefix:
+        words[-1] += ":*"
+    return words[0] if len(words) == 1 else "(" + " <-> ".join(words) + ")"
+
+
+def ts_term(term: Term) -> str:
+    alternatives = [_phrase(p, term.prefix) for p in term.alternatives if p]
+    return alternatives[0] if len(alternatives) == 1 else "(" + " | ".join(alternatives) + ")"
+
+
+def ts_all(query: Query) -> str:
+    """Every term must match (what an item search runs)."""
+    return " & ".join(ts_term(t) for t in query.terms)
+
+
+def ts_any(query: Query) -> str:
+    """Any term may match (chapter titles are short: one term is a hit)."""
+    return " | ".join(ts_term(t) for t in query.terms)
+
+
+SCORE_SQL = f"ts_rank('{WEIGHTS}', i.search, to_tsquery('{TS_CONFIG}', $2), {NORMALIZATION})"
+
+# One statement per search: match and rank (the inner query alone decides
+# which rows are kept), and only for hits below the floor their title and
+# chapter titles, for the ``strong`` check in Python.
+_SEARCH_SQL = (
+    "SELECT f.id, f.score, f.published_at, "
+    "CASE WHEN f.score < $3 THEN f.title END, "
+    "CASE WHEN f.score < $3 THEN (SELECT string_agg(c.title, E'\\n' ORDER BY c.position) "
+    "  FROM chapters c WHERE c.item_id = f.id) END "
+    f"FROM (SELECT i.id, i.title, i.published_at, {SCORE_SQL} AS score FROM items i "
+    f"  WHERE i.search @@ to_tsquery('{TS_CONFIG}', $1) AND ($5::text IS NULL OR i.kind = $5) "
+    "  ORDER BY score DESC LIMIT $4) f"
+)
+
+_ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
+
+
+class CatalogTable(PostgresBase):
+    async def _chapters(self, item_ids: Sequence[int]) -> dict[int, tuple[Chapter, ...]]:
+        out: dict[int, list[Chapter]] = {}
+        for r in await self._all(
+            "SELECT item_id, start_s, title FROM chapters WHERE item_id = ANY($1::bigint[]) ORDER BY item_id, position",
+            (list(item_ids),),
+        ):
+            out.setdefault(r[0], []).append(Chapter(r[1], r[2]))
+        return {k: tuple(v) for k, v in out.items()}
+
+    async def _with_chapters(self, found: Sequence[Any]) -> list[StoredItem]:
+        chapters = await self._chapters([r[0] for r in found]) if found else {}
+        return [rows.stored_item(r, chapters.get(r[0], ())) for r in found]
+
+    async def find_item(self, item_id: int) -> StoredItem | None:
+        return (await self.items_by_id([item_id])).get(item_id)
+
+    async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
+        if not item_ids:
+            return {}
+        found = await self._all(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", (list(item_ids),))
+        return {s.id: s for s in await self._with_chapters(found)}
+
+    async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
+        found = await self._all(
+            f"{_ITEMS_SQL} WHERE ($1::text IS NULL OR i.kind = $1) "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT $2 OFFSET $3",
+            (kind.value if kind else None, limit, offset),
+        )
+        return await self._with_chapters(found)
+
+    async def count_items(self, kind: ContentKind | None = None, *, source_id: int | None = None) -> int:
+        row = await self._one(
+            "SELECT count(*) FROM items WHERE ($1::text IS NULL OR kind = $1) AND ($2::bigint IS NULL OR source_id = $2)",
+            (kind.value if kind else None, source_id),
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def episode_by_number(self, number: int) -> StoredItem | None:
+        if not 0 <= number < 2**62:
+            return None
+        row = await self._one(
+            "SELECT id FROM items WHERE episode_number = $1 "
+            "ORDER BY kind != 'episode', published_at DESC NULLS LAST, id DESC LIMIT 1",
+            (number,),
+        )
+        return await self.find_item(row[0]) if row else None
+
+    async def episode_number_range(self) -> tuple[int, int] | None:
+        row = await self._one(
+            "SELECT min(episode_number), max(episode_number) FROM items WHERE episode_number IS NOT NULL")
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    async def item_at(self, kind: ContentKind | None, offset: int) -> StoredItem | None:
+        # NULLS FIRST: SQLite's order (NULL sorts before any date).
+        row = await self._one(
+            "SELECT id FROM items WHERE ($1::text IS NULL OR kind = $1) "
+            "ORDER BY published_at NULLS FIRST, id LIMIT 1 OFFSET $2",
+            (kind.value if kind else None, offset),
+        )
+        return await self.find_item(row[0]) if row else None
+
+    async def kind_stats(self) -> list[KindStats]:
+        found = await self._all(
+            "SELECT kind, count(*), min(published_at), max(published_at), coalesce(sum(duration_s), 0) "
+            "FROM items GROUP BY kind ORDER BY count(*) DESC, kind"
+        )
+        return [KindStats(r[0], int(r[1]), r[2], r[3], int(r[4])) for r in found]
+
+    async def title_words(self) -> list[str]:
+        return [r[0] for r in await self._all("SELECT title FROM items ORDER BY id")]
+
+    async def catalogue_version(self) -> tuple[int, int]:
+        row = await self._one("SELECT count(*), coalesce(max(id), 0) FROM items")
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def source_facts(self) -> dict[int, SourceFacts]:
+        found = await self._all(
+            "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id) FROM sources s"
+        )
+        return {r[0]: SourceFacts(int(r[1]), r[2]) for r in found}
+
+    # -- search -------------------------------------------------------------------
+
+    async def search(self, query: Query, kind: ContentKind | None = None, *, limit: int = 200) -> list[SearchHit]:
+        if query.empty:
+            return []
+        found = await self._all(
+            _SEARCH_SQL, (ts_all(query), ts_any(query), SUMMARY_FLOOR, limit, kind.value if kind else None),
+            doing="searching",
+        )
+        matcher: TitleMatcher | None = None
+        hits = []
+        for item_id, raw_score, published_at, title, chapters in found:
+            score = float(raw_score)
+            strong = score >= SUMMARY_FLOOR
+            if not strong:
+                # ``strong`` only matters below the floor: decided in Python on
+                # those candidates' titles, by the same rule as SQLite.
+                matcher = matcher or TitleMatcher(query)
+                strong = matcher(f"{title}\n{chapters or ''}")
+                if not strong:
+                    continue  # only in the description, and weakly: noise
+            hits.append((SearchHit(item_id, score, strong), published_at))
+        # Best score first; among (near-)equal scores the newest (undated
+        # last), then the newest id.
+        hits.sort(key=lambda h: (round(h[0].score, TIE_DIGITS), h[1] is not None,
+                                 h[1].timestamp() if h[1] is not None else 0.0, h[0].item_id), reverse=True)
+        return [h for h, _ in hits]
+
+    async def page_items(
+        self, ids: Sequence[int], query: Query | None, limit: int = 5
+    ) -> list[tuple[StoredItem, list[Chapter]]]:
+        """The items of ``ids`` in that order, with every chapter and, scored
+        per chapter, those whose title matches any term of ``query``."""
+        if not ids:
+            return []
+        tsq = ts_any(query) if query is not None and not query.empty else None
+        async with self._snapshot("searching" if tsq is not None else "reading") as conn:
+            found = await conn.fetch(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", list(ids))
+            chapter_rows = await conn.fetch(
+                "SELECT c.item_id, c.position, c.start_s, c.title, "
+                f"CASE WHEN $2::text IS NOT NULL AND c.search @@ to_tsquery('{TS_CONFIG}', $2) "
+                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {NORMALIZATION}) END "
+                "FROM chapters c WHERE c.item_id = ANY($1::bigint[]) ORDER BY c.item_id, c.position",
+                list(ids), tsq,
+            )
+        chapters: dict[int, list[Chapter]] = {}
+        scored: dict[int, list[tuple[float, int, Chapter]]] = {}
+        for item_id, position, start_s, title, score in chapter_rows:
+            chapter = Chapter(start_s, title)
+            chapters.setdefault(item_id, []).append(chapter)
+            if score is not None:
+                scored.setdefault(item_id, []).append((-float(score), position, chapter))
+        by_id = {}
+        for r in found:
+            matched = sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]
+            by_id[r[0]] = (rows.stored_item(r, tuple(chapters.get(r[0], ()))), [c for _, _, c in matched])
+        return [by_id[i] for i in ids if i in by_id]
