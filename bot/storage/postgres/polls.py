@@ -32,8 +32,11 @@ SEARCH_VECTOR = (
 )
 
 
-def search_params(item: Item) -> tuple[str, str, str]:
-    return rows.search_text(item.title), rows.search_text(rows.chapters_text(item)), rows.search_text(item.summary)
+def search_params(item: Item) -> tuple[str, str, str, int]:
+    """The three texts of an item's vector, and how many words they hold."""
+    texts = (rows.search_text(item.title), rows.search_text(rows.chapters_text(item)),
+             rows.search_text(item.summary))
+    return (*texts, sum(t.count(" ") + 1 for t in texts if t))
 
 
 class PollsTable(PostgresBase):
@@ -162,15 +165,15 @@ async def _insert_snapshot(conn: asyncpg.Connection, source_id: int, snap: Snaps
 _INSERT_ITEMS = (
     "INSERT INTO items (source_id, kind, first_seen_at, identity, guid, link, norm_link, title_key, "
     "content_hash, title, summary, published_at, updated_at, duration_s, episode_number, enclosure_url, "
-    "image_url, video_id, search) "
+    "image_url, video_id, search, search_len) "
     "SELECT $1, $2, $3, t.identity, t.guid, t.link, t.norm_link, t.title_key, t.content_hash, t.title, "
     "t.summary, t.published_at, t.updated_at, t.duration_s, t.episode_number, t.enclosure_url, t.image_url, "
-    f"t.video_id, {SEARCH_VECTOR.format(title='t.s_title', chapters='t.s_chapters', summary='t.s_summary')} "
+    f"t.video_id, {SEARCH_VECTOR.format(title='t.s_title', chapters='t.s_chapters', summary='t.s_summary')}, t.s_len "
     "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
     "$11::text[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::bigint[], $16::text[], "
-    "$17::text[], $18::text[], $19::text[], $20::text[], $21::text[]) WITH ORDINALITY AS t(identity, guid, "
-    "link, norm_link, title_key, content_hash, title, summary, published_at, updated_at, duration_s, "
-    "episode_number, enclosure_url, image_url, video_id, s_title, s_chapters, s_summary, n) ORDER BY t.n "
+    "$17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[]) WITH ORDINALITY AS t(identity, "
+    "guid, link, norm_link, title_key, content_hash, title, summary, published_at, updated_at, duration_s, "
+    "episode_number, enclosure_url, image_url, video_id, s_title, s_chapters, s_summary, s_len, n) ORDER BY t.n "
     "RETURNING id, identity"
 )
 
@@ -192,7 +195,7 @@ async def _insert_items(
         [i.title for i in its], [i.summary for i in its], [ts(i.published_at) for i in its],
         [ts(i.updated_at) for i in its], [i.duration_s for i in its], [i.episode_number for i in its],
         [i.enclosure_url for i in its], [i.image_url for i in its], [i.video_id for i in its],
-        [t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts],
+        [t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts], [t[3] for t in texts],
     )
     ids = {r[1]: r[0] for r in found}
     item_ids = [ids[n.identity] for n in new_items]
@@ -217,7 +220,8 @@ async def _update_item(conn: asyncpg.Connection, item_id: int, identity: str, it
     await conn.execute(
         "UPDATE items SET identity = $1, guid = $2, link = $3, title = $4, summary = $5, content_hash = $6, "
         "updated_at = $7, duration_s = $8, episode_number = $9, enclosure_url = $10, image_url = $11, "
-        f"video_id = $12, search = {SEARCH_VECTOR.format(title='$14::text', chapters='$15::text', summary='$16::text')} "
+        f"video_id = $12, search = {SEARCH_VECTOR.format(title='$14::text', chapters='$15::text', summary='$16::text')}, "
+        "search_len = $17 "
         "WHERE id = $13",
         identity, item.guid, item.link, item.title, item.summary, chash, ts(item.updated_at), item.duration_s,
         item.episode_number, item.enclosure_url, item.image_url, item.video_id, item_id, *search_params(item),

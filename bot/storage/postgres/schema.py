@@ -88,6 +88,7 @@ MIGRATIONS: list[str] = [
         video_id text,
         -- title A, chapter titles B, description C; written with the item.
         search tsvector NOT NULL DEFAULT ''::tsvector,
+        search_len integer NOT NULL DEFAULT 0,  -- words in the vector's text: its length for ranking
         UNIQUE (source_id, identity)
     );
     CREATE INDEX items_published ON items (published_at);
