@@ -215,7 +215,9 @@ class App:
         # SQLite: this is the only process delivering from this database, so
         # rows a dead process left claimed can be taken over now, not when
         # their lease runs out (each is looked up on its platform first).
-        recovered = await self.store.expire_outbox_leases()
+        # A shared database (PostgreSQL) may have other live instances
+        # delivering: their claims are theirs until the leases run out.
+        recovered = await self.store.expire_outbox_leases() if self.store.backend == "sqlite" else 0
         if recovered:
             log.warning("%d announcement(s) were mid-delivery when the last run stopped; "
                         "checking with the platform before re-sending", recovered)
