@@ -104,7 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(config: Config, args: argparse.Namespace) -> int:
     secrets = Secrets.from_env()
     print(f"config: {config.origin or '(defaults)'}")
-    print(f"storage: {config.storage_path}")
+    from bot.storage.inspect import inspect_storage
+
+    # Reads only: check never creates or migrates a database.
+    storage = inspect_storage(config.storage_path, secrets.database_url or config.storage_url)
+    print(f"storage: {storage.describe()}")
     print(f"sources: {len(config.sources)}")
     for s in config.sources:
         where = s.url or f"@{s.handle} via {s.provider}"
@@ -122,6 +126,9 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     if secrets.slack_bot_token and not secrets.slack_app_token and not secrets.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET",
                           "Slack HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for socket mode)")
+    if not storage.ok:
+        print(f"showbot: the database is not usable: {storage.describe()}", file=sys.stderr)
+        return 1
     print("ok")
     return 0
 

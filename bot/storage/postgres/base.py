@@ -69,7 +69,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def connect_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool on ``url``, or StorageError naming the database without its password."""
-    secret = _password(url)
+    secret = password_of(url)
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=_init_connection,
@@ -81,7 +81,7 @@ async def connect_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> as
     return pool
 
 
-def _password(url: str) -> str | None:
+def password_of(url: str) -> str | None:
     try:
         return urlsplit(url).password
     except ValueError:
@@ -94,7 +94,7 @@ class PostgresBase:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
         self.url = redact(url)  # what logs and messages may show
-        self._secret = _password(url)
+        self._secret = password_of(url)
         self._closed = False
 
     @classmethod
