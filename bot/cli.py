@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health``: the contract in DESIGN.md.
+"""``showbot run | check | poll | ask | health | migrate``: the contract in DESIGN.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--moderator", action="store_true", help="ask as a moderator")
     ask.add_argument("text", nargs="+", help='e.g. "episodes on postgres"')
 
+    migrate = sub.add_parser("migrate", help="copy the SQLite database to PostgreSQL")
+    with_config(migrate)
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="the target, postgresql://user:password@host:5432/db (never printed)")
+    migrate.add_argument("--resume", action="store_true",
+                         help="continue an interrupted copy into a target that already holds part of it")
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -81,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
     try:
         config = load_config(args.config)
-        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
+        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
+                   "migrate": _migrate}
         return handler[args.command](config, args)
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
@@ -214,6 +222,15 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         log.info("showbot stopped cleanly")
 
     asyncio.run(go())
+    return 0
+
+
+# -- migrate --------------------------------------------------------------------
+
+def _migrate(config: Config, args: argparse.Namespace) -> int:
+    from bot.storage.migrate import migrate
+
+    asyncio.run(migrate(config.storage_path, args.to, resume=args.resume, out=sys.stdout))
     return 0
 
 
