@@ -104,9 +104,11 @@ def ts_alternatives(query: Query) -> tuple[list[str], list[str]]:
 # the best ``$4`` of them, and only for those below the floor their title and
 # chapter titles for the ``strong`` check in Python.
 _SEARCH_SQL = f"""
-WITH stats AS (
-    SELECT count(*)::float8 AS n, greatest(coalesce(avg(search_len), 1), 1)::float8 AS avglen FROM items
-), alts AS (
+WITH stats AS MATERIALIZED (
+    -- sum/count, not avg(): avg of an integer is numeric arithmetic, 3x slower here.
+    SELECT count(*)::float8 AS n, greatest(coalesce(sum(search_len)::float8 / nullif(count(*), 0), 1), 1) AS avglen
+    FROM items
+), alts AS MATERIALIZED (  -- once per search, not once per matching row
     SELECT to_tsquery('{TS_CONFIG}', a.r) AS rq,
            greatest(ln((s.n - d.df + 0.5) / (d.df + 0.5)), 1e-6) AS idf
     FROM unnest($2::text[], $3::text[]) AS a(r, m)
