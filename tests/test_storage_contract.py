@@ -751,3 +751,31 @@ def test_a_sqlite_only_showbot_never_imports_asyncpg(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
+
+
+async def test_pg_search_stats_follow_inserts_edits_and_removals(pg_url: str) -> None:
+    from bot.detect import ItemUpdate
+    from bot.storage.postgres import PostgresStorage
+
+    store = await PostgresStorage.open(pg_url)
+    try:
+        pod = await store.add_source(spec(), NOW)
+        blog = await store.add_source(spec("blog"), NOW)
+        (first, _) = (await write(store, pod, [item(1, summary="a b c"), item(2)])).new_items  # type: ignore[attr-defined]
+        await write(store, blog, [item(3, guid="b3", summary="long " * 50)])
+        edited = replace(first.item, summary="now much longer than before " * 5)
+        await store.write_poll(pod, PollIntent(updates=(ItemUpdate(first.id, edited, content_hash(edited),
+                                                                   first.identity),)), progress())
+
+        async def totals() -> tuple[tuple[int, int], tuple[int, int]]:
+            kept = await store._one("SELECT items, words FROM search_stats")
+            real = await store._one("SELECT count(*), coalesce(sum(search_len), 0) FROM items")
+            return (kept[0], kept[1]), (real[0], real[1])  # type: ignore[index]
+
+        kept, real = await totals()
+        assert kept == real and real[0] == 3 and real[1] > 50
+        await store.remove_source("blog")
+        kept, real = await totals()
+        assert kept == real and real[0] == 2
+    finally:
+        await store.close()

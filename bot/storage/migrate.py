@@ -189,6 +189,9 @@ async def _rebuild_search(target: Any, out: TextIO) -> int:
         done += len(found)
         after = found[-1][0]
         print(f"search index: {done}/{total}", file=out, flush=True)
+    async with target._tx("counting the catalogue") as conn:
+        await conn.execute("UPDATE search_stats SET items = (SELECT count(*) FROM items), "
+                           "words = (SELECT coalesce(sum(search_len), 0) FROM items)")
     return done
 
 

@@ -96,6 +96,13 @@ class PostgresBase:
         self.url = redact(url)  # what logs and messages may show
         self._secret = password_of(url)
         self._closed = False
+        # Document frequencies of search terms (catalog.py), per process:
+        # dropped whenever this process writes items, and at most
+        # DF_CACHE_S old otherwise (another instance's writes).
+        self._df_cache: dict[str, tuple[float, int]] = {}
+
+    def _catalogue_changed(self) -> None:
+        self._df_cache.clear()
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Any:

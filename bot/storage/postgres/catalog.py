@@ -25,6 +25,7 @@ a chapter title (``bot.search.TitleMatcher``, as on SQLite).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,22 +100,18 @@ def ts_alternatives(query: Query) -> tuple[list[str], list[str]]:
     return ranked, matched
 
 
-# One statement per search: the catalogue's size and mean length, each
-# alternative's IDF (a GIN-index count each), the matching rows, their score,
-# the best ``$4`` of them, and only for those below the floor their title and
-# chapter titles for the ``strong`` check in Python.
+# One statement per search: the catalogue's size and mean length (one row,
+# search_stats), each alternative's IDF from its document frequency (given:
+# see CatalogTable._frequencies), the matching rows, their score, the best
+# ``$4`` of them, and only for those below the floor their title and chapter
+# titles for the ``strong`` check in Python.
 _SEARCH_SQL = f"""
 WITH stats AS MATERIALIZED (
-    -- sum/count, not avg(): avg of an integer is numeric arithmetic, 3x slower here.
-    SELECT count(*)::float8 AS n, greatest(coalesce(sum(search_len)::float8 / nullif(count(*), 0), 1), 1) AS avglen
-    FROM items
+    SELECT items::float8 AS n, greatest(words::float8 / greatest(items, 1), 1) AS avglen FROM search_stats
 ), alts AS MATERIALIZED (  -- once per search, not once per matching row
     SELECT to_tsquery('{TS_CONFIG}', a.r) AS rq,
-           greatest(ln((s.n - d.df + 0.5) / (d.df + 0.5)), 1e-6) AS idf
-    FROM unnest($2::text[], $3::text[]) AS a(r, m)
-    CROSS JOIN stats s
-    CROSS JOIN LATERAL (
-        SELECT count(*)::float8 AS df FROM items WHERE search @@ to_tsquery('{TS_CONFIG}', a.m)) d
+           greatest(ln((s.n - a.df + 0.5) / (a.df + 0.5)), 1e-6) AS idf
+    FROM unnest($2::text[], $3::float8[]) AS a(r, df) CROSS JOIN stats s
 ), scored AS (
     SELECT i.id, i.title, i.published_at, (
         SELECT sum(a.idf * f.v * ({K1} + 1) / (f.v + {K1} * norm.l))
@@ -133,6 +130,10 @@ SELECT f.id, f.score, f.published_at,
            SELECT string_agg(c.title, E'\\n' ORDER BY c.position) FROM chapters c WHERE c.item_id = f.id) END
 FROM scored f
 """
+# How long a document frequency counted by this process is trusted while
+# other processes may be adding items (this process's own writes drop them
+# at once). IDF moves slowly: a minute-old count ranks the same.
+DF_CACHE_S = 60.0
 
 _ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
 
@@ -228,8 +229,9 @@ class CatalogTable(PostgresBase):
         if query.empty:
             return []
         ranked, matched = ts_alternatives(query)
+        frequencies = await self._frequencies(matched)
         found = await self._all(
-            _SEARCH_SQL, (ts_all(query), ranked, matched, limit, kind.value if kind else None, SUMMARY_FLOOR),
+            _SEARCH_SQL, (ts_all(query), ranked, frequencies, limit, kind.value if kind else None, SUMMARY_FLOOR),
             doing="searching",
         )
         matcher: TitleMatcher | None = None
@@ -250,6 +252,22 @@ class CatalogTable(PostgresBase):
         hits.sort(key=lambda h: (round(h[0].score, TIE_DIGITS), h[1] is not None,
                                  h[1].timestamp() if h[1] is not None else 0.0, h[0].item_id), reverse=True)
         return [h for h, _ in hits]
+
+    async def _frequencies(self, matched: Sequence[str]) -> list[float]:
+        """How many items match each alternative (its IDF's document
+        frequency). Counting a common word is a GIN scan of thousands of
+        rows (~15 ms at 25,000 items), so counts are cached (DF_CACHE_S)."""
+        now = time.monotonic()
+        missing = sorted({m for m in matched if (hit := self._df_cache.get(m)) is None or now - hit[0] > DF_CACHE_S})
+        if missing:
+            counted = await self._all(
+                f"SELECT a.m, (SELECT count(*) FROM items WHERE search @@ to_tsquery('{TS_CONFIG}', a.m)) "
+                "FROM unnest($1::text[]) AS a(m)", (missing,), doing="searching")
+            if len(self._df_cache) > 4096:
+                self._df_cache.clear()
+            for m, n in counted:
+                self._df_cache[m] = (now, int(n))
+        return [float(self._df_cache[m][1]) for m in matched]
 
     async def page_items(
         self, ids: Sequence[int], query: Query | None, limit: int = 5

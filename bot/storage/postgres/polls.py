@@ -124,6 +124,8 @@ class PollsTable(PostgresBase):
                 now, progress.next_poll_at, progress.etag, progress.last_modified,
                 progress.body_hash, progress.cursor, source.id,
             )
+        if intent.new_items or intent.updates:
+            self._catalogue_changed()
         stored = tuple(
             StoredItem(item_id, source.name, kind, new.identity, new.item, now)
             for item_id, new in zip(item_ids, intent.new_items)
@@ -197,6 +199,8 @@ async def _insert_items(
         [i.enclosure_url for i in its], [i.image_url for i in its], [i.video_id for i in its],
         [t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts], [t[3] for t in texts],
     )
+    await conn.execute("UPDATE search_stats SET items = items + $1, words = words + $2",
+                       len(new_items), sum(t[3] for t in texts))
     ids = {r[1]: r[0] for r in found}
     item_ids = [ids[n.identity] for n in new_items]
     await _insert_chapters(conn, list(zip(item_ids, its)))
@@ -217,6 +221,10 @@ async def _insert_chapters(conn: asyncpg.Connection, items: Sequence[tuple[int, 
 
 
 async def _update_item(conn: asyncpg.Connection, item_id: int, identity: str, item: Item, chash: str) -> None:
+    params = search_params(item)
+    await conn.execute(
+        "UPDATE search_stats SET words = words + $1 - coalesce((SELECT search_len FROM items WHERE id = $2), $1)",
+        params[3], item_id)
     await conn.execute(
         "UPDATE items SET identity = $1, guid = $2, link = $3, title = $4, summary = $5, content_hash = $6, "
         "updated_at = $7, duration_s = $8, episode_number = $9, enclosure_url = $10, image_url = $11, "
@@ -224,7 +232,7 @@ async def _update_item(conn: asyncpg.Connection, item_id: int, identity: str, it
         "search_len = $17 "
         "WHERE id = $13",
         identity, item.guid, item.link, item.title, item.summary, chash, ts(item.updated_at), item.duration_s,
-        item.episode_number, item.enclosure_url, item.image_url, item.video_id, item_id, *search_params(item),
+        item.episode_number, item.enclosure_url, item.image_url, item.video_id, item_id, *params,
     )
     await conn.execute("DELETE FROM chapters WHERE item_id = $1", item_id)
     await _insert_chapters(conn, [(item_id, item)])

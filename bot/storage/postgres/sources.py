@@ -60,6 +60,11 @@ class SourcesTable(PostgresBase):
         async with self._tx("removing a source") as conn:
             if await conn.fetchval("DELETE FROM sources WHERE name = $1 RETURNING id", name) is None:
                 raise NotFound(f"no source named {name!r}")
+            # Its items went with it (a cascade): the catalogue's totals follow.
+            await conn.execute(
+                "UPDATE search_stats SET items = (SELECT count(*) FROM items), "
+                "words = (SELECT coalesce(sum(search_len), 0) FROM items)")
+        self._catalogue_changed()
 
     async def set_paused(self, name: str, paused: bool) -> None:
         async with self._tx("pausing a source") as conn:
