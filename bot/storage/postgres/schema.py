@@ -232,8 +232,8 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Every table the store writes, parents first (the migration tool copies in
-# this order; the tests truncate them between cases).
+# Every table of rows the store writes, parents first (the tests truncate
+# them between cases; search_stats is one row, reset instead).
 TABLES = (
     "sources", "items", "chapters", "routes", "events", "outbox", "filters", "subscriptions",
     "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims",
