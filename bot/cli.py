@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health``: the contract in DESIGN.md.
+"""``showbot run | check | poll | ask | health | migrate``: the contract in DESIGN.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--moderator", action="store_true", help="ask as a moderator")
     ask.add_argument("text", nargs="+", help='e.g. "episodes on postgres"')
 
+    migrate = sub.add_parser("migrate", help="copy the SQLite database to PostgreSQL")
+    with_config(migrate)
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="the target, postgresql://user:password@host:5432/db (never printed)")
+    migrate.add_argument("--resume", action="store_true",
+                         help="continue an interrupted copy into a target that already holds part of it")
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -81,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
     try:
         config = load_config(args.config)
-        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
+        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
+                   "migrate": _migrate}
         return handler[args.command](config, args)
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
@@ -104,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(config: Config, args: argparse.Namespace) -> int:
     secrets = Secrets.from_env()
     print(f"config: {config.origin or '(defaults)'}")
-    print(f"storage: {config.storage_path}")
+    from bot.storage.inspect import inspect_storage
+
+    # Reads only: check never creates or migrates a database.
+    storage = inspect_storage(config.storage_path, secrets.database_url or config.storage_url)
+    print(f"storage: {storage.describe()}")
     print(f"sources: {len(config.sources)}")
     for s in config.sources:
         where = s.url or f"@{s.handle} via {s.provider}"
@@ -122,6 +134,9 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     if secrets.slack_bot_token and not secrets.slack_app_token and not secrets.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET",
                           "Slack HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for socket mode)")
+    if not storage.ok:
+        print(f"showbot: the database is not usable: {storage.describe()}", file=sys.stderr)
+        return 1
     print("ok")
     return 0
 
@@ -216,6 +231,15 @@ def _run(config: Config, args: argparse.Namespace) -> int:
         log.info("showbot stopped cleanly")
 
     asyncio.run(go())
+    return 0
+
+
+# -- migrate --------------------------------------------------------------------
+
+def _migrate(config: Config, args: argparse.Namespace) -> int:
+    from bot.storage.migrate import migrate
+
+    asyncio.run(migrate(config.storage_path, args.to, resume=args.resume, out=sys.stdout))
     return 0
 
 

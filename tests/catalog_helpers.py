@@ -1,5 +1,5 @@
 """The catalogue fixture (tests/fixtures/catalog_episodes.json) loaded into a
-real SqliteStorage the way a first poll would: real titles and descriptions from
+real storage (either backend) the way a first poll would: real titles and descriptions from
 /work/shared/seeds plus episodes written in the creator's style."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.detect import decide
 from bot.models import Caller, Chapter, ContentKind, Item, Platform, SourceSpec
-from bot.storage import SqliteStorage
+from bot.storage import Storage
 from tests.spine import write_decision
 
 CATALOG = Path(__file__).parent / "fixtures" / "catalog_episodes.json"
@@ -42,8 +42,8 @@ def catalog_sources() -> list[tuple[SourceSpec, list[Item]]]:
     return out
 
 
-async def load_catalog(store: SqliteStorage, now: datetime = NOW) -> int:
-    """SqliteStorage every fixture item as a silent first poll; returns the count."""
+async def load_catalog(store: Storage, now: datetime = NOW) -> int:
+    """Store every fixture item as a silent first poll; returns the count."""
     total = 0
     for spec, items in catalog_sources():
         source = await store.add_source(spec, now)

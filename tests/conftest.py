@@ -30,3 +30,8 @@ def _charts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     charts = tmp_path / "_charts"
     charts.mkdir()
     monkeypatch.setattr(bot.charts, "_dir", charts)
+
+
+# Both storage backends (tests/backends.py): ``db`` / ``storage`` run a test
+# once on SQLite and once on PostgreSQL (skipped without SHOWBOT_TEST_DATABASE_URL).
+from tests.backends import backend, db, pg_run, pg_url, storage  # noqa: E402,F401

@@ -4,13 +4,13 @@ poll's worth of items, written through the real pipeline code."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from bot.detect import Decision, decide
 from bot.intents import SourceProgress
 from bot.plan import plan_poll
 from bot.models import ContentKind, EventKind, Item, Platform, Source, SourceSpec
-from bot.storage import PollWrite, SqliteStorage
+from bot.storage import PollWrite, Storage
+from tests.backends import Target, open_target
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
 ALL_KINDS = frozenset(EventKind)
@@ -29,9 +29,10 @@ def items(n: int, *, start: int = 0, now: datetime = NOW) -> list[Item]:
     ]
 
 
-async def store_with_events(path: Path, n_events: int, routes: list[tuple[Platform, str]]) -> SqliteStorage:
-    """A synced source plus ``n_events`` announced items routed to ``routes``."""
-    store = await SqliteStorage.open(path)
+async def store_with_events(target: Target, n_events: int, routes: list[tuple[Platform, str]]) -> Storage:
+    """A synced source plus ``n_events`` announced items routed to ``routes``,
+    in a SQLite file or a PostgreSQL database (tests/backends.py)."""
+    store = await open_target(target)
     for platform, channel in routes:
         await store.upsert_route(platform, channel, ALL_KINDS, None, NOW)
     source = await store.add_source(spec(), NOW)
@@ -39,14 +40,14 @@ async def store_with_events(path: Path, n_events: int, routes: list[tuple[Platfo
     await write_decision(store, source, first, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="a")
     source = await store.get_source("podcast")
     fresh = items(n_events, start=100)
-    second = decide(spec=source.spec, synced=True, known=await store.known_items(source.id),
-                    fetched=fresh, now=NOW)
+    known = (await store.load_poll_state(source, NOW, book_window_s=0)).known
+    second = decide(spec=source.spec, synced=True, known=known, fetched=fresh, now=NOW)
     await write_decision(store, source, second, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash="b")
     return store
 
 
 async def write_decision(
-    store: SqliteStorage, source: Source, decision: Decision, *, now: datetime,
+    store: Storage, source: Source, decision: Decision, *, now: datetime,
     next_poll_at: datetime | None = None, etag: str | None = None, last_modified: str | None = None,
     body_hash: str | None = None, book_window_s: float = 3 * 86400, claim: str | None = None,
 ) -> PollWrite:

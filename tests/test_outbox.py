@@ -13,13 +13,14 @@ from bot.models import Platform
 from bot.outbox import DeliveryPolicy, Outbox
 from bot.storage import SqliteStorage
 from tests.fake_chat import RecordingAdapter
+from tests.backends import Target
 from tests.spine import NOW, store_with_events
 
 DISCORD = (Platform.DISCORD, "chan-1")
 
 
-async def test_each_event_is_delivered_once_in_publication_order(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 3, [DISCORD, (Platform.SLACK, "C1")])
+async def test_each_event_is_delivered_once_in_publication_order(db: Target) -> None:
+    store = await store_with_events(db, 3, [DISCORD, (Platform.SLACK, "C1")])
     try:
         discord, slack = RecordingAdapter(Platform.DISCORD), RecordingAdapter(Platform.SLACK)
         outbox = Outbox(store, {Platform.DISCORD: discord, Platform.SLACK: slack}, clock=FrozenClock(NOW))
@@ -35,8 +36,8 @@ async def test_each_event_is_delivered_once_in_publication_order(tmp_path: Path)
         await store.close()
 
 
-async def test_an_adapter_that_fails_three_times_then_succeeds_delivers_once(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 1, [DISCORD])
+async def test_an_adapter_that_fails_three_times_then_succeeds_delivers_once(db: Target) -> None:
+    store = await store_with_events(db, 1, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         adapter = RecordingAdapter()
@@ -60,8 +61,8 @@ async def test_an_adapter_that_fails_three_times_then_succeeds_delivers_once(tmp
         await store.close()
 
 
-async def test_an_adapter_down_all_along_loses_nothing(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 3, [DISCORD, (Platform.SLACK, "C1")])
+async def test_an_adapter_down_all_along_loses_nothing(db: Target) -> None:
+    store = await store_with_events(db, 3, [DISCORD, (Platform.SLACK, "C1")])
     try:
         down = RecordingAdapter(Platform.DISCORD)
         down.healthy = False
@@ -81,8 +82,8 @@ async def test_an_adapter_down_all_along_loses_nothing(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_failure_holds_back_later_rows_of_that_channel_only(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD, (Platform.DISCORD, "chan-2")])
+async def test_a_failure_holds_back_later_rows_of_that_channel_only(db: Target) -> None:
+    store = await store_with_events(db, 2, [DISCORD, (Platform.DISCORD, "chan-2")])
     try:
         adapter = RecordingAdapter()
         adapter.failures = [DeliveryError("HTTP 500")]
@@ -96,8 +97,8 @@ async def test_a_failure_holds_back_later_rows_of_that_channel_only(tmp_path: Pa
         await store.close()
 
 
-async def test_a_permanent_error_breaks_the_route_and_stops_retrying(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD])
+async def test_a_permanent_error_breaks_the_route_and_stops_retrying(db: Target) -> None:
+    store = await store_with_events(db, 2, [DISCORD])
     try:
         adapter = RecordingAdapter()
         adapter.failures = [DeliveryError("missing permission in channel chan-1", permanent=True)]
@@ -177,10 +178,10 @@ async def test_killed_mid_delivery_on_a_platform_that_cannot_tell_resends_once(t
         assert {r.status for r in await store.outbox_rows()} == {"sent"}
 
 
-async def test_a_route_that_breaks_tells_the_moderators_channel_once(tmp_path: Path) -> None:
+async def test_a_route_that_breaks_tells_the_moderators_channel_once(db: Target) -> None:
     from bot.models import EventKind
 
-    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD])
+    store = await store_with_events(db, 2, [DISCORD])
     try:
         await store.upsert_route(Platform.SLACK, "mods", frozenset({EventKind.ALERT}), None, NOW)
         discord, slack = RecordingAdapter(Platform.DISCORD), RecordingAdapter(Platform.SLACK)

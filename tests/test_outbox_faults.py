@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from pathlib import Path
 from typing import Sequence
 
 import pytest
@@ -20,8 +19,9 @@ from bot.faults import StorageFaults
 from bot.models import Platform
 from bot.outbox import DeliveryPolicy, Outbox
 from bot.outbox.gate import PlatformGate
-from bot.storage import DeliveryResult, SqliteStorage
+from bot.storage import DeliveryResult, Storage
 from tests.fake_chat import RecordingAdapter
+from tests.backends import Target, open_target, storage_class
 from tests.spine import NOW, store_with_events
 
 DISCORD = (Platform.DISCORD, "chan-1")
@@ -29,12 +29,12 @@ SLACK = (Platform.SLACK, "C1")
 POLICY = DeliveryPolicy(concurrency=8, retry_base_s=5, retry_cap_s=3600, probe_every_s=15, lease_s=60)
 
 
-def outbox(store: SqliteStorage, *adapters: RecordingAdapter, clock: FrozenClock, policy: DeliveryPolicy = POLICY,
+def outbox(store: Storage, *adapters: RecordingAdapter, clock: FrozenClock, policy: DeliveryPolicy = POLICY,
            owner: str | None = None) -> Outbox:
     return Outbox(store, {a.platform: a for a in adapters}, clock=clock, policy=policy, owner=owner)
 
 
-async def crashed_mid_delivery(store: SqliteStorage, clock: FrozenClock) -> None:
+async def crashed_mid_delivery(store: Storage, clock: FrozenClock) -> None:
     """A process claimed every row and died: the rows are taken over with
     outcome_unknown once the leases are expired (as at the next start)."""
     await store.claim_outbox("dead-process", clock(), clock() + timedelta(seconds=60),
@@ -45,8 +45,8 @@ async def crashed_mid_delivery(store: SqliteStorage, clock: FrozenClock) -> None
 # -- never re-posted blind ----------------------------------------------------
 
 
-async def test_a_failing_lookup_is_retried_and_never_becomes_a_blind_post(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 1, [DISCORD])
+async def test_a_failing_lookup_is_retried_and_never_becomes_a_blind_post(db: Target) -> None:
+    store = await store_with_events(db, 1, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -67,8 +67,8 @@ async def test_a_failing_lookup_is_retried_and_never_becomes_a_blind_post(tmp_pa
         await store.close()
 
 
-async def test_a_post_that_may_have_gone_through_is_looked_up_before_the_next_attempt(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD])
+async def test_a_post_that_may_have_gone_through_is_looked_up_before_the_next_attempt(db: Target) -> None:
+    store = await store_with_events(db, 2, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -87,8 +87,8 @@ async def test_a_post_that_may_have_gone_through_is_looked_up_before_the_next_at
         await store.close()
 
 
-async def test_a_refused_post_is_not_looked_up(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 1, [DISCORD])
+async def test_a_refused_post_is_not_looked_up(db: Target) -> None:
+    store = await store_with_events(db, 1, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -103,10 +103,10 @@ async def test_a_refused_post_is_not_looked_up(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_after_a_takeover_only_what_the_dead_process_posted_is_looked_up(tmp_path: Path) -> None:
+async def test_after_a_takeover_only_what_the_dead_process_posted_is_looked_up(db: Target) -> None:
     """It posted 2 of 5 and died: lookups find those two, the third is not
     there, so the last two (never attempted, by order) need no lookup."""
-    store = await store_with_events(tmp_path / "s.db", 5, [DISCORD])
+    store = await store_with_events(db, 5, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         rows = await store.outbox_rows()
@@ -124,8 +124,8 @@ async def test_after_a_takeover_only_what_the_dead_process_posted_is_looked_up(t
 # -- order ----------------------------------------------------------------------
 
 
-async def test_a_channel_keeps_its_order_across_rounds_restarts_and_new_rows(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 3, [DISCORD, (Platform.DISCORD, "chan-2")])
+async def test_a_channel_keeps_its_order_across_rounds_restarts_and_new_rows(db: Target) -> None:
+    store = await store_with_events(db, 3, [DISCORD, (Platform.DISCORD, "chan-2")])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -151,8 +151,8 @@ async def test_a_channel_keeps_its_order_across_rounds_restarts_and_new_rows(tmp
 # -- no head-of-line blocking, prompt recovery -------------------------------------
 
 
-async def test_a_hanging_platform_does_not_hold_up_the_other(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 5, [DISCORD, SLACK, (Platform.SLACK, "C2")])
+async def test_a_hanging_platform_does_not_hold_up_the_other(db: Target) -> None:
+    store = await store_with_events(db, 5, [DISCORD, SLACK, (Platform.SLACK, "C2")])
     discord, slack = RecordingAdapter(Platform.DISCORD), RecordingAdapter(Platform.SLACK)
     discord.hold = asyncio.Event()  # Discord never answers...
     stop = asyncio.Event()
@@ -170,9 +170,9 @@ async def test_a_hanging_platform_does_not_hold_up_the_other(tmp_path: Path) -> 
     assert [a.event.title for a in discord.sent] == [f"Episode {n}" for n in range(100, 105)]
 
 
-async def test_an_outage_is_probed_by_one_post_and_its_end_releases_everything_at_once(tmp_path: Path) -> None:
+async def test_an_outage_is_probed_by_one_post_and_its_end_releases_everything_at_once(db: Target) -> None:
     channels = [(Platform.DISCORD, f"chan-{n}") for n in range(12)]
-    store = await store_with_events(tmp_path / "s.db", 2, channels)
+    store = await store_with_events(db, 2, channels)
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -204,8 +204,8 @@ async def test_an_outage_is_probed_by_one_post_and_its_end_releases_everything_a
         await store.close()
 
 
-async def test_one_channel_failing_does_not_slow_the_others(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 1, [(Platform.DISCORD, f"chan-{n}") for n in range(4)])
+async def test_one_channel_failing_does_not_slow_the_others(db: Target) -> None:
+    store = await store_with_events(db, 1, [(Platform.DISCORD, f"chan-{n}") for n in range(4)])
     try:
         chat = RecordingAdapter()
         chat.failures = [DeliveryError("discord answered 500 for channel chan-0")]
@@ -215,8 +215,8 @@ async def test_one_channel_failing_does_not_slow_the_others(tmp_path: Path) -> N
         await store.close()
 
 
-async def test_a_global_rate_limit_pauses_the_platform_until_retry_after(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 1, [(Platform.DISCORD, f"chan-{n}") for n in range(3)])
+async def test_a_global_rate_limit_pauses_the_platform_until_retry_after(db: Target) -> None:
+    store = await store_with_events(db, 1, [(Platform.DISCORD, f"chan-{n}") for n in range(3)])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -251,24 +251,26 @@ def test_the_gate_opens_at_the_first_success_and_probes_no_slower_than_probe_eve
 # -- storage faults ---------------------------------------------------------------
 
 
-class RefusingStore(SqliteStorage):
+class Refusing:
     """The database refuses to record results while ``refusing`` (a full
-    disk after a successful post). tests/chaos fills a real tmpfs."""
+    disk after a successful post). tests/chaos fills a real tmpfs. Mixed
+    into either backend's storage class."""
 
     refusing = False
 
     async def record_deliveries(self, owner: str, results: Sequence[DeliveryResult]) -> list[int]:
         if self.refusing:
             raise StorageError("storage error while recording deliveries: database or disk is full")
-        return await super().record_deliveries(owner, results)
+        return await super().record_deliveries(owner, results)  # type: ignore[misc]
 
 
 async def test_results_the_database_refuses_are_held_and_nothing_is_posted_twice(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    db: Target, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seeded = await store_with_events(tmp_path / "s.db", 3, [DISCORD])
+    seeded = await store_with_events(db, 3, [DISCORD])
     await seeded.close()
-    store = await RefusingStore.open(tmp_path / "s.db")
+    refusing_class = type("RefusingStore", (Refusing, storage_class(db)), {})
+    store = await refusing_class.open(db)
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()
@@ -314,12 +316,12 @@ def test_storage_faults_log_one_line_a_minute() -> None:
 # -- two processes on one database ---------------------------------------------------
 
 
-async def test_two_outboxes_on_one_database_deliver_each_row_once(tmp_path: Path) -> None:
-    seeded = await store_with_events(tmp_path / "s.db", 10, [DISCORD, (Platform.DISCORD, "chan-2")])
+async def test_two_outboxes_on_one_database_deliver_each_row_once(db: Target) -> None:
+    seeded = await store_with_events(db, 10, [DISCORD, (Platform.DISCORD, "chan-2")])
     await seeded.close()
     chat = RecordingAdapter()
     clock = FrozenClock(NOW)
-    async with await SqliteStorage.open(tmp_path / "s.db") as a, await SqliteStorage.open(tmp_path / "s.db") as b:
+    async with await open_target(db) as a, await open_target(db) as b:
         first = outbox(a, chat, clock=clock, owner="a")
         second = outbox(b, chat, clock=clock, owner="b")
         await asyncio.gather(first.dispatch_once(), second.dispatch_once())
@@ -327,8 +329,8 @@ async def test_two_outboxes_on_one_database_deliver_each_row_once(tmp_path: Path
     assert len(keys) == 20 and len(set(keys)) == 20
 
 
-async def test_a_dead_holders_rows_are_taken_over_after_its_lease_and_looked_up(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 2, [DISCORD])
+async def test_a_dead_holders_rows_are_taken_over_after_its_lease_and_looked_up(db: Target) -> None:
+    store = await store_with_events(db, 2, [DISCORD])
     try:
         clock = FrozenClock(NOW)
         chat = RecordingAdapter()

@@ -17,12 +17,15 @@ from bot.search import SynonymIndex, parse_query
 from bot.storage.sqlite.catalog import fts_all, fts_any
 from bot.storage import SqliteStorage
 from tests.catalog_helpers import MEMBER, NOW, load_catalog
+from tests.backends import Target, open_target
 from tests.spine import write_decision
 
 
+# The catalogue's answers are the same on both backends: the quality table
+# below is also what PostgreSQL's relevance floor was calibrated against.
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Commands]:
-    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
+async def bot(db: Target) -> AsyncIterator[Commands]:
+    async with await open_target(db) as store:
         await load_catalog(store)
         yield Commands(store, clock=FrozenClock(NOW))
 
@@ -121,8 +124,8 @@ async def test_results_come_five_at_a_time_with_n_more(bot: Commands) -> None:
     assert len(page4.items) == 2 and page4.more is None
 
 
-async def test_recency_breaks_ties(tmp_path: Path) -> None:
-    async with await SqliteStorage.open(tmp_path / "tie.db") as store:
+async def test_recency_breaks_ties(db: Target) -> None:
+    async with await open_target(db) as store:
         spec = SourceSpec(name="pod", kind="rss", url="https://example.org/rss", content=ContentKind.EPISODE)
         source = await store.add_source(spec, NOW)
         old = NOW - timedelta(days=300)
@@ -253,7 +256,7 @@ def test_title_matcher_agrees_with_the_reference(text: str) -> None:
     assert not TitleMatcher(parse_query("deadlock"))("Postgres table partitioning")
 
 
-async def test_page_items_matches_chapters_best_first_in_one_statement(tmp_path: Path) -> None:
+async def test_page_items_matches_chapters_best_first_in_one_statement(db: Target) -> None:
 
     chapters = tuple(Chapter(60 * k, title) for k, title in enumerate(
         ["Intro", "Kafka basics", "Partitions", "Kafka Kafka consumer groups", "Kafka", "Wrap up"]))
@@ -264,7 +267,7 @@ async def test_page_items_matches_chapters_best_first_in_one_statement(tmp_path:
              published_at=NOW - timedelta(days=2)),
     ]
     spec = SourceSpec("pod", "rss", "https://pod.example.org/rss", ContentKind.EPISODE)
-    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
+    async with await open_target(db) as store:
         source = await store.add_source(spec, NOW)
         await write_decision(store, source, decide(spec=spec, synced=False, known=[], fetched=items, now=NOW),
                                now=NOW, next_poll_at=NOW, etag=None, last_modified=None, body_hash=None)

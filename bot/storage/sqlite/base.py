@@ -6,7 +6,8 @@ Contract:
   asyncio lock, so coroutines never interleave inside a transaction;
 - operational sqlite errors (locked, disk full, read-only, corrupt) become
   StorageError at this boundary; constraint failures are mapped to domain
-  errors (AlreadyExists) at the statement that can raise them;
+  errors (AlreadyExists) at the statement that can raise them, and any
+  other one becomes StorageError here;
 - migrations run at open, keyed by PRAGMA user_version;
 - ``synchronous=NORMAL`` (WAL: a power cut may undo the last commits, never
   corrupt), except for commits that must survive one (``durable``).
@@ -131,8 +132,12 @@ class SqliteBase:
     async def _errors(self, doing: str) -> AsyncIterator[None]:
         try:
             yield
-        except sqlite3.IntegrityError:
-            raise  # mapped to domain errors at the statement that can raise it
+        except sqlite3.IntegrityError as exc:
+            # The expected ones (a taken name, a racing poll) were mapped to
+            # domain errors at their statement, inside this block; one that
+            # gets here (a row naming a route that is gone) is still the
+            # driver's, which the contract lets nowhere out.
+            raise StorageError(f"storage error while {doing}: constraint failed: {exc}") from exc
         except sqlite3.Error as exc:  # OperationalError, DatabaseError: locked, full, corrupt
             raise StorageError(f"storage error while {doing}: {exc}") from exc
 

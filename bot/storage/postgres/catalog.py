@@ -1,0 +1,300 @@
+"""Items as the catalogue reads them, and search in PostgreSQL's dialect.
+
+Search: ``bot.search.Query`` is rendered here into a ``to_tsquery`` string
+built ONLY from the core's tokens, each single-quoted (tokens are letters
+and digits, so they hold no quote or backslash; escaping is belt and
+braces), with our own operators between them: ``&`` between terms, ``|``
+between a term's alternatives, ``<->`` inside a phrase, ``:*`` on a prefix.
+It is passed as a parameter, so member input can never be tsquery syntax.
+
+Each item has one weighted ``tsvector`` (title A, chapter titles B,
+description C; see polls.SEARCH_VECTOR). The score is FTS5's bm25 rebuilt
+on ``ts_rank`` (SCORE below), because ``ts_rank`` alone has no notion of how
+rare a word is nor of document length beyond a logarithm, and no single
+ts_rank normalization gave SQLite's answers on the catalogue tests: one
+passing mention of a rare word in a very long description ("needle")
+out-ranked short descriptions about the topic. Per alternative of each
+term: ``ts_rank`` of its words with WEIGHTS (0.1 : 0.4 : 1, SQLite's
+1 : 4 : 10) is the weighted frequency, saturated like bm25's
+``f(k1+1)/(f + k1 L)`` with a length factor L, times the alternative's
+inverse document frequency; the sum over alternatives is the score.
+Recency breaks near-ties, and a relevance floor in these units
+(``SUMMARY_FLOOR``) applies to hits whose terms are not in their title or
+a chapter title (``bot.search.TitleMatcher``, as on SQLite).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bot.models import Chapter, ContentKind, StoredItem
+from bot.search import Phrase, Query, Term, TitleMatcher
+from bot.storage.postgres import rows
+from bot.storage.postgres.base import PostgresBase
+from bot.storage.postgres.schema import TS_CONFIG
+from bot.storage.records import KindStats, SearchHit, SourceFacts
+
+# ts_rank weights, in PostgreSQL's order {D, C, B, A}: description (C) 0.1,
+# chapter titles (B) 0.4, title (A) 1.0 -- SQLite's bm25 weights 1:4:10.
+WEIGHTS = "{0, 0.1, 0.4, 1.0}"
+# bm25's term-frequency saturation and length normalization, fitted on the
+# catalogue fixture (tests/test_search.py) so that every answer there is
+# SQLite's: L = (1 - B + B * len/avglen) * (1 + ln len) / (1 + ln avglen).
+K1 = 1.0
+B = 0.1
+# A hit whose query terms appear only in its description must score at
+# least this. On the fixture the description-only hits SQLite keeps score
+# 0.296 and up here, those it drops (its floor: bm25 2.5) 0.280 and down;
+# the floor sits between them.
+SUMMARY_FLOOR = 0.288
+# Scores this close are a tie, broken by recency (SQLite rounds bm25 to 0.01
+# at ~10x these magnitudes).
+TIE_DIGITS = 3
+# Chapter matches (page_items) rank by plain ts_rank, normalized by the log
+# of the title's length: a short title that is the topic first.
+CHAPTER_NORMALIZATION = 1
+
+
+def _lexeme(token: str) -> str:
+    folded = rows.fold(token)
+    return "'" + folded.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _phrase(phrase: Phrase, prefix: bool) -> str:
+    words = [_lexeme(t) for t in phrase]
+    if prefix:
+        words[-1] += ":*"
+    return words[0] if len(words) == 1 else "(" + " <-> ".join(words) + ")"
+
+
+def ts_term(term: Term) -> str:
+    alternatives = [_phrase(p, term.prefix) for p in term.alternatives if p]
+    return alternatives[0] if len(alternatives) == 1 else "(" + " | ".join(alternatives) + ")"
+
+
+def ts_all(query: Query) -> str:
+    """Every term must match (what an item search runs)."""
+    return " & ".join(ts_term(t) for t in query.terms)
+
+
+def ts_any(query: Query) -> str:
+    """Any term may match (chapter titles are short: one term is a hit)."""
+    return " | ".join(ts_term(t) for t in query.terms)
+
+
+def ts_alternatives(query: Query) -> tuple[list[str], list[str]]:
+    """Per alternative of every term: the tsquery ranking it (its words
+    OR'ed, so a phrase counts how often its words occur: ts_rank of a
+    phrase measures proximity, not frequency) and the one matching it (for
+    its document frequency)."""
+    ranked, matched = [], []
+    for term in query.terms:
+        for phrase in term.alternatives:
+            if not phrase:
+                continue
+            words = [_lexeme(t) + (":*" if term.prefix else "") for t in phrase]
+            ranked.append(" | ".join(words))
+            matched.append(_phrase(phrase, term.prefix))
+    return ranked, matched
+
+
+# One statement per search: the catalogue's size and mean length (one row,
+# search_stats), each alternative's IDF from its document frequency (given:
+# see CatalogTable._frequencies), the matching rows, their score, the best
+# ``$4`` of them, and only for those below the floor their title and chapter
+# titles for the ``strong`` check in Python.
+_SEARCH_SQL = f"""
+WITH stats AS MATERIALIZED (
+    SELECT items::float8 AS n, greatest(words::float8 / greatest(items, 1), 1) AS avglen FROM search_stats
+), alts AS MATERIALIZED (  -- once per search, not once per matching row
+    SELECT to_tsquery('{TS_CONFIG}', a.r) AS rq,
+           greatest(ln((s.n - a.df + 0.5) / (a.df + 0.5)), 1e-6) AS idf
+    FROM unnest($2::text[], $3::float8[]) AS a(r, df) CROSS JOIN stats s
+), scored AS (
+    SELECT i.id, i.title, i.published_at, (
+        SELECT sum(a.idf * f.v * ({K1} + 1) / (f.v + {K1} * norm.l))
+        FROM alts a CROSS JOIN LATERAL (SELECT ts_rank('{WEIGHTS}', i.search, a.rq, 0)::float8 AS v) f
+    ) AS score
+    FROM items i CROSS JOIN stats s
+    CROSS JOIN LATERAL (
+        SELECT (1 - {B} + {B} * greatest(i.search_len, 1) / s.avglen)
+               * (1 + ln(greatest(i.search_len, 1))) / (1 + ln(s.avglen)) AS l) norm
+    WHERE i.search @@ to_tsquery('{TS_CONFIG}', $1) AND ($5::text IS NULL OR i.kind = $5)
+    ORDER BY score DESC LIMIT $4
+)
+SELECT f.id, f.score, f.published_at,
+       CASE WHEN f.score < $6 THEN f.title END,
+       CASE WHEN f.score < $6 THEN (
+           SELECT string_agg(c.title, E'\\n' ORDER BY c.position) FROM chapters c WHERE c.item_id = f.id) END
+FROM scored f
+"""
+# How long a document frequency counted by this process is trusted while
+# other processes may be adding items (this process's own writes drop them
+# at once). IDF moves slowly: a minute-old count ranks the same.
+DF_CACHE_S = 60.0
+
+_ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
+
+
+class CatalogTable(PostgresBase):
+    async def _chapters(self, item_ids: Sequence[int]) -> dict[int, tuple[Chapter, ...]]:
+        out: dict[int, list[Chapter]] = {}
+        for r in await self._all(
+            "SELECT item_id, start_s, title FROM chapters WHERE item_id = ANY($1::bigint[]) ORDER BY item_id, position",
+            (list(item_ids),),
+        ):
+            out.setdefault(r[0], []).append(Chapter(r[1], r[2]))
+        return {k: tuple(v) for k, v in out.items()}
+
+    async def _with_chapters(self, found: Sequence[Any]) -> list[StoredItem]:
+        chapters = await self._chapters([r[0] for r in found]) if found else {}
+        return [rows.stored_item(r, chapters.get(r[0], ())) for r in found]
+
+    async def find_item(self, item_id: int) -> StoredItem | None:
+        return (await self.items_by_id([item_id])).get(item_id)
+
+    async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
+        if not item_ids:
+            return {}
+        found = await self._all(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", (list(item_ids),))
+        return {s.id: s for s in await self._with_chapters(found)}
+
+    async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
+        found = await self._all(
+            f"{_ITEMS_SQL} WHERE ($1::text IS NULL OR i.kind = $1) "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT $2 OFFSET $3",
+            (kind.value if kind else None, limit, offset),
+        )
+        return await self._with_chapters(found)
+
+    async def count_items(self, kind: ContentKind | None = None, *, source_id: int | None = None) -> int:
+        row = await self._one(
+            "SELECT count(*) FROM items WHERE ($1::text IS NULL OR kind = $1) AND ($2::bigint IS NULL OR source_id = $2)",
+            (kind.value if kind else None, source_id),
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def episode_by_number(self, number: int) -> StoredItem | None:
+        if not 0 <= number < 2**62:
+            return None
+        row = await self._one(
+            "SELECT id FROM items WHERE episode_number = $1 "
+            "ORDER BY kind != 'episode', published_at DESC NULLS LAST, id DESC LIMIT 1",
+            (number,),
+        )
+        return await self.find_item(row[0]) if row else None
+
+    async def episode_number_range(self) -> tuple[int, int] | None:
+        row = await self._one(
+            "SELECT min(episode_number), max(episode_number) FROM items WHERE episode_number IS NOT NULL")
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+    async def item_at(self, kind: ContentKind | None, offset: int) -> StoredItem | None:
+        # NULLS FIRST: SQLite's order (NULL sorts before any date).
+        row = await self._one(
+            "SELECT id FROM items WHERE ($1::text IS NULL OR kind = $1) "
+            "ORDER BY published_at NULLS FIRST, id LIMIT 1 OFFSET $2",
+            (kind.value if kind else None, offset),
+        )
+        return await self.find_item(row[0]) if row else None
+
+    async def kind_stats(self) -> list[KindStats]:
+        found = await self._all(
+            "SELECT kind, count(*), min(published_at), max(published_at), coalesce(sum(duration_s), 0) "
+            "FROM items GROUP BY kind ORDER BY count(*) DESC, kind"
+        )
+        return [KindStats(r[0], int(r[1]), r[2], r[3], int(r[4])) for r in found]
+
+    async def title_words(self) -> list[str]:
+        return [r[0] for r in await self._all("SELECT title FROM items ORDER BY id")]
+
+    async def catalogue_version(self) -> tuple[int, int]:
+        row = await self._one("SELECT count(*), coalesce(max(id), 0) FROM items")
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def source_facts(self) -> dict[int, SourceFacts]:
+        found = await self._all(
+            "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id) FROM sources s"
+        )
+        return {r[0]: SourceFacts(int(r[1]), r[2]) for r in found}
+
+    # -- search -------------------------------------------------------------------
+
+    async def search(self, query: Query, kind: ContentKind | None = None, *, limit: int = 200) -> list[SearchHit]:
+        if query.empty:
+            return []
+        ranked, matched = ts_alternatives(query)
+        frequencies = await self._frequencies(matched)
+        found = await self._all(
+            _SEARCH_SQL, (ts_all(query), ranked, frequencies, limit, kind.value if kind else None, SUMMARY_FLOOR),
+            doing="searching",
+        )
+        matcher: TitleMatcher | None = None
+        hits = []
+        for item_id, raw_score, published_at, title, chapters in found:
+            score = float(raw_score)
+            strong = score >= SUMMARY_FLOOR
+            if not strong:
+                # ``strong`` only matters below the floor: decided in Python on
+                # those candidates' titles, by the same rule as SQLite.
+                matcher = matcher or TitleMatcher(query)
+                strong = matcher(f"{title}\n{chapters or ''}")
+                if not strong:
+                    continue  # only in the description, and weakly: noise
+            hits.append((SearchHit(item_id, score, strong), published_at))
+        # Best score first; among (near-)equal scores the newest (undated
+        # last, as SQLite's '' sorts), then the newest id.
+        hits.sort(key=lambda h: (round(h[0].score, TIE_DIGITS), h[1] is not None,
+                                 h[1].timestamp() if h[1] is not None else 0.0, h[0].item_id), reverse=True)
+        return [h for h, _ in hits]
+
+    async def _frequencies(self, matched: Sequence[str]) -> list[float]:
+        """How many items match each alternative (its IDF's document
+        frequency). Counting a common word is a GIN scan of thousands of
+        rows (~15 ms at 25,000 items), so counts are cached (DF_CACHE_S)."""
+        now = time.monotonic()
+        missing = sorted({m for m in matched if (hit := self._df_cache.get(m)) is None or now - hit[0] > DF_CACHE_S})
+        if missing:
+            counted = await self._all(
+                f"SELECT a.m, (SELECT count(*) FROM items WHERE search @@ to_tsquery('{TS_CONFIG}', a.m)) "
+                "FROM unnest($1::text[]) AS a(m)", (missing,), doing="searching")
+            if len(self._df_cache) > 4096:
+                self._df_cache.clear()
+            for m, n in counted:
+                self._df_cache[m] = (now, int(n))
+        return [float(self._df_cache[m][1]) for m in matched]
+
+    async def page_items(
+        self, ids: Sequence[int], query: Query | None, limit: int = 5
+    ) -> list[tuple[StoredItem, list[Chapter]]]:
+        """The items of ``ids`` in that order, with every chapter and, scored
+        per chapter, those whose title matches any term of ``query``."""
+        if not ids:
+            return []
+        tsq = ts_any(query) if query is not None and not query.empty else None
+        async with self._snapshot("searching" if tsq is not None else "reading") as conn:
+            found = await conn.fetch(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", list(ids))
+            chapter_rows = await conn.fetch(
+                "SELECT c.item_id, c.position, c.start_s, c.title, "
+                f"CASE WHEN $2::text IS NOT NULL AND c.search @@ to_tsquery('{TS_CONFIG}', $2) "
+                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {CHAPTER_NORMALIZATION}) END "
+                "FROM chapters c WHERE c.item_id = ANY($1::bigint[]) ORDER BY c.item_id, c.position",
+                list(ids), tsq,
+            )
+        chapters: dict[int, list[Chapter]] = {}
+        scored: dict[int, list[tuple[float, int, Chapter]]] = {}
+        for item_id, position, start_s, title, score in chapter_rows:
+            chapter = Chapter(start_s, title)
+            chapters.setdefault(item_id, []).append(chapter)
+            if score is not None:
+                scored.setdefault(item_id, []).append((-float(score), position, chapter))
+        by_id = {}
+        for r in found:
+            matched = sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]
+            by_id[r[0]] = (rows.stored_item(r, tuple(chapters.get(r[0], ()))), [c for _, _, c in matched])
+        return [by_id[i] for i in ids if i in by_id]

@@ -1,0 +1,249 @@
+"""PostgreSQL schema migrations, recorded in ``schema_migrations``.
+
+Each entry of MIGRATIONS moves the schema from version i to i+1; the runner
+(``base.migrate``) applies it and records the version in one transaction,
+under ``pg_advisory_xact_lock(LOCK_NAMESPACE, LOCK_MIGRATE)``, so instances
+starting together never race each other (concurrent ``CREATE ... IF NOT
+EXISTS`` can still collide in the catalogs without it) and a crash
+mid-migration leaves the old version intact.
+
+The schema matches SQLite's version 5 in meaning, in PostgreSQL's own types:
+``bigserial`` ids, ``timestamptz`` (aware UTC datetimes both ways),
+``boolean``, ``jsonb`` event payloads, ``text[]`` route kinds, and a
+weighted ``tsvector`` per item (title A, chapter titles B, description C)
+plus one per chapter, both written by the store in the same transaction as
+their rows (see ``search_text``: Python tokenizes exactly as the core and
+SQLite's unicode61 do; PostgreSQL stems and indexes).
+"""
+
+from __future__ import annotations
+
+# Advisory lock keys: pg_advisory_xact_lock(LOCK_NAMESPACE, key). The
+# namespace keeps them apart from other applications' locks on a shared server.
+LOCK_NAMESPACE = 0x5B0_7DB  # "showbot db"
+LOCK_MIGRATE = 1
+LOCK_OUTBOX_INSERT = 2  # held from the first outbox insert to commit: ids commit in order
+LOCK_OUTBOX_CLAIM = 3  # claims are serialized: a destination's head is judged on fresh data
+LOCK_SEED = 4  # several instances starting with the same config seed one after another
+
+# The text search configuration: English snowball stemming with no stopword
+# list (SQLite's porter tokenizer drops no words either; the core drops the
+# chat stopwords itself), every word-like token type through it.
+TS_CONFIG = "showbot"
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1: everything SQLite reached at its version 5.
+    """
+    CREATE TEXT SEARCH DICTIONARY showbot_stem (TEMPLATE = snowball, Language = english);
+    CREATE TEXT SEARCH CONFIGURATION showbot (COPY = english);
+    ALTER TEXT SEARCH CONFIGURATION showbot
+        ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part WITH showbot_stem;
+
+    CREATE TABLE sources (
+        id bigserial PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        kind text NOT NULL,
+        url text,
+        content text NOT NULL,
+        every_s bigint NOT NULL,
+        announce_on_first_poll bigint NOT NULL DEFAULT 0,
+        max_age_s bigint NOT NULL,
+        handle text,
+        provider text,
+        api_base_url text,
+        paused boolean NOT NULL DEFAULT false,
+        synced boolean NOT NULL DEFAULT false,
+        etag text,
+        last_modified text,
+        body_hash text,
+        last_polled_at timestamptz,
+        last_success_at timestamptz,
+        last_error text,
+        last_error_at timestamptz,
+        consecutive_failures bigint NOT NULL DEFAULT 0,
+        next_poll_at timestamptz,
+        cursor text,
+        created_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE items (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        identity text NOT NULL,
+        guid text,
+        link text,
+        norm_link text,
+        title_key text,
+        content_hash text NOT NULL,
+        kind text NOT NULL,
+        title text NOT NULL,
+        summary text NOT NULL DEFAULT '',
+        published_at timestamptz,
+        updated_at timestamptz,
+        first_seen_at timestamptz NOT NULL,
+        duration_s bigint,
+        episode_number bigint,
+        enclosure_url text,
+        image_url text,
+        video_id text,
+        -- title A, chapter titles B, description C; written with the item.
+        search tsvector NOT NULL DEFAULT ''::tsvector,
+        search_len integer NOT NULL DEFAULT 0,  -- words in the vector's text: its length for ranking
+        UNIQUE (source_id, identity)
+    );
+    CREATE INDEX items_published ON items (published_at);
+    CREATE INDEX items_kind_published ON items (kind, published_at);
+    CREATE INDEX items_episode_number ON items (episode_number);
+    CREATE INDEX items_search ON items USING gin (search);
+    -- The catalogue's size and total length for ranking (bm25's N and mean
+    -- length), one row kept by every writer of items in the same
+    -- transaction: search reads it instead of counting 25,000 rows.
+    CREATE TABLE search_stats (
+        id boolean PRIMARY KEY DEFAULT true CHECK (id),
+        items bigint NOT NULL,
+        words bigint NOT NULL
+    );
+    INSERT INTO search_stats (items, words) VALUES (0, 0);
+
+    CREATE TABLE chapters (
+        item_id bigint NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position integer NOT NULL,
+        start_s bigint NOT NULL,
+        title text NOT NULL,
+        search tsvector NOT NULL DEFAULT ''::tsvector,
+        PRIMARY KEY (item_id, position)
+    );
+
+    CREATE TABLE routes (
+        id bigserial PRIMARY KEY,
+        platform text NOT NULL,
+        channel text NOT NULL,
+        kinds text[] NOT NULL,
+        mention text,
+        broken_reason text,
+        thread boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL,
+        UNIQUE (platform, channel)
+    );
+
+    CREATE TABLE events (
+        id bigserial PRIMARY KEY,
+        source_id bigint REFERENCES sources(id) ON DELETE SET NULL,
+        item_id bigint REFERENCES items(id) ON DELETE CASCADE,
+        kind text NOT NULL,
+        title text NOT NULL,
+        url text,
+        payload jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL
+    );
+    -- One event of a kind per item, ever: the last line of defence against re-announcing.
+    CREATE UNIQUE INDEX events_item_kind ON events (item_id, kind) WHERE item_id IS NOT NULL;
+    CREATE INDEX events_kind_created ON events (kind, created_at);
+    CREATE INDEX events_source ON events (source_id);
+
+    CREATE TABLE outbox (
+        id bigserial PRIMARY KEY,
+        event_id bigint NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        route_id bigint REFERENCES routes(id) ON DELETE SET NULL,
+        platform text NOT NULL,
+        dest_kind text NOT NULL DEFAULT 'channel' CHECK (dest_kind IN ('channel', 'user')),
+        dest_id text NOT NULL,
+        mention text,
+        idempotency_key text NOT NULL UNIQUE,
+        status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+        outcome_unknown boolean NOT NULL DEFAULT false,
+        attempts bigint NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL,
+        first_attempt_at timestamptz,
+        lease_owner text,
+        lease_until timestamptz,
+        last_error text,
+        message_id text,
+        created_at timestamptz NOT NULL,
+        sent_at timestamptz,
+        UNIQUE (event_id, platform, dest_kind, dest_id)
+    );
+    -- Each destination's head (its oldest unsent row): rows of one
+    -- destination go out strictly in id order.
+    CREATE INDEX outbox_unsent ON outbox (platform, dest_kind, dest_id, id) WHERE status IN ('pending', 'sending');
+    CREATE INDEX outbox_lease_owner ON outbox (lease_owner) WHERE status = 'sending';
+
+    CREATE TABLE poll_claims (
+        source_id bigint PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+        owner text NOT NULL,
+        lease_until timestamptz NOT NULL
+    );
+
+    CREATE TABLE settings (
+        key text PRIMARY KEY,
+        value text NOT NULL
+    );
+    -- Which config entries were already seeded: after the first start the
+    -- database is the truth (a source a moderator removed stays removed).
+    CREATE TABLE config_seeds (
+        key text PRIMARY KEY,
+        seeded_at timestamptz NOT NULL
+    );
+
+    CREATE TABLE audit (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL,
+        platform text NOT NULL,
+        user_id text NOT NULL,
+        action text NOT NULL,
+        detail text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_at ON audit (at);
+
+    CREATE TABLE subscriptions (
+        id bigserial PRIMARY KEY,
+        platform text NOT NULL,
+        user_id text NOT NULL,
+        topic text NOT NULL,
+        created_at timestamptz NOT NULL,
+        UNIQUE (platform, user_id, topic)
+    );
+
+    CREATE TABLE filters (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        mode text NOT NULL CHECK (mode IN ('include', 'exclude')),
+        pattern text NOT NULL,
+        created_at timestamptz NOT NULL,
+        UNIQUE (source_id, mode, pattern)
+    );
+
+    CREATE TABLE profile_snapshots (
+        id bigserial PRIMARY KEY,
+        source_id bigint NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        taken_at timestamptz NOT NULL,
+        followers bigint,
+        following bigint,
+        posts bigint,
+        bio text,
+        pinned_id text,
+        pinned_text text,
+        pinned_url text,
+        raw_json text NOT NULL,
+        UNIQUE (source_id, taken_at)
+    );
+    """,
+    # 1 -> 2: named leases (SQLite 6): work one instance does at a time that
+    # is not a row of its own, e.g. a Discord gateway shard.
+    """
+    CREATE TABLE leases (
+        name text PRIMARY KEY,
+        owner text NOT NULL,
+        lease_until timestamptz NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Every table of rows the store writes, parents first (the tests truncate
+# them between cases; search_stats is one row, reset instead).
+TABLES = (
+    "sources", "items", "chapters", "routes", "events", "outbox", "filters", "subscriptions",
+    "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
+)
