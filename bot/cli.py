@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Sequence
 
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, ShowbotError
+from bot.logs import configure_logging
 from bot.models import Caller, Platform
 
 log = logging.getLogger("showbot")
@@ -73,14 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO if args.command == "run" else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    # Until the config is read: errors only, as text.
+    configure_logging(level="error", fmt="text", secrets=Secrets.from_env().values())
     try:
         config = load_config(args.config)
+        # [log] sets what `run` logs; one-shot commands print their answer
+        # and log errors only, in the configured format.
+        configure_logging(level=config.log.level if args.command == "run" else "error",
+                          fmt=config.log.format, secrets=Secrets.from_env().values())
         handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
         return handler[args.command](config, args)
     except ConfigError as exc:
