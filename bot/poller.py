@@ -24,7 +24,7 @@ from bot.clock import Clock
 from bot.config import XSourceOptions
 from bot.detect import BookMatcher, decide
 from bot.errors import ClaimLost, SourceError, StorageError
-from bot.filters import make_item_filter
+from bot.filters import make_item_judge
 from bot.models import Event, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
 from bot.sources.rss import Fetched
@@ -105,7 +105,7 @@ def decide_poll(
     decision = decide(
         spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
         is_book_news=is_book_news,
-        announce_filter=make_item_filter(state.filters) if state.filters else None,
+        item_filter=make_item_judge(state.filters) if state.filters else None,
     )
     announced = sorted({e.new_index for e in decision.events})
     direct: list[tuple[int, Platform, str]] = []

@@ -171,6 +171,8 @@ class SlackAdapter:
             expected=(SlackApiError, SlackClientError, aiohttp.ClientError), describe=describe,
         )
         self.http_port: int | None = None
+        self._team_url: str | None = None  # https://<workspace>.slack.com/, for message links
+        self._team_url_retry_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -285,10 +287,38 @@ class SlackAdapter:
     # ------------------------------------------------------------------ outbound
 
     async def deliver(self, announcement: Announcement) -> Delivered:
-        return await self._poster.deliver(announcement)
+        return await self._with_link(await self._poster.deliver(announcement), announcement)
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
-        return await self._poster.find(announcement)
+        found = await self._poster.find(announcement)
+        return await self._with_link(found, announcement) if found is not None else None
+
+    async def _with_link(self, delivered: Delivered, announcement: Announcement) -> Delivered:
+        """Add the message's link (for `why` and the status page): the
+        workspace's URL (auth.test, asked once) + archives/channel/p<ts>.
+        Never fails a delivery: without the URL there is just no link."""
+        ts = delivered.message_id
+        if not ts or announcement.destination.is_direct:
+            return delivered  # a DM's channel is not the member id the row names
+        base = await self._workspace_url()
+        if base is None:
+            return delivered
+        url = f"{base.rstrip('/')}/archives/{announcement.destination.id}/p{ts.replace('.', '')}"
+        if announcement.reply_to:
+            url += f"?thread_ts={announcement.reply_to}&cid={announcement.destination.id}"
+        return Delivered(ts, url)
+
+    async def _workspace_url(self) -> str | None:
+        now = time.monotonic()
+        if self._team_url is None and now >= self._team_url_retry_at:
+            self._team_url_retry_at = now + 600.0  # a failed auth.test is asked again in 10 minutes
+            try:
+                resp = await asyncio.wait_for(self.client.auth_test(), timeout=5.0)
+                url = resp.get("url")
+                self._team_url = url if isinstance(url, str) and url.startswith("https://") else None
+            except Exception as exc:  # noqa: BLE001 - a link is a nicety
+                log.info("no message links for now: auth.test failed: %s", describe(exc))
+        return self._team_url
 
 
 async def _close_socket_client(client: SocketModeClient) -> None:

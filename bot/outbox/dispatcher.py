@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 from bot.clock import Clock
 from bot.errors import DeliveryError, StorageError
 from bot.faults import StorageFaults
-from bot.models import Announcement, Destination, DestinationKind, Event, Platform, Route, StoredItem
+from bot.models import Announcement, Delivered, Destination, DestinationKind, Event, Platform, Route, StoredItem
 from bot.outbox.gate import PlatformGate
 from bot.outbox.policy import DeliveryPolicy
 from bot.outbox.recorder import Recorder
@@ -332,7 +332,7 @@ class Outbox:
                 if earlier is not None:
                     log.info("outbox %d: already on %s (message %s); not posting it again",
                              row.id, destination, earlier.message_id)
-                    return self._sent(row, earlier.message_id, gate, attempted=False)
+                    return self._sent(row, earlier, gate, attempted=False)
                 unknown = False  # the platform answered: it isn't there
             delivered = await adapter.deliver(announcement)
         except DeliveryError as exc:
@@ -341,9 +341,10 @@ class Outbox:
             log.exception("outbox %d: adapter %s crashed", row.id, destination.platform.value)
             error = DeliveryError(f"{type(exc).__name__}: {exc}", maybe_delivered=True)
             return self._failed(row, route, error, unknown)
-        return self._sent(row, delivered.message_id, gate, attempted=True)
+        return self._sent(row, delivered, gate, attempted=True)
 
-    def _sent(self, row: OutboxRow, message_id: str | None, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
+    def _sent(self, row: OutboxRow, delivered: Delivered, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
+        message_id = delivered.message_id
         if gate.succeeded():
             log.warning("%s is answering again; delivering what waited", row.platform.value)
             self._wake.set()
@@ -352,7 +353,7 @@ class Outbox:
             self._sent_here.popitem(last=False)
         self._counts.sent += 1
         return DeliveryResult(row.id, DeliveryOutcome.SENT, self._clock(), attempted=attempted,
-                              message_id=message_id)
+                              message_id=message_id, message_url=delivered.url)
 
     def _failed(self, row: OutboxRow, route: Route | None, exc: DeliveryError, unknown: bool) -> DeliveryResult:
         now = self._clock()
