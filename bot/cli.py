@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health``: the contract in DESIGN.md.
+"""``showbot run | check | poll | ask | health | why | backup``: the contract in DESIGN.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--moderator", action="store_true", help="ask as a moderator")
     ask.add_argument("text", nargs="+", help='e.g. "episodes on postgres"')
 
+    why = sub.add_parser("why", help="why an item was or wasn't announced, step by step")
+    with_config(why)
+    why.add_argument("text", nargs="+", metavar="URL_OR_TITLE", help="the item's URL or title")
+
+    backup = sub.add_parser("backup", help="copy the database to PATH, safely while the bot runs")
+    with_config(backup)
+    backup.add_argument("path", type=Path, metavar="PATH", help="a file, or a folder to put a dated copy in")
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -82,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and log errors only, in the configured format.
         configure_logging(level=config.log.level if args.command == "run" else "error",
                           fmt=config.log.format, secrets=Secrets.from_env().values())
-        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
+        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
+                   "why": _why, "backup": _backup}
         return handler[args.command](config, args)
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
@@ -186,6 +195,46 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     else:
         print(render_text(reply))
     return 1 if reply.kind == "failure" else 0
+
+
+# -- why and backup (operators) ----------------------------------------------------
+
+def _why(config: Config, args: argparse.Namespace) -> int:
+    """The moderators' `why`, from the command line: exit 1 when nothing matches."""
+    from bot.app import App
+    from bot.commands.why import NOT_FOUND
+
+    caller = Caller(Platform.CONSOLE, "cli", "cli", is_moderator=True, display_name="cli")
+
+    async def go() -> Any:
+        async with await App.open(config) as app:
+            return await app.commands("why " + " ".join(args.text), caller)
+
+    reply = asyncio.run(go())
+    print(reply.text)
+    return 1 if reply.kind in (NOT_FOUND, "error", "failure") else 0
+
+
+def _backup(config: Config, args: argparse.Namespace) -> int:
+    """A consistent copy of the database while the bot runs (the storage's
+    backup: SQLite's online backup API). A folder gets a dated file."""
+    from bot.clock import utc_now
+    from bot.storage import open_storage
+
+    target: Path = args.path
+    if target.is_dir():
+        target = target / f"showbot-{utc_now():%Y%m%d-%H%M%S}.db"
+
+    async def go() -> None:
+        store = await open_storage(config.storage_path, Secrets.from_env().database_url or config.storage_url)
+        try:
+            await store.backup(target)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    print(f"backed up to {target}")
+    return 0
 
 
 # -- run ------------------------------------------------------------------------

@@ -18,12 +18,12 @@ from collections import Counter
 from typing import Awaitable, Callable, Mapping, Sequence
 
 from bot.clock import Clock
-from bot.commands import book_stats, member, moderation
+from bot.commands import book_stats, member, moderation, why
 from bot.commands.context import Context
 from bot.commands.grammar import (
     MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Book, Command, EpisodeNumber, FeedAction, FeedAdd,
     Feeds, FilterAdd, FilterClear, FilterList, Help, Latest, RandomPick, Search, Stats, Status,
-    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, parse,
+    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, Why, parse,
 )
 from bot.commands.help import help_reply, unknown_reply
 from bot.config import BookConfig
@@ -128,6 +128,8 @@ class Commands:
                 return await moderation.filter_list(ctx, command)
             case Status():
                 return await moderation.status(ctx)
+            case Why():
+                return await why.why(ctx, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     async def complete_topic(self, prefix: str, limit: int = 25) -> list[str]:
