@@ -6,25 +6,12 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from bot.config import Secrets, parse_config
 from bot.errors import ConfigError
 from bot.logs import configure_logging, log_context
-
-
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    for h in handlers:
-        root.addHandler(h)
-    root.setLevel(level)
 
 
 def test_log_section_is_validated() -> None:
@@ -37,7 +24,7 @@ def test_log_section_is_validated() -> None:
         parse_config({"log": {"colour": True}})
 
 
-def test_json_lines_carry_the_context_ids_and_never_a_secret(restore_root: None) -> None:
+def test_json_lines_carry_the_context_ids_and_never_a_secret() -> None:
     secrets = Secrets.from_env({"DISCORD_TOKEN": "discord-secret-token-123",
                                 "SHOWBOT_WEB_TOKEN": "web-token-abcdef"})
     out = io.StringIO()
@@ -64,7 +51,7 @@ def test_json_lines_carry_the_context_ids_and_never_a_secret(restore_root: None)
     assert "discord-secret-token-123" not in out.getvalue() and "web-token-abcdef" not in out.getvalue()
 
 
-async def test_two_tasks_never_mix_their_ids(restore_root: None) -> None:
+async def test_two_tasks_never_mix_their_ids() -> None:
     out = io.StringIO()
     configure_logging(level="info", fmt="json", stream=out)
     log = logging.getLogger("showbot.test")
@@ -80,7 +67,7 @@ async def test_two_tasks_never_mix_their_ids(restore_root: None) -> None:
     assert sorted((line["source"], line["message"]) for line in lines) == [("a", "polling a"), ("b", "polling b")]
 
 
-def test_text_format_is_the_one_showbot_always_printed(restore_root: None) -> None:
+def test_text_format_is_the_one_showbot_always_printed() -> None:
     out = io.StringIO()
     configure_logging(level="warning", fmt="text", secrets=("xoxb-1234567",), stream=out)
     logging.getLogger("showbot").info("not shown")
