@@ -41,6 +41,8 @@ from typing import Mapping, Sequence
 from bot.clock import Clock
 from bot.errors import DeliveryError, StorageError
 from bot.faults import StorageFaults
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.models import Announcement, Delivered, Destination, DestinationKind, Event, Platform, Route, StoredItem
 from bot.outbox.gate import PlatformGate
 from bot.outbox.policy import DeliveryPolicy
@@ -96,8 +98,10 @@ class Outbox:
         policy: DeliveryPolicy | None = None,
         owner: str | None = None,
         faults: StorageFaults | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         self._adapters = dict(adapters)
         self._clock = clock
         self._policy = policy or DeliveryPolicy()
@@ -269,18 +273,36 @@ class Outbox:
                 if settled and row.outcome_unknown:
                     row = dataclasses.replace(row, outcome_unknown=False)
                 try:
-                    result = await self._deliver_one(adapter, row, batch)
+                    with log_context(outbox=row.id, route=row.route_id, platform=destination.platform.value):
+                        result = await self._deliver_one(adapter, row, batch)
                 except StorageError as exc:  # reading an anchor: try this row again later
                     self.faults.failed(exc, "preparing a delivery")
                     self._release(rows[i:])
                     return
                 self._recorder.add(result)
+                if self._metrics.enabled:
+                    self._count(row, result, batch)
                 if result.outcome is not DeliveryOutcome.SENT:
                     self._release(rows[i + 1:])
                     return
                 settled = settled or result.attempted
         finally:
             self._gates[destination.platform].in_flight -= 1
+
+    def _count(self, row: OutboxRow, result: DeliveryResult, batch: _Batch) -> None:
+        outcome = result.outcome.value
+        if outcome == "released":
+            return  # not an attempt: it waits its turn
+        since_detected = since_published = None
+        if result.outcome is DeliveryOutcome.SENT:
+            event = batch.events.get(row.event_id)
+            if event is not None:
+                since_detected = (result.at - event.created_at).total_seconds()
+                stored = batch.items.get(event.item_id) if event.item_id is not None else None
+                if stored is not None and stored.item.published_at is not None:
+                    since_published = (result.at - stored.item.published_at).total_seconds()
+        self._metrics.delivered(row.platform.value, outcome, since_detected_s=since_detected,
+                                since_published_s=since_published)
 
     def _lease_held(self, batch: _Batch) -> bool:
         """Still ours, with a margin: past it another process may take over,
