@@ -263,6 +263,9 @@ def _run(config: Config, args: argparse.Namespace) -> int:
 # -- health ---------------------------------------------------------------------
 
 def _health(config: Config, args: argparse.Namespace) -> int:
+    """With the HTTP server on, its /readyz decides; else the heartbeat file."""
+    if config.http.port:
+        return _readyz(config)
     from bot.app import heartbeat_path
     from bot.clock import utc_now
 
@@ -287,6 +290,32 @@ def _health(config: Config, args: argparse.Namespace) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _readyz(config: Config) -> int:
+    import urllib.error
+    import urllib.request
+
+    bind = config.http.bind
+    host = "127.0.0.1" if bind in ("0.0.0.0", "", "*") else "[::1]" if bind == "::" else (
+        f"[{bind}]" if ":" in bind and not bind.startswith("[") else bind)
+    url = f"http://{host}:{config.http.port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - our own address
+            resp.read()
+        print("ok")
+        return 0
+    except urllib.error.HTTPError as exc:  # 503: the body names what is not ready
+        try:
+            body = json.loads(exc.read() or b"{}")
+            down = ", ".join(body.get("not_ready", [])) or f"HTTP {exc.code}"
+        except ValueError:
+            down = f"HTTP {exc.code}"
+        print(f"showbot: unhealthy: not ready: {down}", file=sys.stderr)
+        return 1
+    except (OSError, urllib.error.URLError) as exc:
+        print(f"showbot: unhealthy: no answer from {url} ({exc})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
