@@ -374,7 +374,8 @@ class Storage(Protocol):
         each with ``ahead`` filled in."""
 
     async def source_activity(self) -> dict[int, SourceActivity]:
-        """Per source id that has items: its newest item by first sight."""
+        """Per source id that has items: its newest item by first sight, and
+        among items first seen together the newest published."""
 
     async def route_activity(self) -> dict[int, RouteActivity]:
         """Per route id with outbox rows: the last time a row was sent, how

@@ -15,7 +15,7 @@ from urllib.parse import quote_plus
 from bot import charts
 from bot.models import EventKind, Reply
 from bot.storage.records import DeliveryTrail, OutboxStatus, SourceFacts
-from bot.web import svg
+from bot.web import status, svg
 from bot.web.status import StatusData
 from bot.why import at
 
@@ -209,7 +209,7 @@ placeholder="e.g. postgres" value="{escape(search_q)}"><button type="submit">Sea
     out.append("<h2>Feeds</h2>" + _feeds(d))
     out.append("<h2>Routes</h2>" + _routes(d))
     out.append("<h2>Outbox</h2>" + _queue(d))
-    out.append(f"<h2>Last {len(d.announcements)} announcements</h2>" + _announcements(d))
+    out.append(f"<h2>Last announcements (up to {status.ANNOUNCEMENTS})</h2>" + _announcements(d))
     out.append("<h2>Stats</h2>" + _charts(d))
     return _doc("showbot status", "".join(out))
 

@@ -110,11 +110,13 @@ class TrailsTable(SqliteBase):
         return [_trail(r) for r in found]
 
     async def source_activity(self) -> dict[int, SourceActivity]:
-        # The newest first sight per source, then its title (one row each).
+        # A first poll stores many items at one moment: among them the newest
+        # published is the "last new item".
         found = await self._all(
-            "SELECT i.source_id, i.title, i.first_seen_at FROM items i JOIN ("
-            "  SELECT source_id, max(id) AS id FROM items GROUP BY source_id"
-            ") n ON n.id = i.id")
+            "SELECT source_id, title, first_seen_at FROM ("
+            "  SELECT source_id, title, first_seen_at, row_number() OVER (PARTITION BY source_id "
+            "    ORDER BY first_seen_at DESC, published_at DESC NULLS LAST, id DESC) AS n FROM items"
+            ") WHERE n = 1")
         out = {}
         for source_id, title, seen in found:
             at = from_db_time(seen)
