@@ -10,7 +10,7 @@ import enum
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -499,8 +499,31 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     )
 
 
-def load_config(path: Path | None = None) -> Config:
-    """``path``, else ./config.toml, else config.example.toml's values."""
+def http_from_env(http: HttpConfig, env: Mapping[str, str]) -> HttpConfig:
+    """``SHOWBOT_HTTP_PORT`` / ``SHOWBOT_HTTP_BIND`` win over ``[http]``: the
+    Docker image turns the server on and binds it to 0.0.0.0 this way, so a
+    config mounted over the image's keeps working unchanged."""
+    port = env.get("SHOWBOT_HTTP_PORT", "").strip()
+    bind = env.get("SHOWBOT_HTTP_BIND", "").strip()
+    if not port and not bind:
+        return http
+    raw: dict[str, Any] = {"port": http.port, "bind": bind or http.bind}
+    if port:
+        if not port.isdigit():
+            raise ConfigError("SHOWBOT_HTTP_PORT", f"expected a port number, got {port!r}")
+        raw["port"] = int(port)
+    return parse_http({k: v for k, v in raw.items() if v is not None})
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """``path``, else ./config.toml, else config.example.toml's values; then
+    the environment's overrides (``http_from_env``)."""
+    config = _load_file(path)
+    http = http_from_env(config.http, os.environ if env is None else env)
+    return config if http == config.http else replace(config, http=http)
+
+
+def _load_file(path: Path | None) -> Config:
     if path is None:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else EXAMPLE_CONFIG
         if not path.exists():
