@@ -18,9 +18,17 @@ RUN mkdir -p /app/data && chown showbot:showbot /app/data
 VOLUME ["/app/data"]
 USER showbot
 
-# Healthy = the main loop wrote its heartbeat recently and every chat
-# adapter is connected (see `showbot health`).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+# The operators' HTTP server on, reachable from outside the container:
+# /healthz, /readyz, /metrics and the status page (set SHOWBOT_WEB_TOKEN:
+# without it the page refuses on 0.0.0.0). Slack's HTTP mode answers on
+# this port too, at [slack] path. These win over [http] in any config.
+ENV SHOWBOT_HTTP_PORT=8080 SHOWBOT_HTTP_BIND=0.0.0.0
+EXPOSE 8080
+
+# Healthy = /readyz answers 200: the database takes a real write, the
+# scheduler runs and every chat adapter is connected (`showbot health`;
+# with SHOWBOT_HTTP_PORT unset it reads the heartbeat file instead).
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["showbot", "health", "--config", "/app/config.toml"]
 
 STOPSIGNAL SIGTERM

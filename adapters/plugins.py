@@ -32,4 +32,4 @@ def slack(context: "AdapterContext") -> "ChatAdapter | None":
 
     return SlackAdapter(context.config.slack, bot_token=secrets.slack_bot_token,
                         handler=context.handler, app_token=secrets.slack_app_token,
-                        signing_secret=secrets.slack_signing_secret)
+                        signing_secret=secrets.slack_signing_secret, http=context.http)

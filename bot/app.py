@@ -27,9 +27,10 @@ from bot.detect import make_book_matcher
 from bot.models import ParsedFeed, Platform
 from bot.errors import StorageError
 from bot.faults import StorageFaults
+from bot.metrics import Metrics, PrometheusMetrics
 from bot.outbox import DeliveryPolicy, Outbox, new_owner
 from bot.poller import AnySourceKind, Poller, PollReport
-from bot.ports import ChatAdapter, CommandHandler, TopicCompleter
+from bot.ports import ChatAdapter, CommandHandler, HttpMounts, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.shards import ShardLeases
 from bot.sources.feeds import parse_feed_off_loop
@@ -38,6 +39,7 @@ from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.sources.x import XSource
 from bot.storage import RouteSeed, Storage, open_storage
+from bot.web.server import WebDeps, WebServer
 
 log = logging.getLogger("showbot")
 
@@ -59,6 +61,7 @@ class AdapterContext:
     force_console: bool = False
     chat_adapters: int = 0  # how many chat (non-console) adapters started before this one
     discord_shards: ShardLeases | None = None  # which gateway shard this instance connects
+    http: HttpMounts | None = None  # the bot's HTTP server when [http] port is set (Slack's HTTP mode shares it)
 
 
 AdapterFactory = Callable[[AdapterContext], "ChatAdapter | None"]
@@ -81,6 +84,7 @@ class App:
         poller: Poller,
         clock: Clock,
         parsers: FeedParsers | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -89,10 +93,13 @@ class App:
         self.poller = poller
         self.clock = clock
         self.parsers = parsers
+        self.metrics = metrics or Metrics()
         self.commands = Commands(
             store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
-            health=self.health, book_config=config.book,
+            health=self.health, book_config=config.book, metrics=self.metrics,
         )
+        self.web: WebServer | None = None
+        self.running = asyncio.Event()  # set once run() has started everything (tests wait on it)
         self.owner = poller.owner
         self.faults = StorageFaults()
         self.adapters: dict[Platform, ChatAdapter] = {}
@@ -129,13 +136,15 @@ class App:
                            options=config.x_options)
         source_kinds: dict[str, AnySourceKind] = {"rss": rss, "x": x_source}
         source_kinds.update(kinds or {})
+        # Counted only where someone can read it: /metrics of the HTTP server.
+        metrics = PrometheusMetrics() if config.http.enabled else Metrics()
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
                         x_options=config.x_options,
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after,
-                        owner=new_owner(), lease_s=config.delivery.lease_s)
+                        owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics)
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
-                   clock=clock, parsers=parsers)
+                   clock=clock, parsers=parsers, metrics=metrics)
 
     async def close(self) -> None:
         await self.fetcher.close()  # the X API client's session too
@@ -164,6 +173,23 @@ class App:
 
     def health(self) -> dict[str, bool]:
         return {p.value: a.healthy for p, a in self.adapters.items()}
+
+    def chat_health(self) -> dict[str, bool]:
+        """The chat adapters only: the console has no connection to lose."""
+        return {p.value: a.healthy for p, a in self.adapters.items() if p is not Platform.CONSOLE}
+
+    def web_server(self) -> WebServer | None:
+        """The HTTP server of ``[http]``, or None when it is off."""
+        http = self.config.http
+        if http.port is None:
+            return None
+        deps = WebDeps(
+            store=self.store, clock=self.clock, commands=self.commands, metrics=self.metrics,
+            adapters=self.chat_health,
+            scheduler_running=lambda: self.scheduler is not None and self.scheduler.running,
+            store_writable=lambda: self.faults.writable, web_token=self.secrets.web_token,
+        )
+        return WebServer(deps, port=http.port, bind=http.bind)
 
     # -- operations ------------------------------------------------------------
 
@@ -207,6 +233,10 @@ class App:
             console_in=console_in or sys.stdin, console_out=console_out or sys.stdout,
             force_console=force_console, discord_shards=shards,
         )
+        # Built before the adapters so they can mount routes on it; it starts
+        # listening once they, the outbox and the scheduler run.
+        self.web = self.web_server()
+        context.http = self.web
         for name, factory in factories.items():
             context.chat_adapters = sum(1 for p in self.adapters if p is not Platform.CONSOLE)
             adapter = factory(context)
@@ -217,7 +247,8 @@ class App:
             log.info("adapter %s started", name)
 
         self.outbox = Outbox(self.store, self.adapters, clock=self.clock,
-                             policy=delivery_policy(self.config), owner=self.owner, faults=self.faults)
+                             policy=delivery_policy(self.config), owner=self.owner, faults=self.faults,
+                             metrics=self.metrics)
         outbox = self.outbox
         self.scheduler = PollScheduler(
             self.store, self.poller, clock=self.clock,
@@ -229,21 +260,32 @@ class App:
         outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
         shards_task = asyncio.create_task(shards.run(stop), name="showbot-shards")
         heartbeat_task = asyncio.create_task(self._heartbeat(stop, heartbeat_s), name="showbot-heartbeat")
+        lag_task = (asyncio.create_task(watch_loop_lag(stop, self.metrics), name="showbot-loop-lag")
+                    if self.metrics.enabled else None)
         try:
+            if self.web is not None:
+                await self.web.start()
+            self.running.set()
             await stop.wait()
         finally:
+            self.running.clear()
             await self.scheduler.shutdown()
             self.scheduler = None
             await outbox_task  # returns after the delivery in flight
             await asyncio.gather(shards_task, return_exceptions=True)
-            heartbeat_task.cancel()
-            await asyncio.gather(heartbeat_task, return_exceptions=True)
+            for task in (heartbeat_task, lag_task):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             for adapter in self.adapters.values():
                 try:
                     await adapter.stop()
                 except Exception:
                     log.exception("stopping adapter %s", adapter.platform.value)
             self.adapters.clear()
+            if self.web is not None:  # last: Slack's HTTP mode answered through it until here
+                await self.web.stop()
+                self.web = None
 
     async def _heartbeat(self, stop: asyncio.Event, every_s: float) -> None:
         """A file the container HEALTHCHECK reads: fresh while the loop runs,
@@ -269,6 +311,19 @@ class App:
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
             except asyncio.TimeoutError:
                 pass
+
+
+LAG_EVERY_S = 0.5
+
+
+async def watch_loop_lag(stop: asyncio.Event, metrics: Metrics, every_s: float = LAG_EVERY_S) -> None:
+    """How late the loop wakes a timer: anything blocking it (a slow parse,
+    a GC pause) shows as lag, and every reply and delivery waits that long."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        await asyncio.sleep(every_s)
+        metrics.loop_lag(loop.time() - started - every_s)
 
 
 _heap_settled = False

@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health | migrate``: the contract in DESIGN.md.
+"""``showbot run | check | poll | ask | health | why | backup | migrate``: the contract in docs/design.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Sequence
 
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, ShowbotError
+from bot.logs import configure_logging
 from bot.models import Caller, Platform
 
 log = logging.getLogger("showbot")
@@ -67,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--resume", action="store_true",
                          help="continue an interrupted copy into a target that already holds part of it")
 
+    why = sub.add_parser("why", help="why an item was or wasn't announced, step by step")
+    with_config(why)
+    why.add_argument("text", nargs="+", metavar="URL_OR_TITLE", help="the item's URL or title")
+
+    backup = sub.add_parser("backup", help="copy the database to PATH, safely while the bot runs")
+    with_config(backup)
+    backup.add_argument("path", type=Path, metavar="PATH", help="a file, or a folder to put a dated copy in")
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -80,16 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO if args.command == "run" else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
+    # Until the config is read: errors only, as text.
+    configure_logging(level="error", fmt="text", secrets=Secrets.from_env().values())
     try:
         config = load_config(args.config)
+        # [log] sets what `run` logs; one-shot commands print their answer
+        # and log errors only, in the configured format.
+        configure_logging(level=config.log.level if args.command == "run" else "error",
+                          fmt=config.log.format, secrets=Secrets.from_env().values())
         handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
-                   "migrate": _migrate}
+                   "why": _why, "backup": _backup, "migrate": _migrate}
         return handler[args.command](config, args)
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
@@ -211,6 +220,46 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     return 1 if reply.kind == "failure" else 0
 
 
+# -- why and backup (operators) ----------------------------------------------------
+
+def _why(config: Config, args: argparse.Namespace) -> int:
+    """The moderators' `why`, from the command line: exit 1 when nothing matches."""
+    from bot.app import App
+    from bot.commands.why import NOT_FOUND
+
+    caller = Caller(Platform.CONSOLE, "cli", "cli", is_moderator=True, display_name="cli")
+
+    async def go() -> Any:
+        async with await App.open(config) as app:
+            return await app.commands("why " + " ".join(args.text), caller)
+
+    reply = asyncio.run(go())
+    print(reply.text)
+    return 1 if reply.kind in (NOT_FOUND, "error", "failure") else 0
+
+
+def _backup(config: Config, args: argparse.Namespace) -> int:
+    """A consistent copy of the database while the bot runs (the storage's
+    backup: SQLite's online backup API). A folder gets a dated file."""
+    from bot.clock import utc_now
+    from bot.storage import open_storage
+
+    target: Path = args.path
+    if target.is_dir():
+        target = target / f"showbot-{utc_now():%Y%m%d-%H%M%S}.db"
+
+    async def go() -> None:
+        store = await open_storage(config.storage_path, Secrets.from_env().database_url or config.storage_url)
+        try:
+            await store.backup(target)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    print(f"backed up to {target}")
+    return 0
+
+
 # -- run ------------------------------------------------------------------------
 
 def _run(config: Config, args: argparse.Namespace) -> int:
@@ -246,6 +295,9 @@ def _migrate(config: Config, args: argparse.Namespace) -> int:
 # -- health ---------------------------------------------------------------------
 
 def _health(config: Config, args: argparse.Namespace) -> int:
+    """With the HTTP server on, its /readyz decides; else the heartbeat file."""
+    if config.http.port:
+        return _readyz(config)
     from bot.app import heartbeat_path
     from bot.clock import utc_now
 
@@ -270,6 +322,32 @@ def _health(config: Config, args: argparse.Namespace) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _readyz(config: Config) -> int:
+    import urllib.error
+    import urllib.request
+
+    bind = config.http.bind
+    host = "127.0.0.1" if bind in ("0.0.0.0", "", "*") else "[::1]" if bind == "::" else (
+        f"[{bind}]" if ":" in bind and not bind.startswith("[") else bind)
+    url = f"http://{host}:{config.http.port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - our own address
+            resp.read()
+        print("ok")
+        return 0
+    except urllib.error.HTTPError as exc:  # 503: the body names what is not ready
+        try:
+            body = json.loads(exc.read() or b"{}")
+            down = ", ".join(body.get("not_ready", [])) or f"HTTP {exc.code}"
+        except ValueError:
+            down = f"HTTP {exc.code}"
+        print(f"showbot: unhealthy: not ready: {down}", file=sys.stderr)
+        return 1
+    except (OSError, urllib.error.URLError) as exc:
+        print(f"showbot: unhealthy: no answer from {url} ({exc})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import enum
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -114,6 +114,31 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """``[http]``: the operators' HTTP server (/healthz, /readyz, /metrics and
+    the moderators' status page at /). Off unless ``port`` is set."""
+
+    port: int | None = None
+    bind: str = "127.0.0.1"
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log]``: how much ``showbot run`` logs, as text or one JSON object a line."""
+
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     """Tokens, read from the environment only. Never logged (repr hides them)."""
 
@@ -124,6 +149,8 @@ class Secrets:
     x_bearer_token: str | None = field(default=None, repr=False)
     # A database URL may hold a password: only ever from the environment.
     database_url: str | None = field(default=None, repr=False)
+    # The status page's login token (SHOWBOT_WEB_TOKEN).
+    web_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Secrets":
@@ -140,7 +167,14 @@ class Secrets:
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
             x_bearer_token=get("X_BEARER_TOKEN"),
             database_url=get("SHOWBOT_DATABASE_URL"),
+            web_token=get("SHOWBOT_WEB_TOKEN"),
         )
+
+    def values(self) -> tuple[str, ...]:
+        """Every secret that is set: what log redaction looks for."""
+        return tuple(v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
+                                 self.slack_signing_secret, self.x_bearer_token, self.database_url,
+                                 self.web_token) if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +194,8 @@ class Config:
     discord: DiscordConfig = DiscordConfig()
     slack: SlackConfig = SlackConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    http: HttpConfig = HttpConfig()
+    log: LogConfig = LogConfig()
     origin: Path | None = None  # the file this was read from
 
 
@@ -324,8 +360,32 @@ def parse_delivery(d: Mapping[str, Any]) -> DeliveryConfig:
     )
 
 
+def parse_http(h: Mapping[str, Any]) -> HttpConfig:
+    for k in h:
+        if k not in ("port", "bind"):
+            raise ConfigError(f"http.{k}", "unknown key (known: bind, port)")
+    port = h.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise ConfigError("http.port", f"expected a port number from 1 to 65535 (0: any free port), got {port!r}")
+    bind = _str(h, "bind", "http", "127.0.0.1") or "127.0.0.1"
+    return HttpConfig(port=port, bind=bind.strip())
+
+
+def parse_log(lg: Mapping[str, Any]) -> LogConfig:
+    for k in lg:
+        if k not in ("level", "format"):
+            raise ConfigError(f"log.{k}", "unknown key (known: format, level)")
+    level = (_str(lg, "level", "log", "info") or "info").lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError("log.level", f"expected one of {' | '.join(LOG_LEVELS)}, got {level!r}")
+    fmt = (_str(lg, "format", "log", "text") or "text").lower()
+    if fmt not in LOG_FORMATS:
+        raise ConfigError("log.format", f"expected text | json, got {fmt!r}")
+    return LogConfig(level=level, format=fmt)
+
+
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
-    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery"}
+    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
@@ -433,12 +493,37 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         discord=discord,
         slack=slack,
         delivery=delivery,
+        http=parse_http(_table(raw, "http")),
+        log=parse_log(_table(raw, "log")),
         origin=origin,
     )
 
 
-def load_config(path: Path | None = None) -> Config:
-    """``path``, else ./config.toml, else config.example.toml's values."""
+def http_from_env(http: HttpConfig, env: Mapping[str, str]) -> HttpConfig:
+    """``SHOWBOT_HTTP_PORT`` / ``SHOWBOT_HTTP_BIND`` win over ``[http]``: the
+    Docker image turns the server on and binds it to 0.0.0.0 this way, so a
+    config mounted over the image's keeps working unchanged."""
+    port = env.get("SHOWBOT_HTTP_PORT", "").strip()
+    bind = env.get("SHOWBOT_HTTP_BIND", "").strip()
+    if not port and not bind:
+        return http
+    raw: dict[str, Any] = {"port": http.port, "bind": bind or http.bind}
+    if port:
+        if not port.isdigit():
+            raise ConfigError("SHOWBOT_HTTP_PORT", f"expected a port number, got {port!r}")
+        raw["port"] = int(port)
+    return parse_http({k: v for k, v in raw.items() if v is not None})
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """``path``, else ./config.toml, else config.example.toml's values; then
+    the environment's overrides (``http_from_env``)."""
+    config = _load_file(path)
+    http = http_from_env(config.http, os.environ if env is None else env)
+    return config if http == config.http else replace(config, http=http)
+
+
+def _load_file(path: Path | None) -> Config:
     if path is None:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else EXAMPLE_CONFIG
         if not path.exists():

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.models import EventKind, Item, Route, SourceSpec
+from bot.verdicts import FilterHold, ItemFate, ItemVerdict
 
 # Query parameters that vary per share and never identify content.
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ref|source|si)$", re.I)
@@ -48,6 +49,11 @@ def normalize_link(url: str | None) -> str | None:
 
 def _fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def fold_title(text: str) -> str:
+    """A title as ``title_key`` folds it (NFKC, case-folded, spaces collapsed)."""
+    return _fold(text)
 
 
 def title_key(item: Item) -> str | None:
@@ -123,10 +129,14 @@ class Decision:
     new_items: tuple[NewItem, ...] = ()
     updates: tuple[ItemUpdate, ...] = ()
     events: tuple[EventIntent, ...] = ()
+    # One per new item, same order: what became of it and why (bot.verdicts).
+    verdicts: tuple[ItemVerdict, ...] = ()
 
 
 BookMatcher = Callable[[Item], bool]
-ItemFilter = Callable[[Item], bool]
+# A moderator filter: None lets the item be announced, a FilterHold names
+# the rule that held it back (bot.filters.make_item_judge).
+ItemJudge = Callable[[Item], FilterHold | None]
 
 
 # How much of a description counts as what an item is "about".
@@ -173,7 +183,7 @@ def decide(
     fetched: Sequence[Item],
     now: datetime,
     is_book_news: BookMatcher | None = None,
-    announce_filter: ItemFilter | None = None,
+    item_filter: ItemJudge | None = None,
 ) -> Decision:
     """Decide what of ``fetched`` is new, edited or worth announcing.
 
@@ -185,7 +195,8 @@ def decide(
       does not apply to it);
     - later polls announce new items published within ``spec.max_age_s``
       (an undated item counts as just published);
-    - an edited item is updated, never re-announced.
+    - an edited item is updated, never re-announced;
+    - every new item gets a verdict saying which of these rules decided it.
     """
     by_identity = {k.identity: k for k in known}
     known_links = _unique(k.norm_link for k in known)
@@ -222,7 +233,7 @@ def decide(
             continue
         new_items.append(NewItem(identity, item, link if link in fetched_links else None, tkey, chash))
 
-    announce = _to_announce(spec, synced, new_items, now, announce_filter)
+    announce, verdicts = _to_announce(spec, synced, new_items, now, item_filter)
     events: list[EventIntent] = []
     content_event = EventKind(spec.content.value)
     for index in announce:
@@ -230,7 +241,7 @@ def decide(
         if is_book_news is not None and is_book_news(item):
             events.append(EventIntent(EventKind.BOOK, index, item.title, item.link))
         events.append(EventIntent(content_event, index, item.title, item.link))
-    return Decision(tuple(new_items), tuple(updates), tuple(events))
+    return Decision(tuple(new_items), tuple(updates), tuple(events), verdicts)
 
 
 def _to_announce(
@@ -238,20 +249,42 @@ def _to_announce(
     synced: bool,
     new_items: Sequence[NewItem],
     now: datetime,
-    announce_filter: ItemFilter | None,
-) -> list[int]:
-    """Indexes of new items to announce, oldest first (channels read top-down)."""
-    candidates = [
-        i for i, n in enumerate(new_items)
-        if announce_filter is None or announce_filter(n.item)
-    ]
+    item_filter: ItemJudge | None,
+) -> tuple[list[int], tuple[ItemVerdict, ...]]:
+    """Indexes of new items to announce, oldest first (channels read
+    top-down), and every new item's verdict. The rules apply in this order:
+    the filter, then the first sync (nothing, or the newest N), then max_age.
+    At a first sync that announces nothing a filter changed nothing: those
+    items are the baseline, whatever the filter says."""
+    held = {i: hold for i, n in enumerate(new_items)
+            if item_filter is not None and (hold := item_filter(n.item)) is not None}
+    candidates = [i for i in range(len(new_items)) if i not in held]
+    verdicts: list[ItemVerdict] = []
     if not synced:
         newest_first = sorted(candidates, key=lambda i: _sort_key(new_items[i].item, i), reverse=True)
         chosen = newest_first[: spec.announce_on_first_poll]
+        picked = set(chosen)
+        n = spec.announce_on_first_poll
+        for i in range(len(new_items)):
+            if i in picked:
+                fate, hold = ItemFate.ANNOUNCED, None
+            elif i in held and n > 0:
+                fate, hold = ItemFate.FILTERED, held[i]
+            else:
+                fate, hold = ItemFate.BASELINE, None
+            verdicts.append(ItemVerdict(fate, first_sync=True, announce_first=n, held_by=hold))
     else:
         cutoff = now - timedelta(seconds=spec.max_age_s)
         chosen = [i for i in candidates if _recent(new_items[i].item, cutoff)]
-    return sorted(chosen, key=lambda i: _sort_key(new_items[i].item, i))
+        picked = set(chosen)
+        for i in range(len(new_items)):
+            if i in held:
+                verdicts.append(ItemVerdict(ItemFate.FILTERED, held_by=held[i]))
+            elif i in picked:
+                verdicts.append(ItemVerdict(ItemFate.ANNOUNCED))
+            else:
+                verdicts.append(ItemVerdict(ItemFate.TOO_OLD, max_age_s=spec.max_age_s, cutoff=cutoff))
+    return sorted(chosen, key=lambda i: _sort_key(new_items[i].item, i)), tuple(verdicts)
 
 
 def _recent(item: Item, cutoff: datetime) -> bool:

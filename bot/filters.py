@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from bot.errors import UserError
 from bot.models import Item
+from bot.verdicts import FilterHold
 
 if TYPE_CHECKING:
     from bot.intents import FilterRule
@@ -152,25 +153,37 @@ def _width(nodes: list) -> int:
     return total
 
 
-def make_item_filter(rules: Sequence[FilterRule]) -> ItemFilter:
-    """Rules -> item predicate, True = announce.
+def make_item_judge(rules: Sequence[FilterRule]) -> Callable[[Item], FilterHold | None]:
+    """Rules -> a judge of items: None = announce, else the FilterHold that
+    names why not (the exclude rule that matched, or the include rules of
+    which none did), for the item's decision record.
 
     With any include rule an item must match at least one of them; it must
     match no exclude rule. A stored pattern that no longer compiles (rules
     tightened after it was saved) is skipped rather than blocking the feed."""
-    includes: list[Callable[[str], bool]] = []
-    excludes: list[Callable[[str], bool]] = []
+    includes: list[tuple[str, Callable[[str], bool]]] = []
+    excludes: list[tuple[str, Callable[[str], bool]]] = []
     for rule in rules:
         try:
             predicate = compile_filter(rule.pattern)
         except UserError:
             continue
-        (includes if rule.mode == "include" else excludes).append(predicate)
+        (includes if rule.mode == "include" else excludes).append((rule.pattern, predicate))
+    include_patterns = tuple(p for p, _ in includes)
 
-    def announce(item: Item) -> bool:
+    def judge(item: Item) -> FilterHold | None:
         text = f"{item.title}\n{item.summary}"[:MAX_TEXT]
-        if includes and not any(p(text) for p in includes):
-            return False
-        return not any(p(text) for p in excludes)
+        if includes and not any(p(text) for _, p in includes):
+            return FilterHold("include", include_patterns)
+        for pattern, p in excludes:
+            if p(text):
+                return FilterHold("exclude", (pattern,))
+        return None
 
-    return announce
+    return judge
+
+
+def make_item_filter(rules: Sequence[FilterRule]) -> ItemFilter:
+    """Rules -> item predicate, True = announce (``make_item_judge`` says why not)."""
+    judge = make_item_judge(rules)
+    return lambda item: judge(item) is None

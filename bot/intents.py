@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.detect import ItemUpdate, KnownItem, NewItem
 from bot.models import Destination, EventKind, Platform, Route
+from bot.verdicts import ItemVerdict, Routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class PlannedEvent:
     follow_up_of: int | None = None
     follow_up_of_planned: int | None = None
     deliveries: tuple[PlannedDelivery, ...] = ()
+    routing: Routing | None = None  # the decision record of where it went (bot.verdicts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +126,6 @@ class PollIntent:
     # In the order they are written: a destination's rows keep this order.
     events: tuple[PlannedEvent, ...] = ()
     anchor_links: AnchorLinks | None = None
+    # One per new item, same order: the decision records storage writes
+    # with each item (bot.verdicts). Empty from planners that predate them.
+    verdicts: tuple[ItemVerdict, ...] = ()

@@ -210,6 +210,7 @@ class Announcement:
 @dataclass(frozen=True, slots=True)
 class Delivered:
     message_id: str | None = None
+    url: str | None = None  # a link to the posted message, where the platform has one (`why` shows it)
 
 
 @dataclass(frozen=True, slots=True)

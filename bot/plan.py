@@ -20,6 +20,10 @@ The rules:
 - Subscriptions: a direct message per member whose topic matches an
   announced item, attached to the item's content event (its last event),
   at most one per item per member.
+- Every event carries its ``Routing`` (bot.verdicts): the routes it was
+  queued for, those that take its kind but were broken or had the item as
+  an earlier event, and the anchor a follow-up joined -- the record `why`
+  reads. The items' verdicts (bot.detect) pass through to the intent.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from bot.intents import (
     SnapshotRow,
 )
 from bot.models import Destination, DestinationKind, EventKind, Platform, Route
+from bot.verdicts import Routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +153,16 @@ def plan_poll(
         if target is not None:
             deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
 
+    routings = {i: _routing(events[i], deliveries[i], state.routes, i in follow_ups)
+                for i in range(len(events))}
+
     ordered = [i for i in range(len(events)) if i not in follow_ups] + follow_ups
     # The writer inserts events in list order; keep announcements' ids before
     # their follow-ups' so outbox rows queue in that order too.
     remap = {old: new for new, old in enumerate(ordered)}
     final = []
     for old in ordered:
-        e = replace(events[old], deliveries=tuple(deliveries[old]))
+        e = replace(events[old], deliveries=tuple(deliveries[old]), routing=routings[old])
         if e.follow_up_of_planned is not None:
             e = replace(e, follow_up_of_planned=remap[e.follow_up_of_planned])
         final.append(e)
@@ -164,4 +172,25 @@ def plan_poll(
         snapshot=snapshot,
         events=tuple(final),
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
+        verdicts=decision.verdicts,
+    )
+
+
+def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes: Sequence[Route],
+             sends_follow_up: bool) -> Routing:
+    """The decision record of one event's routing (see bot.verdicts.Routing).
+    A follow-up planned against an anchor of the same poll gets that
+    anchor's id from the writer (``follow_up_of_planned``)."""
+    queued = tuple(d.route_id for d in deliveries if d.route_id is not None)
+    direct = sum(1 for d in deliveries if d.route_id is None)
+    follow_up = event.follow_up_of is not None or event.follow_up_of_planned is not None
+    takes = [r for r in routes if event.kind in r.kinds and r.id not in queued]
+    return Routing(
+        queued=queued, direct=direct,
+        broken=tuple(r.id for r in takes if r.broken),
+        # A live route that takes the kind and got nothing: the item went
+        # there as an earlier event (book news); follow-ups go to the
+        # anchor's channels only, so for them that isn't "served".
+        served=() if follow_up else tuple(r.id for r in takes if not r.broken),
+        routes=len(routes), follow_up_of=event.follow_up_of, new_link=follow_up and sends_follow_up,
     )

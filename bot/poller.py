@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,11 +25,13 @@ from bot.clock import Clock
 from bot.config import XSourceOptions
 from bot.detect import BookMatcher, decide
 from bot.errors import ClaimLost, SourceError, StorageError
-from bot.filters import make_item_filter
+from bot.filters import make_item_judge
 from bot.models import Event, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
 from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
+from bot.logs import log_context
+from bot.metrics import Metrics
 from bot.plan import Change, plan_poll
 from bot.sources.x import parse_snapshot_json, snapshot_to_json
 from bot.storage import Storage
@@ -105,7 +108,7 @@ def decide_poll(
     decision = decide(
         spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
         is_book_news=is_book_news,
-        announce_filter=make_item_filter(state.filters) if state.filters else None,
+        item_filter=make_item_judge(state.filters) if state.filters else None,
     )
     announced = sorted({e.new_index for e in decision.events})
     direct: list[tuple[int, Platform, str]] = []
@@ -138,8 +141,10 @@ class Poller:
         failure_alert_after: int = 5,
         owner: str = "poller",
         lease_s: float = 120.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.owner = owner
+        self._metrics = metrics or Metrics()
         self._lease_s = lease_s
         self._failure_alert_after = failure_alert_after
         self._book_window_s = book_window_s
@@ -158,6 +163,10 @@ class Poller:
 
     async def poll(self, name: str, *, force: bool = False) -> PollReport:
         """Poll one source. ``force`` ignores pause and backoff (``showbot poll``)."""
+        with log_context(source=name):  # every line logged while polling names the source
+            return await self._poll(name, force=force)
+
+    async def _poll(self, name: str, *, force: bool) -> PollReport:
         source = await self._store.get_source(name)
         now = self._clock()
         if not force and self._skip(source, now):
@@ -179,7 +188,10 @@ class Poller:
                                   consecutive_failures=source.consecutive_failures)
             renew = asyncio.create_task(self._keep_claim(source.id, claim))
             try:
-                return await self._poll_claimed(source, claim)
+                started = time.perf_counter()
+                report = await self._poll_claimed(source, claim)
+                self._count(report, time.perf_counter() - started)
+                return report
             finally:
                 renew.cancel()
                 await asyncio.gather(renew, return_exceptions=True)
@@ -188,6 +200,15 @@ class Poller:
                 await self._store.release_poll(source.id, claim)
             except StorageError as exc:  # the lease runs out by itself
                 log.warning("%s: could not release the poll claim: %s", source.name, exc)
+
+    def _count(self, report: PollReport, seconds: float) -> None:
+        if not self._metrics.enabled or report.skipped:
+            return
+        outcome = ("failed" if not report.ok else "unchanged" if report.unchanged
+                   else "new" if report.new else "nothing_new")
+        self._metrics.polled(report.name, outcome, seconds, new_items=len(report.new),
+                             event_kinds=tuple(e.kind.value for e in report.events),
+                             succeeded_at=self._clock() if report.ok else None)
 
     async def _keep_claim(self, source_id: int, claim: str) -> None:
         """Renew the claim while a slow fetch runs, so the lease can be short

@@ -6,7 +6,8 @@ Adapters implement ``ChatAdapter`` (outbound: announcements) and call a
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import asyncio
+from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
 
 from bot.models import Announcement, Caller, Delivered, Platform, Reply
 
@@ -61,3 +62,14 @@ class Settings(Protocol):
 # A route whose channel starts with this prefix is a direct message to the
 # user id that follows it (personal subscriptions).
 DM_CHANNEL_PREFIX = "user:"
+
+
+class HttpMounts(Protocol):
+    """The bot's own HTTP server (``[http] port``), for an adapter that
+    answers HTTP itself (Slack's HTTP mode) to share instead of opening a
+    port of its own. Routes are mounted before the server starts; ``serving``
+    is set while it listens."""
+
+    serving: asyncio.Event
+
+    def mount(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None: ...

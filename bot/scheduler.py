@@ -125,6 +125,16 @@ class PollScheduler:
         if self._on_polled is not None and not report.skipped:
             self._on_polled(report)
 
+    async def idle(self) -> None:
+        """Until the polls running now have finished (tests, `poll` beside a running bot)."""
+        while self._in_flight:
+            await asyncio.wait(set(self._in_flight))
+
+    @property
+    def running(self) -> bool:
+        """Started and not shut down (what /readyz reports)."""
+        return self._scheduler is not None and self._scheduler.running
+
     def job_names(self) -> list[str]:
         return sorted(self._intervals)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,19 @@ def _charts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # Both storage backends (tests/backends.py): ``db`` / ``storage`` run a test
 # once on SQLite and once on PostgreSQL (skipped without SHOWBOT_TEST_DATABASE_URL).
 from tests.backends import backend, db, pg_run, pg_url, storage  # noqa: E402,F401
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    """``bot.cli.main`` configures the root logger as a process entry point
+    does; tests that call it in-process must not change what later tests log."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    scheduler_level = logging.getLogger("apscheduler").level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("apscheduler").setLevel(scheduler_level)

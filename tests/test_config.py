@@ -87,3 +87,19 @@ def test_secrets_come_from_the_environment_and_never_show_in_repr() -> None:
     secrets = Secrets.from_env({"DISCORD_TOKEN": "abc.def", "SLACK_BOT_TOKEN": "  "})
     assert secrets.discord_token == "abc.def" and secrets.slack_bot_token is None
     assert "abc.def" not in repr(secrets)
+
+
+def test_http_section_and_its_environment_overrides(tmp_path: Path) -> None:
+    from bot.config import HttpConfig, load_config, parse_config
+
+    assert parse_config({}).http == HttpConfig(port=None, bind="127.0.0.1")
+    assert parse_config({"http": {"port": 8080}}).http.enabled
+    with pytest.raises(ConfigError, match="http.port"):
+        parse_config({"http": {"port": 70000}})
+    path = tmp_path / "c.toml"
+    path.write_text("[http]\nbind = \"127.0.0.1\"\n")
+    assert load_config(path, env={}).http == HttpConfig(None, "127.0.0.1")
+    docker = {"SHOWBOT_HTTP_PORT": "8080", "SHOWBOT_HTTP_BIND": "0.0.0.0"}
+    assert load_config(path, env=docker).http == HttpConfig(8080, "0.0.0.0")
+    with pytest.raises(ConfigError, match="SHOWBOT_HTTP_PORT"):
+        load_config(path, env={"SHOWBOT_HTTP_PORT": "eighty"})

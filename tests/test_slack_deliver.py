@@ -75,7 +75,9 @@ async def test_deliver_posts_escaped_blocks_with_metadata(stub: SlackStub) -> No
     adapter, _ = make(stub)
     delivered = await adapter.deliver(announcement())
     [sent] = posted_json(stub)
-    assert delivered == Delivered(message_id=stub.history["C1"][0]["ts"])
+    ts = stub.history["C1"][0]["ts"]
+    # The link `why` shows: the workspace URL from auth.test (asked once) + archives/C1/p<ts>.
+    assert delivered == Delivered(message_id=ts, url=f"https://stub.slack.com/archives/C1/p{ts.replace('.', '')}")
     assert sent["channel"] == "C1"
     assert sent["metadata"] == {
         "event_type": "showbot_announcement",

@@ -267,8 +267,29 @@ class DiscordAdapter:
         message, threaded = await self._poster.deliver(client, announcement)
         if threaded:
             await self._poster.open_thread(client, message, announcement)
-        return Delivered(message_id=str(message.id))
+        return Delivered(message_id=str(message.id), url=message_link(client, announcement, message.id))
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         client = self._ready_client("look for an earlier announcement")
-        return await self._poster.find(client, announcement)
+        found = await self._poster.find(client, announcement)
+        if found is not None and found.message_id and found.message_id.isdigit():
+            found = Delivered(found.message_id, message_link(client, announcement, int(found.message_id)))
+        return found
+
+
+def message_link(client: discord.Client, announcement: Announcement, message_id: int) -> str | None:
+    """The message's jump link (for `why` and the status page). A channel's
+    link needs its server's id, which the gateway's channel cache knows (the
+    guilds intent); a message in a channel not cached gets no link rather
+    than a request. A direct message gets none: its DM channel's id is not
+    the member's id the row names."""
+    destination = announcement.destination
+    if not destination.id.isdigit():
+        return None
+    if destination.is_direct:
+        return None
+    channel = client.get_channel(int(destination.id))
+    guild = getattr(channel, "guild", None)
+    if guild is None:
+        return None
+    return f"https://discord.com/channels/{guild.id}/{destination.id}/{message_id}"

@@ -178,6 +178,12 @@ def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandT
     feed_verb("resume", "Resume a paused feed")
     feed_verb("test", "Poll a feed now and show what it would announce")
 
+    # -- why (operators, issue #13): kept in its own block
+    @showbot.command(name="why", description="Why an item was or wasn't announced, step by step")
+    @app_commands.describe(item="The item's URL or title")
+    async def why(interaction: discord.Interaction, item: str) -> None:
+        await mod(interaction, command_text("why", item))
+
     tree.add_command(showbot)
     return tree
 

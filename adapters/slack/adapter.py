@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
@@ -30,7 +31,7 @@ from adapters.slack.render import MORE_ACTION_ID
 from adapters.supervisor import Supervisor
 from bot.config import SlackConfig
 from bot.models import Announcement, Caller, Delivered, Platform
-from bot.ports import CommandHandler
+from bot.ports import CommandHandler, HttpMounts
 
 log = logging.getLogger("showbot.slack")
 
@@ -82,21 +83,26 @@ class _BoltSocketHandler(AsyncSocketModeHandler):
 async def _log_rejections(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
     if response.status == 401:
-        # Never the body or the signature: only what helps spot a clock skew or a bad secret.
-        ts = request.headers.get("X-Slack-Request-Timestamp", "")
-        age = ""
-        try:
-            age = f", {int(time.time() - int(ts))}s old"
-        except ValueError:
-            pass
-        has_sig = "X-Slack-Signature" in request.headers
-        log.warning(
-            "rejected a request to %s: bad, missing or stale Slack signature (signature %s%s)",
-            request.path,
-            "present" if has_sig else "missing",
-            age,
-        )
+        _log_rejection(request)
     return response
+
+
+def _log_rejection(request: web.Request) -> None:
+    """One line for a rejected request: never the body or the signature, only what
+    helps spot a clock skew or a bad secret."""
+    ts = request.headers.get("X-Slack-Request-Timestamp", "")
+    age = ""
+    try:
+        age = f", {int(time.time() - int(ts))}s old"
+    except ValueError:
+        pass
+    has_sig = "X-Slack-Signature" in request.headers
+    log.warning(
+        "rejected a request to %s: bad, missing or stale Slack signature (signature %s%s)",
+        request.path,
+        "present" if has_sig else "missing",
+        age,
+    )
 
 
 class SlackAdapter:
@@ -124,6 +130,7 @@ class SlackAdapter:
         watch_interval_s: float = 2.0,
         connect_timeout_s: float = 30.0,
         channel_interval_s: float = CHANNEL_INTERVAL_S,
+        http: HttpMounts | None = None,
     ) -> None:
         if not bot_token:
             raise ValueError("the Slack adapter needs a bot token (SLACK_BOT_TOKEN)")
@@ -165,12 +172,21 @@ class SlackAdapter:
         self.app.action(MORE_ACTION_ID)(self._inbound.on_more)
 
         self._healthy = False
+        # HTTP mode with the bot's own HTTP server on ([http] port): Slack's
+        # requests come in there, at config.path, instead of on a port of ours.
+        self._shared = http if self.mode == "http" else None
+        if self._shared is not None:
+            self._shared.mount("POST", config.path, self._handle_shared)
+        connect = (self._socket_once if self.mode == "socket"
+                   else self._shared_once if self._shared is not None else self._http_once)
         self._supervisor = Supervisor(
-            f"slack {self.mode}", self._socket_once if self.mode == "socket" else self._http_once,
+            f"slack {self.mode}", connect,
             log=log, base_s=backoff_base_s, cap_s=backoff_max_s,
             expected=(SlackApiError, SlackClientError, aiohttp.ClientError), describe=describe,
         )
         self.http_port: int | None = None
+        self._team_url: str | None = None  # https://<workspace>.slack.com/, for message links
+        self._team_url_retry_at = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,13 +298,67 @@ class SlackAdapter:
             self._healthy = False
             await runner.cleanup()
 
+    async def _handle_shared(self, request: web.Request) -> web.Response:
+        """Slack's request on the shared server: what AsyncSlackAppServer does."""
+        response = await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+        if response.status == 401:
+            _log_rejection(request)
+        return response
+
+    async def _shared_once(self) -> bool:
+        """HTTP mode on the bot's HTTP server: connected while it listens."""
+        assert self._shared is not None
+        serving = self._shared.serving
+        try:
+            await self._interruptible(serving.wait(), timeout=self._connect_timeout)
+        except _Stopped:
+            return False
+        self._healthy = True
+        log.info("slack http mode answering on the bot's HTTP server at %s", self.config.path)
+        try:
+            while not self._stopping.is_set():
+                if not serving.is_set():
+                    raise ConnectionError("the bot's HTTP server stopped")
+                await self._wait_stopping(self._watch_interval)
+            return True
+        finally:
+            self._healthy = False
+
     # ------------------------------------------------------------------ outbound
 
     async def deliver(self, announcement: Announcement) -> Delivered:
-        return await self._poster.deliver(announcement)
+        return await self._with_link(await self._poster.deliver(announcement), announcement)
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
-        return await self._poster.find(announcement)
+        found = await self._poster.find(announcement)
+        return await self._with_link(found, announcement) if found is not None else None
+
+    async def _with_link(self, delivered: Delivered, announcement: Announcement) -> Delivered:
+        """Add the message's link (for `why` and the status page): the
+        workspace's URL (auth.test, asked once) + archives/channel/p<ts>.
+        Never fails a delivery: without the URL there is just no link."""
+        ts = delivered.message_id
+        if not ts or announcement.destination.is_direct:
+            return delivered  # a DM's channel is not the member id the row names
+        base = await self._workspace_url()
+        if base is None:
+            return delivered
+        url = f"{base.rstrip('/')}/archives/{announcement.destination.id}/p{ts.replace('.', '')}"
+        if announcement.reply_to:
+            url += f"?thread_ts={announcement.reply_to}&cid={announcement.destination.id}"
+        return Delivered(ts, url)
+
+    async def _workspace_url(self) -> str | None:
+        now = time.monotonic()
+        if self._team_url is None and now >= self._team_url_retry_at:
+            self._team_url_retry_at = now + 600.0  # a failed auth.test is asked again in 10 minutes
+            try:
+                resp = await asyncio.wait_for(self.client.auth_test(), timeout=5.0)
+                url = resp.get("url")
+                self._team_url = url if isinstance(url, str) and url.startswith("https://") else None
+            except Exception as exc:  # noqa: BLE001 - a link is a nicety
+                log.info("no message links for now: auth.test failed: %s", describe(exc))
+        return self._team_url
 
 
 async def _close_socket_client(client: SocketModeClient) -> None:

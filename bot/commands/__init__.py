@@ -14,20 +14,22 @@ from __future__ import annotations
 import logging
 import random
 import re
+import time
 from collections import Counter
 from typing import Awaitable, Callable, Mapping, Sequence
 
 from bot.clock import Clock
-from bot.commands import book_stats, member, moderation
+from bot.commands import book_stats, member, moderation, why
 from bot.commands.context import Context
 from bot.commands.grammar import (
     MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Book, Command, EpisodeNumber, FeedAction, FeedAdd,
     Feeds, FilterAdd, FilterClear, FilterList, Help, Latest, RandomPick, Search, Stats, Status,
-    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, parse,
+    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, Why, parse,
 )
 from bot.commands.help import help_reply, unknown_reply
 from bot.config import BookConfig
 from bot.errors import ConfigError, PermissionDenied, UserError
+from bot.metrics import Metrics
 from bot.models import Caller, ParsedFeed, Reply
 from bot.replies import reply_to_json
 from bot.search import SynonymIndex, tokens
@@ -53,6 +55,7 @@ class Commands:
         page_size: int = 5,
         rng: random.Random | None = None,
         book_config: BookConfig | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
         given; ``rng`` makes `random` reproducible in tests; ``book_config``
@@ -60,14 +63,20 @@ class Commands:
         self._ctx = Context(
             store=store, clock=clock, synonyms=SynonymIndex(synonyms), rng=rng or random.Random(),
             page_size=max(1, page_size), preview=preview, on_sources_changed=on_sources_changed,
-            health=health,
+            health=health, metrics=metrics or Metrics(),
         )
+        self._metrics = self._ctx.metrics
         self._book = book_config
         self._vocabulary: tuple[tuple[int, int], list[str]] | None = None
 
-    async def __call__(self, text: str, caller: Caller) -> Reply:
+    async def __call__(self, text: str, caller: Caller, *, via: str | None = None) -> Reply:
+        """``via`` names where it came from for metrics when that is not a
+        chat platform (the status page: "web")."""
+        started = time.perf_counter()
+        name = "unknown"
         try:
             command = parse(text if isinstance(text, str) else "")
+            name = _command_name(type(command).__name__)
             return await self._run(command, caller)
         except UserError as exc:
             return Reply(kind="error", text=str(exc), ephemeral=True)
@@ -78,6 +87,9 @@ class Commands:
                           caller.platform.value, caller.user_id)
             return Reply(kind="failure", text="Sorry, something went wrong on my side. "
                                               "Try again in a moment.", ephemeral=True)
+        finally:
+            if self._metrics.enabled:
+                self._metrics.command(name, via or caller.platform.value, time.perf_counter() - started)
 
     async def _run(self, command: Command, caller: Caller) -> Reply:
         ctx = self._ctx
@@ -128,6 +140,8 @@ class Commands:
                 return await moderation.filter_list(ctx, command)
             case Status():
                 return await moderation.status(ctx)
+            case Why():
+                return await why.why(ctx, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     async def complete_topic(self, prefix: str, limit: int = 25) -> list[str]:

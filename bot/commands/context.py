@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from bot.clock import Clock
+from bot.metrics import Metrics
 from bot.models import ParsedFeed
 from bot.search import SynonymIndex
 from bot.storage import Storage
@@ -27,3 +28,4 @@ class Context:
     on_sources_changed: Notify | None = None
     health: Health | None = None
     max_topics_per_member: int = 25
+    metrics: Metrics = field(default_factory=Metrics)  # the no-op unless the HTTP server is on

@@ -140,6 +140,15 @@ class Status:
     pass
 
 
+# -- why (operators, issue #13): kept in its own block --------------------------
+
+@dataclass(frozen=True, slots=True)
+class Why:
+    """`why <url or title>`: an item's path through the pipeline (moderators)."""
+
+    query: str
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """A known command used the wrong way: answer with its usage line."""
@@ -151,11 +160,11 @@ class Usage:
 Command = (
     Help | Unknown | Latest | Search | EpisodeNumber | RandomPick | Stats | Book | Subscribe
     | Unsubscribe | Subscriptions | Feeds | FeedAdd | FeedAction | AnnounceHere | AnnounceOff
-    | FilterAdd | FilterClear | FilterList | Status | Usage
+    | FilterAdd | FilterClear | FilterList | Status | Usage | Why
 )
 
 MODERATOR_COMMANDS = (Feeds, FeedAdd, FeedAction, AnnounceHere, AnnounceOff, FilterAdd,
-                      FilterClear, FilterList, Status)
+                      FilterClear, FilterList, Status, Why)
 
 
 # -- vocabulary ----------------------------------------------------------------
@@ -198,7 +207,7 @@ _BOOK = _m(r"(?:the\s+)?book")
 COMMAND_WORDS = (
     "latest", "search", "episodes on", "videos about", "episode", "random", "stats", "book",
     "subscribe", "unsubscribe", "subscriptions", "help", "what's new", "anything on",
-    "feeds", "feed", "announce", "filter", "status",
+    "feeds", "feed", "announce", "filter", "status", "why",
 )
 
 
@@ -211,6 +220,8 @@ def parse(text: str) -> Command:
         return Help()
     words = raw.split(" ")
     head = words[0].casefold()
+    if head == "why":  # verbatim: a URL or a title, as the moderator wrote it
+        return _parse_why(words[1:])
     if head in ("feeds", "feed", "announce", "filter", "filters", "status"):
         command = _parse_moderator(head, words[1:])
         if command is not None:
@@ -341,3 +352,10 @@ def _parse_feed_add(args: list[str]) -> Command:
             every = value
         i += 2
     return FeedAdd(url, kind, name, every)
+
+
+def _parse_why(args: list[str]) -> Command:
+    """`why` takes the rest verbatim: a URL or a title, as the moderator wrote it."""
+    if not args:
+        return Usage("why", "usage: why <url or title>, e.g. `why https://example.com/episode-12`")
+    return Why(" ".join(args))

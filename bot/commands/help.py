@@ -26,6 +26,9 @@ Moderators:
 • `announce <kinds> here [mention <role>] [thread]` / `announce off here`
 • `filter <feed> include|exclude <words or /regex/>` / `filter <feed> clear`"""
 
+# -- why (operators, issue #13): kept in its own block
+MODERATOR_HELP += "\n• `why <url or title>` — why an item was or wasn't announced, step by step"
+
 TOPICS: dict[str, str] = {
     "latest": "`latest` shows the newest items of every kind; `latest episode` (or video, article, "
               "post) the newest one of that kind; `latest episodes` a page of them. `what's new` works too.",
@@ -60,6 +63,12 @@ TOPICS: dict[str, str] = {
     "status": "`status` shows, per feed, the last success and error, failures in a row, the next "
               "poll, items stored and the last announcement; and whether each channel route works.",
 }
+TOPICS["why"] = (
+    "`why <url or title>` tells an item's path through the bot, from what was recorded when each "
+    "decision was made: stored at the first sync (baseline), older than max_age, held by a filter, "
+    "no route takes its kind, queued for which routes, delivered where and when (with a link), waiting "
+    "(behind earlier posts, a retry or a disconnected platform), or failed and why. Not found: the "
+    "closest titles. Moderators only; also `showbot why` on the command line and the status page.")
 TOPICS |= {
     "feeds": TOPICS["feed"], "what's new": TOPICS["latest"], "new": TOPICS["latest"],
     "episodes": TOPICS["search"], "videos": TOPICS["search"], "find": TOPICS["search"],

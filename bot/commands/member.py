@@ -3,6 +3,8 @@ personal subscriptions."""
 
 from __future__ import annotations
 
+import time
+
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.errors import NotFound, UserError
@@ -45,7 +47,10 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
 
 
 async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
-    return await ctx.store.search(query, kind)
+    started = time.perf_counter()
+    hits = await ctx.store.search(query, kind)
+    ctx.metrics.searched(time.perf_counter() - started)
+    return hits
 
 
 async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:

@@ -41,7 +41,9 @@ from typing import Mapping, Sequence
 from bot.clock import Clock
 from bot.errors import DeliveryError, StorageError
 from bot.faults import StorageFaults
-from bot.models import Announcement, Destination, DestinationKind, Event, Platform, Route, StoredItem
+from bot.logs import log_context
+from bot.metrics import Metrics
+from bot.models import Announcement, Delivered, Destination, DestinationKind, Event, Platform, Route, StoredItem
 from bot.outbox.gate import PlatformGate
 from bot.outbox.policy import DeliveryPolicy
 from bot.outbox.recorder import Recorder
@@ -96,8 +98,10 @@ class Outbox:
         policy: DeliveryPolicy | None = None,
         owner: str | None = None,
         faults: StorageFaults | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or Metrics()
         self._adapters = dict(adapters)
         self._clock = clock
         self._policy = policy or DeliveryPolicy()
@@ -269,18 +273,36 @@ class Outbox:
                 if settled and row.outcome_unknown:
                     row = dataclasses.replace(row, outcome_unknown=False)
                 try:
-                    result = await self._deliver_one(adapter, row, batch)
+                    with log_context(outbox=row.id, route=row.route_id, platform=destination.platform.value):
+                        result = await self._deliver_one(adapter, row, batch)
                 except StorageError as exc:  # reading an anchor: try this row again later
                     self.faults.failed(exc, "preparing a delivery")
                     self._release(rows[i:])
                     return
                 self._recorder.add(result)
+                if self._metrics.enabled:
+                    self._count(row, result, batch)
                 if result.outcome is not DeliveryOutcome.SENT:
                     self._release(rows[i + 1:])
                     return
                 settled = settled or result.attempted
         finally:
             self._gates[destination.platform].in_flight -= 1
+
+    def _count(self, row: OutboxRow, result: DeliveryResult, batch: _Batch) -> None:
+        outcome = result.outcome.value
+        if outcome == "released":
+            return  # not an attempt: it waits its turn
+        since_detected = since_published = None
+        if result.outcome is DeliveryOutcome.SENT:
+            event = batch.events.get(row.event_id)
+            if event is not None:
+                since_detected = (result.at - event.created_at).total_seconds()
+                stored = batch.items.get(event.item_id) if event.item_id is not None else None
+                if stored is not None and stored.item.published_at is not None:
+                    since_published = (result.at - stored.item.published_at).total_seconds()
+        self._metrics.delivered(row.platform.value, outcome, since_detected_s=since_detected,
+                                since_published_s=since_published)
 
     def _lease_held(self, batch: _Batch) -> bool:
         """Still ours, with a margin: past it another process may take over,
@@ -332,7 +354,7 @@ class Outbox:
                 if earlier is not None:
                     log.info("outbox %d: already on %s (message %s); not posting it again",
                              row.id, destination, earlier.message_id)
-                    return self._sent(row, earlier.message_id, gate, attempted=False)
+                    return self._sent(row, earlier, gate, attempted=False)
                 unknown = False  # the platform answered: it isn't there
             delivered = await adapter.deliver(announcement)
         except DeliveryError as exc:
@@ -341,9 +363,10 @@ class Outbox:
             log.exception("outbox %d: adapter %s crashed", row.id, destination.platform.value)
             error = DeliveryError(f"{type(exc).__name__}: {exc}", maybe_delivered=True)
             return self._failed(row, route, error, unknown)
-        return self._sent(row, delivered.message_id, gate, attempted=True)
+        return self._sent(row, delivered, gate, attempted=True)
 
-    def _sent(self, row: OutboxRow, message_id: str | None, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
+    def _sent(self, row: OutboxRow, delivered: Delivered, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
+        message_id = delivered.message_id
         if gate.succeeded():
             log.warning("%s is answering again; delivering what waited", row.platform.value)
             self._wake.set()
@@ -352,7 +375,7 @@ class Outbox:
             self._sent_here.popitem(last=False)
         self._counts.sent += 1
         return DeliveryResult(row.id, DeliveryOutcome.SENT, self._clock(), attempted=attempted,
-                              message_id=message_id)
+                              message_id=message_id, message_url=delivered.url)
 
     def _failed(self, row: OutboxRow, route: Route | None, exc: DeliveryError, unknown: bool) -> DeliveryResult:
         now = self._clock()

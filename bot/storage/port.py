@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from bot.intents import FilterRule, PollIntent, PollState, SourceProgress, Subscription
@@ -47,12 +48,17 @@ from bot.storage.records import (
     BookNews,
     Cadence,
     DeliveryResult,
+    DeliveryTrail,
+    EventTrail,
+    ItemTrail,
     KindStats,
     OutboxRow,
     PollWrite,
     ProfileStats,
+    RouteActivity,
     RouteSeed,
     SearchHit,
+    SourceActivity,
     SourceFacts,
 )
 
@@ -332,3 +338,53 @@ class Storage(Protocol):
 
     async def cadence(self, now: datetime, days: int = 90) -> list[Cadence]:
         """Per source, by name: items per week over the last ``days`` days and its newest item."""
+
+    # -- decision trails: `why` and the status page -------------------------------------------
+    #
+    # ``write_poll`` stores the decision records the deciders put in the
+    # intent (bot.verdicts): each new item's ``ItemVerdict`` with the item,
+    # each event's ``Routing`` with the event, as bot.verdicts' JSON text.
+    # ``record_deliveries`` stores a SENT result's ``message_url``. These
+    # read them back; like every read here, they decide nothing.
+
+    async def items_by_link(self, links: Sequence[str], limit: int = 10) -> list[StoredItem]:
+        """Items whose link, normalized link (the ``norm_link`` written with
+        the item) or enclosure URL equals one of ``links`` exactly; newest
+        first by first sight; at most ``limit``."""
+
+    async def items_by_title(self, folded: str, raw: str, limit: int = 10) -> list[StoredItem]:
+        """Items whose title is ``raw`` exactly, or whose stored title key
+        (bot.detect.title_key: the folded title, '|', the publication day)
+        starts with ``folded`` + '|'; newest first by first sight; at most
+        ``limit``."""
+
+    async def item_trail(self, item_id: int) -> ItemTrail | None:
+        """The item, its source id, its verdict (None when stored before
+        decision records) and every event made of it, oldest first, each
+        with its routing record and its outbox rows (id order; an unsent
+        row's ``ahead`` counts the unsent rows queued before it to the same
+        destination). None when there is no such item."""
+
+    async def recent_event_trails(self, limit: int = 50) -> list[EventTrail]:
+        """The last ``limit`` events of any kind, newest first, each with its
+        routing record and its outbox rows (as in ``item_trail``)."""
+
+    async def outbox_queue(self, limit: int = 50) -> list[DeliveryTrail]:
+        """Unsent rows (pending or sending), oldest first, at most ``limit``,
+        each with ``ahead`` filled in."""
+
+    async def source_activity(self) -> dict[int, SourceActivity]:
+        """Per source id that has items: its newest item by first sight, and
+        among items first seen together the newest published."""
+
+    async def route_activity(self) -> dict[int, RouteActivity]:
+        """Per route id with outbox rows: the last time a row was sent, how
+        many are unsent, how many failed."""
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def backup(self, target: Path) -> None:
+        """Write a consistent copy of the whole database to ``target`` (a new
+        file, replaced atomically if it exists) while the bot keeps running
+        and writing. SQLite: the online backup API. A backend that can't
+        (a database server: use its own dump tool) raises UserError saying so."""

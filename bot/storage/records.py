@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.models import Destination, Event, EventKind, Platform, StoredItem
+from bot.verdicts import ItemVerdict, Routing
 
 
 class OutboxStatus(enum.StrEnum):
@@ -65,6 +66,7 @@ class DeliveryResult:
     at: datetime
     attempted: bool = True
     message_id: str | None = None
+    message_url: str | None = None  # SENT: a link to the message, where the platform has one
     error: str | None = None
     next_attempt_at: datetime | None = None  # RETRY (and RELEASED, to postpone it)
     outcome_unknown: bool = False  # RETRY: the platform may have the post; ask before re-posting
@@ -167,3 +169,60 @@ def month_starts(now: datetime, months: int = 12) -> list[str]:
         out.append(f"{year:04d}-{month:02d}")
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return out[::-1]
+
+
+# -- decision trails: `why` and the status page ------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTrail:
+    """One outbox row as `why` and the status page show it."""
+
+    outbox_id: int
+    event_id: int
+    destination: Destination
+    route_id: int | None
+    status: OutboxStatus
+    attempts: int
+    created_at: datetime  # when it was queued
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+    message_url: str | None  # a link to the posted message, where the platform gave one
+    outcome_unknown: bool
+    ahead: int = 0  # unsent rows queued before it to the same destination (0 once it is sent or failed)
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrail:
+    """An event with the record of where it was routed and its deliveries."""
+
+    event: Event
+    source: str  # the source's name, "" when it was removed (or an alert)
+    routing: Routing | None  # None: stored before decision records existed, or an alert
+    deliveries: tuple[DeliveryTrail, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTrail:
+    """An item's whole path: its verdict at first sight, then its events."""
+
+    item: StoredItem
+    source_id: int
+    verdict: ItemVerdict | None  # None: stored before decision records existed
+    events: tuple[EventTrail, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceActivity:
+    """The newest item a source stored (the status page's "last new item")."""
+
+    last_item_title: str
+    last_item_at: datetime  # when we first saw it
+
+
+@dataclass(frozen=True, slots=True)
+class RouteActivity:
+    last_sent_at: datetime | None
+    unsent: int  # pending or being sent
+    failed: int  # given up on, ever

@@ -26,10 +26,11 @@ from bot.storage.postgres.polls import PollsTable
 from bot.storage.postgres.routes import RoutesTable
 from bot.storage.postgres.sources import SourcesTable
 from bot.storage.postgres.stats import StatsTable
+from bot.storage.postgres.trails import TrailsTable
 
 
 class PostgresStorage(
-    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable,
+    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
 ):
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> "PostgresStorage":

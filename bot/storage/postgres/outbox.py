@@ -166,8 +166,8 @@ class OutboxTable(PostgresBase):
                     await conn.execute(
                         "UPDATE outbox SET status = 'sent', message_id = $1, sent_at = $2, last_error = NULL, "
                         "outcome_unknown = false, lease_owner = NULL, lease_until = NULL, "
-                        "attempts = attempts + $3 WHERE id = $4 AND status != 'sent'",
-                        r.message_id, r.at, int(r.attempted), r.outbox_id,
+                        "attempts = attempts + $3, message_url = $5 WHERE id = $4 AND status != 'sent'",
+                        r.message_id, r.at, int(r.attempted), r.outbox_id, r.message_url,
                     )
                     continue
                 if r.outcome is DeliveryOutcome.FAILED and r.break_route is not None:

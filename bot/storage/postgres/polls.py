@@ -9,6 +9,8 @@ and the source's progress.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from bot.errors import ClaimLost
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.models import ContentKind, Destination, Event, Item, Platform, Source, StoredItem
 from bot.storage.postgres import rows
+from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 from bot.storage.postgres.base import PostgresBase, ts, ts_req
 from bot.storage.postgres.schema import TS_CONFIG
 from bot.storage.records import PollWrite
@@ -85,7 +88,7 @@ class PollsTable(PostgresBase):
                     raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
             try:
                 async with conn.transaction():  # a savepoint: the violation is ours to map
-                    item_ids = await _insert_items(conn, source.id, kind, intent.new_items, now)
+                    item_ids = await _insert_items(conn, source.id, kind, intent.new_items, now, intent.verdicts)
             except asyncpg.UniqueViolationError:
                 # Only a poll racing another of the same source gets here, and
                 # claims prevent that: refuse rather than write stale decisions.
@@ -98,13 +101,17 @@ class PollsTable(PostgresBase):
             deliveries: list[tuple[int, Destination, int | None, str | None]] = []
             for planned in intent.events:
                 payload: dict[str, Any] = dict(planned.payload)
+                routing = planned.routing
                 if planned.follow_up_of_planned is not None:
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
+                    if routing is not None:  # the anchor's id exists only now
+                        routing = replace(routing, follow_up_of=payload["follow_up_of"])
                 item_id = item_ids[planned.item] if planned.item is not None else None
                 event_id = await conn.fetchval(
-                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                     source.id, item_id, planned.kind.value, planned.title, planned.url, payload, now,
+                    routing_to_json(routing) if routing is not None else None,
                 )
                 event_ids.append(event_id)
                 events.append(Event(event_id, planned.kind, planned.title, planned.url, now, item_id, payload))
@@ -167,21 +174,25 @@ async def _insert_snapshot(conn: asyncpg.Connection, source_id: int, snap: Snaps
 _INSERT_ITEMS = (
     "INSERT INTO items (source_id, kind, first_seen_at, identity, guid, link, norm_link, title_key, "
     "content_hash, title, summary, published_at, updated_at, duration_s, episode_number, enclosure_url, "
-    "image_url, video_id, search, search_len) "
+    "image_url, video_id, search, search_len, decision) "
     "SELECT $1, $2, $3, t.identity, t.guid, t.link, t.norm_link, t.title_key, t.content_hash, t.title, "
     "t.summary, t.published_at, t.updated_at, t.duration_s, t.episode_number, t.enclosure_url, t.image_url, "
-    f"t.video_id, {SEARCH_VECTOR.format(title='t.s_title', chapters='t.s_chapters', summary='t.s_summary')}, t.s_len "
+    f"t.video_id, {SEARCH_VECTOR.format(title='t.s_title', chapters='t.s_chapters', summary='t.s_summary')}, t.s_len, "
+    "t.decision "
     "FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
     "$11::text[], $12::timestamptz[], $13::timestamptz[], $14::bigint[], $15::bigint[], $16::text[], "
-    "$17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[]) WITH ORDINALITY AS t(identity, "
+    "$17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[], $23::text[]) "
+    "WITH ORDINALITY AS t(identity, "
     "guid, link, norm_link, title_key, content_hash, title, summary, published_at, updated_at, duration_s, "
-    "episode_number, enclosure_url, image_url, video_id, s_title, s_chapters, s_summary, s_len, n) ORDER BY t.n "
+    "episode_number, enclosure_url, image_url, video_id, s_title, s_chapters, s_summary, s_len, decision, n) "
+    "ORDER BY t.n "
     "RETURNING id, identity"
 )
 
 
 async def _insert_items(
     conn: asyncpg.Connection, source_id: int, kind: ContentKind, new_items: Sequence[NewItem], now: datetime,
+    verdicts: Sequence[ItemVerdict] = (),
 ) -> list[int]:
     """A poll's new items with their search vectors in one statement, then
     their chapters in one more (540 items one by one would cost more than
@@ -198,6 +209,7 @@ async def _insert_items(
         [ts(i.updated_at) for i in its], [i.duration_s for i in its], [i.episode_number for i in its],
         [i.enclosure_url for i in its], [i.image_url for i in its], [i.video_id for i in its],
         [t[0] for t in texts], [t[1] for t in texts], [t[2] for t in texts], [t[3] for t in texts],
+        [verdict_to_json(v) for v in verdicts] if len(verdicts) == len(new_items) else [None] * len(new_items),
     )
     await conn.execute("UPDATE search_stats SET items = items + $1, words = words + $2",
                        len(new_items), sum(t[3] for t in texts))

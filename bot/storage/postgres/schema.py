@@ -237,6 +237,14 @@ MIGRATIONS: list[str] = [
         lease_until timestamptz NOT NULL
     );
     """,
+    # 2 -> 3: decision records (SQLite 7), for `why` and the status page:
+    # the item's verdict and the event's routing as bot.verdicts JSON, and a
+    # link to the posted message where the platform gives one.
+    """
+    ALTER TABLE items ADD COLUMN decision text;
+    ALTER TABLE events ADD COLUMN routing text;
+    ALTER TABLE outbox ADD COLUMN message_url text;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

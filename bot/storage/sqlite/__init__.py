@@ -13,10 +13,11 @@ from bot.storage.sqlite.polls import PollsTable
 from bot.storage.sqlite.routes import RoutesTable
 from bot.storage.sqlite.sources import SourcesTable
 from bot.storage.sqlite.stats import StatsTable
+from bot.storage.sqlite.trails import TrailsTable
 
 
 class SqliteStorage(
-    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable,
+    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
 ):
     @classmethod
     async def open(cls, path: Path | str) -> "SqliteStorage":

@@ -160,10 +160,10 @@ class OutboxTable(SqliteBase):
                 at = to_db_time(r.at)
                 if r.outcome is DeliveryOutcome.SENT:
                     await db.execute(
-                        "UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL, "
-                        "outcome_unknown = 0, lease_owner = NULL, lease_until = NULL, "
+                        "UPDATE outbox SET status = 'sent', message_id = ?, message_url = ?, sent_at = ?, "
+                        "last_error = NULL, outcome_unknown = 0, lease_owner = NULL, lease_until = NULL, "
                         "attempts = attempts + ? WHERE id = ? AND status != 'sent'",
-                        (r.message_id, at, int(r.attempted), r.outbox_id),
+                        (r.message_id, r.message_url, at, int(r.attempted), r.outbox_id),
                     )
                     continue
                 if r.outcome is DeliveryOutcome.FAILED and r.break_route is not None:

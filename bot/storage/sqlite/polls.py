@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import aiosqlite
@@ -24,6 +25,7 @@ from bot.storage.records import PollWrite
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, to_db_time
 from bot.storage.sqlite.schema import CHAPTER_ROWID_SPAN
+from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 
 
 class PollsTable(SqliteBase):
@@ -83,7 +85,7 @@ class PollsTable(SqliteBase):
                     if await cur.fetchone() is None:
                         raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
             try:
-                item_ids = await _insert_items(db, source.id, kind, intent.new_items, now)
+                item_ids = await _insert_items(db, source.id, kind, intent.new_items, now, intent.verdicts)
             except sqlite3.IntegrityError:
                 # Only a poll racing another of the same source gets here, and
                 # claims prevent that: refuse rather than write stale decisions.
@@ -95,13 +97,17 @@ class PollsTable(SqliteBase):
             event_ids: list[int] = []
             for planned in intent.events:
                 payload = dict(planned.payload)
+                routing = planned.routing
                 if planned.follow_up_of_planned is not None:
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
+                    if routing is not None:  # the anchor's id exists only now
+                        routing = replace(routing, follow_up_of=payload["follow_up_of"])
                 item_id = item_ids[planned.item] if planned.item is not None else None
                 cur = await db.execute(
-                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (source.id, item_id, planned.kind.value, planned.title, planned.url, json.dumps(payload), t_now),
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (source.id, item_id, planned.kind.value, planned.title, planned.url, json.dumps(payload), t_now,
+                     routing_to_json(routing) if routing is not None else None),
                 )
                 event_id = cur.lastrowid
                 assert event_id is not None
@@ -153,26 +159,30 @@ async def _insert_snapshot(db: aiosqlite.Connection, source_id: int, snap: Snaps
 _INSERT_ITEM = (
     "INSERT INTO items (source_id, identity, guid, link, norm_link, title_key, content_hash, kind, "
     "title, summary, published_at, updated_at, first_seen_at, duration_s, episode_number, "
-    "enclosure_url, image_url, video_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "enclosure_url, image_url, video_id, decision) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 async def _insert_items(
     db: aiosqlite.Connection, source_id: int, kind: ContentKind, new_items: Sequence[NewItem],
-    now: datetime,
+    now: datetime, verdicts: Sequence[ItemVerdict] = (),
 ) -> list[int]:
-    """Insert a poll's new items with their chapters and FTS rows in a few
-    batched statements (each await is a hop to aiosqlite's thread; 540 items
-    one by one cost more than parsing them). Returns ids in input order."""
+    """Insert a poll's new items with their chapters, FTS rows and decision
+    records in a few batched statements (each await is a hop to aiosqlite's
+    thread; 540 items one by one cost more than parsing them). Returns ids
+    in input order."""
     if not new_items:
         return []
     seen = to_db_time(now)
+    decisions = ([verdict_to_json(v) for v in verdicts] if len(verdicts) == len(new_items)
+                 else [None] * len(new_items))
     await db.executemany(_INSERT_ITEM, [
         (source_id, n.identity, n.item.guid, n.item.link, n.norm_link, n.title_key, n.content_hash,
          kind.value, n.item.title, n.item.summary, to_db_time(n.item.published_at),
          to_db_time(n.item.updated_at), seen, n.item.duration_s, n.item.episode_number,
-         n.item.enclosure_url, n.item.image_url, n.item.video_id)
-        for n in new_items
+         n.item.enclosure_url, n.item.image_url, n.item.video_id, decision)
+        for n, decision in zip(new_items, decisions)
     ])
     async with db.execute("SELECT identity, id FROM items WHERE source_id = ?", (source_id,)) as cur:
         ids = {identity: item_id for identity, item_id in await cur.fetchall()}

@@ -273,6 +273,20 @@ MIGRATIONS: list[str] = [
         lease_until TEXT NOT NULL
     );
     """,
+    # 6 -> 7: decision records, for "why wasn't this announced?" (bot.verdicts,
+    # bot.why). Written by write_poll in the poll's own transaction, as the
+    # deciders made them; NULL on rows stored before this migration.
+    # - items.decision: the item's fate (baseline, too old, filtered by
+    #   which rule, announced) as bot.verdicts JSON.
+    # - events.routing: the routes an event was queued for, and those that
+    #   take its kind but were broken or had the item already.
+    # - outbox.message_url: a link to the posted message, where the platform
+    #   gives one (written with the delivery result).
+    """
+    ALTER TABLE items ADD COLUMN decision TEXT;
+    ALTER TABLE events ADD COLUMN routing TEXT;
+    ALTER TABLE outbox ADD COLUMN message_url TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
