@@ -9,7 +9,7 @@
     POST   /_admin/wait                  long-poll until ALL given conditions hold, or timeout:
                                          {"posts": N, "platform": P, "channel": C,
                                           "fault": ID, "hits": N, "ended": true,
-                                          "elapsed": S, "timeout": S}
+                                          "elapsed": S, "identifies": N, "timeout": S}
                                          -> {"reached": bool, "posts": n, "fault": {...}|null}
     GET    /_admin/posts?after_seq=N     the recorded posts (the JSONL ledger holds the same)
 
@@ -77,6 +77,7 @@ class Admin:
             "nonce_window_s": self._discord.nonce_window_s,
             "nonce_dedupes": self._discord.nonce_dedupes,
             "gateway_connections": self._discord.gateway_connections,
+            "identifies": self._discord.identifies,
             "socket_connections": self._slack.ws_connections,
         }
 
@@ -122,6 +123,8 @@ class Admin:
 
         def reached() -> bool:
             if want.get("posts") is not None and posts() < int(want["posts"]):
+                return False
+            if want.get("identifies") is not None and self._discord.identifies < int(want["identifies"]):
                 return False
             if fault is not None:
                 if want.get("hits") is not None and fault.hits < int(want["hits"]):

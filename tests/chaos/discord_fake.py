@@ -65,6 +65,11 @@ class ChaosDiscord(FakeDiscord):
     def next_id(self) -> str:
         return str(self._snowflakes.next())
 
+    async def _notify(self) -> None:
+        """The gateway changed (an IDENTIFY, a socket gone): wake the admin's waiters too."""
+        await super()._notify()
+        self._recorder.pulse.fire()
+
     def _keep(self, channel: str, message: dict[str, Any], at: float) -> None:
         messages = self.messages.setdefault(channel, [])
         snowflake = int(message["id"])
