@@ -144,6 +144,7 @@ class Poller:
         metrics: Metrics | None = None,
     ) -> None:
         self.owner = owner
+        self._released: set[str] = set()  # claims a write already gave up in its own transaction
         self._metrics = metrics or Metrics()
         self._lease_s = lease_s
         self._failure_alert_after = failure_alert_after
@@ -196,10 +197,12 @@ class Poller:
                 renew.cancel()
                 await asyncio.gather(renew, return_exceptions=True)
         finally:
-            try:
-                await self._store.release_poll(source.id, claim)
-            except StorageError as exc:  # the lease runs out by itself
-                log.warning("%s: could not release the poll claim: %s", source.name, exc)
+            if claim not in self._released:
+                try:
+                    await self._store.release_poll(source.id, claim)
+                except StorageError as exc:  # the lease runs out by itself
+                    log.warning("%s: could not release the poll claim: %s", source.name, exc)
+            self._released.discard(claim)
 
     def _count(self, report: PollReport, seconds: float) -> None:
         if not self._metrics.enabled or report.skipped:
@@ -231,7 +234,7 @@ class Poller:
             fetched = await self._fetch(kind, source)
             return await self._store_fetched(source, fetched, claim)
         except SourceError as exc:
-            return await self._fail(source, str(exc), exc.retry_after)
+            return await self._fail(source, str(exc), exc.retry_after, claim)
         except ClaimLost as exc:
             log.warning("%s: %s", source.name, exc)
             return PollReport(source.name, ok=True, skipped=True)
@@ -239,7 +242,7 @@ class Poller:
             raise  # the database is down: nothing else will work either
         except Exception as exc:  # a bug in a parser must not stop the bot
             log.exception("unexpected error polling %s", source.name)
-            return await self._fail(source, f"internal error: {type(exc).__name__}: {exc}", None)
+            return await self._fail(source, f"internal error: {type(exc).__name__}: {exc}", None, claim)
 
     async def _fetch(self, kind: AnySourceKind, source: Source) -> Fetched:
         """Fetch. A profile kind gets the stored snapshot handed in (when its
@@ -255,8 +258,9 @@ class Poller:
         if fetched.items is None:
             await self._store.record_unchanged(
                 source.id, now=now, next_poll_at=next_poll_at,
-                etag=fetched.etag, last_modified=fetched.last_modified,
+                etag=fetched.etag, last_modified=fetched.last_modified, release=claim,
             )
+            self._mark_released(claim)
             return PollReport(source.name, ok=True, unchanged=True)
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
@@ -269,6 +273,7 @@ class Poller:
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
         written = await self._store.write_poll(source, intent, progress, claim=claim)
+        self._mark_released(claim)
         if written.new_items or written.events:
             log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),
                      len(written.events))
@@ -277,13 +282,20 @@ class Poller:
             warnings=(fetched.warning,) if fetched.warning else (),
         )
 
-    async def _fail(self, source: Source, error: str, retry_after: float | None) -> PollReport:
+    def _mark_released(self, claim: str | None) -> None:
+        """The write gave the claim up in its own transaction: one fewer per poll."""
+        if claim is not None:
+            self._released.add(claim)
+
+    async def _fail(self, source: Source, error: str, retry_after: float | None,
+                    claim: str | None = None) -> PollReport:
         now = self._clock()
         failures = source.consecutive_failures + 1
         delay = backoff_s(failures, source.spec.every_s, max(MAX_POLL_BACKOFF_S, source.spec.every_s),
                           retry_after)
         count = await self._store.record_failure(
-            source.id, error, now=now, next_poll_at=now + timedelta(seconds=delay))
+            source.id, error, now=now, next_poll_at=now + timedelta(seconds=delay), release=claim)
+        self._mark_released(claim)
         log.warning("%s: poll failed (%d in a row, next try in %.0fs): %s",
                     source.name, count, delay, error)
         if count == self._failure_alert_after:  # exactly once per streak of failures

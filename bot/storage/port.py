@@ -115,14 +115,17 @@ class Storage(Protocol):
 
     async def record_unchanged(
         self, source_id: int, *, now: datetime, next_poll_at: datetime,
-        etag: str | None, last_modified: str | None,
+        etag: str | None, last_modified: str | None, release: str | None = None,
     ) -> None:
         """A poll that found nothing new (304, same body): a success that
-        writes no items; resets the failure count; keeps validators not given."""
+        writes no items; resets the failure count; keeps validators not given.
+        ``release``: give up that poll claim in the same transaction."""
 
-    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> int:
+    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime,
+                             release: str | None = None) -> int:
         """Store the error and the next attempt; returns the failures in a row
-        (counted atomically, so concurrent writers never lose one)."""
+        (counted atomically, so concurrent writers never lose one).
+        ``release``: give up that poll claim in the same transaction."""
 
     async def claim_poll(self, source_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
         """Take (or renew) the one claim on polling ``source_id`` until
@@ -162,7 +165,8 @@ class Storage(Protocol):
         planned delivery, each with a fresh idempotency key, in order), the
         anchor's new links, and the source's progress (synced, validators,
         cursor, next poll). With ``claim``: refused with ClaimLost unless that
-        claim still holds the source. If anything fails, none of it happened
+        claim still holds the source, and given up in the same transaction
+        when the write commits. If anything fails, none of it happened
         (the next poll fetches the same body again)."""
 
     async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:

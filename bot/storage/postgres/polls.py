@@ -124,6 +124,8 @@ class PollsTable(PostgresBase):
                     "UPDATE events SET payload = payload || jsonb_build_object('links', $2::jsonb) WHERE id = $1",
                     intent.anchor_links.event_id, list(intent.anchor_links.links),
                 )  # no row: the anchor's source was removed meanwhile, nothing to extend
+            if claim is not None:
+                await conn.execute("DELETE FROM poll_claims WHERE source_id = $1 AND owner = $2", source.id, claim)
             await conn.execute(
                 "UPDATE sources SET synced = true, last_polled_at = $1, last_success_at = $1, "
                 "last_error = NULL, consecutive_failures = 0, next_poll_at = $2, "

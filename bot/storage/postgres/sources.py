@@ -74,9 +74,11 @@ class SourcesTable(PostgresBase):
 
     async def record_unchanged(
         self, source_id: int, *, now: datetime, next_poll_at: datetime,
-        etag: str | None, last_modified: str | None,
+        etag: str | None, last_modified: str | None, release: str | None = None,
     ) -> None:
         async with self._tx("recording a poll") as conn:
+            if release is not None:
+                await conn.execute("DELETE FROM poll_claims WHERE source_id = $1 AND owner = $2", source_id, release)
             await conn.execute(
                 "UPDATE sources SET last_polled_at = $1, last_success_at = $1, last_error = NULL, "
                 "consecutive_failures = 0, next_poll_at = $2, "
@@ -84,9 +86,12 @@ class SourcesTable(PostgresBase):
                 ts_req(now), ts_req(next_poll_at), etag, last_modified, source_id,
             )
 
-    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> int:
+    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime,
+                             release: str | None = None) -> int:
         # One UPDATE: the row lock makes concurrent increments queue, none lost.
         async with self._tx("recording a failed poll") as conn:
+            if release is not None:
+                await conn.execute("DELETE FROM poll_claims WHERE source_id = $1 AND owner = $2", source_id, release)
             count = await conn.fetchval(
                 "UPDATE sources SET last_polled_at = $1, last_error = $2, last_error_at = $1, "
                 "consecutive_failures = consecutive_failures + 1, next_poll_at = $3 WHERE id = $4 "

@@ -1,7 +1,10 @@
 """The SQLite connection every table module of this backend shares.
 
 Contract:
-- one aiosqlite connection per storage, WAL, foreign keys on, a busy timeout;
+- two aiosqlite connections per storage, WAL, foreign keys on, a busy
+  timeout: one writes, one reads. Each has its own thread, so a member's
+  query never queues behind a big poll's write (WAL: readers don't block
+  the writer, nor it them), and reads see only what was committed;
 - every write runs in one explicit transaction (``BEGIN IMMEDIATE``) under an
   asyncio lock, so coroutines never interleave inside a transaction;
 - operational sqlite errors (locked, disk full, read-only, corrupt) become
@@ -62,6 +65,7 @@ class SqliteBase:
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
+        self._read: aiosqlite.Connection = conn  # until _setup opens its own
         self._lock = asyncio.Lock()
         self.path = path
         self._closed = False
@@ -88,6 +92,8 @@ class SqliteBase:
             return
         async with self._lock:
             self._closed = True
+            if self._read is not self._conn:
+                await self._read.close()
             await self._conn.close()
 
     async def __aenter__(self) -> Any:
@@ -118,6 +124,18 @@ class SqliteBase:
                 except BaseException:
                     await self._conn.execute("ROLLBACK")
                     raise
+        try:
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open database {str(self.path)!r} for reading: {exc}") from exc
+        try:
+            async with self._errors("opening the database for reading"):
+                await reader.execute("PRAGMA busy_timeout=5000")
+                await reader.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await reader.close()
+            raise
+        self._read = reader
 
     async def _user_version(self) -> int:
         async with self._conn.execute("PRAGMA user_version") as cur:
@@ -166,7 +184,7 @@ class SqliteBase:
     async def _all(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> list[sqlite3.Row]:
         """Rows in one hop to the database thread (execute + fetchall + close)."""
         async with self._errors(doing):
-            return list(await self._conn.execute_fetchall(sql, params))
+            return list(await self._read.execute_fetchall(sql, params))
 
     async def _one(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> Any:
         rows = await self._all(sql, params, doing)

@@ -41,7 +41,7 @@ class PollsTable(SqliteBase):
         subscriptions = [Subscription(Platform(r[0]), r[1], r[2]) for r in await self._all(
             "SELECT platform, user_id, topic FROM subscriptions ORDER BY id")]
         async with self._errors("reading routes"):
-            routes = await rows.routes(self._conn)
+            routes = await rows.routes(self._read)
         anchor = await self._book_anchor(now, book_window_s)
         previous = best = None
         if source.spec.kind == "x":
@@ -118,6 +118,8 @@ class PollsTable(SqliteBase):
                                                        route_id=delivery.route_id, mention=delivery.mention)
             if intent.anchor_links is not None:
                 await _set_links(db, intent.anchor_links.event_id, intent.anchor_links.links)
+            if claim is not None:
+                await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source.id, claim))
             await db.execute(
                 "UPDATE sources SET synced = 1, last_polled_at = ?, last_success_at = ?, "
                 "last_error = NULL, consecutive_failures = 0, next_poll_at = ?, "

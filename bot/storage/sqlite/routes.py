@@ -15,7 +15,7 @@ from bot.storage.sqlite.base import SqliteBase, to_db_time
 class RoutesTable(SqliteBase):
     async def list_routes(self) -> list[Route]:
         async with self._errors("reading routes"):
-            return await rows.routes(self._conn)
+            return await rows.routes(self._read)
 
     async def upsert_route(
         self, platform: Platform, channel: str, kinds: frozenset[EventKind], mention: str | None,

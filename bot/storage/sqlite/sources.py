@@ -63,9 +63,11 @@ class SourcesTable(SqliteBase):
 
     async def record_unchanged(
         self, source_id: int, *, now: datetime, next_poll_at: datetime,
-        etag: str | None, last_modified: str | None,
+        etag: str | None, last_modified: str | None, release: str | None = None,
     ) -> None:
         async with self._tx("recording a poll") as db:
+            if release is not None:
+                await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source_id, release))
             await db.execute(
                 "UPDATE sources SET last_polled_at = ?, last_success_at = ?, last_error = NULL, "
                 "consecutive_failures = 0, next_poll_at = ?, "
@@ -73,8 +75,11 @@ class SourcesTable(SqliteBase):
                 (to_db_time(now), to_db_time(now), to_db_time(next_poll_at), etag, last_modified, source_id),
             )
 
-    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime) -> int:
+    async def record_failure(self, source_id: int, error: str, *, now: datetime, next_poll_at: datetime,
+                             release: str | None = None) -> int:
         async with self._tx("recording a failed poll") as db:
+            if release is not None:
+                await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source_id, release))
             async with db.execute(
                 "UPDATE sources SET last_polled_at = ?, last_error = ?, last_error_at = ?, "
                 "consecutive_failures = consecutive_failures + 1, next_poll_at = ? WHERE id = ? "
