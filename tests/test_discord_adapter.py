@@ -194,7 +194,7 @@ async def test_slash_command_answered_via_interaction_callback(fake: FakeDiscord
     assert "@everyone" not in embed["title"]  # escaped: '@\u200beveryone'
     assert "\\*locks\\*" in embed["title"]
     assert embed["url"] == "https://www.youtube.com/watch?v=abc"
-    assert "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720s)" in embed["description"]
+    assert "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720)" in embed["description"]  # the core's link
     assert {"name": "Duration", "value": "46m 39s", "inline": True} in embed["fields"]
     button = data["components"][0]["components"][0]
     assert button["custom_id"] == "showbot:more:search postgres page 2"

@@ -16,14 +16,14 @@ from adapters.discord.render import (
     EMBEDS_MAX,
     TITLE_MAX,
     chapter_line,
-    chapter_url,
     fit_escaped,
     format_clock,
     format_duration,
     render_reply,
     safe_url,
 )
-from bot.models import Chapter, Reply, ReplyItem
+from bot.models import Chapter, ChapterView, Reply, ReplyItem
+from bot.presenter import chapter_views
 
 LINK = re.compile(r"\[(?:[^\[\]\\]|\\.)*\]\(https?://[^()\s]+\)")
 
@@ -42,16 +42,28 @@ def test_durations_and_clock() -> None:
     assert format_clock(3723) == "1:02:03"
 
 
+def chapter(url: str, start_s: int, title: str) -> ChapterView:
+    (view,), _ = chapter_views(url, [Chapter(start_s, title)])
+    return view
+
+
 def test_chapter_links_only_where_a_timestamp_works() -> None:
-    assert chapter_url("https://www.youtube.com/watch?v=abc", 720) == "https://www.youtube.com/watch?v=abc&t=720s"
-    assert chapter_url("https://youtu.be/abc", 5) == "https://youtu.be/abc?t=5s"
-    assert chapter_url("https://podcasters.spotify.com/ep/1", 720) is None
-    line = chapter_line("https://www.youtube.com/watch?v=abc", Chapter(720, "VMA areas"))
-    assert line == "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720s)"
+    # The core builds the link; the renderer only shows it.
+    line = chapter_line(chapter("https://www.youtube.com/watch?v=abc", 720, "VMA areas"))
+    assert line == "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720)"
+    assert chapter_line(chapter("https://podcasters.spotify.com/ep/1", 720, "VMA")) == "12:00 VMA"
     # Brackets and markdown in a chapter title cannot break the link.
-    evil = chapter_line("https://youtu.be/abc", Chapter(1, "a](http://evil) [b *c*"))
+    evil = chapter_line(chapter("https://youtu.be/abc", 1, "a](http://evil) [b *c*"))
     assert LINK.fullmatch(evil), evil
-    assert evil.endswith("(https://youtu.be/abc?t=1s)")
+    assert evil.endswith("(https://youtu.be/abc?t=1)")
+
+
+def test_a_search_hit_link_that_opens_at_a_chapter_gets_t_once() -> None:
+    # The issue: `watch?v=abc&t=746&t=746s`, the core's link extended by the adapter.
+    hit = item(url="https://www.youtube.com/watch?v=abc&t=746", chapters=(Chapter(746, "Page tables"),))
+    description = render_reply(Reply(kind="search", text="", items=(hit,))).embeds[0].description or ""
+    assert "(https://www.youtube.com/watch?v=abc&t=746)" in description
+    assert description.count("t=") == 1
 
 
 def test_unsafe_urls_are_dropped() -> None:

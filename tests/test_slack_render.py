@@ -20,7 +20,6 @@ from adapters.slack.mrkdwn import (
 from adapters.slack.render import (
     MAX_BLOCKS,
     MORE_ACTION_ID,
-    chapter_url,
     format_duration,
     render_announcement,
     render_reply,
@@ -79,13 +78,10 @@ def test_escape_and_link() -> None:
     assert link("https://e.com/a|<!here>", "t") == "t"
 
 
-def test_format_duration_and_chapter_links() -> None:
+def test_format_duration() -> None:
     assert format_duration(2799) == "46m 39s"
     assert format_duration(3723) == "1h 02m 03s"  # one format everywhere: bot.replies
     assert format_duration(39) == "39s"
-    assert chapter_url("https://www.youtube.com/watch?v=abc", 754) == "https://www.youtube.com/watch?v=abc&t=754s"
-    assert chapter_url("https://youtu.be/abc", 60) == "https://youtu.be/abc?t=60s"
-    assert chapter_url("https://podcasters.spotify.com/ep/1", 60) is None
 
 
 def test_reply_blocks_items_context_chapters_and_more() -> None:
@@ -119,7 +115,7 @@ def test_reply_blocks_items_context_chapters_and_more() -> None:
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": "video · youtube · 2024-05-01 · 46m 39s"}],
     }
-    assert "<https://www.youtube.com/watch?v=abc&amp;t=754s|12:34> MVCC &lt;and&gt; vacuum" in blocks[3]["text"]["text"]
+    assert "<https://www.youtube.com/watch?v=abc&amp;t=754|12:34> MVCC &lt;and&gt; vacuum" in blocks[3]["text"]["text"]
     button = blocks[-1]["elements"][0]
     assert button["action_id"] == MORE_ACTION_ID and button["value"] == "episodes on postgres page 2"
     assert msg["text"].startswith("Episodes on postgres")
