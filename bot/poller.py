@@ -122,7 +122,8 @@ def decide_poll(
                                 best_followers=state.best_followers, is_book_news=is_book_news)
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
-    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot)
+    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
+                     source=source.name)
 
 
 class Poller:

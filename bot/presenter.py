@@ -13,6 +13,7 @@ twice because the core and an adapter both added it).
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from bot.errors import UserError
@@ -35,6 +36,7 @@ from bot.replies import (
     format_duration,
     format_timestamp,
     more_chapters,
+    plural,
     timed_link,
     trim,
 )
@@ -127,10 +129,11 @@ def present(announcement: Announcement) -> AnnouncementView:
         entries.append(EntryView(heading_of(entry_event.kind), _title(entry_event, entry_item),
                                  _link(entry_event, entry_item), item_facts(entry_item)))
 
+    title = _digest_title(event, len(announcement.entries)) if event.kind is EventKind.DIGEST else None
     view = AnnouncementView(
         kind=event.kind,
         heading=heading,
-        title=_title(event, stored),
+        title=title or _title(event, stored),
         url=url,
         summary=trim(summary_text, SUMMARY_CHARS) if summary_text else "",
         facts=item_facts(stored),
@@ -150,6 +153,19 @@ def present(announcement: Announcement) -> AnnouncementView:
     if announcement.template and event.kind not in (EventKind.ALERT, EventKind.DIGEST):
         return _with_body(view, announcement.template, event, stored)
     return view
+
+
+def _digest_title(event: Event, count: int) -> str | None:
+    """'3 new items from 2026-06-19' (daily) / '… in the week to 2026-06-21'."""
+    try:
+        end = datetime.fromisoformat(str(event.payload["period_end"]))
+    except (KeyError, ValueError):
+        return None
+    last_day = format_date(end - timedelta(days=1))
+    what = plural(count, "new item")
+    if event.payload.get("period") == "weekly":
+        return f"{what} in the week to {last_day}"
+    return f"{what} from {last_day}"
 
 
 def template_values(view: AnnouncementView, event: Event, stored: StoredItem | None) -> dict[str, list[Segment]]:

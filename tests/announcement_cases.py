@@ -96,8 +96,9 @@ def cases(platform: Platform) -> dict[str, Announcement]:
         (event(EventKind.VIDEO, VIDEO.title, VIDEO.link, 2), video),
         (event(EventKind.MILESTONE, "@hnasr passed 90,000 followers", "https://x.com/hnasr", None), None),
     )
-    digest = Event(9, EventKind.DIGEST, "3 new items from 2026-06-19", None, WHEN, None,
-                   {"period": "daily"}, EventPurpose.DIGEST)
+    digest = Event(9, EventKind.DIGEST, "Daily digest", None, WHEN, None,
+                   {"period": "daily", "period_end": "2026-06-20T00:00:00.000000+00:00", "event_ids": [1, 2, 3]},
+                   EventPurpose.DIGEST)
     return {
         "episode": announce(platform, event(EventKind.EPISODE, EPISODE.title, EPISODE.link), episode),
         "video": announce(platform, event(EventKind.VIDEO, VIDEO.title, VIDEO.link, 2), video, mention=False),

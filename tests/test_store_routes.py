@@ -90,7 +90,7 @@ async def test_held_rows_leave_the_queue_and_go_out_in_one_digest_once(tmp_path:
         assert {r.status for r in await store.outbox_rows()} == {"held"}
         assert await store.count_unsent() == {}  # they block nothing
         assert await store.held_counts() == {route_id: 3}
-        end = NOW.replace(hour=0)
+        end = (NOW + timedelta(days=1)).replace(hour=0, minute=0)  # the next boundary: after it was held
         digest = await store.build_digest(route_id, DigestPeriod.DAILY, end, "Daily digest", NOW)
         assert digest is not None and len(digest.payload["event_ids"]) == 3
         assert await store.build_digest(route_id, DigestPeriod.DAILY, end, "Daily digest", NOW) is None

@@ -298,7 +298,8 @@ class Storage(Protocol):
         whoever holds the row (the platform has the post); every other
         outcome only while ``owner`` still holds its lease. HELD makes the
         row ``held`` (out of its destination's queue, kept for the route's
-        next digest). ``break_route``
+        next digest) with ``next_attempt_at`` set to the result's ``at``:
+        when it was held, which ``build_digest`` reads. ``break_route``
         marks that route broken and, when this call broke it, queues
         ``alert`` to the other alert routes. Idempotent. Returns the ids of
         the routes this call broke."""
@@ -329,9 +330,10 @@ class Storage(Protocol):
         atomically and at most once per (route, period_end) (a unique key):
         a ``digest`` event (purpose digest, payload {"period", "period_end",
         "event_ids": the held rows' events in queue order}), its outbox row
-        to the route, and every row the route held marked ``digested`` with
-        the digest's id. None, writing nothing, when the route holds nothing,
-        is gone, or that period's digest exists already."""
+        to the route, and every row the route held before ``period_end``
+        (its ``next_attempt_at``, see HELD) marked ``digested`` with the
+        digest's id. None, writing nothing, when the route held nothing
+        before then, is gone, or that period's digest exists already."""
 
     async def route_facts(self, now: datetime) -> dict[int, RouteFacts]:
         """Per route id with outbox rows: its last delivery, rows queued

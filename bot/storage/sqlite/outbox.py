@@ -184,10 +184,12 @@ class OutboxTable(SqliteBase):
                         (r.error, int(r.attempted)),
                     )
                 elif r.outcome is DeliveryOutcome.HELD:
+                    # next_attempt_at keeps when it was held: a digest takes
+                    # what was held before its period ended.
                     sql, params = (
                         "UPDATE outbox SET status = 'held', outcome_unknown = 0, lease_owner = NULL, "
-                        "lease_until = NULL ",
-                        (),
+                        "lease_until = NULL, next_attempt_at = ? ",
+                        (at,),
                     )
                 elif r.outcome is DeliveryOutcome.RETRY:
                     sql, params = (
@@ -264,7 +266,8 @@ class OutboxTable(SqliteBase):
                 if await cur.fetchone() is not None:
                     return None  # another process (or an earlier tick) built it
             async with db.execute(
-                "SELECT id, event_id FROM outbox WHERE status = 'held' AND route_id = ? ORDER BY id", (route_id,)
+                "SELECT id, event_id FROM outbox WHERE status = 'held' AND route_id = ? AND next_attempt_at < ? "
+                "ORDER BY id", (route_id, t_end)
             ) as cur:
                 held = list(await cur.fetchall())
             route = next((r for r in await rows.routes(db) if r.id == route_id), None)
