@@ -37,7 +37,8 @@ from bot.intents import (
     PollState,
     SnapshotRow,
 )
-from bot.models import Destination, DestinationKind, EventKind, Platform, Route
+from bot.models import Destination, DestinationKind, EventKind, Platform, Route, StoredItem
+from bot.storage.records import QueuedDelivery, QueuedEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +169,23 @@ def plan_poll(
         events=tuple(final),
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
     )
+
+
+def plan_backfill(items: Sequence[StoredItem], routes: Sequence[Route], source_id: int) -> list[QueuedEvent]:
+    """`feed backfill`: an announcement of each stored item (oldest first:
+    channels read top-down) for every unbroken route that takes its kind
+    from its feed. Items no route takes are left out, so they stay free to
+    be backfilled once a channel wants them; storage skips any item that
+    was announced before."""
+    ordered = sorted(items, key=lambda s: (s.item.published_at is None, s.item.published_at or s.first_seen_at, s.id))
+    planned: list[QueuedEvent] = []
+    for stored in ordered:
+        kind = EventKind(stored.kind.value)
+        deliveries = tuple(
+            QueuedDelivery(Destination(r.platform, DestinationKind.CHANNEL, r.channel), r.id, r.mention)
+            for r in routes if not r.broken and r.takes(kind, stored.source_name)
+        )
+        if deliveries:
+            planned.append(QueuedEvent(kind, stored.item.title, stored.item.link or stored.item.enclosure_url,
+                                       stored.id, source_id, deliveries))
+    return planned

@@ -32,6 +32,11 @@ def format_duration(seconds: int | None) -> str:
     return f"{secs}s"
 
 
+def format_span(seconds: int) -> str:
+    """An interval as people say it: 900 -> '15m', 3600 -> '1h', 5400 -> '1h 30m', 90 -> '1m 30s'."""
+    return format_duration(seconds).removesuffix(" 00s").removesuffix(" 00m")
+
+
 def format_timestamp(seconds: int) -> str:
     """A chapter start as players show it: 746 -> '12:26', 3723 -> '1:02:03'."""
     hours, rest = divmod(max(0, int(seconds)), 3600)

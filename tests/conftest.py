@@ -30,3 +30,18 @@ def _charts_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     charts = tmp_path / "_charts"
     charts.mkdir()
     monkeypatch.setattr(bot.charts, "_dir", charts)
+
+
+@pytest.fixture
+async def chat(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201 - tests.chat.Chat
+    """The one harness every command test shares (tests/chat.py): the
+    catalogue in a real SQLite file, the real commands and outbox.
+    ``@pytest.mark.chat(catalog=False, book=...)`` changes what it starts with."""
+    from tests.chat import open_chat
+
+    marker = request.node.get_closest_marker("chat")
+    harness = await open_chat(tmp_path / "chat.db", **(marker.kwargs if marker else {}))
+    try:
+        yield harness
+    finally:
+        await harness.store.close()

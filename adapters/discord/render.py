@@ -25,7 +25,7 @@ import discord
 from bot.models import AnnouncementView, ChapterView, Reply, ReplyItem, SegmentRole
 from bot.presenter import chapter_views
 from bot.replies import format_duration, more_chapters, shown_chapters
-from bot.replies import format_timestamp as format_clock
+from bot.replies import format_timestamp as format_clock  # noqa: F401 - tests use the one clock format
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096

@@ -14,6 +14,9 @@ from bot.storage import Storage
 Preview = Callable[[str], Awaitable[ParsedFeed]]
 Notify = Callable[[], Awaitable[None]]
 Health = Callable[[], Mapping[str, bool]]
+Queued = Callable[[], None]
+# The differences between the config file and the database, one line each.
+Drift = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(slots=True)
@@ -27,3 +30,5 @@ class Context:
     on_sources_changed: Notify | None = None
     health: Health | None = None
     max_topics_per_member: int = 25
+    on_queued: Queued | None = None  # something was put in the outbox: deliver it now
+    drift: Drift | None = None

@@ -126,8 +126,12 @@ def _topic(ctx: Context, raw: str) -> str:
 
 async def subscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = _topic(ctx, raw)
-    added = await ctx.store.add_subscription(caller.platform, caller.user_id, topic,
-                                           ctx.clock(), ctx.max_topics_per_member)
+    try:
+        added = await ctx.store.add_subscription(caller.platform, caller.user_id, topic,
+                                                 ctx.clock(), ctx.max_topics_per_member)
+    except UserError:  # the storage's limit, said the commands' way
+        raise UserError(f"You can follow at most {ctx.max_topics_per_member} topics; "
+                        "`unsubscribe <topic>` from one first.") from None
     text = (f"Subscribed to “{topic}”: I'll send you a direct message when something new matches."
             if added else f"You are already subscribed to “{topic}”.")
     return Reply(kind="subscriptions", text=text, ephemeral=True)
@@ -137,7 +141,10 @@ async def unsubscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = normalize_topic(raw[:MAX_TOPIC_CHARS])
     if not topic:
         raise UserError("Unsubscribe from what? `subscriptions` lists your topics.")
-    await ctx.store.remove_subscription(caller.platform, caller.user_id, topic)
+    try:
+        await ctx.store.remove_subscription(caller.platform, caller.user_id, topic)
+    except NotFound:
+        raise NotFound(f"You aren't subscribed to “{topic}”. `subscriptions` lists your topics.") from None
     return Reply(kind="subscriptions", text=f"Unsubscribed from “{topic}”.", ephemeral=True)
 
 
