@@ -27,6 +27,7 @@ from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_filter
 from bot.models import Event, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
+from bot.replies import plural
 from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.plan import Change, plan_poll
@@ -230,6 +231,23 @@ class Poller:
         return await kind.fetch(source, parse_snapshot_json(raw) if raw else None)
 
     async def _store_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
+        report = await self._write_fetched(source, fetched, claim)
+        await self._recovered(source)
+        return report
+
+    async def _recovered(self, source: Source) -> None:
+        """Moderators were told this feed was failing (the alert goes out at
+        exactly ``failure_alert_after`` failures): tell them it works again.
+        Queued after the success is stored, so a crash between the two can
+        lose this notice but never send it twice (the count is 0 now)."""
+        failures = source.consecutive_failures
+        if failures < self._failure_alert_after:
+            return
+        log.warning("%s: works again after %s", source.name, plural(failures, "failure") + " in a row")
+        await self._store.queue_alert(
+            f"Feed “{source.name}” works again after {plural(failures, 'failure')} in a row.", self._clock())
+
+    async def _write_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
         now = self._clock()
         next_poll_at = now + timedelta(seconds=source.spec.every_s)
         if fetched.items is None:
@@ -268,6 +286,6 @@ class Poller:
                     source.name, count, delay, error)
         if count == self._failure_alert_after:  # exactly once per streak of failures
             await self._store.queue_alert(
-                f"Feed {source.name!r} has failed {count} times in a row: {error}", now)
+                f"Feed “{source.name}” has failed {count} times in a row: {error}", now)
         return PollReport(source.name, ok=False, error=error, consecutive_failures=count)
 
