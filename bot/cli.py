@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health``: the contract in DESIGN.md.
+"""``showbot run | check | poll | ask | health | apply-config``: the contract in docs/design.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -34,8 +34,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        return installed("showbot")
+    except PackageNotFoundError:  # run from a source tree without installing
+        import bot
+
+        return bot.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="showbot", description="A community bot for a creator's shows.")
+    parser.add_argument("--version", action="version", version=f"showbot {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -60,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--moderator", action="store_true", help="ask as a moderator")
     ask.add_argument("text", nargs="+", help='e.g. "episodes on postgres"')
 
+    apply = sub.add_parser("apply-config", help="make the database's sources and routes match the config file")
+    with_config(apply)
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -80,9 +96,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run is noise
     try:
-        config = load_config(args.config)
-        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health}
+        # Starting, validating or applying on nothing but defaults is a mistake to name.
+        config = load_config(args.config, required=args.command in ("run", "check", "apply-config"))
+        handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
+                   "apply-config": _apply_config}
         return handler[args.command](config, args)
+    except BrokenPipeError:
+        # `showbot poll --json | head`: the reader left. Say nothing more;
+        # point stdout at nothing so the exit's flush can't fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
         return 2
@@ -113,6 +137,11 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     for r in config.routes:
         kinds = ", ".join(sorted(k.value for k in r.kinds))
         print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" (mention {r.mention})" if r.mention else ""))
+    if not config.sources:
+        print("note: no sources: nothing will be polled or announced")
+    elif not config.routes:
+        print("note: no routes in the file: nothing is announced until a moderator says `announce <kinds> here`")
+    _check_database(config, secrets)
     chat = [name for name, token in (("discord", secrets.discord_token),
                                      ("slack", secrets.slack_bot_token)) if token]
     print(f"adapters: {', '.join(chat) if chat else 'console (no chat token set)'}")
@@ -123,6 +152,58 @@ def _check(config: Config, args: argparse.Namespace) -> int:
         raise ConfigError("SLACK_SIGNING_SECRET",
                           "Slack HTTP mode needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN for socket mode)")
     print("ok")
+    return 0
+
+
+def _check_database(config: Config, secrets: Secrets) -> None:
+    """How the database differs from the file (the file only seeds it at the
+    first start; after that the database is what runs)."""
+    from bot.drift import config_drift
+    from bot.storage import open_storage
+
+    url = secrets.database_url or config.storage_url
+    if url is None and not config.storage_path.exists():
+        print(f"database: {config.storage_path} not created yet (the first start seeds it from this file)")
+        return
+
+    async def go() -> list[str]:
+        store = await open_storage(config.storage_path, url)
+        try:
+            return [d.text for d in config_drift(config, await store.list_sources(), await store.list_routes())]
+        finally:
+            await store.close()
+
+    differences = asyncio.run(go())
+    if not differences:
+        print("database: its sources and routes match this file")
+        return
+    print(f"database differs from this file in {len(differences)} way(s) (the database is what runs; "
+          "`showbot apply-config` makes it match the file):")
+    for line in differences:
+        print(f"  - {line}")
+
+
+# -- apply-config -----------------------------------------------------------------
+
+def _apply_config(config: Config, args: argparse.Namespace) -> int:
+    from bot.clock import utc_now
+    from bot.drift import apply_config
+    from bot.storage import open_storage
+
+    secrets = Secrets.from_env()
+
+    async def go() -> list[str]:
+        store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
+        try:
+            return await apply_config(store, config, utc_now())
+        finally:
+            await store.close()
+
+    changes = asyncio.run(go())
+    for line in changes:
+        print(line)
+    print(f"{len(changes)} change(s); the database now matches {config.origin}" if changes
+          else f"nothing to change: the database already matches {config.origin}")
     return 0
 
 
