@@ -238,7 +238,9 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
             elif r.unchanged:
                 print(f"{r.name}: unchanged")
             else:
-                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce")
+                posts = "" if not r.events else (
+                    f", {r.queued} post(s) queued" if r.queued else ", but no channel takes them: nothing queued")
+                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce{posts}")
                 for e in r.events:
                     print(f"  [{e.kind.value}] {e.title}  {e.url or ''}")
     failed = [r for r in reports if not r.ok]

@@ -92,6 +92,7 @@ class PollReport:
     skipped: bool = False  # paused, backing off, not due, or someone else is polling it
     busy: bool = False  # forced, but another poll of it is running
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    queued: int = 0  # outbox rows the events made (0: no channel takes them)
 
 
 def decide_poll(
@@ -268,11 +269,13 @@ class Poller:
         )
         written = await self._store.write_poll(source, intent, progress, claim=claim)
         if written.new_items or written.events:
-            log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),
-                     len(written.events))
+            # "2 event(s)" alone read as two posts made when no channel took them.
+            log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
+                     len(written.new_items), len(written.events), written.outbox_rows,
+                     " (no channel takes them)" if written.events and not written.outbox_rows else "")
         return PollReport(
             source.name, ok=True, new=written.new_items, events=written.events,
-            warnings=(fetched.warning,) if fetched.warning else (),
+            warnings=(fetched.warning,) if fetched.warning else (), queued=written.outbox_rows,
         )
 
     async def _fail(self, source: Source, error: str, retry_after: float | None) -> PollReport:

@@ -42,7 +42,7 @@ async def test_latest_episode(bot: Chat) -> None:
 async def test_latest_is_everything_newest_first(bot: Chat) -> None:
     reply = await bot("what's new")
     assert [i.kind for i in reply.items] == ["episode", "episode", "article", "post", "episode"]
-    assert reply.text == "Latest: 152 more."
+    assert reply.text == "Latest 1–5 of 157:"
     assert reply.more == "latest page 2"
     dates = [i.published_at for i in reply.items]
     assert dates == sorted(dates, reverse=True)
