@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.discord.commands import announce_text, command_text, feed_add_text
+from adapters.discord.commands import announce_text, command_text, feed_add_text, template_text
 from adapters.discord.caller import strip_bot_mention
 from adapters.discord.render import (
     DESCRIPTION_MAX,
@@ -131,6 +131,13 @@ def test_command_text_builders() -> None:
     assert announce_text("episode, video", None) == "announce episode video here"
     assert announce_text("OFF", None) == "announce off here"
     assert announce_text("episode", None, thread=True) == "announce episode here thread"
+    assert announce_text("only episode from podcast", None) == "announce only episode from podcast here"
+    assert announce_text("digest daily", None) == "announce digest daily here"
+    assert template_text(None, None) == "template list"
+    assert template_text("compact", None) == "template compact here"
+    assert template_text("reset", None) == "template reset here"
+    assert template_text(None, " {title} {url} ") == "template set here {title} {url}"
+    assert command_text("feed backfill", "podcast", 5) == "feed backfill podcast 5"
 
 
 def test_strip_bot_mention() -> None:
