@@ -136,7 +136,12 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     print(f"routes: {len(config.routes)}")
     for r in config.routes:
         kinds = ", ".join(sorted(k.value for k in r.kinds))
-        print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" (mention {r.mention})" if r.mention else ""))
+        options = [f"mention {r.mention}" if r.mention else "", "thread" if r.thread else "",
+                   f"from {', '.join(sorted(r.feeds))}" if r.feeds else "",
+                   f"template {r.template!r}" if r.template else "", f"pace {r.pace_s}s" if r.pace_s else "",
+                   f"daily cap {r.daily_cap}" if r.daily_cap else "", f"{r.digest.value} digest" if r.digest else ""]
+        shown = "; ".join(o for o in options if o)
+        print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" ({shown})" if shown else ""))
     if not config.sources:
         print("note: no sources: nothing will be polled or announced")
     elif not config.routes:
