@@ -144,3 +144,15 @@ def test_strip_bot_mention() -> None:
     assert strip_bot_mention("<@42> episodes on postgres", 42) == "episodes on postgres"
     assert strip_bot_mention("hey <@!42>   latest  ", 42) == "hey latest"
     assert strip_bot_mention("<@43> latest", 42) is None
+
+
+def test_a_preview_reply_shows_the_announcement_instead_of_the_list() -> None:
+    from bot.presenter import present
+    from bot.models import Platform
+    from tests.announcement_cases import cases
+
+    view = present(cases(Platform.DISCORD)["video"])
+    rendered = render_reply(Reply(kind="preview", text="Preview.", items=(item(),), announcement=view))
+    (embed,) = rendered.embeds
+    assert embed.author.name == "New video" and rendered.content == "Preview."
+    assert embed.footer.text is None  # never posted: no delivery marker

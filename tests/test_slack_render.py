@@ -212,3 +212,20 @@ def test_inbound_text_and_mentions() -> None:
     )
     assert inbound_text("search a &amp; b &lt;c&gt;") == "search a & b <c>"
     assert subteam_id("<!subteam^S01AB|@devs>") == "S01AB" and subteam_id("everyone") is None
+
+
+def test_a_preview_reply_shows_the_announcement_and_a_template_can_never_ping() -> None:
+    from dataclasses import replace
+
+    from bot.presenter import present
+    from tests.announcement_cases import cases
+
+    view = present(cases(Platform.SLACK)["episode"])
+    msg = render_reply(Reply(kind="preview", text="The newest item of “podcast”.", announcement=view))
+    assert msg["blocks"][0]["text"]["text"] == "The newest item of “podcast”."
+    assert msg["blocks"][1] == {"type": "header", "text": {"type": "plain_text", "text": "New episode", "emoji": True}}
+    # The moderator's own template text is escaped too: it can format, not ping.
+    hostile = replace(cases(Platform.SLACK)["template_compact"], template="<!channel> *{title}* {url}")
+    text = render_announcement(hostile)["blocks"][0]["text"]["text"]
+    assert text.startswith("<!subteam^S0ROLE1> &lt;!channel&gt; *Postgres fsync")
+    assert unsafe_sequences(text) == ["!subteam^S0ROLE1"]

@@ -193,8 +193,11 @@ async def feed_action(ctx: Context, caller: Caller, cmd: FeedAction) -> Reply:
 async def filter_add(ctx: Context, caller: Caller, cmd: FilterAdd) -> Reply:
     source = await find_feed(ctx, cmd.feed)
     compile_filter(cmd.pattern)  # refuses what is unsafe or invalid, with the reason
-    await ctx.store.add_filter(source.id, FilterRule(cmd.mode, cmd.pattern.strip()), ctx.clock(),
-                             audit=(caller.platform, caller.user_id))
+    try:
+        await ctx.store.add_filter(source.id, FilterRule(cmd.mode, cmd.pattern.strip()), ctx.clock(),
+                                   audit=(caller.platform, caller.user_id))
+    except AlreadyExists:
+        raise AlreadyExists(f"“{source.name}” already has that filter; `filter {source.name}` lists them.") from None
     verb = "only announce items matching" if cmd.mode == "include" else "hold back items matching"
     return Reply(kind="filter", text=f"“{source.name}” will {verb} {cmd.pattern.strip()}.", ephemeral=True)
 
