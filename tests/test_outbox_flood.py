@@ -153,3 +153,23 @@ async def test_a_capped_digest_route_posts_up_to_the_cap_then_digests_the_rest(t
         assert [e.title for e, _ in adapter.sent[-1].entries] == ["Episode 101", "Episode 102"]
     finally:
         await store.close()
+
+
+async def test_a_row_that_may_be_posted_already_is_looked_up_not_held_for_the_digest(tmp_path: Path) -> None:
+    store = await store_with_events(tmp_path / "s.db", 2, [PACED])
+    try:
+        # A process claimed the first row, posted it, and died.
+        rows = await store.claim_outbox("dead", NOW, NOW + timedelta(minutes=1), budgets={Platform.DISCORD: 1},
+                                        per_destination=1)
+        adapter = RecordingAdapter()
+        adapter.accepted.append({"key": rows[0].idempotency_key, "title": "Episode 100", "to": "paced"})
+        await store.expire_outbox_leases()
+        # Meanwhile a moderator made it a digest channel.
+        await store.put_route(RouteSeed(*PACED, ALL_KINDS, digest=DigestPeriod.DAILY), NOW)
+        clock = FrozenClock(NOW)
+        report = await Outbox(store, {Platform.DISCORD: adapter}, clock=clock).dispatch_once()
+        assert adapter.lookups == 1 and adapter.sent == []  # found, not posted again, not held
+        assert (report.sent, report.held) == (1, 1)
+        assert [r.status for r in await store.outbox_rows()] == ["sent", "held"]
+    finally:
+        await store.close()

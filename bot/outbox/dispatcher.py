@@ -331,6 +331,11 @@ class Outbox:
                 if settled and row.outcome_unknown:
                     row = dataclasses.replace(row, outcome_unknown=False)
                 flood = self._flood(row, batch)
+                if flood.verdict is Verdict.HOLD and (row.outcome_unknown or row.attempts):
+                    # It may be on the platform already (a takeover, a lost
+                    # answer): put in a digest it could be posted twice. Look
+                    # it up and finish it alone, as it was started.
+                    flood = FLOOD_FREE
                 if flood.verdict is Verdict.HOLD:
                     self._counts.held += 1
                     self._recorder.add(DeliveryResult(row.id, DeliveryOutcome.HELD, self._clock(), attempted=False))
