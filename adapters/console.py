@@ -1,6 +1,7 @@
 """The console adapter: the embedded default when no chat token is set.
 
-Announcements are printed to stdout; each line typed on stdin is a command
+Announcements are printed to stdout (a direct message marked as one, from
+the same presenter as every platform); each line typed on stdin is a command
 answered there. End of input does not stop the bot (it may be started with
 stdin closed, e.g. in a container): only SIGINT/SIGTERM do.
 """
@@ -20,6 +21,8 @@ from bot.replies import render_text
 log = logging.getLogger("showbot.console")
 
 CHANNEL = "terminal"
+HINT = ("showbot console: type a command and press Enter (`help` lists them, `status` shows the feeds); "
+        "announcements appear here. Ctrl-C stops.")
 
 
 class ConsoleAdapter:
@@ -38,6 +41,9 @@ class ConsoleAdapter:
         return True
 
     async def start(self) -> None:
+        # Without it a new operator faces a silent terminal and can't tell a
+        # waiting bot from a stuck one.
+        self._write(HINT)
         self._task = asyncio.create_task(self._read_commands(), name="showbot-console")
 
     async def stop(self) -> None:

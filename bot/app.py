@@ -24,6 +24,7 @@ from bot.clock import Clock, utc_now
 from bot.commands import Commands
 from bot.config import Config, Secrets
 from bot.detect import make_book_matcher
+from bot.drift import config_drift, route_seed
 from bot.models import ParsedFeed, Platform
 from bot.errors import StorageError
 from bot.faults import StorageFaults
@@ -38,7 +39,7 @@ from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.sources.x import XSource
-from bot.storage import RouteSeed, Storage, open_storage
+from bot.storage import Storage, open_storage
 from bot.web.server import WebDeps, WebServer
 
 log = logging.getLogger("showbot")
@@ -96,7 +97,8 @@ class App:
         self.metrics = metrics or Metrics()
         self.commands = Commands(
             store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
-            health=self.health, book_config=config.book, metrics=self.metrics,
+            health=self.health, book_config=config.book, metrics=self.metrics, on_queued=self._queued,
+            drift=self.drift_lines,
         )
         self.web: WebServer | None = None
         self.running = asyncio.Event()  # set once run() has started everything (tests wait on it)
@@ -118,11 +120,12 @@ class App:
         secrets = secrets if secrets is not None else Secrets.from_env()
         store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
         try:
-            await store.seed(
-                config.sources,
-                [RouteSeed(r.platform, r.channel, r.kinds, r.mention, r.thread) for r in config.routes],
-                clock(),
-            )
+            await store.seed(config.sources, [route_seed(r) for r in config.routes], clock())
+            # Once per start: the file is read only at the first start, so an
+            # edit made since would otherwise be ignored without a word.
+            for difference in config_drift(config, await store.list_sources(), await store.list_routes()):
+                log.warning("config file and database differ: %s (the database is what runs; "
+                            "`showbot apply-config` makes it match the file)", difference.text)
         except BaseException:
             await store.close()
             raise
@@ -166,6 +169,15 @@ class App:
         assert result.body is not None  # no validators sent, so never a 304
         parse = self.parsers.parse if self.parsers is not None else parse_feed_off_loop
         return await parse(result.body, url=result.url, content_type=result.content_type)
+
+    def _queued(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wake()  # a test post or a backfill: deliver now, not at the next tick
+
+    async def drift_lines(self) -> list[str]:
+        """How the config file and the database differ now (for `status`)."""
+        return [d.text for d in config_drift(self.config, await self.store.list_sources(),
+                                             await self.store.list_routes())]
 
     async def _sources_changed(self) -> None:
         if self.scheduler is not None:

@@ -1,4 +1,4 @@
-"""``showbot run | check | poll | ask | health | why | backup | migrate``: the contract in docs/design.md.
+"""``showbot run | check | poll | ask | health | why | backup | migrate | apply-config``: the contract in docs/design.md.
 
 Exit codes: 0 ok, 2 bad usage or config, 1 anything else; always a one-line
 error on stderr, never a traceback for a user mistake (SHOWBOT_DEBUG=1 shows
@@ -35,8 +35,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        return installed("showbot")
+    except PackageNotFoundError:  # run from a source tree without installing
+        import bot
+
+        return bot.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="showbot", description="A community bot for a creator's shows.")
+    parser.add_argument("--version", action="version", version=f"showbot {version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def with_config(p: argparse.ArgumentParser) -> None:
@@ -76,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(backup)
     backup.add_argument("path", type=Path, metavar="PATH", help="a file, or a folder to put a dated copy in")
 
+    apply = sub.add_parser("apply-config", help="make the database's sources and routes match the config file")
+    with_config(apply)
+
     health = sub.add_parser("health", help="exit 0 when a running bot is alive (container HEALTHCHECK)")
     with_config(health)
     health.add_argument("--max-age", type=float, default=90.0,
@@ -92,14 +108,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Until the config is read: errors only, as text.
     configure_logging(level="error", fmt="text", secrets=Secrets.from_env().values())
     try:
-        config = load_config(args.config)
+        # Starting, validating or applying on nothing but defaults is a mistake to name.
+        config = load_config(args.config, required=args.command in ("run", "check", "apply-config"))
         # [log] sets what `run` logs; one-shot commands print their answer
         # and log errors only, in the configured format.
         configure_logging(level=config.log.level if args.command == "run" else "error",
                           fmt=config.log.format, secrets=Secrets.from_env().values())
         handler = {"run": _run, "check": _check, "poll": _poll, "ask": _ask, "health": _health,
-                   "why": _why, "backup": _backup, "migrate": _migrate}
+                   "why": _why, "backup": _backup, "migrate": _migrate, "apply-config": _apply_config}
         return handler[args.command](config, args)
+    except BrokenPipeError:
+        # `showbot poll --json | head`: the reader left. Say nothing more;
+        # point stdout at nothing so the exit's flush can't fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except ConfigError as exc:
         print(f"showbot: {exc}", file=sys.stderr)
         return 2
@@ -133,7 +156,17 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     print(f"routes: {len(config.routes)}")
     for r in config.routes:
         kinds = ", ".join(sorted(k.value for k in r.kinds))
-        print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" (mention {r.mention})" if r.mention else ""))
+        options = [f"mention {r.mention}" if r.mention else "", "thread" if r.thread else "",
+                   f"from {', '.join(sorted(r.feeds))}" if r.feeds else "",
+                   f"template {r.template!r}" if r.template else "", f"pace {r.pace_s}s" if r.pace_s else "",
+                   f"daily cap {r.daily_cap}" if r.daily_cap else "", f"{r.digest.value} digest" if r.digest else ""]
+        shown = "; ".join(o for o in options if o)
+        print(f"  - {r.platform.value} {r.channel}: {kinds}" + (f" ({shown})" if shown else ""))
+    if not config.sources:
+        print("note: no sources: nothing will be polled or announced")
+    elif not config.routes:
+        print("note: no routes in the file: nothing is announced until a moderator says `announce <kinds> here`")
+    _check_database(config, secrets)
     chat = [name for name, token in (("discord", secrets.discord_token),
                                      ("slack", secrets.slack_bot_token)) if token]
     print(f"adapters: {', '.join(chat) if chat else 'console (no chat token set)'}")
@@ -147,6 +180,58 @@ def _check(config: Config, args: argparse.Namespace) -> int:
         print(f"showbot: the database is not usable: {storage.describe()}", file=sys.stderr)
         return 1
     print("ok")
+    return 0
+
+
+def _check_database(config: Config, secrets: Secrets) -> None:
+    """How the database differs from the file (the file only seeds it at the
+    first start; after that the database is what runs)."""
+    from bot.drift import config_drift
+    from bot.storage import open_storage
+
+    url = secrets.database_url or config.storage_url
+    if url is None and not config.storage_path.exists():
+        print(f"database: {config.storage_path} not created yet (the first start seeds it from this file)")
+        return
+
+    async def go() -> list[str]:
+        store = await open_storage(config.storage_path, url)
+        try:
+            return [d.text for d in config_drift(config, await store.list_sources(), await store.list_routes())]
+        finally:
+            await store.close()
+
+    differences = asyncio.run(go())
+    if not differences:
+        print("database: its sources and routes match this file")
+        return
+    print(f"database differs from this file in {len(differences)} way(s) (the database is what runs; "
+          "`showbot apply-config` makes it match the file):")
+    for line in differences:
+        print(f"  - {line}")
+
+
+# -- apply-config -----------------------------------------------------------------
+
+def _apply_config(config: Config, args: argparse.Namespace) -> int:
+    from bot.clock import utc_now
+    from bot.drift import apply_config
+    from bot.storage import open_storage
+
+    secrets = Secrets.from_env()
+
+    async def go() -> list[str]:
+        store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
+        try:
+            return await apply_config(store, config, utc_now())
+        finally:
+            await store.close()
+
+    changes = asyncio.run(go())
+    for line in changes:
+        print(line)
+    print(f"{len(changes)} change(s); the database now matches {config.origin}" if changes
+          else f"nothing to change: the database already matches {config.origin}")
     return 0
 
 
@@ -181,7 +266,9 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
             elif r.unchanged:
                 print(f"{r.name}: unchanged")
             else:
-                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce")
+                posts = "" if not r.events else (
+                    f", {r.queued} post(s) queued" if r.queued else ", but no channel takes them: nothing queued")
+                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce{posts}")
                 for e in r.events:
                     print(f"  [{e.kind.value}] {e.title}  {e.url or ''}")
     failed = [r for r in reports if not r.ok]

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.errors import ConfigError
-from bot.models import ContentKind, EventKind, Platform, SourceSpec
+from bot.errors import ConfigError, ShowbotError
+from bot.models import ContentKind, DigestPeriod, EventKind, Platform, SourceSpec
+from bot.templates import check_template
 
 DEFAULT_CONFIG = Path("config.toml")
 EXAMPLE_CONFIG = Path("config.example.toml")
@@ -55,6 +56,11 @@ class RouteSpec:
     kinds: frozenset[EventKind]
     mention: str | None = None
     thread: bool = False
+    feeds: frozenset[str] = frozenset()  # route by feed as well as by kind; empty: every feed
+    template: str | None = None  # bot.templates syntax; None: the default card
+    pace_s: int | None = None
+    daily_cap: int | None = None
+    digest: DigestPeriod | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +323,44 @@ def parse_x_options(raw: Mapping[str, Any], where: str) -> XSourceOptions:
 def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     if not isinstance(value, list) or not value:
         raise ConfigError(key, f"expected a non-empty list of kinds, got {value!r}")
-    return frozenset(_enum(EventKind, v, key) for v in value)
+    kinds = frozenset(_enum(EventKind, v, key) for v in value)
+    if EventKind.DIGEST in kinds:
+        raise ConfigError(key, 'a digest is not a kind to select: set digest = "daily" on the route')
+    return kinds
+
+
+ROUTE_KEYS = {"platform", "channel", "kinds", "mention", "thread", "feeds", "template", "pace", "daily_cap",
+              "digest"}
+
+
+def _route_options(r: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The keys of issue #12 on a [[routes]] table: feeds, template, pace,
+    daily_cap, digest. A template is parsed here, so a typo in a
+    placeholder stops `check`, not the first announcement."""
+    for k in r:
+        if k not in ROUTE_KEYS:
+            raise ConfigError(f"{where}.{k}", f"unknown key (known: {', '.join(sorted(ROUTE_KEYS))})")
+    feeds = _str_list(r, "feeds", where)
+    for n, name in enumerate(feeds):
+        validate_name(name, f"{where}.feeds[{n}]")
+    template = _str(r, "template", where)
+    if template is not None:
+        try:
+            check_template(template)
+        except ShowbotError as exc:
+            raise ConfigError(f"{where}.template", str(exc)) from None
+    pace = r.get("pace")
+    cap = r.get("daily_cap")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ConfigError(f"{where}.daily_cap", f"expected a whole number of posts a day >= 1, got {cap!r}")
+    digest = r.get("digest")
+    return {
+        "feeds": frozenset(feeds),
+        "template": template,
+        "pace_s": parse_duration(pace, f"{where}.pace") if pace is not None else None,
+        "daily_cap": cap,
+        "digest": _enum(DigestPeriod, digest, f"{where}.digest") if digest is not None else None,
+    }
 
 
 def parse_storage_url(url: str | None) -> str | None:
@@ -435,8 +478,15 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
                 kinds=parse_kinds(r.get("kinds"), f"{where}.kinds"),
                 mention=str(mention) if mention is not None else None,
                 thread=_bool(r, "thread", where, False),
+                **_route_options(r, where),
             )
         )
+    seen_routes: set[tuple[Platform, str]] = set()
+    for i, route in enumerate(routes):
+        if (route.platform, route.channel) in seen_routes:
+            raise ConfigError(f"routes[{i}].channel", f"a second route for {route.platform.value} "
+                              f"{route.channel!r}: one channel has one route")
+        seen_routes.add((route.platform, route.channel))
 
     book_raw = _table(raw, "book")
     book_window_s = parse_duration(book_raw.get("window", "3d"), "book.window")
@@ -515,18 +565,26 @@ def http_from_env(http: HttpConfig, env: Mapping[str, str]) -> HttpConfig:
     return parse_http({k: v for k, v in raw.items() if v is not None})
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None, *,
+                required: bool = False) -> Config:
     """``path``, else ./config.toml, else config.example.toml's values; then
-    the environment's overrides (``http_from_env``)."""
-    config = _load_file(path)
+    the environment's overrides (``http_from_env``). With no file found: the
+    defaults, or (``required``: `check`, `run`, `apply-config`) a ConfigError
+    naming the files looked for, because a bot run on defaults watches
+    nothing and says nothing."""
+    config = _load_file(path, required)
     http = http_from_env(config.http, os.environ if env is None else env)
     return config if http == config.http else replace(config, http=http)
 
 
-def _load_file(path: Path | None) -> Config:
+def _load_file(path: Path | None, required: bool) -> Config:
     if path is None:
         path = DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else EXAMPLE_CONFIG
         if not path.exists():
+            if required:
+                looked = " and ".join(str(p.resolve()) for p in (DEFAULT_CONFIG, EXAMPLE_CONFIG))
+                raise ConfigError("--config", f"no config file found: looked for {looked}. Copy "
+                                  "config.example.toml to config.toml, or pass --config PATH")
             return Config()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -53,9 +53,9 @@ def compile_filter(pattern: str) -> Callable[[str], bool]:
     refused pattern."""
     pattern = pattern.strip()
     if not pattern:
-        raise UserError("a filter needs words or a /regex/")
+        raise UserError("A filter needs words or a /regex/, e.g. `filter podcast exclude sponsored`.")
     if len(pattern) > MAX_PATTERN:
-        raise UserError(f"that filter is too long ({len(pattern)} characters, at most {MAX_PATTERN})")
+        raise UserError(f"That filter is too long ({len(pattern)} characters, at most {MAX_PATTERN}).")
     m = _REGEX.match(pattern)
     if m is None:
         return _words_filter(pattern)
@@ -65,7 +65,7 @@ def compile_filter(pattern: str) -> Callable[[str], bool]:
 def _words_filter(pattern: str) -> Callable[[str], bool]:
     words = [w for w in _WORD_SPLIT.split(pattern) if w]
     if len(words) > MAX_WORDS:
-        raise UserError(f"too many words in one filter (at most {MAX_WORDS})")
+        raise UserError(f"Too many words in one filter (at most {MAX_WORDS}).")
     # Escaped literals in one alternation: linear time, no user syntax.
     regex = re.compile(
         r"(?<!\w)(?:" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE
@@ -75,35 +75,60 @@ def _words_filter(pattern: str) -> Callable[[str], bool]:
 
 def _regex_filter(body: str) -> Callable[[str], bool]:
     if not body:
-        raise UserError("that regex is empty")
+        raise UserError("That regex is empty: write something between the slashes.")
     try:
         parsed = _sre_parse.parse(body, re.IGNORECASE)
     except (re.error, RecursionError, OverflowError) as exc:
-        raise UserError(f"that is not a valid regex: {exc}") from None
+        raise UserError(_regex_error(body, exc)) from None
     _check_safe(list(parsed))
     work = MAX_TEXT * _width(list(parsed))
     if work > WORK_BUDGET:
         raise UserError(
-            "that regex could take too long to match (too many open-ended repeats); "
-            "use fewer '*', '+' or '{n,}'"
+            "That regex could take too long to match (too many open-ended repeats); "
+            "use fewer `*`, `+` or `{n,}`."
         )
     regex = re.compile(body, re.IGNORECASE)
     return lambda text: regex.search(text[:MAX_TEXT]) is not None
+
+
+# Python's words for a broken pattern -> words for a moderator.
+_REGEX_HINTS = (
+    ("missing ), unterminated subpattern", "a `(` is never closed"),
+    ("unbalanced parenthesis", "a `)` has no `(` before it"),
+    ("unterminated character set", "a `[` is never closed"),
+    ("nothing to repeat", "a `*`, `+`, `?` or `{n}` has nothing before it to repeat"),
+    ("multiple repeat", "two repeats follow each other (like `a**`)"),
+    ("bad escape", "a backslash escape isn't one a regex knows"),
+    ("bad character range", "a range like `[z-a]` runs backwards"),
+    ("unknown extension", "a `(?` group isn't one a regex knows"),
+)
+
+
+def _regex_error(body: str, exc: Exception) -> str:
+    """A kind explanation instead of Python's ("missing ), unterminated
+    subpattern at position 0")."""
+    message = str(getattr(exc, "msg", "") or exc)
+    hint = next((h for key, h in _REGEX_HINTS if message.startswith(key)), "it doesn't read as a regex")
+    pos = getattr(exc, "pos", None)
+    where = f" (at character {pos + 1})" if isinstance(pos, int) and 0 <= pos < len(body) else ""
+    return (f"That /regex/ doesn't work: {hint}{where}. Put a backslash before a bracket you mean "
+            "literally (\\( or \\[), or give plain words instead.")
 
 
 def _check_safe(nodes: list) -> None:
     for op, arg in nodes:
         name = str(op)
         if name in ("GROUPREF", "GROUPREF_EXISTS"):
-            raise UserError("regex backreferences are not allowed in filters")
+            raise UserError("Backreferences (like \\1) are not allowed in filter regexes.")
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             low, high, sub = arg
             sub = list(sub)
             if high != MAXREPEAT and high > 1000:
-                raise UserError("regex repeat counts above 1000 are not allowed in filters")
+                raise UserError("Repeat counts above 1000 are not allowed in filter regexes.")
             if high > 1 and _has_choice(sub):
                 raise UserError(
-                    "nested or alternating repeats like (a+)+ or (a|aa)* are not allowed in filters"
+                    "Nested or alternating repeats like (a+)+ or (a|aa)* are not allowed in filter regexes: "
+                    "they can take forever to match."
                 )
             _check_safe(sub)
         elif name == "SUBPATTERN":

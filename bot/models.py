@@ -33,6 +33,27 @@ class EventKind(str, enum.Enum):
     # For moderators: a source failing N times in a row, a route that broke.
     # A route selecting "alert" is the moderators' channel.
     ALERT = "alert"
+    # One message with a period's items, for a route with a digest. Not a
+    # kind a route selects (see ROUTE_KINDS): it is made from what it held.
+    DIGEST = "digest"
+
+
+# The kinds a route can select, in the order replies list them.
+ROUTE_KINDS: tuple[EventKind, ...] = tuple(k for k in EventKind if k is not EventKind.DIGEST)
+
+
+class EventPurpose(str, enum.Enum):
+    """Why an event exists. Only ``announce`` events are unique per (item,
+    kind): a test post or a digest may show an item announced before."""
+
+    ANNOUNCE = "announce"
+    TEST = "test"  # `announce test here`: the newest item, marked as a test
+    DIGEST = "digest"  # a route's digest of the items it held
+
+
+class DigestPeriod(str, enum.Enum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
 
 
 class Platform(str, enum.Enum):
@@ -153,10 +174,29 @@ class Route:
     mention: str | None = None
     broken_reason: str | None = None
     thread: bool = False  # a discussion thread under each announcement, where the platform has them
+    # Only events of these sources (by name); empty: every source.
+    feeds: frozenset[str] = frozenset()
+    # The message template (bot.templates); None: the default card.
+    template: str | None = None
+    # Flood control (bot.outbox.flood): at least pace_s between two posts,
+    # at most daily_cap posts a UTC day, and/or one digest per period.
+    pace_s: int | None = None
+    daily_cap: int | None = None
+    digest: DigestPeriod | None = None
 
     @property
     def broken(self) -> bool:
         return self.broken_reason is not None
+
+    def takes(self, kind: EventKind, source: str | None) -> bool:
+        """Whether this route selects an event of ``kind`` from ``source``.
+        Alerts are about sources, not from them: a feed restriction never
+        hides one."""
+        if kind not in self.kinds:
+            return False
+        if kind is EventKind.ALERT or not self.feeds:
+            return True
+        return source is not None and source in self.feeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +220,7 @@ class Event:
     created_at: datetime
     item_id: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    purpose: EventPurpose = EventPurpose.ANNOUNCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,10 +242,17 @@ class Announcement:
     # A follow-up (more links for book news already announced): the platform
     # message id of the first announcement in this channel, to reply under.
     reply_to: str | None = None
+    template: str | None = None  # the route's message template (None: the card)
+    # A digest: the events it gathers, oldest first, each with its item.
+    entries: tuple[tuple[Event, StoredItem | None], ...] = ()
 
     @property
     def is_follow_up(self) -> bool:
         return self.event.payload.get("follow_up_of") is not None
+
+    @property
+    def is_test(self) -> bool:
+        return self.event.purpose is EventPurpose.TEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +285,77 @@ class ReplyItem:
     image_url: str | None = None
 
 
+class SegmentRole(str, enum.Enum):
+    """What a piece of a rendered template is, so each platform escapes it right."""
+
+    LITERAL = "literal"  # the moderator's own template text (markup allowed, never a ping)
+    TEXT = "text"  # feed text: shown as is, every markup escaped
+    LINK = "link"  # a URL
+    MENTION = "mention"  # the route's role / user group id
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    text: str
+    role: SegmentRole = SegmentRole.LITERAL
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One labelled fact under an announcement's title ("Duration", "46m 39s")."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChapterView:
+    start_s: int
+    clock: str  # "12:26"
+    title: str
+    url: str | None  # opens at the chapter where the platform supports it, else None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """One line of a digest."""
+
+    heading: str  # "New episode"
+    title: str
+    url: str | None
+    facts: tuple[Fact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncementView:
+    """An announcement as every platform shows it (bot.presenter.present).
+    Adapters map it to an embed, Block Kit or text and decide nothing: the
+    heading, links, chapter links and what is left out are settled here."""
+
+    kind: EventKind
+    heading: str  # "New episode", "Book news", "More book news", "Moderator alert", ...
+    title: str
+    url: str | None
+    summary: str = ""  # plain text, already trimmed
+    facts: tuple[Fact, ...] = ()
+    chapters: tuple[ChapterView, ...] = ()  # in time order
+    more_chapters: int = 0  # chapters left out
+    image_url: str | None = None
+    published_at: datetime | None = None
+    mention: str | None = None  # the role / user group to ping; None for follow-ups, tests, DMs
+    follow_up: bool = False
+    test: bool = False
+    direct_to: str | None = None  # a direct message to this user id
+    # A route template, rendered: the whole message. Empty: the card above.
+    body: tuple[Segment, ...] = ()
+    entries: tuple[EntryView, ...] = ()  # a digest's items
+    more_entries: int = 0
+
+    @property
+    def plain_body(self) -> str:
+        return "".join(s.text for s in self.body)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A chat-neutral answer. Adapters only render it."""
@@ -247,3 +366,6 @@ class Reply:
     ephemeral: bool = False
     more: str | None = None  # the command text that shows the next page, if any
     image_path: str | None = None
+    # A preview: the announcement exactly as a channel would get it. Adapters
+    # show it in place of ``items`` (which stay for ``ask --json``).
+    announcement: AnnouncementView | None = None

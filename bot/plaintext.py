@@ -1,30 +1,56 @@
-"""Plain-text announcements for the terminal (console adapter).
+"""Announcements as plain text: the console adapter and `showbot ask` previews.
 
-Replies are rendered by ``bot.replies.render_text``; chat adapters render
-richer forms themselves.
+Maps an ``AnnouncementView`` (bot.presenter) to lines and decides nothing:
+the heading, links and what is left out come from the view, so the terminal
+reads like Discord and Slack.
 """
 
 from __future__ import annotations
 
-from bot.models import Announcement
-from bot.replies import FOLLOW_UP_HEADING, format_date, format_duration, format_timestamp
+from bot.models import Announcement, AnnouncementView, Fact, SegmentRole
+from bot.presenter import present
+from bot.replies import more_chapters
 
-LABELS = {"book": "Book news", "episode": "New episode", "video": "New video",
-          "article": "New article", "post": "New post", "profile": "Profile update",
-          "milestone": "Milestone", "alert": "Moderator alert"}
+INDENT = "  "
 
 
-def render_announcement(announcement: Announcement, *, max_chapters: int = 10) -> str:
-    event = announcement.event
-    label = FOLLOW_UP_HEADING if announcement.is_follow_up else LABELS.get(event.kind.value, event.kind.value)
-    lines = [f"[{label}] {event.title}"]
-    item = announcement.item.item if announcement.item else None
-    if item is not None:
-        facts = [f for f in (format_date(item.published_at), format_duration(item.duration_s)) if f]
-        if facts:
-            lines.append("  " + " · ".join(facts))
-        for chapter in item.chapters[:max_chapters]:
-            lines.append(f"  {format_timestamp(chapter.start_s)}  {chapter.title}")
-    if event.url:
-        lines.append(f"  {event.url}")
+def facts_line(facts: tuple[Fact, ...]) -> str:
+    return " · ".join(f.value for f in facts)
+
+
+def _heading(view: AnnouncementView) -> str:
+    if view.direct_to is not None:
+        return f"{view.heading} · direct message to {view.direct_to}"
+    return view.heading
+
+
+def render_view(view: AnnouncementView) -> str:
+    if view.body:
+        text = "".join(f"@{s.text}" if s.role is SegmentRole.MENTION else s.text for s in view.body)
+        # A DM is marked even when a template makes the message: on one
+        # terminal it is otherwise indistinguishable from the channel's post.
+        return f"[direct message to {view.direct_to}] {text}" if view.direct_to is not None else text
+    lines = [f"[{_heading(view)}] {view.title}"]
+    if view.facts:
+        lines.append(INDENT + facts_line(view.facts))
+    if view.summary:
+        lines.append(INDENT + view.summary)
+    for chapter in view.chapters:
+        line = f"{INDENT}{chapter.clock}  {chapter.title}"
+        lines.append(f"{line}  {chapter.url}" if chapter.url else line)
+    if view.more_chapters:
+        lines.append(INDENT + more_chapters(view.more_chapters))
+    for entry in view.entries:
+        facts = f" — {facts_line(entry.facts)}" if entry.facts else ""
+        lines.append(f"{INDENT}• {entry.heading}: {entry.title}{facts}")
+        if entry.url:
+            lines.append(f"{INDENT}  {entry.url}")
+    if view.more_entries:
+        lines.append(f"{INDENT}… and {view.more_entries} more")
+    if view.url:
+        lines.append(INDENT + view.url)
     return "\n".join(lines)
+
+
+def render_announcement(announcement: Announcement) -> str:
+    return render_view(present(announcement))

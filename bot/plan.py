@@ -7,7 +7,7 @@ and decides nothing, so every rule here is tested without a database.
 
 The rules:
 - Routing (``plan_deliveries``): each route gets the events whose kind it
-  selects, at most one per item (a channel that takes ``episode`` and
+  selects (and, for a route that names its feeds, only from those), at most one per item (a channel that takes ``episode`` and
   ``book`` hears about a book episode once, as book news, which ``decide``
   lists first); nothing is queued for a broken route.
 - Book news already announced within the window (the same book seen on the
@@ -41,7 +41,8 @@ from bot.intents import (
     PollState,
     SnapshotRow,
 )
-from bot.models import Destination, DestinationKind, EventKind, Platform, Route
+from bot.models import Destination, DestinationKind, EventKind, Platform, Route, StoredItem
+from bot.storage.records import QueuedDelivery, QueuedEvent
 from bot.verdicts import Routing
 
 
@@ -56,17 +57,18 @@ class Change:
 
 
 def plan_deliveries(
-    events: Sequence[tuple[int | None, EventKind]], routes: Sequence[Route]
+    events: Sequence[tuple[int | None, EventKind]], routes: Sequence[Route], source: str | None = None,
 ) -> list[tuple[int, Route]]:
     """(event index, route) pairs: each route gets the events whose kind it
-    selects, but at most one per item (``events`` are (item key, kind))."""
+    selects (from ``source``, when the route names its feeds), but at most
+    one per item (``events`` are (item key, kind))."""
     plan: list[tuple[int, Route]] = []
     for route in routes:
         if route.broken:
             continue  # nothing new is queued for a channel we can't post to
         served: set[int] = set()
         for index, (item_key, kind) in enumerate(events):
-            if kind not in route.kinds:
+            if not route.takes(kind, source):
                 continue
             if item_key is not None:
                 if item_key in served:
@@ -88,9 +90,11 @@ def plan_poll(
     changes: Sequence[Change] = (),
     direct_messages: Sequence[tuple[int, Platform, str]] = (),
     snapshot: SnapshotRow | None = None,
+    source: str | None = None,
 ) -> PollIntent:
     """One poll's intent. ``direct_messages`` are (new item index, platform,
-    user id) for members whose subscriptions match (``match_subscriptions``)."""
+    user id) for members whose subscriptions match (``match_subscriptions``).
+    ``source`` (the polled source's name) is what routes by feed select on."""
     raw: list[tuple[int | None, EventKind, str, str | None, dict[str, Any]]] = [
         (e.new_index, e.kind, e.title, e.url, {}) for e in decision.events
     ] + [(None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
@@ -130,7 +134,7 @@ def plan_poll(
     deliveries: dict[int, list[PlannedDelivery]] = {i: [] for i in range(len(events))}
     routed_to: dict[int, set[int]] = {}
     keys = [(events[i].item, events[i].kind) for i in announced]
-    for position, route in plan_deliveries(keys, state.routes):
+    for position, route in plan_deliveries(keys, state.routes, source):
         index = announced[position]
         deliveries[index].append(route_delivery(route))
         routed_to.setdefault(index, set()).add(route.id)
@@ -194,3 +198,23 @@ def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes:
         served=() if follow_up else tuple(r.id for r in takes if not r.broken),
         routes=len(routes), follow_up_of=event.follow_up_of, new_link=follow_up and sends_follow_up,
     )
+
+
+def plan_backfill(items: Sequence[StoredItem], routes: Sequence[Route], source_id: int) -> list[QueuedEvent]:
+    """`feed backfill`: an announcement of each stored item (oldest first:
+    channels read top-down) for every unbroken route that takes its kind
+    from its feed. Items no route takes are left out, so they stay free to
+    be backfilled once a channel wants them; storage skips any item that
+    was announced before."""
+    ordered = sorted(items, key=lambda s: (s.item.published_at is None, s.item.published_at or s.first_seen_at, s.id))
+    planned: list[QueuedEvent] = []
+    for stored in ordered:
+        kind = EventKind(stored.kind.value)
+        deliveries = tuple(
+            QueuedDelivery(Destination(r.platform, DestinationKind.CHANNEL, r.channel), r.id, r.mention)
+            for r in routes if not r.broken and r.takes(kind, stored.source_name)
+        )
+        if deliveries:
+            planned.append(QueuedEvent(kind, stored.item.title, stored.item.link or stored.item.enclosure_url,
+                                       stored.id, source_id, deliveries))
+    return planned

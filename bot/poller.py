@@ -28,6 +28,7 @@ from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_judge
 from bot.models import Event, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
+from bot.replies import plural
 from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.logs import log_context
@@ -94,6 +95,7 @@ class PollReport:
     skipped: bool = False  # paused, backing off, not due, or someone else is polling it
     busy: bool = False  # forced, but another poll of it is running
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    queued: int = 0  # outbox rows the events made (0: no channel takes them)
 
 
 def decide_poll(
@@ -125,7 +127,8 @@ def decide_poll(
                                 best_followers=state.best_followers, is_book_news=is_book_news)
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
-    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot)
+    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
+                     source=source.name)
 
 
 class Poller:
@@ -253,6 +256,23 @@ class Poller:
         return await kind.fetch(source, parse_snapshot_json(raw) if raw else None)
 
     async def _store_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
+        report = await self._write_fetched(source, fetched, claim)
+        await self._recovered(source)
+        return report
+
+    async def _recovered(self, source: Source) -> None:
+        """Moderators were told this feed was failing (the alert goes out at
+        exactly ``failure_alert_after`` failures): tell them it works again.
+        Queued after the success is stored, so a crash between the two can
+        lose this notice but never send it twice (the count is 0 now)."""
+        failures = source.consecutive_failures
+        if failures < self._failure_alert_after:
+            return
+        log.warning("%s: works again after %s", source.name, plural(failures, "failure") + " in a row")
+        await self._store.queue_alert(
+            f"Feed “{source.name}” works again after {plural(failures, 'failure')} in a row.", self._clock())
+
+    async def _write_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
         now = self._clock()
         next_poll_at = now + timedelta(seconds=source.spec.every_s)
         if fetched.items is None:
@@ -275,11 +295,13 @@ class Poller:
         written = await self._store.write_poll(source, intent, progress, claim=claim)
         self._mark_released(claim)
         if written.new_items or written.events:
-            log.info("%s: %d new item(s), %d event(s)", source.name, len(written.new_items),
-                     len(written.events))
+            # "2 event(s)" alone read as two posts made when no channel took them.
+            log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
+                     len(written.new_items), len(written.events), written.outbox_rows,
+                     " (no channel takes them)" if written.events and not written.outbox_rows else "")
         return PollReport(
             source.name, ok=True, new=written.new_items, events=written.events,
-            warnings=(fetched.warning,) if fetched.warning else (),
+            warnings=(fetched.warning,) if fetched.warning else (), queued=written.outbox_rows,
         )
 
     def _mark_released(self, claim: str | None) -> None:
@@ -300,6 +322,6 @@ class Poller:
                     source.name, count, delay, error)
         if count == self._failure_alert_after:  # exactly once per streak of failures
             await self._store.queue_alert(
-                f"Feed {source.name!r} has failed {count} times in a row: {error}", now)
+                f"Feed “{source.name}” has failed {count} times in a row: {error}", now)
         return PollReport(source.name, ok=False, error=error, consecutive_failures=count)
 

@@ -32,6 +32,11 @@ def format_duration(seconds: int | None) -> str:
     return f"{secs}s"
 
 
+def format_span(seconds: int) -> str:
+    """An interval as people say it: 900 -> '15m', 3600 -> '1h', 5400 -> '1h 30m', 90 -> '1m 30s'."""
+    return format_duration(seconds).removesuffix(" 00s").removesuffix(" 00m")
+
+
 def format_timestamp(seconds: int) -> str:
     """A chapter start as players show it: 746 -> '12:26', 3723 -> '1:02:03'."""
     hours, rest = divmod(max(0, int(seconds)), 3600)
@@ -43,21 +48,37 @@ def format_date(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d") if value else ""
 
 
-def link_at(url: str | None, start_s: int) -> str | None:
-    """The link opened at ``start_s`` where the platform supports it (YouTube:
-    ``t=SECONDS``); otherwise the link unchanged."""
-    if not url or start_s <= 0:
-        return url
+def timed_link(url: str | None, start_s: int) -> str | None:
+    """The link opened at ``start_s`` where the platform supports it
+    (YouTube: ``t=SECONDS``), else None. Idempotent: a ``t`` already in the
+    link is replaced, never repeated (the one place a chapter link is built;
+    adapters never add their own)."""
+    if not url:
+        return None
     try:
         parts = urlsplit(url)
     except ValueError:
-        return url
+        return None
     host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
     if host not in ("youtube.com", "youtu.be", "music.youtube.com"):
-        return url
+        return None
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "t"]
-    query.append(("t", str(int(start_s))))
+    if start_s > 0:
+        query.append(("t", str(int(start_s))))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def link_at(url: str | None, start_s: int) -> str | None:
+    """The link opened at ``start_s`` where the platform supports it;
+    otherwise the link unchanged."""
+    if not url or start_s <= 0:
+        return url
+    return timed_link(url, start_s) or url
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """'1 chapter', '2 chapters', '1 failure', '0 items'."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def trim(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -96,16 +117,35 @@ def item_line(item: ReplyItem) -> str:
     return item.title + (" — " + " · ".join(facts) if facts else "")
 
 
+def shown_chapters(chapters: Sequence[Chapter], limit: int) -> tuple[list[Chapter], int]:
+    """The chapters a list shows and how many it leaves out: the first
+    ``limit`` given (a search gives its best matches first), in time order."""
+    shown = sorted(chapters[:max(0, limit)], key=lambda c: c.start_s)
+    return shown, max(0, len(chapters) - len(shown))
+
+
+def more_chapters(n: int) -> str:
+    return f"… {plural(n, 'more chapter')}"
+
+
 def render_text(reply: Reply, *, max_chapters: int = 3) -> str:
     """Plain text for terminals: the headline, then one line per item with
-    its matched chapters (or the first few) indented under it."""
+    its matched chapters (or the first few) indented under it. A preview
+    shows the announcement itself, as the console would post it."""
     lines = [reply.text]
-    for n, item in enumerate(reply.items, start=1):
-        lines.append(f"{n}. {item_line(item)}")
-        for chapter in item.chapters[:max_chapters]:
-            lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
-        if len(item.chapters) > max_chapters:
-            lines.append(f"   ↳ … {len(item.chapters) - max_chapters} more chapters")
+    if reply.announcement is not None:
+        # Imported here: plaintext builds on this module (via the presenter).
+        from bot.plaintext import render_view
+
+        lines.append(render_view(reply.announcement))
+    else:
+        for n, item in enumerate(reply.items, start=1):
+            lines.append(f"{n}. {item_line(item)}")
+            chapters, hidden = shown_chapters(item.chapters, max_chapters)
+            for chapter in chapters:
+                lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
+            if hidden:
+                lines.append(f"   ↳ {more_chapters(hidden)}")
     if reply.more:
         lines.append(f"More: {reply.more}")
     return "\n".join(lines)

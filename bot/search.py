@@ -80,6 +80,7 @@ class Term:
 class Query:
     terms: tuple[Term, ...]
     words: tuple[str, ...]  # what the member asked for, normalized, for replies
+    cut: bool = False  # the member asked for more than a query takes (MAX_TERMS, MAX_TOKEN_LEN)
 
     @property
     def empty(self) -> bool:
@@ -88,6 +89,13 @@ class Query:
     @property
     def text(self) -> str:
         return " ".join(self.words)
+
+    @property
+    def echo(self) -> str:
+        """The query as a reply quotes it: what was searched, and an
+        ellipsis when that is less than what was typed (instead of a quote
+        silently cut, mid-word when a word was too long)."""
+        return self.text + ("…" if self.cut else "")
 
 
 def synonym_groups(synonyms: Mapping[str, Sequence[str]] | None) -> list[frozenset[Phrase]]:
@@ -164,7 +172,8 @@ def parse_query(text: str, synonyms: SynonymIndex | None = None, *, prefix_last:
         if len(last.alternatives) == 1 and len(last.alternatives[0]) == 1 \
                 and len(last.alternatives[0][0]) >= MIN_PREFIX_LEN:
             terms[-1] = Term(last.alternatives, prefix=True)
-    return Query(tuple(terms), tuple(shown))
+    cut = i < len(content) or any(len(w) >= MAX_TOKEN_LEN for w in content[:i])
+    return Query(tuple(terms), tuple(shown), cut)
 
 
 def in_titles(query: Query, titles: str) -> bool:

@@ -53,3 +53,18 @@ def _root_logger_restored() -> Iterator[None]:
             root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("apscheduler").setLevel(scheduler_level)
+
+
+@pytest.fixture
+async def chat(tmp_path: Path, request: pytest.FixtureRequest):  # noqa: ANN201 - tests.chat.Chat
+    """The one harness every command test shares (tests/chat.py): the
+    catalogue in a real SQLite file, the real commands and outbox.
+    ``@pytest.mark.chat(catalog=False, book=...)`` changes what it starts with."""
+    from tests.chat import open_chat
+
+    marker = request.node.get_closest_marker("chat")
+    harness = await open_chat(tmp_path / "chat.db", **(marker.kwargs if marker else {}))
+    try:
+        yield harness
+    finally:
+        await harness.store.close()

@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -67,6 +67,14 @@ class Screen(io.StringIO):
         n = super().write(s)
         self.changed.set()
         return n
+
+    async def wait_until(self, done: "Callable[[str], bool]") -> str:
+        async def poll() -> None:
+            while not done(self.getvalue()):
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(poll(), WAIT_S)
+        return self.getvalue()
 
     async def wait_for(self, text: str) -> str:
         async def poll() -> None:
@@ -265,3 +273,33 @@ async def test_run_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: FeedSer
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_test_post_and_a_backfill_typed_on_the_console_are_posted_there(
+    app: App, feed_server: FeedServer
+) -> None:
+    """`announce test here` and `feed backfill` go through the real outbox of
+    a running bot (woken at once, not at the next tick) to the terminal."""
+    feed_server.add_feed("/podcast.xml", weekly_feed(5))
+    await app.poll_now()  # the silent first sync: 5 episodes stored, none announced
+    read_fd, write_fd = os.pipe()
+    stdin = os.fdopen(read_fd, "r")
+    screen = Screen()
+    stop = asyncio.Event()
+    run = asyncio.create_task(app.run(stop, {"console": build_console}, console_in=stdin,
+                                      console_out=screen, heartbeat_s=3600))
+    try:
+        await screen.wait_for("showbot console: type a command")
+        os.write(write_fd, b"announce test here\n")
+        out = await screen.wait_for("[Test post: New episode]")
+        assert "marked as a test" in out
+        os.write(write_fd, b"feed backfill podcast 2\nfeed backfill podcast 2\n")
+        await screen.wait_for("nothing new was queued")
+        out = await screen.wait_until(lambda text: text.count("[New episode]") == 2)
+    finally:
+        os.close(write_fd)
+        stop.set()
+        await asyncio.wait_for(run, WAIT_S)
+        stdin.close()
+    rows = await app.store.outbox_rows()
+    assert [r.status for r in rows] == ["sent"] * 3

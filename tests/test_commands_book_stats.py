@@ -9,7 +9,7 @@ import logging
 import struct
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import pytest
 
@@ -24,6 +24,7 @@ from bot.replies import render_text
 from bot.storage import SqliteStorage
 from bot.storage.sqlite.base import to_db_time
 from tests.catalog_helpers import MEMBER, NOW
+from tests.chat import Chat as ChatHarness
 from tests.spine import write_decision
 
 Chat = Callable[[str], Awaitable[Reply]]
@@ -32,10 +33,14 @@ ROOT_CAUSE = BookConfig(title="Root Cause", keywords=("Root Cause",),
                         links=("https://amzn.to/rootcause", "https://rootcause.example/book"))
 
 
+# The shared harness (tests/chat.py), from an empty store: these tests write
+# exactly the items, events and snapshots they count.
+pytestmark = pytest.mark.chat(catalog=False)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
-        yield store
+def store(chat: ChatHarness) -> SqliteStorage:
+    return chat.store
 
 
 @pytest.fixture(autouse=True)
@@ -337,3 +342,18 @@ def test_old_charts_and_old_chart_dirs_are_removed(tmp_path: Path, monkeypatch: 
     os.utime(old, (long_ago, long_ago))
     charts._prune(current, keep=current / "stats-new.png")
     assert not old.exists() and fresh.exists()
+
+
+@pytest.mark.chat(catalog=True, book=ROOT_CAUSE)
+async def test_book_lists_book_items_stored_at_the_silent_first_sync(chat: ChatHarness) -> None:
+    """The issue: "No book news yet." while the catalogue held a book episode
+    and a book article, stored (not announced) at a feed's first sync."""
+    assert await chat.store.book_news() == []  # no book event was ever made
+    reply = await chat.say("book", MEMBER)
+    assert reply.text.endswith("Latest book news:")
+    titles = [i.title for i in reply.items]
+    assert "My new book - Root cause, Stories from two decades of backend bugs" in titles
+    assert "What I learned writing a book" in titles
+    # An episode that only plugs the book at the end of its description is not book news.
+    assert "Postgres is half as fast in Linux 7.0" not in titles
+    assert all(i.kind == "book" for i in reply.items) and len(reply.items) <= 5

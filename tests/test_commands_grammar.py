@@ -6,11 +6,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from bot.commands.grammar import (
+    AnnounceCap, AnnounceDigest, AnnouncePace, AnnounceTest, FeedBackfill, Preview, TemplateList,
+    TemplateReset, TemplateSet, TemplateUse,
     AnnounceHere, AnnounceOff, EpisodeNumber, FeedAction, FeedAdd, Feeds, FilterAdd, FilterClear,
     FilterList, Help, Latest, RandomPick, Search, Stats, Status, Subscribe, Subscriptions, Unknown,
     Unsubscribe, Usage, parse,
 )
-from bot.models import ContentKind
+from bot.models import ContentKind, DigestPeriod
 
 EPISODE, VIDEO, ARTICLE, POST = ContentKind.EPISODE, ContentKind.VIDEO, ContentKind.ARTICLE, ContentKind.POST
 
@@ -70,6 +72,45 @@ PHRASINGS = [
     ("filter podcast", FilterList("podcast")),
     ("status", Status()),
 ]
+
+# What moderators shape (issue #12), in their own table so merges stay easy.
+SHAPING = [
+    ("announce only episode here", AnnounceHere(("episode",), only=True)),
+    ("announce off episode, video here", AnnounceOff(("episode", "video"))),
+    ("announce episode from podcast here", AnnounceHere(("episode",), feed="podcast")),
+    ("announce only video from YouTube here thread", AnnounceHere(("video",), None, True, True, "YouTube")),
+    ("announce episode here mention none no thread", AnnounceHere(("episode",), "none", False)),
+    ("announce digest daily here", AnnounceDigest(DigestPeriod.DAILY)),
+    ("announce digest weekly here", AnnounceDigest(DigestPeriod.WEEKLY)),
+    ("announce digest off here", AnnounceDigest(None)),
+    ("announce pace 30s here", AnnouncePace("30s")),
+    ("announce pace off here", AnnouncePace(None)),
+    ("announce cap 10 here", AnnounceCap(10)),
+    ("announce cap off here", AnnounceCap(None)),
+    ("announce test here", AnnounceTest()),
+    ("template list", TemplateList()),
+    ("templates", TemplateList()),
+    ("template compact here", TemplateUse("compact")),
+    ("template set here {title}  {url}", TemplateSet("{title}  {url}")),  # spacing kept as typed
+    ("template set here {title}\\n{url}", TemplateSet("{title}\n{url}")),
+    ("template reset here", TemplateReset()),
+    ("preview podcast", Preview("podcast")),
+    ("preview podcast here", Preview("podcast", here=True)),
+    ("feed backfill podcast 5", FeedBackfill("podcast", 5)),
+]
+
+
+@pytest.mark.parametrize("text,expected", SHAPING, ids=[p[0] for p in SHAPING])
+def test_shaping_commands_parse(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["announce digest hourly here", "announce cap lots here", "template set here",
+                                  "template fancy", "preview", "preview a b", "feed backfill podcast",
+                                  "feed backfill podcast x", "announce episode from here",
+                                  "announce episode here sideways"])
+def test_misused_shaping_commands_get_their_usage(text: str) -> None:
+    assert isinstance(parse(text), Usage), parse(text)
 
 
 @pytest.mark.parametrize("text,expected", PHRASINGS, ids=[p[0] or "<empty>" for p in PHRASINGS])

@@ -4,34 +4,29 @@
 from __future__ import annotations
 
 import json
-import random
 import re
-from datetime import datetime
-from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import pytest
 
-from bot.clock import FrozenClock
 from bot.commands import Commands, reply_to_json
 from bot.models import Chapter, Reply
 from bot.replies import format_duration, link_at, render_text
-from bot.storage import SqliteStorage
-from tests.catalog_helpers import MEMBER, NOW, load_catalog
+from tests.catalog_helpers import MEMBER
+from tests.chat import Chat as ChatHarness
 
 Chat = Callable[[str], Awaitable[Reply]]
 
 
 @pytest.fixture
-async def commands(tmp_path: Path) -> AsyncIterator[Commands]:
-    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
-        assert await load_catalog(store) == 157
-        yield Commands(store, clock=FrozenClock(NOW), rng=random.Random(7))
+def commands(chat: ChatHarness) -> Commands:
+    return chat.commands
 
 
 @pytest.fixture
-def bot(commands: Commands) -> Chat:
-    return lambda text: commands(text, MEMBER)
+def bot(chat: ChatHarness) -> Chat:
+    """A member in the shared harness (tests/chat.py: the catalogue's 157 items)."""
+    return lambda text: chat.say(text, MEMBER)
 
 
 async def test_latest_episode(bot: Chat) -> None:
@@ -47,7 +42,7 @@ async def test_latest_episode(bot: Chat) -> None:
 async def test_latest_is_everything_newest_first(bot: Chat) -> None:
     reply = await bot("what's new")
     assert [i.kind for i in reply.items] == ["episode", "episode", "article", "post", "episode"]
-    assert reply.text == "Latest: 152 more."
+    assert reply.text == "Latest 1–5 of 157:"
     assert reply.more == "latest page 2"
     dates = [i.published_at for i in reply.items]
     assert dates == sorted(dates, reverse=True)

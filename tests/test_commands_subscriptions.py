@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import AsyncIterator
 
-import pytest
-
-from bot.clock import FrozenClock
-from bot.commands import Commands
 from bot.models import Caller, Chapter, Item, Platform
 from bot.intents import Subscription
-from bot.storage import SqliteStorage
 from bot.subscriptions import match_subscriptions
-from tests.catalog_helpers import MEMBER, NOW
+from tests.catalog_helpers import MEMBER
+from tests.chat import Chat
 
 OTHER = Caller(platform=Platform.SLACK, user_id="U777", channel="C1")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
-    async with await SqliteStorage.open(tmp_path / "bot.db") as store:
-        yield store
-
-
-async def test_subscribe_list_unsubscribe(store: SqliteStorage) -> None:
-    bot = Commands(store, clock=FrozenClock(NOW))
+async def test_subscribe_list_unsubscribe(chat: Chat) -> None:
+    bot = chat.commands
     reply = await bot("subscribe Kafka", MEMBER)
     assert reply.text == "Subscribed to “kafka”: I'll send you a direct message when something new matches."
     assert reply.ephemeral
@@ -34,25 +22,25 @@ async def test_subscribe_list_unsubscribe(store: SqliteStorage) -> None:
     await bot("subscribe to page faults", MEMBER)
     await bot("subscribe postgres", OTHER)
     assert (await bot("subscriptions", MEMBER)).text == "Your topics: “kafka”, “page faults”"
-    assert await store.load_subscriptions() == [
+    assert await chat.store.load_subscriptions() == [
         Subscription(Platform.DISCORD, "1001", "kafka"), Subscription(Platform.DISCORD, "1001", "page faults"),
         Subscription(Platform.SLACK, "U777", "postgres"),
     ]
     assert (await bot("unsubscribe kafka", MEMBER)).text == "Unsubscribed from “kafka”."
     reply = await bot("unsubscribe kafka", MEMBER)
-    assert reply.kind == "error" and reply.text == "you are not subscribed to 'kafka'"
+    assert reply.kind == "error" and reply.text == "You aren't subscribed to “kafka”. `subscriptions` lists your topics."
     assert (await bot("subscriptions", OTHER)).text == "Your topics: “postgres”"
 
 
-async def test_subscribe_needs_a_real_topic_and_has_a_limit(store: SqliteStorage) -> None:
-    bot = Commands(store, clock=FrozenClock(NOW))
+async def test_subscribe_needs_a_real_topic_and_has_a_limit(chat: Chat) -> None:
+    bot = chat.commands
     assert (await bot("subscribe ???***", MEMBER)).kind == "error"
     assert (await bot("subscribe " + "x" * 200, MEMBER)).kind == "error"
     for n in range(25):
         assert (await bot(f"subscribe topic{n}", MEMBER)).kind == "subscriptions"
     reply = await bot("subscribe one-too-many", MEMBER)
-    assert reply.text == "you can follow at most 25 topics; unsubscribe one first"
-    assert len(await store.member_subscriptions(Platform.DISCORD, "1001")) == 25
+    assert reply.text == "You can follow at most 25 topics; `unsubscribe <topic>` from one first."
+    assert len(await chat.store.member_subscriptions(Platform.DISCORD, "1001")) == 25
 
 
 def item(title: str, summary: str = "", chapters: tuple[Chapter, ...] = ()) -> Item:

@@ -194,7 +194,7 @@ async def test_slash_command_answered_via_interaction_callback(fake: FakeDiscord
     assert "@everyone" not in embed["title"]  # escaped: '@\u200beveryone'
     assert "\\*locks\\*" in embed["title"]
     assert embed["url"] == "https://www.youtube.com/watch?v=abc"
-    assert "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720s)" in embed["description"]
+    assert "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720)" in embed["description"]  # the core's link
     assert {"name": "Duration", "value": "46m 39s", "inline": True} in embed["fields"]
     button = data["components"][0]["components"][0]
     assert button["custom_id"] == "showbot:more:search postgres page 2"
@@ -623,3 +623,25 @@ async def test_book_follow_up_replies_to_the_announcement_without_pinging_again(
     assert reply["embeds"][0]["author"]["name"] == "More book news"
     # Only the announcement opened a discussion thread, not its follow-up.
     assert len(fake.find("POST", rf"/channels/{CHANNEL_ID}/messages/\d+/threads")) == 1
+
+
+async def test_a_template_post_is_text_and_a_crash_still_finds_it(fake: FakeDiscord, make_adapter: MakeAdapter) -> None:
+    """A template makes the whole message (no embed to carry the marker):
+    the lookup after a crash recognises the post by its exact text."""
+    from dataclasses import replace as with_
+
+    templated = with_(announcement("evt-11:route-1", mention="555555555555555555"), template="{mention} {title} {url}")
+    first = await make_adapter()
+    delivered = await first.deliver(templated)
+    (post,) = fake.find("POST", rf"/channels/{CHANNEL_ID}/messages")
+    assert "embeds" not in post.body or not post.body["embeds"]
+    assert post.body["content"].startswith("<@&555555555555555555> @\u200beveryone")
+    assert post.body["content"].endswith(" https://www.youtube.com/watch?v=abc")
+    assert [str(r) for r in post.body["allowed_mentions"]["roles"]] == ["555555555555555555"]
+    await first.stop()
+
+    second = await make_adapter()
+    assert await second.find_delivered(templated) == delivered
+    other = with_(templated, idempotency_key="evt-12:route-1",
+                  item=with_(templated.item, item=with_(templated.item.item, title="Another episode")))  # type: ignore[arg-type]
+    assert await second.find_delivered(other) is None

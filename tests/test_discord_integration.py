@@ -197,7 +197,7 @@ def announcements(fake: FakeDiscord) -> list[Recorded]:
 async def announce_and_add_feed(app: App, fake: FakeDiscord, feeds: FeedServer) -> None:
     """What a moderator does once: route episodes and book news here, add the podcast."""
     answer = await ask(fake, "showbot", showbot("announce", kinds="episode,book"), member=MODERATOR)
-    assert answer.text.startswith("Announcing episode, book here"), answer.text
+    assert answer.text.startswith("Announcing here: nothing → episode, book"), answer.text
     feeds.add_feed("/podcast.xml", weekly_feed(5))
     answer = await ask(fake, "showbot", showbot("feed add", url=feeds.url("/podcast.xml"), name="podcast"),
                        member=MODERATOR)
@@ -223,7 +223,7 @@ async def test_moderator_routes_the_channel_and_a_member_is_refused(app: App, fa
 
     done = await ask(fake, "showbot", showbot("announce", kinds="episode,book"), member=MODERATOR)
     assert done.ephemeral  # only the moderator sees the confirmation
-    assert done.text == "Announcing episode, book here."
+    assert done.text == "Announcing here: nothing → episode, book."
     (route,) = await app.store.list_routes()
     assert (route.platform, route.channel) == (Platform.DISCORD, C)
     assert route.kinds == frozenset({EventKind.EPISODE, EventKind.BOOK})
@@ -307,5 +307,5 @@ async def test_forbidden_channel_breaks_the_route_and_status_shows_it(
 
     status = await ask(fake, "showbot", showbot("status"), member=MODERATOR)
     assert status.ephemeral
-    assert f"discord {C} (episode,book): broken: missing permission in channel {C}" in status.text
+    assert f"discord {C} (episode, book): broken: missing permission in channel {C}" in status.text
     assert "discord up" in status.text

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.discord.commands import announce_text, command_text, feed_add_text
+from adapters.discord.commands import announce_text, command_text, feed_add_text, template_text
 from adapters.discord.caller import strip_bot_mention
 from adapters.discord.render import (
     DESCRIPTION_MAX,
@@ -16,14 +16,14 @@ from adapters.discord.render import (
     EMBEDS_MAX,
     TITLE_MAX,
     chapter_line,
-    chapter_url,
     fit_escaped,
     format_clock,
     format_duration,
     render_reply,
     safe_url,
 )
-from bot.models import Chapter, Reply, ReplyItem
+from bot.models import Chapter, ChapterView, Reply, ReplyItem
+from bot.presenter import chapter_views
 
 LINK = re.compile(r"\[(?:[^\[\]\\]|\\.)*\]\(https?://[^()\s]+\)")
 
@@ -42,16 +42,28 @@ def test_durations_and_clock() -> None:
     assert format_clock(3723) == "1:02:03"
 
 
+def chapter(url: str, start_s: int, title: str) -> ChapterView:
+    (view,), _ = chapter_views(url, [Chapter(start_s, title)])
+    return view
+
+
 def test_chapter_links_only_where_a_timestamp_works() -> None:
-    assert chapter_url("https://www.youtube.com/watch?v=abc", 720) == "https://www.youtube.com/watch?v=abc&t=720s"
-    assert chapter_url("https://youtu.be/abc", 5) == "https://youtu.be/abc?t=5s"
-    assert chapter_url("https://podcasters.spotify.com/ep/1", 720) is None
-    line = chapter_line("https://www.youtube.com/watch?v=abc", Chapter(720, "VMA areas"))
-    assert line == "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720s)"
+    # The core builds the link; the renderer only shows it.
+    line = chapter_line(chapter("https://www.youtube.com/watch?v=abc", 720, "VMA areas"))
+    assert line == "[12:00 VMA areas](https://www.youtube.com/watch?v=abc&t=720)"
+    assert chapter_line(chapter("https://podcasters.spotify.com/ep/1", 720, "VMA")) == "12:00 VMA"
     # Brackets and markdown in a chapter title cannot break the link.
-    evil = chapter_line("https://youtu.be/abc", Chapter(1, "a](http://evil) [b *c*"))
+    evil = chapter_line(chapter("https://youtu.be/abc", 1, "a](http://evil) [b *c*"))
     assert LINK.fullmatch(evil), evil
-    assert evil.endswith("(https://youtu.be/abc?t=1s)")
+    assert evil.endswith("(https://youtu.be/abc?t=1)")
+
+
+def test_a_search_hit_link_that_opens_at_a_chapter_gets_t_once() -> None:
+    # The issue: `watch?v=abc&t=746&t=746s`, the core's link extended by the adapter.
+    hit = item(url="https://www.youtube.com/watch?v=abc&t=746", chapters=(Chapter(746, "Page tables"),))
+    description = render_reply(Reply(kind="search", text="", items=(hit,))).embeds[0].description or ""
+    assert "(https://www.youtube.com/watch?v=abc&t=746)" in description
+    assert description.count("t=") == 1
 
 
 def test_unsafe_urls_are_dropped() -> None:
@@ -119,9 +131,28 @@ def test_command_text_builders() -> None:
     assert announce_text("episode, video", None) == "announce episode video here"
     assert announce_text("OFF", None) == "announce off here"
     assert announce_text("episode", None, thread=True) == "announce episode here thread"
+    assert announce_text("only episode from podcast", None) == "announce only episode from podcast here"
+    assert announce_text("digest daily", None) == "announce digest daily here"
+    assert template_text(None, None) == "template list"
+    assert template_text("compact", None) == "template compact here"
+    assert template_text("reset", None) == "template reset here"
+    assert template_text(None, " {title} {url} ") == "template set here {title} {url}"
+    assert command_text("feed backfill", "podcast", 5) == "feed backfill podcast 5"
 
 
 def test_strip_bot_mention() -> None:
     assert strip_bot_mention("<@42> episodes on postgres", 42) == "episodes on postgres"
     assert strip_bot_mention("hey <@!42>   latest  ", 42) == "hey latest"
     assert strip_bot_mention("<@43> latest", 42) is None
+
+
+def test_a_preview_reply_shows_the_announcement_instead_of_the_list() -> None:
+    from bot.presenter import present
+    from bot.models import Platform
+    from tests.announcement_cases import cases
+
+    view = present(cases(Platform.DISCORD)["video"])
+    rendered = render_reply(Reply(kind="preview", text="Preview.", items=(item(),), announcement=view))
+    (embed,) = rendered.embeds
+    assert embed.author.name == "New video" and rendered.content == "Preview."
+    assert embed.footer.text is None  # never posted: no delivery marker

@@ -346,6 +346,29 @@ async def test_a_failing_feed_tells_the_moderators_channel_once(tmp_path: Path, 
         rows = await bot.store.outbox_rows()
         assert [(r.channel, r.status) for r in rows] == [("mods", "pending")]
         event = await bot.store.get_event(rows[0].event_id)
-        assert event.title == "Feed 'podcast' has failed 3 times in a row: HTTP 503 Service Unavailable"
+        assert event.title == "Feed “podcast” has failed 3 times in a row: HTTP 503 Service Unavailable"
+        # It recovers: the channel that heard it failing hears it works again, once.
+        feed_server.add_feed("/podcast.xml", make_podcast_feed(2, start=START))
+        for _ in range(2):
+            assert (await bot.poll()).ok
+        rows = await bot.store.outbox_rows()
+        titles = [(await bot.store.get_event(r.event_id)).title for r in rows]
+        assert titles[1:] == ["Feed “podcast” works again after 6 failures in a row."]
+    finally:
+        await bot.close()
+
+
+async def test_a_feed_that_never_reached_the_alert_recovers_quietly(tmp_path: Path, feed_server: FeedServer) -> None:
+    bot = await open_bot(tmp_path / "s.db", FrozenClock(now_after(5)))
+    bot.poller._failure_alert_after = 3
+    try:
+        await bot.store.upsert_route(Platform.DISCORD, "mods", frozenset({EventKind.ALERT}), None, bot.clock())
+        await add_podcast(bot, feed_server)
+        feed_server.add_status("/podcast.xml", 503)
+        for _ in range(2):
+            await bot.poll()
+        feed_server.add_feed("/podcast.xml", make_podcast_feed(2, start=START))
+        assert (await bot.poll()).ok
+        assert await bot.store.outbox_rows() == []  # never told it failed: nothing to take back
     finally:
         await bot.close()

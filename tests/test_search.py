@@ -114,14 +114,21 @@ async def test_no_good_match_answers_nothing_found(bot: Commands, query: str) ->
 async def test_results_come_five_at_a_time_with_n_more(bot: Commands) -> None:
     reply = await bot("search postgres", MEMBER)
     assert len(reply.items) == 5
-    assert reply.text.startswith("17 items on “postgres”")
-    assert "12 more" in reply.text
+    assert reply.text == "17 items on “postgres” (1–5):"
     assert reply.more == "search postgres page 2"
     page2 = await bot(reply.more, MEMBER)
     assert len(page2.items) == 5
     assert not set(titles(page2)) & set(titles(reply))
     page4 = await bot("search postgres page 4", MEMBER)
-    assert len(page4.items) == 2 and page4.more is None
+    assert len(page4.items) == 2 and page4.more is None and page4.text == "17 items on “postgres” (16–17):"
+
+
+async def test_a_query_longer_than_a_search_takes_is_echoed_with_an_ellipsis(bot: Commands) -> None:
+    words = "postgres locks mvcc vacuum wal replication sharding indexes btree hash joins"
+    reply = await bot(f"search {words}", MEMBER)
+    assert reply.text == "Nothing found for “postgres locks mvcc vacuum wal replication sharding indexes…”."
+    long_word = "x" * 90
+    assert (await bot(f"search {long_word}", MEMBER)).text == f"Nothing found for “{'x' * 64}…”."
 
 
 async def test_recency_breaks_ties(db: Target) -> None:

@@ -119,7 +119,7 @@ class Running:
         """What a moderator does first: announce here, then add the podcast feed."""
         self.feeds.add_feed("/podcast.xml", weekly_feed(5))
         reply = await self.slash("announce episode book here", user="UADMIN")
-        assert "Announcing episode, book here" in reply.args["text"], reply.args
+        assert "Announcing here: nothing → episode, book" in reply.args["text"], reply.args
         # Slack wraps a URL typed in a slash command in angle brackets.
         reply = await self.slash(f"feed add <{self.feeds.url('/podcast.xml')}>", user="UADMIN")
         assert "Added" in reply.args["text"], reply.args
@@ -182,7 +182,7 @@ async def running(
 async def test_workspace_admin_announces_here_and_a_member_is_politely_refused(running: Running) -> None:
     reply = await running.slash("announce episode book here", user="UWSADMIN")  # users.info is_admin
     assert reply.args["response_type"] == "ephemeral"  # moderator output is private
-    assert reply.args["text"].startswith("Announcing episode, book here")
+    assert reply.args["text"].startswith("Announcing here: nothing → episode, book")
     routes = await running.app.store.list_routes()
     assert [(r.platform, r.channel, r.kinds, r.broken) for r in routes] == [
         (Platform.SLACK, CHANNEL, frozenset({EventKind.EPISODE, EventKind.BOOK}), False)

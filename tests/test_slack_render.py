@@ -20,7 +20,6 @@ from adapters.slack.mrkdwn import (
 from adapters.slack.render import (
     MAX_BLOCKS,
     MORE_ACTION_ID,
-    chapter_url,
     format_duration,
     render_announcement,
     render_reply,
@@ -79,13 +78,10 @@ def test_escape_and_link() -> None:
     assert link("https://e.com/a|<!here>", "t") == "t"
 
 
-def test_format_duration_and_chapter_links() -> None:
+def test_format_duration() -> None:
     assert format_duration(2799) == "46m 39s"
     assert format_duration(3723) == "1h 02m 03s"  # one format everywhere: bot.replies
     assert format_duration(39) == "39s"
-    assert chapter_url("https://www.youtube.com/watch?v=abc", 754) == "https://www.youtube.com/watch?v=abc&t=754s"
-    assert chapter_url("https://youtu.be/abc", 60) == "https://youtu.be/abc?t=60s"
-    assert chapter_url("https://podcasters.spotify.com/ep/1", 60) is None
 
 
 def test_reply_blocks_items_context_chapters_and_more() -> None:
@@ -119,7 +115,7 @@ def test_reply_blocks_items_context_chapters_and_more() -> None:
         "type": "context",
         "elements": [{"type": "mrkdwn", "text": "video · youtube · 2024-05-01 · 46m 39s"}],
     }
-    assert "<https://www.youtube.com/watch?v=abc&amp;t=754s|12:34> MVCC &lt;and&gt; vacuum" in blocks[3]["text"]["text"]
+    assert "<https://www.youtube.com/watch?v=abc&amp;t=754|12:34> MVCC &lt;and&gt; vacuum" in blocks[3]["text"]["text"]
     button = blocks[-1]["elements"][0]
     assert button["action_id"] == MORE_ACTION_ID and button["value"] == "episodes on postgres page 2"
     assert msg["text"].startswith("Episodes on postgres")
@@ -216,3 +212,20 @@ def test_inbound_text_and_mentions() -> None:
     )
     assert inbound_text("search a &amp; b &lt;c&gt;") == "search a & b <c>"
     assert subteam_id("<!subteam^S01AB|@devs>") == "S01AB" and subteam_id("everyone") is None
+
+
+def test_a_preview_reply_shows_the_announcement_and_a_template_can_never_ping() -> None:
+    from dataclasses import replace
+
+    from bot.presenter import present
+    from tests.announcement_cases import cases
+
+    view = present(cases(Platform.SLACK)["episode"])
+    msg = render_reply(Reply(kind="preview", text="The newest item of “podcast”.", announcement=view))
+    assert msg["blocks"][0]["text"]["text"] == "The newest item of “podcast”."
+    assert msg["blocks"][1] == {"type": "header", "text": {"type": "plain_text", "text": "New episode", "emoji": True}}
+    # The moderator's own template text is escaped too: it can format, not ping.
+    hostile = replace(cases(Platform.SLACK)["template_compact"], template="<!channel> *{title}* {url}")
+    text = render_announcement(hostile)["blocks"][0]["text"]["text"]
+    assert text.startswith("<!subteam^S0ROLE1> &lt;!channel&gt; *Postgres fsync")
+    assert unsafe_sequences(text) == ["!subteam^S0ROLE1"]

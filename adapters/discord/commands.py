@@ -2,8 +2,8 @@
 core's command text (the same grammar a mention uses) and forwards it.
 
 Member commands: /latest /search /episode /random /book /stats /subscribe
-/unsubscribe /subscriptions /help. Moderator commands live in one /showbot
-group registered with default_member_permissions = Manage Server; that only
+/unsubscribe /subscriptions /help. Moderator commands (feeds, status, announce, template, preview, filter,
+feed add|remove|pause|resume|test|backfill) live in one /showbot group registered with default_member_permissions = Manage Server; that only
 hides them in the client; the core checks ``Caller.is_moderator``.
 """
 
@@ -16,9 +16,12 @@ from typing import Iterable, Protocol
 import discord
 from discord import app_commands
 
+from bot.templates import GALLERY
+
 CONTENT_KINDS = ("episode", "video", "article", "post")
 AUTOCOMPLETE_MAX = 25
 CHOICE_MAX = 100  # Discord's limit for a choice's name and value
+TEMPLATE_NAMES = tuple(g.name for g in GALLERY)
 
 
 class SlashSink(Protocol):
@@ -52,6 +55,16 @@ def announce_text(kinds: str, mention: discord.Role | None, thread: bool = False
         return "announce off here"
     return command_text("announce", kinds, "here", f"mention {mention.id}" if mention else None,
                         "thread" if thread else None)
+
+
+def template_text(name: str | None, text: str | None) -> str:
+    if text and text.strip():
+        return f"template set here {text.strip()}"
+    if name in (None, "list"):
+        return "template list"
+    if name == "reset":
+        return "template reset here"
+    return f"template {name} here"
 
 
 def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandTree:
@@ -138,7 +151,8 @@ def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandT
 
     @showbot.command(name="announce", description="Announce kinds of content in this channel")
     @app_commands.describe(
-        kinds="e.g. 'episode video book', or 'off' to stop announcing here",
+        kinds="'episode video' adds, 'only episode' replaces, 'off [kinds]', 'episode from podcast', "
+              "'digest daily', 'pace 30s', 'cap 10', 'test'",
         mention="A role to mention with each announcement",
         thread="Open a discussion thread under each announcement",
     )
@@ -172,6 +186,23 @@ def build_tree(client: discord.Client, sink: SlashSink) -> app_commands.CommandT
         @feed.command(name=verb, description=description)
         async def run(interaction: discord.Interaction, name: str) -> None:
             await mod(interaction, command_text("feed", verb, name))
+
+    @showbot.command(name="template", description="How announcements look in this channel")
+    @app_commands.describe(name="A template from the gallery, 'list' to see them, 'reset' for the default card",
+                           text="Your own template, e.g. {title} {url}")
+    @app_commands.choices(name=[app_commands.Choice(name=n, value=n) for n in (*TEMPLATE_NAMES, "list", "reset")])
+    async def template(interaction: discord.Interaction, name: app_commands.Choice[str] | None = None,
+                       text: str | None = None) -> None:
+        await mod(interaction, template_text(name.value if name else None, text))
+
+    @showbot.command(name="preview", description="A feed's newest item as this channel would get it")
+    @app_commands.describe(here="With this channel's template and mention (default: yes)")
+    async def preview(interaction: discord.Interaction, feed_name: str, here: bool = True) -> None:
+        await mod(interaction, command_text("preview", feed_name, "here" if here else None))
+
+    @feed.command(name="backfill", description="Announce a feed's newest stored items, once")
+    async def backfill(interaction: discord.Interaction, name: str, count: app_commands.Range[int, 1, 50]) -> None:
+        await mod(interaction, command_text("feed backfill", name, count))
 
     feed_verb("remove", "Stop watching a feed")
     feed_verb("pause", "Pause a feed")

@@ -30,9 +30,10 @@ from typing import Any, AsyncIterator, Callable
 import aiohttp
 import discord
 
-from adapters.discord.render import FOOTER_MAX, announcement_content, announcement_embed, delivery_marker, truncate
+from adapters.discord.render import FOOTER_MAX, announcement_parts, delivery_marker, truncate
 from bot.errors import DeliveryError
 from bot.models import Announcement, Delivered, Destination
+from bot.presenter import present
 
 log = logging.getLogger("showbot.discord")
 
@@ -176,22 +177,26 @@ class Poster:
     async def deliver(self, client: discord.Client, announcement: Announcement) -> tuple[discord.Message, bool]:
         """Post it; returns the message and whether to open its thread."""
         destination = announcement.destination
-        content = announcement_content(announcement)
+        view = present(announcement)
+        content, embed = announcement_parts(view, delivery_marker(announcement.idempotency_key))
         mentions = discord.AllowedMentions.none()
-        if content is not None and announcement.mention:
+        # Only the route's role may ping, and only when the view says so (a
+        # follow-up, a test or a DM never does).
+        if view.mention and view.mention.isdigit() and content and f"<@&{view.mention}>" in content:
             mentions = discord.AllowedMentions(
                 everyone=False, users=False, replied_user=False,
-                roles=[discord.Object(id=int(announcement.mention))],
+                roles=[discord.Object(id=int(view.mention))],
             )
-        embed = announcement_embed(announcement)
         try:
             async with fail_fast(), asyncio.timeout(REQUEST_TIMEOUT_S * 2):
                 target = await self._target(client, destination)
                 await self._limiter.acquire()
                 reference = _reply_reference(announcement)
                 extra: dict[str, Any] = {"reference": reference} if reference is not None else {}
+                if embed is not None:
+                    extra["embed"] = embed
                 message = await target.send(
-                    content=content, embed=embed, allowed_mentions=mentions,
+                    content=content, allowed_mentions=mentions,
                     nonce=nonce_for(announcement.idempotency_key), **extra,
                 )
         except DeliveryError:
@@ -224,6 +229,10 @@ class Poster:
         destination = announcement.destination
         marker = truncate(delivery_marker(announcement.idempotency_key), FOOTER_MAX)
         nonce = nonce_for(announcement.idempotency_key)
+        # A template's message has no embed to carry the marker: it is
+        # recognised by its exact text (made again from the same row).
+        content, embed = announcement_parts(present(announcement), marker)
+        text_only = content if embed is None else None
         me = client.user.id if client.user else None
         since = announcement.first_attempt_at
         after = since - LOOKUP_MARGIN if since is not None else None
@@ -240,7 +249,7 @@ class Poster:
                         continue
                     if str(message.nonce or "") == nonce or any(
                         (e.footer.text or "") == marker for e in message.embeds
-                    ):
+                    ) or (text_only is not None and message.content == text_only):
                         return Delivered(message_id=str(message.id))
         except DeliveryError:
             raise

@@ -17,13 +17,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Sequence
 from urllib.parse import quote, urlsplit
 
 import discord
 
-from bot.models import Announcement, Chapter, Reply, ReplyItem
-from bot.replies import FOLLOW_UP_HEADING, format_duration
-from bot.replies import format_timestamp as format_clock
+from bot.models import AnnouncementView, ChapterView, Reply, ReplyItem, SegmentRole
+from bot.presenter import chapter_views
+from bot.replies import format_duration, more_chapters, shown_chapters
+from bot.replies import format_timestamp as format_clock  # noqa: F401 - tests use the one clock format
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096
@@ -40,7 +42,6 @@ ELLIPSIS = "…"
 # What find_delivered looks for in an announcement's footer.
 MARKER_PREFIX = "id:"
 
-_YOUTUBE_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"}
 _WORD = re.compile(r"\S+\s*")
 
 
@@ -78,23 +79,6 @@ def safe_url(url: str | None) -> str | None:
         return None
     # Percent-encode what would end the markdown link target or break the URL.
     return quote(url, safe=":/?#@!$&'*+,;=%~._-[]")
-
-
-def is_youtube(url: str) -> bool:
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return False
-    return host in _YOUTUBE_HOSTS
-
-
-def chapter_url(url: str | None, start_s: int) -> str | None:
-    """A link that opens at the chapter: only YouTube understands ``t=``."""
-    url = safe_url(url)
-    if url is None or not is_youtube(url):
-        return None
-    sep = "&" if "?" in url else "?"
-    return f"{url}{sep}t={int(start_s)}s"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -142,10 +126,11 @@ def fit_escaped(raw: str, limit: int) -> str:
     return out.rstrip() + ELLIPSIS
 
 
-def chapter_line(url: str | None, chapter: Chapter) -> str:
-    """'[12:00 VMA areas](https://youtu.be/x?t=720s)', or plain text if no timed link exists."""
-    label = f"{format_clock(chapter.start_s)} {chapter.title}".strip()
-    link = chapter_url(url, chapter.start_s)
+def chapter_line(chapter: ChapterView) -> str:
+    """'[12:00 VMA areas](https://youtu.be/x?t=720)', or plain text when the
+    core built no timed link (the link is the core's, never extended here)."""
+    label = f"{chapter.clock} {chapter.title}".strip()
+    link = safe_url(chapter.url)
     if link is None:
         return escape_text(truncate(label, 200))
     return f"[{escape_link_text(truncate(label, 200))}]({link})"
@@ -175,25 +160,36 @@ def join_atoms(atoms: list[str], limit: int, *, sep: str = "\n") -> str:
 # --- embeds -------------------------------------------------------------------
 
 
-def _description(summary: str, url: str | None, chapters: tuple[Chapter, ...]) -> str:
+def _description(summary: str, chapters: Sequence[ChapterView], hidden: int = 0,
+                 entries: Sequence[str] = ()) -> str:
     parts: list[str] = []
     if summary.strip():
         parts.append(fit_escaped(" ".join(summary.split()), SUMMARY_BUDGET))
     if chapters:
-        lines = [chapter_line(url, c) for c in chapters]
+        lines = [chapter_line(c) for c in chapters] + ([escape_text(more_chapters(hidden))] if hidden else [])
         used = sum(len(p) + 2 for p in parts)
         block = join_atoms(lines, DESCRIPTION_MAX - used - len("**Chapters**\n"))
         if block:
             parts.append("**Chapters**\n" + block)
+    if entries:
+        used = sum(len(p) + 2 for p in parts)
+        block = join_atoms(list(entries), DESCRIPTION_MAX - used)
+        if block:
+            parts.append(block)
     return "\n\n".join(parts)[:DESCRIPTION_MAX]
+
+
+REPLY_CHAPTERS = 25  # a reply lists more than an announcement: `episode N` shows them all
 
 
 def item_embed(item: ReplyItem) -> discord.Embed:
     url = safe_url(item.url)
+    shown, hidden = shown_chapters(item.chapters, REPLY_CHAPTERS)
+    chapters, _ = chapter_views(item.url, shown, len(shown))
     embed = discord.Embed(
         title=fit_escaped(item.title or "(untitled)", TITLE_MAX),
         url=url,
-        description=_description(item.summary, url, item.chapters) or None,
+        description=_description(item.summary, chapters, hidden) or None,
         timestamp=item.published_at if isinstance(item.published_at, datetime) else None,
     )
     fields: list[tuple[str, str]] = []
@@ -230,10 +226,18 @@ def fit_embeds(embeds: list[discord.Embed]) -> list[discord.Embed]:
 
 
 def render_reply(reply: Reply) -> RenderedMessage:
-    embeds = fit_embeds([item_embed(i) for i in reply.items])
     text = escape_text(reply.text) if reply.text else ""
-    if len(embeds) < len(reply.items):
-        text += f"\n(showing {len(embeds)} of {len(reply.items)})"
+    if reply.announcement is not None:
+        # A preview: the announcement exactly as the channel would get it,
+        # under the reply's own line (no marker: it was never posted).
+        body, embed = announcement_parts(reply.announcement, marker=None)
+        embeds = [embed] if embed is not None else []
+        if body:
+            text = f"{text}\n\n{body}" if text else body
+    else:
+        embeds = fit_embeds([item_embed(i) for i in reply.items])
+        if len(embeds) < len(reply.items):
+            text += f"\n(showing {len(embeds)} of {len(reply.items)})"
     content: str | None = truncate(text.strip(), CONTENT_MAX) or None
     if content is None and not embeds:
         content = "(nothing to show)"
@@ -254,46 +258,66 @@ def delivery_marker(idempotency_key: str) -> str:
     return f"{MARKER_PREFIX}{idempotency_key}"
 
 
-def announcement_embed(announcement: Announcement) -> discord.Embed:
-    event = announcement.event
-    if announcement.item is not None:
-        stored = announcement.item
-        it = stored.item
-        reply_item = ReplyItem(
-            title=it.title or event.title,
-            url=it.link or event.url,
-            kind=stored.kind.value,
-            source=stored.source_name,
-            published_at=it.published_at,
-            duration_s=it.duration_s,
-            chapters=it.chapters,
-            summary=it.summary,
-            image_url=it.image_url,
-        )
-        embed = item_embed(reply_item)
-    else:
-        text = event.payload.get("text") or event.payload.get("summary") or ""
-        embed = discord.Embed(
-            title=fit_escaped(event.title or event.kind.value, TITLE_MAX),
-            url=safe_url(event.url),
-            description=fit_escaped(str(text), DESCRIPTION_MAX) if text else None,
-            timestamp=event.created_at,
-        )
-    if announcement.is_follow_up:
-        author = FOLLOW_UP_HEADING
-    elif event.kind.value == "alert":
-        author = "Moderator alert"
-    else:
-        author = f"New {event.kind.value}"
-    embed.set_author(name=author)
-    embed.set_footer(text=truncate(delivery_marker(announcement.idempotency_key), FOOTER_MAX))
+def body_text(view: AnnouncementView) -> str:
+    """A rendered template as message content: the moderator's own text
+    keeps its markdown (never a ping), feed text is escaped, links are links,
+    and only the route's role becomes a mention. Cut between segments."""
+    out = ""
+    budget = CONTENT_MAX - len(ELLIPSIS)
+    for segment in view.body:
+        if segment.role is SegmentRole.LITERAL:
+            piece = discord.utils.escape_mentions(segment.text)
+        elif segment.role is SegmentRole.LINK:
+            piece = safe_url(segment.text) or escape_text(segment.text)
+        elif segment.role is SegmentRole.MENTION:
+            piece = f"<@&{segment.text}>" if segment.text.isdigit() else ""
+        else:
+            piece = escape_text(segment.text)
+        if len(out) + len(piece) > budget:
+            room = budget - len(out)
+            if segment.role is SegmentRole.TEXT and room > 20:
+                out += fit_escaped(segment.text, room).removesuffix(ELLIPSIS)
+            return out.rstrip() + ELLIPSIS
+        out += piece
+    return out
+
+
+def view_embed(view: AnnouncementView, marker: str | None) -> discord.Embed:
+    """The card: heading as the author, the title linked, the summary and
+    chapters (or a digest's lines) in the description, the facts as fields."""
+    entries = []
+    for entry in view.entries:
+        url = safe_url(entry.url)
+        label = escape_link_text(truncate(entry.title, 200))
+        title = f"[{label}]({url})" if url else escape_text(truncate(entry.title, 200))
+        line = f"• {escape_text(entry.heading)}: {title}"
+        facts = " · ".join(f.value for f in entry.facts)
+        entries.append(f"{line} — {escape_text(facts)}" if facts else line)
+    if view.more_entries:
+        entries.append(escape_text(f"… and {view.more_entries} more"))
+    embed = discord.Embed(
+        title=fit_escaped(view.title or view.heading, TITLE_MAX),
+        url=safe_url(view.url),
+        description=_description(view.summary, view.chapters, view.more_chapters, entries) or None,
+        timestamp=view.published_at,
+    )
+    embed.set_author(name=truncate(view.heading, FIELD_NAME_MAX))
+    for fact in view.facts[:FIELDS_MAX]:
+        embed.add_field(name=fact.label[:FIELD_NAME_MAX], value=truncate(escape_text(fact.value), FIELD_VALUE_MAX),
+                        inline=True)
+    thumb = safe_url(view.image_url)
+    if thumb:
+        embed.set_thumbnail(url=thumb)
+    if marker is not None:
+        embed.set_footer(text=truncate(marker, FOOTER_MAX))
     return fit_embeds([embed])[0]
 
 
-def announcement_content(announcement: Announcement) -> str | None:
-    """Only the configured role is ever written as a mention, and a follow-up
-    never pings it again: the role heard about this news once already."""
-    role = announcement.mention
-    if role and role.isdigit() and not announcement.is_follow_up:
-        return f"<@&{role}>"
-    return None
+def announcement_parts(view: AnnouncementView, marker: str | None) -> tuple[str | None, discord.Embed | None]:
+    """(content, embed) for one announcement. A template makes the whole
+    message (content only: Discord shows its own link preview); otherwise the
+    card, with the role mention as the content."""
+    if view.body:
+        return body_text(view) or None, None
+    mention = f"<@&{view.mention}>" if view.mention and view.mention.isdigit() else None
+    return mention, view_embed(view, marker)

@@ -10,11 +10,11 @@ escape sequence or a link.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Sequence
 
-from bot.models import Announcement, Chapter, Reply, ReplyItem
-from bot.replies import FOLLOW_UP_HEADING, format_duration, format_timestamp
+from bot.models import Announcement, AnnouncementView, ChapterView, Reply, ReplyItem, SegmentRole
+from bot.presenter import chapter_views, present
+from bot.replies import format_duration, more_chapters, shown_chapters
 
 from .mrkdwn import escape, link, one_line, safe_url, subteam_id, trim_mrkdwn, trim_plain
 
@@ -29,17 +29,6 @@ SUMMARY_CHARS = 300
 
 MORE_ACTION_ID = "showbot_more"
 
-HEADINGS = {
-    "episode": "New episode",
-    "video": "New video",
-    "article": "New article",
-    "post": "New post",
-    "book": "Book news",
-    "profile": "Profile update",
-    "milestone": "Milestone",
-    "alert": "Moderator alert",
-}
-
 Block = dict[str, Any]
 
 
@@ -52,23 +41,6 @@ def format_date(when: datetime | None) -> str | None:
     if when.tzinfo is not None:
         when = when.astimezone(timezone.utc)
     return when.strftime("%Y-%m-%d")
-
-
-def is_youtube(url: str | None) -> bool:
-    if not url:
-        return False
-    host = (urlsplit(url).hostname or "").lower()
-    return host == "youtu.be" or host == "youtube.com" or host.endswith(".youtube.com")
-
-
-def chapter_url(url: str | None, start_s: int) -> str | None:
-    """The item's URL at ``start_s`` (YouTube understands ``t=<s>s``); None elsewhere."""
-    if not is_youtube(url):
-        return None
-    assert url is not None
-    base, _, fragment = url.partition("#")
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}t={int(start_s)}s"
 
 
 # ---------------------------------------------------------------- block builders
@@ -114,15 +86,15 @@ def more_button(more: str) -> Block | None:
     }
 
 
-def chapters_text(url: str | None, chapters: tuple[Chapter, ...], limit: int = MAX_CHAPTERS) -> str:
+def chapters_text(chapters: Sequence[ChapterView], hidden: int = 0) -> str:
+    """One line per chapter; the timestamp links to the minute when the core
+    built a link for it (never extended here)."""
     lines = []
-    for ch in chapters[:limit]:
-        label = format_timestamp(ch.start_s)
-        at = chapter_url(url, ch.start_s)
-        stamp = link(at, label) if at else escape(label)
+    for ch in chapters:
+        stamp = link(ch.url, ch.clock) if ch.url else escape(ch.clock)
         lines.append(f"• {stamp} {escape(trim_plain(one_line(ch.title), 150))}")
-    if len(chapters) > limit:
-        lines.append(f"… {len(chapters) - limit} more")
+    if hidden:
+        lines.append(escape(more_chapters(hidden)))
     return "\n".join(lines)
 
 
@@ -147,7 +119,9 @@ def item_blocks(item: ReplyItem) -> list[Block]:
     if any(parts):
         blocks.append(context(parts))
     if item.chapters:
-        blocks.append(section("*Chapters*\n" + chapters_text(item.url, item.chapters)))
+        shown, hidden = shown_chapters(item.chapters, MAX_CHAPTERS)
+        views, _ = chapter_views(item.url, shown, len(shown))
+        blocks.append(section("*Chapters*\n" + chapters_text(views, hidden)))
     return blocks
 
 
@@ -176,10 +150,15 @@ def fallback(lines: list[str]) -> str:
 
 
 def render_reply(reply: Reply) -> dict[str, Any]:
-    """``{"text": fallback, "blocks": [...]}`` for a member's answer."""
+    """``{"text": fallback, "blocks": [...]}`` for a member's answer. A
+    preview shows its announcement exactly as the channel would get it."""
     more = more_button(reply.more) if reply.more else None
     reserve = 2 + (1 if more else 0)  # room for "and N more" + the button
     blocks: list[Block] = text_sections(reply.text)[:10] if reply.text else []
+    if reply.announcement is not None:
+        preview = render_view(reply.announcement)
+        blocks = (blocks + preview["blocks"])[:MAX_BLOCKS]
+        return {"text": fallback([escape(reply.text), preview["text"]]), "blocks": blocks}
     shown = 0
     for item in reply.items:
         extra = item_blocks(item)
@@ -209,35 +188,73 @@ def mention_markup(mention: str | None) -> str:
     return f"<!subteam^{group}>" if group else ""
 
 
-def render_announcement(announcement: Announcement) -> dict[str, Any]:
-    """``{"text", "blocks"}`` announcing one event in one channel."""
-    event = announcement.event
-    kind = event.kind.value if hasattr(event.kind, "value") else str(event.kind)
-    heading = FOLLOW_UP_HEADING if announcement.is_follow_up else HEADINGS.get(kind, "New")
-    stored = announcement.item
-    item = stored.item if stored is not None else None
-    title = (item.title if item and item.title else event.title) or "untitled"
-    url = (item.link if item and item.link else None) or event.url
-    # A follow-up never pings the group again: it heard about this news once.
-    mention = None if announcement.is_follow_up else mention_markup(announcement.mention)
+def body_mrkdwn(view: AnnouncementView) -> str:
+    """A rendered template: the moderator's text keeps its mrkdwn (``*bold*``)
+    but loses ``& < >`` like feed text, so neither can write a ping; links
+    are links, and only the route's user group becomes a mention."""
+    out = []
+    for segment in view.body:
+        if segment.role is SegmentRole.LINK:
+            u = safe_url(segment.text)
+            out.append(f"<{u}>" if u else escape(segment.text))
+        elif segment.role is SegmentRole.MENTION:
+            out.append(mention_markup(segment.text))
+        else:
+            out.append(escape(segment.text))
+    return "".join(out)
 
-    blocks: list[Block] = [header(heading)]
-    body = f"*{link(url, title)}*"
+
+def render_view(view: AnnouncementView) -> dict[str, Any]:
+    """``{"text", "blocks"}`` for an announcement view: the header is the
+    view's heading, then the linked title, facts, chapters or digest lines."""
+    if view.body:
+        text = body_mrkdwn(view)
+        return {"text": fallback([text]), "blocks": [section(text)]}
+    mention = mention_markup(view.mention)
+    blocks: list[Block] = [header(view.heading)]
+    body = f"*{link(view.url, view.title)}*"
     if mention:
         body = f"{mention} {body}"
-    if item is not None and item.summary:
-        body += "\n" + escape(trim_plain(item.summary, SUMMARY_CHARS))
-    blocks.append(section(body, image_accessory(item.image_url if item else None)))
-    if item is not None:
-        parts = meta_parts(None, stored.source_name if stored else None, item.published_at, item.duration_s)
-        if any(parts):
-            blocks.append(context(parts))
-        if item.chapters:
-            blocks.append(section("*Chapters*\n" + chapters_text(url, item.chapters)))
-
-    head = f"{mention} {heading}:" if mention else f"{heading}:"
-    text_line = f"{head} {escape(trim_plain(one_line(title), 500))}"
-    u = safe_url(url)
+    if view.summary:
+        body += "\n" + escape(trim_plain(view.summary, SUMMARY_CHARS))
+    blocks.append(section(body, image_accessory(view.image_url)))
+    if view.facts:
+        blocks.append(context([escape(trim_plain(one_line(f.value), 80)) for f in view.facts]))
+    if view.chapters:
+        blocks.append(section("*Chapters*\n" + chapters_text(view.chapters, view.more_chapters)))
+    if view.entries:
+        lines = []
+        for entry in view.entries:
+            facts = " · ".join(escape(f.value) for f in entry.facts)
+            lines.append(f"• {escape(entry.heading)}: *{link(entry.url, entry.title)}*" + (f" — {facts}" if facts else ""))
+        if view.more_entries:
+            lines.append(escape(f"… and {view.more_entries} more"))
+        blocks.extend(section(chunk) for chunk in _chunks(lines))
+    head = f"{mention} {view.heading}:" if mention else f"{view.heading}:"
+    text_line = f"{head} {escape(trim_plain(one_line(view.title), 500))}"
+    u = safe_url(view.url)
     if u:
         text_line += f" <{u}>"
-    return {"text": fallback([text_line]), "blocks": blocks}
+    return {"text": fallback([text_line]), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _chunks(lines: list[str]) -> list[str]:
+    """Lines joined into sections of at most SECTION_TEXT characters."""
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        line = trim_mrkdwn(line, SECTION_TEXT)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > SECTION_TEXT:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def render_announcement(announcement: Announcement) -> dict[str, Any]:
+    """``{"text", "blocks"}`` announcing one event in one channel."""
+    return render_view(present(announcement))

@@ -19,12 +19,13 @@ from collections import Counter
 from typing import Awaitable, Callable, Mapping, Sequence
 
 from bot.clock import Clock
-from bot.commands import book_stats, member, moderation, why
+from bot.commands import book_stats, member, moderation, routes, why
 from bot.commands.context import Context
 from bot.commands.grammar import (
-    MODERATOR_COMMANDS, AnnounceHere, AnnounceOff, Book, Command, EpisodeNumber, FeedAction, FeedAdd,
-    Feeds, FilterAdd, FilterClear, FilterList, Help, Latest, RandomPick, Search, Stats, Status,
-    Subscribe, Subscriptions, Unknown, Unsubscribe, Usage, Why, parse,
+    MODERATOR_COMMANDS, AnnounceCap, AnnounceDigest, AnnounceHere, AnnounceOff, AnnouncePace, AnnounceTest,
+    Book, Command, EpisodeNumber, FeedAction, FeedAdd, FeedBackfill, Feeds, FilterAdd, FilterClear, FilterList,
+    Help, Latest, Preview, RandomPick, Search, Stats, Status, Subscribe, Subscriptions, TemplateList,
+    TemplateReset, TemplateSet, TemplateUse, Unknown, Unsubscribe, Usage, Why, parse,
 )
 from bot.commands.help import help_reply, unknown_reply
 from bot.config import BookConfig
@@ -52,6 +53,8 @@ class Commands:
         preview: Callable[[str], Awaitable[ParsedFeed]] | None = None,
         on_sources_changed: Callable[[], Awaitable[None]] | None = None,
         health: Callable[[], Mapping[str, bool]] | None = None,
+        on_queued: Callable[[], None] | None = None,
+        drift: Callable[[], Awaitable[list[str]]] | None = None,
         page_size: int = 5,
         rng: random.Random | None = None,
         book_config: BookConfig | None = None,
@@ -59,11 +62,13 @@ class Commands:
     ) -> None:
         """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
         given; ``rng`` makes `random` reproducible in tests; ``book_config``
-        (config.book) is what `book` shows, None or empty: no book."""
+        (config.book) is what `book` shows, None or empty: no book.
+        ``on_queued`` is told when a command put posts in the outbox (a test,
+        a backfill), ``drift`` lists how the config file and the database differ."""
         self._ctx = Context(
             store=store, clock=clock, synonyms=SynonymIndex(synonyms), rng=rng or random.Random(),
             page_size=max(1, page_size), preview=preview, on_sources_changed=on_sources_changed,
-            health=health, metrics=metrics or Metrics(),
+            health=health, metrics=metrics or Metrics(), on_queued=on_queued, drift=drift,
         )
         self._metrics = self._ctx.metrics
         self._book = book_config
@@ -126,12 +131,14 @@ class Commands:
                 return await moderation.feeds(ctx)
             case FeedAdd():
                 return await moderation.feed_add(ctx, caller, command)
+            case FeedAction(action="test", name=name):
+                return await routes.feed_test(ctx, caller, name)
             case FeedAction():
                 return await moderation.feed_action(ctx, caller, command)
             case AnnounceHere():
-                return await moderation.announce_here(ctx, caller, command)
+                return await routes.announce_here(ctx, caller, command)
             case AnnounceOff():
-                return await moderation.announce_off(ctx, caller, command)
+                return await routes.announce_off(ctx, caller, command)
             case FilterAdd():
                 return await moderation.filter_add(ctx, caller, command)
             case FilterClear():
@@ -142,6 +149,33 @@ class Commands:
                 return await moderation.status(ctx)
             case Why():
                 return await why.why(ctx, command)
+        return await self._run_shaping(command, caller)
+
+    async def _run_shaping(self, command: Command, caller: Caller) -> Reply:
+        """What moderators shape about a channel's posts (issue #12), apart
+        so the dispatch above stays easy to merge."""
+        ctx = self._ctx
+        match command:
+            case AnnounceDigest():
+                return await routes.announce_digest(ctx, caller, command)
+            case AnnouncePace():
+                return await routes.announce_pace(ctx, caller, command)
+            case AnnounceCap():
+                return await routes.announce_cap(ctx, caller, command)
+            case AnnounceTest():
+                return await routes.announce_test(ctx, caller, command)
+            case TemplateList():
+                return await routes.template_list(ctx, caller)
+            case TemplateUse():
+                return await routes.template_use(ctx, caller, command)
+            case TemplateSet():
+                return await routes.template_set(ctx, caller, command)
+            case TemplateReset():
+                return await routes.template_reset(ctx, caller)
+            case Preview():
+                return await routes.preview(ctx, caller, command)
+            case FeedBackfill():
+                return await routes.feed_backfill(ctx, caller, command)
         raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
 
     async def complete_topic(self, prefix: str, limit: int = 25) -> list[str]:
@@ -164,4 +198,8 @@ def _command_name(class_name: str) -> str:
         "Feeds": "feeds", "FeedAdd": "feed add", "FeedAction": "feed", "AnnounceHere": "announce",
         "AnnounceOff": "announce off", "FilterAdd": "filter", "FilterClear": "filter",
         "FilterList": "filter", "Status": "status",
+        "AnnounceDigest": "announce digest", "AnnouncePace": "announce pace", "AnnounceCap": "announce cap",
+        "AnnounceTest": "announce test", "TemplateList": "template", "TemplateUse": "template",
+        "TemplateSet": "template", "TemplateReset": "template", "Preview": "preview",
+        "FeedBackfill": "feed backfill",
     }.get(class_name, class_name.lower())

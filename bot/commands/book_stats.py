@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from bot import charts
 from bot.commands.context import Context
 from bot.config import BookConfig
 from bot.models import Reply, ReplyItem
-from bot.replies import format_date, format_duration
+from bot.detect import make_book_matcher, normalize_link
+from bot.replies import format_date, format_duration, reply_item
 from bot.storage.records import Cadence, ProfileStats
 
 log = logging.getLogger("showbot.commands")
 
 BOOK_NEWS_LIMIT = 5
+BOOK_SCAN = 50  # candidate items read for `book`, newest first
 WINDOWS = (7, 30)
 CADENCE_DAYS = 90
 MONTHS = 12
@@ -39,16 +42,38 @@ async def book(ctx: Context, config: BookConfig | None) -> Reply:
     lines = [f"📖 {title}"]
     if config.links:
         lines.append("Links: " + " · ".join(config.links))
-    news = await ctx.store.book_news(BOOK_NEWS_LIMIT)
-    if news:
-        lines.append("Latest book news:")
-    else:
-        lines.append("No book news yet.")
-    items = tuple(
-        ReplyItem(title=n.title, url=n.url, kind="book", source=n.source, published_at=n.at)
-        for n in news
-    )
-    return Reply(kind="book", text="\n".join(lines), items=items)
+    news = [ReplyItem(title=n.title, url=n.url, kind="book", source=n.source, published_at=n.at)
+            for n in await ctx.store.book_news(BOOK_NEWS_LIMIT)]
+    news = sorted(news + await _book_items(ctx, config, news), key=_newest_first)[:BOOK_NEWS_LIMIT]
+    lines.append("Latest book news:" if news else "No book news yet.")
+    return Reply(kind="book", text="\n".join(lines), items=tuple(news))
+
+
+def _newest_first(item: ReplyItem) -> tuple[bool, float]:
+    at = item.published_at
+    return (at is None, -at.timestamp() if at is not None else 0.0)
+
+
+async def _book_items(ctx: Context, config: BookConfig, news: list[ReplyItem]) -> list[ReplyItem]:
+    """Stored items that are book news but were never announced as such:
+    a first sync stores a feed's back catalogue silently, book episode and
+    book article included (the issue: "No book news yet." beside both).
+    Storage finds candidates by plain text; the book matcher decides."""
+    words = [*config.keywords, *([config.title] if config.title else [])]
+    links = [n for n in (normalize_link(u) for u in config.links) if n]
+    candidates = await ctx.store.items_mentioning([*words, *links], limit=BOOK_SCAN)
+    matches = make_book_matcher(words, config.links)
+    seen = {n.url for n in news if n.url} | {n.title for n in news}
+    out = []
+    for stored in candidates:
+        if not matches(stored.item):
+            continue
+        found = reply_item(stored)
+        if found.url in seen or found.title in seen:
+            continue  # announced already: its book event is listed
+        seen |= {found.url or "", found.title}
+        out.append(replace(found, kind="book", chapters=(), summary=""))
+    return out
 
 
 # -- stats -------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from bot.storage import Storage
 Preview = Callable[[str], Awaitable[ParsedFeed]]
 Notify = Callable[[], Awaitable[None]]
 Health = Callable[[], Mapping[str, bool]]
+Queued = Callable[[], None]
+# The differences between the config file and the database, one line each.
+Drift = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(slots=True)
@@ -29,3 +32,5 @@ class Context:
     health: Health | None = None
     max_topics_per_member: int = 25
     metrics: Metrics = field(default_factory=Metrics)  # the no-op unless the HTTP server is on
+    on_queued: Queued | None = None  # something was put in the outbox: deliver it now
+    drift: Drift | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.models import ContentKind
+from bot.models import ContentKind, DigestPeriod
 
 MAX_INPUT = 2000
 MAX_PAGE = 1000
@@ -109,13 +109,15 @@ class FeedAction:
 @dataclass(frozen=True, slots=True)
 class AnnounceHere:
     kinds: tuple[str, ...]
-    mention: str | None = None
-    thread: bool = False  # open a discussion thread under each announcement (Discord)
+    mention: str | None = None  # None: unchanged; "none": no mention any more
+    thread: bool | None = None  # a discussion thread under each announcement (Discord); None: unchanged
+    only: bool = False  # `announce only ...`: these kinds replace the channel's, instead of adding
+    feed: str | None = None  # `... from <feed> here`: route by feed as well ("all": every feed)
 
 
 @dataclass(frozen=True, slots=True)
 class AnnounceOff:
-    pass
+    kinds: tuple[str, ...] = ()  # none: stop announcing here at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,60 @@ class Why:
     query: str
 
 
+# -- what moderators shape: flood control, tests, templates, previews, backfill ---
+
+@dataclass(frozen=True, slots=True)
+class AnnounceDigest:
+    period: DigestPeriod | None  # None: off
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncePace:
+    every: str | None  # "30s"; None: off
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceCap:
+    per_day: int | None  # None: off
+
+
+@dataclass(frozen=True, slots=True)
+class AnnounceTest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateList:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUse:
+    name: str  # a gallery name; "card" is the default
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSet:
+    text: str  # verbatim, with "\n" written as a newline
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateReset:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    feed: str
+    here: bool = False  # this channel's template and mention, else the default card
+
+
+@dataclass(frozen=True, slots=True)
+class FeedBackfill:
+    feed: str
+    count: int
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """A known command used the wrong way: answer with its usage line."""
@@ -161,10 +217,14 @@ Command = (
     Help | Unknown | Latest | Search | EpisodeNumber | RandomPick | Stats | Book | Subscribe
     | Unsubscribe | Subscriptions | Feeds | FeedAdd | FeedAction | AnnounceHere | AnnounceOff
     | FilterAdd | FilterClear | FilterList | Status | Usage | Why
+    | AnnounceDigest | AnnouncePace | AnnounceCap | AnnounceTest | TemplateList | TemplateUse
+    | TemplateSet | TemplateReset | Preview | FeedBackfill
 )
 
 MODERATOR_COMMANDS = (Feeds, FeedAdd, FeedAction, AnnounceHere, AnnounceOff, FilterAdd,
-                      FilterClear, FilterList, Status, Why)
+                      FilterClear, FilterList, Status, Why,
+                      AnnounceDigest, AnnouncePace, AnnounceCap, AnnounceTest, TemplateList, TemplateUse,
+                      TemplateSet, TemplateReset, Preview, FeedBackfill)
 
 
 # -- vocabulary ----------------------------------------------------------------
@@ -207,7 +267,7 @@ _BOOK = _m(r"(?:the\s+)?book")
 COMMAND_WORDS = (
     "latest", "search", "episodes on", "videos about", "episode", "random", "stats", "book",
     "subscribe", "unsubscribe", "subscriptions", "help", "what's new", "anything on",
-    "feeds", "feed", "announce", "filter", "status", "why",
+    "feeds", "feed", "announce", "filter", "status", "why", "template", "preview",
 )
 
 
@@ -226,6 +286,9 @@ def parse(text: str) -> Command:
         command = _parse_moderator(head, words[1:])
         if command is not None:
             return command
+    if head in ("template", "templates", "preview"):
+        # The template's own text is kept as typed (line breaks too).
+        return _parse_shaping(head, words[1:], text[:MAX_INPUT])
     # Phones type curly apostrophes ("what’s new").
     member_text = raw.replace("\u2019", "'").replace("\u2018", "'")
     return _parse_member(_TRAILING.sub("", member_text) or member_text)
@@ -291,6 +354,8 @@ def _parse_moderator(head: str, args: list[str]) -> Command | None:
             return Usage("feed", f"usage: {_FEED_USAGE}, or feed remove|pause|resume|test <name>")
         if low[0] == "add":
             return _parse_feed_add(args[1:])
+        if low[0] == "backfill":
+            return _parse_backfill(args[1:])
         if low[0] in ("remove", "delete", "pause", "resume", "test"):
             if len(args) != 2:
                 return Usage("feed", f"usage: feed {low[0]} <name>")
@@ -300,24 +365,7 @@ def _parse_moderator(head: str, args: list[str]) -> Command | None:
             return Feeds()
         return Usage("feed", f"usage: {_FEED_USAGE}, or feed remove|pause|resume|test <name>")
     if head == "announce":
-        if low == ["off", "here"]:
-            return AnnounceOff()
-        if "here" not in low:
-            return Usage("announce", "usage: announce <kinds> here [mention <role>], or announce off here")
-        at = low.index("here")
-        kinds = tuple(k for k in re.split(r"[,\s]+", " ".join(low[:at])) if k and k != "and")
-        rest = args[at + 1:]
-        usage = "usage: announce <kinds> here [mention <role>] [thread]"
-        if not kinds:
-            return Usage("announce", usage)
-        thread = bool(rest) and rest[-1].casefold() in ("thread", "threads")
-        if thread:
-            rest = rest[:-1]
-        if not rest:
-            return AnnounceHere(kinds, None, thread)
-        if len(rest) == 2 and rest[0].casefold() == "mention":
-            return AnnounceHere(kinds, rest[1], thread)
-        return Usage("announce", usage)
+        return _parse_announce(args, low)
     if head in ("filter", "filters"):
         if len(args) == 1:
             return FilterList(args[0])
@@ -328,6 +376,109 @@ def _parse_moderator(head: str, args: list[str]) -> Command | None:
         return Usage("filter", "usage: filter <feed> include|exclude <words or /regex/>, "
                                "filter <feed> clear, or filter <feed>")
     return None
+
+
+# -- announce, template, preview, backfill (issue #12) ----------------------------
+
+_ANNOUNCE_USAGE = ("usage: announce <kinds> [from <feed>] here [mention <role>|mention none] [thread|no thread] "
+                   "(adds), announce only <kinds> here (replaces), announce off [<kinds>] here, "
+                   "announce digest daily|weekly|off here, announce pace <interval>|off here, "
+                   "announce cap <posts a day>|off here, announce test here")
+
+
+def _kinds(words: list[str]) -> tuple[str, ...]:
+    return tuple(k for k in re.split(r"[,\s]+", " ".join(words)) if k and k != "and")
+
+
+def _parse_announce(args: list[str], low: list[str]) -> Command:
+    if "here" not in low:
+        return Usage("announce", _ANNOUNCE_USAGE)
+    at = low.index("here")
+    before, rest, rest_low = low[:at], args[at + 1:], low[at + 1:]
+    if before and before[0] in ("off", "stop") and not rest:
+        return AnnounceOff(_kinds(before[1:]))
+    if before == ["test"] and not rest:
+        return AnnounceTest()
+    if len(before) == 2 and before[0] == "digest" and not rest:
+        if before[1] in ("off", "none"):
+            return AnnounceDigest(None)
+        if before[1] in ("daily", "weekly"):
+            return AnnounceDigest(DigestPeriod(before[1]))
+        return Usage("announce", "usage: announce digest daily|weekly|off here")
+    if len(before) == 2 and before[0] == "pace" and not rest:
+        return AnnouncePace(None if before[1] in ("off", "none") else args[1])
+    if len(before) == 2 and before[0] in ("cap", "daily_cap", "limit") and not rest:
+        if before[1] in ("off", "none"):
+            return AnnounceCap(None)
+        if before[1].isdigit() and len(before[1]) <= 4:
+            return AnnounceCap(int(before[1]))
+        return Usage("announce", "usage: announce cap <posts a day, e.g. 10>|off here")
+    only = bool(before) and before[0] == "only"
+    if only:
+        before = before[1:]
+    feed = None
+    if "from" in before:
+        f = before.index("from")
+        if f + 2 != len(before):
+            return Usage("announce", "usage: announce <kinds> from <feed> here")
+        feed = args[f + 1 + (1 if only else 0)]
+        before = before[:f]
+    kinds = _kinds(before)
+    if not kinds:
+        return Usage("announce", _ANNOUNCE_USAGE)
+    mention: str | None = None
+    thread: bool | None = None
+    i = 0
+    while i < len(rest):
+        word = rest_low[i]
+        if word in ("thread", "threads"):
+            thread, i = True, i + 1
+        elif word in ("nothread", "nothreads"):
+            thread, i = False, i + 1
+        elif word == "no" and i + 1 < len(rest) and rest_low[i + 1] in ("thread", "threads"):
+            thread, i = False, i + 2
+        elif word == "mention" and i + 1 < len(rest):
+            mention, i = rest[i + 1], i + 2
+        else:
+            return Usage("announce", _ANNOUNCE_USAGE)
+    return AnnounceHere(kinds, mention, thread, only, feed)
+
+
+_TEMPLATE_USAGE = ("usage: template list, template <name> here, template set here <text with {placeholders}>, "
+                   "or template reset here")
+
+
+def _parse_shaping(head: str, args: list[str], original: str) -> Command:
+    low = [a.casefold() for a in args]
+    if head == "preview":
+        if len(args) == 1:
+            return Preview(args[0])
+        if len(args) == 2 and low[1] == "here":
+            return Preview(args[0], here=True)
+        return Usage("preview", "usage: preview <feed> [here]")
+    if low in ([], ["list"]):
+        return TemplateList()
+    if low == ["reset", "here"]:
+        return TemplateReset()
+    if len(low) >= 2 and low[0] == "set" and low[1] == "here":
+        # Everything after "set here", as typed; "\n" is a line break for
+        # chat boxes that send one line.
+        m = re.match(r"\s*\S+\s+set\s+here\s?", original, re.IGNORECASE)
+        body = original[m.end():] if m else " ".join(args[2:])
+        body = body.replace("\\n", "\n").strip()
+        if not body:
+            return Usage("template", _TEMPLATE_USAGE)
+        return TemplateSet(body)
+    if len(low) == 2 and low[1] == "here":
+        return TemplateUse(low[0])
+    return Usage("template", _TEMPLATE_USAGE)
+
+
+def _parse_backfill(args: list[str]) -> Command:
+    usage = "usage: feed backfill <name> <how many of its newest items, 1 to 50>"
+    if len(args) != 2 or not args[1].isdigit() or len(args[1]) > 4:
+        return Usage("feed", usage)
+    return FeedBackfill(args[0], int(args[1]))
 
 
 def _parse_feed_add(args: list[str]) -> Command:

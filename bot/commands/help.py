@@ -22,8 +22,13 @@ MODERATOR_HELP = """\
 Moderators:
 • `feeds` / `status` — what is watched and how it is doing
 • `feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]`
-• `feed remove|pause|resume|test <name>`
-• `announce <kinds> here [mention <role>] [thread]` / `announce off here`
+• `feed remove|pause|resume|test <name>` / `feed backfill <name> <N>`
+• `announce <kinds> [from <feed>] here [mention <role>] [thread]` adds kinds; `announce only <kinds> here` \
+replaces them; `announce off [<kinds>] here`
+• `announce digest daily|weekly here` / `announce pace <interval> here` / `announce cap <N> here` / \
+`announce test here`
+• `template list` / `template <name> here` / `template set here <text>` / `template reset here`
+• `preview <feed> [here]` — the newest item as this channel would get it
 • `filter <feed> include|exclude <words or /regex/>` / `filter <feed> clear`"""
 
 # -- why (operators, issue #13): kept in its own block
@@ -51,17 +56,33 @@ TOPICS: dict[str, str] = {
                  "topic (matched like a search). `unsubscribe <topic>` stops it; `subscriptions` lists yours.",
     "feed": "`feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]` "
             "fetches the feed once, refuses anything that is not a feed, and stores what is there "
-            "without announcing it. `feed remove|pause|resume <name>` do what they say; "
-            "`feed test <name>` shows the newest item as it would be announced, posting nothing.",
-    "announce": "`announce episode,video here [mention <role>] [thread]` announces those kinds in this "
-                "channel (kinds: episode video article post book profile milestone alert, or all; "
-                "`alert` makes it the moderators' channel); `thread` opens a discussion thread under "
-                "each announcement on Discord; `announce off here` stops it.",
+            "without announcing it (and says so when no channel takes its kind). "
+            "`feed remove|pause|resume <name>` do what they say; `feed test <name>` fetches it now and "
+            "shows the newest item as it would be announced, posting nothing; `feed backfill <name> <N>` "
+            "announces its newest N stored items to the channels that take them, once.",
+    "announce": "`announce episode,video here` adds those kinds to this channel (kinds: episode video "
+                "article post book profile milestone alert, or all; `alert` makes it the moderators' "
+                "channel); `announce only <kinds> here` replaces them; `announce off <kinds> here` removes "
+                "some, `announce off here` all. `from <feed>` takes them from that feed only (`from all`: "
+                "every feed). `mention <role>` (or `mention none`) and `thread` (or `no thread`) stay until "
+                "changed. Flood control: `announce pace 30s here` (one post every 30s at most), "
+                "`announce cap 10 here` (posts a day; the rest wait for the next day, or go into the "
+                "digest), `announce digest daily|weekly|off here` (one message with the period's items, at "
+                "00:00 UTC). `announce test here` posts the newest item here for real, marked as a test. "
+                "Every answer says what the channel had before and has now.",
+    "template": "`template list` shows the gallery; `template <name> here` uses one; `template set here "
+                "<text>` writes your own with {title} {url} {kind} {feed} {published} {duration} {episode} "
+                "{summary} {chapters} {mention} (\\n is a line break, {{ }} are braces); `template reset "
+                "here` goes back to the card. `preview <feed> here` shows it.",
+    "preview": "`preview <feed> here` shows that feed's newest item exactly as this channel would get it "
+               "(its template and mention, pinging nobody); `preview <feed>` with the default card.",
     "filter": "`filter <feed> include <words>` announces only items mentioning one of the words; "
               "`exclude` holds back items that do. A `/regex/` works too (kept simple: no nested "
               "repeats or backreferences). `filter <feed> clear` removes them, `filter <feed>` lists them.",
     "status": "`status` shows, per feed, the last success and error, failures in a row, the next "
-              "poll, items stored and the last announcement; and whether each channel route works.",
+              "poll, items stored, the last new item and the last delivery; per channel, whether it "
+              "works, its last delivery, what waits (pace, daily cap) or is held for a digest; and how "
+              "the config file differs from the database.",
 }
 TOPICS["why"] = (
     "`why <url or title>` tells an item's path through the bot, from what was recorded when each "
@@ -73,7 +94,8 @@ TOPICS |= {
     "feeds": TOPICS["feed"], "what's new": TOPICS["latest"], "new": TOPICS["latest"],
     "episodes": TOPICS["search"], "videos": TOPICS["search"], "find": TOPICS["search"],
     "unsubscribe": TOPICS["subscribe"], "subscriptions": TOPICS["subscribe"],
-    "filters": TOPICS["filter"], "statistics": TOPICS["stats"], "numbers": TOPICS["stats"], "help": "`help` lists what I can do; `help <command>` explains one.",
+    "filters": TOPICS["filter"], "templates": TOPICS["template"], "backfill": TOPICS["feed"],
+    "digest": TOPICS["announce"], "statistics": TOPICS["stats"], "numbers": TOPICS["stats"], "help": "`help` lists what I can do; `help <command>` explains one.",
 }
 
 

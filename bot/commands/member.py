@@ -9,7 +9,7 @@ from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.errors import NotFound, UserError
 from bot.models import Caller, ContentKind, Reply, ReplyItem
-from bot.replies import format_date, format_duration, reply_item
+from bot.replies import reply_item
 from bot.search import Query, parse_query
 from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
@@ -20,6 +20,11 @@ _KIND_PLURAL = {None: "items", ContentKind.EPISODE: "episodes", ContentKind.VIDE
 
 def _plural(kind: ContentKind | None) -> str:
     return _KIND_PLURAL[kind]
+
+
+def _span(offset: int, shown: int, total: int) -> str:
+    """' 1–5 of 157' when a page shows part of the list, '' when it shows all."""
+    return f" {offset + 1}–{offset + shown} of {total}" if shown < total else ""
 
 
 async def latest(ctx: Context, cmd: Latest) -> Reply:
@@ -38,11 +43,10 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
         more = f"latest {cmd.kind.value}s" if remaining > 0 else None
     else:
         what = "" if cmd.kind is None else f" {_plural(cmd.kind)}"
-        text = f"Latest{what}" + (f" (page {cmd.page})" if cmd.page > 1 else "") + ":"
+        # "Latest 1–5 of 157:", not "Latest: 152 more." (which read as a count of something shown).
+        text = f"Latest{what}{_span(offset, len(items), total)}:"
         words = "latest" + ("" if cmd.kind is None else f" {_plural(cmd.kind)}")
         more = f"{words} page {cmd.page + 1}" if remaining > 0 else None
-        if remaining > 0:
-            text += f" {remaining} more."
     return Reply(kind="latest", text=text, items=tuple(reply_item(i) for i in items), more=more)
 
 
@@ -67,20 +71,17 @@ async def search(ctx: Context, cmd: Search) -> Reply:
     hits = await _ranked(ctx, query, cmd.kind)
     what = _plural(cmd.kind)
     if not hits:
-        return Reply(kind="search", text=f"Nothing found for “{query.text}”.")
+        return Reply(kind="search", text=f"Nothing found for “{query.echo}”.")
     start = (cmd.page - 1) * ctx.page_size
     page = hits[start:start + ctx.page_size]
     if not page:
-        return Reply(kind="search", text=f"No more {what} for “{query.text}”: there were {len(hits)}.")
+        return Reply(kind="search", text=f"No more {what} for “{query.echo}”: there were {len(hits)}.")
     items = await _hit_items(ctx, query, [h.item_id for h in page])
     remaining = len(hits) - start - len(page)
     count = f"{len(hits)} {what if len(hits) != 1 else what[:-1]}"
-    text = f"{count} on “{query.text}”"
-    text += f" (page {cmd.page}):" if cmd.page > 1 else ":"
-    more = None
-    if remaining > 0:
-        text += f" {remaining} more."
-        more = f"{cmd.phrase} {query.text} page {cmd.page + 1}"
+    span = f" ({start + 1}–{start + len(page)})" if len(page) < len(hits) else ""
+    text = f"{count} on “{query.echo}”{span}:"
+    more = f"{cmd.phrase} {query.text} page {cmd.page + 1}" if remaining > 0 else None
     return Reply(kind="search", text=text, items=tuple(items), more=more)
 
 
@@ -102,10 +103,10 @@ async def random_pick(ctx: Context, cmd: RandomPick) -> Reply:
             return Reply(kind="random", text="Nothing found: random on what? Try `random episode on kafka`.")
         hits = await _ranked(ctx, query, cmd.kind)
         if not hits:
-            return Reply(kind="random", text=f"Nothing found for “{query.text}”.")
+            return Reply(kind="random", text=f"Nothing found for “{query.echo}”.")
         pick = ctx.rng.choice(hits)
         items = await _hit_items(ctx, query, [pick.item_id])
-        return Reply(kind="random", text=f"A random one of {len(hits)} {what} on “{query.text}”:",
+        return Reply(kind="random", text=f"A random one of {len(hits)} {what} on “{query.echo}”:",
                      items=tuple(items), more=f"random {cmd.kind.value if cmd.kind else 'episode'} "
                                               f"on {query.text}")
     total = await ctx.store.count_items(cmd.kind)
@@ -131,8 +132,12 @@ def _topic(ctx: Context, raw: str) -> str:
 
 async def subscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = _topic(ctx, raw)
-    added = await ctx.store.add_subscription(caller.platform, caller.user_id, topic,
-                                           ctx.clock(), ctx.max_topics_per_member)
+    try:
+        added = await ctx.store.add_subscription(caller.platform, caller.user_id, topic,
+                                                 ctx.clock(), ctx.max_topics_per_member)
+    except UserError:  # the storage's limit, said the commands' way
+        raise UserError(f"You can follow at most {ctx.max_topics_per_member} topics; "
+                        "`unsubscribe <topic>` from one first.") from None
     text = (f"Subscribed to “{topic}”: I'll send you a direct message when something new matches."
             if added else f"You are already subscribed to “{topic}”.")
     return Reply(kind="subscriptions", text=text, ephemeral=True)
@@ -142,7 +147,10 @@ async def unsubscribe(ctx: Context, caller: Caller, raw: str) -> Reply:
     topic = normalize_topic(raw[:MAX_TOPIC_CHARS])
     if not topic:
         raise UserError("Unsubscribe from what? `subscriptions` lists your topics.")
-    await ctx.store.remove_subscription(caller.platform, caller.user_id, topic)
+    try:
+        await ctx.store.remove_subscription(caller.platform, caller.user_id, topic)
+    except NotFound:
+        raise NotFound(f"You aren't subscribed to “{topic}”. `subscriptions` lists your topics.") from None
     return Reply(kind="subscriptions", text=f"Unsubscribed from “{topic}”.", ephemeral=True)
 
 

@@ -15,20 +15,20 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from bot.commands.context import Context
-from bot.commands.grammar import (
-    AnnounceHere, AnnounceOff, FeedAction, FeedAdd, FilterAdd, FilterClear, FilterList,
-)
-from bot.config import check_url, parse_duration, parse_kinds, validate_name
+from bot.commands.grammar import FeedAction, FeedAdd, FilterAdd, FilterClear, FilterList
+from bot.config import check_url, parse_duration, validate_name
 from bot.detect import decide
 from bot.errors import AlreadyExists, ConfigError, NotFound, SourceError, UserError
-from bot.filters import compile_filter, make_item_filter
+from bot.filters import compile_filter
 from bot.models import (
-    Caller, ContentKind, EventKind, Item, ParsedFeed, Reply, ReplyItem, Source, SourceSpec,
+    ROUTE_KINDS, Caller, ContentKind, EventKind, Item, ParsedFeed, Reply, Route, Source, SourceSpec,
 )
-from bot.replies import format_duration, trim
+from bot.outbox.flood import day_start
+from bot.replies import format_span, plural, trim
 from bot.intents import FilterRule, PollState, SourceProgress
 from bot.plan import plan_poll
-from bot.storage.records import SourceFacts
+from bot.storage.records import RouteFacts, RouteTally, SourceFacts
+from bot.templates import GALLERY
 
 DEFAULT_EVERY = "15m"
 MIN_EVERY_S = 60
@@ -41,8 +41,28 @@ def _when(value: datetime | None, now: datetime) -> str:
     seconds = int((value - now).total_seconds())
     if abs(seconds) < 60:
         return "just now" if seconds <= 0 else "in under a minute"
-    span = format_duration(abs(seconds) // 60 * 60).replace(" 00s", "")
+    span = format_span(abs(seconds) // 60 * 60)
     return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+async def find_feed(ctx: Context, name: str) -> Source:
+    """The named source, or a kind answer that lists what there is."""
+    source = await ctx.store.find_source(name)
+    if source is None:
+        names = [s.name for s in await ctx.store.list_sources()]
+        known = f" Feeds: {', '.join(names)}." if names else " No feeds are watched yet."
+        raise NotFound(f"There is no feed named “{name}”.{known}")
+    return source
+
+
+_MENTION = re.compile(r"^(?:<@&(\d+)>|<!subteam\^([A-Za-z0-9]+)(?:\|[^>]*)?>|@?([A-Za-z0-9_.-]{1,64}))$")
+
+
+def parse_mention(raw: str) -> str:
+    m = _MENTION.match(raw)
+    if m is None:
+        raise UserError("Mention a role by its id or as a role mention, e.g. `mention 987654321`.")
+    return next(g for g in m.groups() if g)
 
 
 async def _audit(ctx: Context, caller: Caller, action: str, detail: str) -> None:
@@ -64,7 +84,7 @@ async def feeds(ctx: Context) -> Reply:
     for s in sources:
         where = s.spec.url or f"@{s.spec.handle}"
         state = " (paused)" if s.paused else ""
-        every = format_duration(s.spec.every_s).replace(" 00s", "")
+        every = format_span(s.spec.every_s)
         lines.append(f"• {s.name}{state}: {s.spec.content.value}, every {every} — {where}")
     return Reply(kind="feeds", text="\n".join(lines), ephemeral=True)
 
@@ -131,14 +151,17 @@ async def feed_add(ctx: Context, caller: Caller, cmd: FeedAdd) -> Reply:
     stored = await _silent_first_sync(ctx, source, parsed.items, now)
     await _audit(ctx, caller, "feed add", f"{name} {url} as {kind.value} every {every_s}s")
     await _changed(ctx)
-    every = format_duration(every_s).replace(" 00s", "")
+    every = format_span(every_s)
     title = f" ({parsed.title.strip()})" if parsed.title.strip() else ""
-    return Reply(
-        kind="feed",
-        text=f"Added “{name}”{title}: {kind.value}s, checked every {every}. Stored the {stored} "
-             "items already there without announcing them; new ones will be announced.",
-        ephemeral=True,
-    )
+    text = (f"Added “{name}”{title}: {kind.value}s, checked every {every}. Stored the "
+            f"{plural(stored, 'item')} already there without announcing them; new ones will be announced.")
+    takers = [r for r in await ctx.store.list_routes() if not r.broken and r.takes(EventKind(kind.value), name)]
+    if not takers:
+        # The issue: a feed added as article where no route takes articles
+        # announced nothing, and nothing said so.
+        text += (f"\n⚠ No channel takes {kind.value}s from it yet, so nothing of “{name}” will be posted. "
+                 f"`announce {kind.value} here` in the channel that should get them.")
+    return Reply(kind="feed", text=text, ephemeral=True)
 
 
 async def _silent_first_sync(ctx: Context, source: Source, items: tuple[Item, ...], now: datetime) -> int:
@@ -151,107 +174,36 @@ async def _silent_first_sync(ctx: Context, source: Source, items: tuple[Item, ..
 
 
 async def feed_action(ctx: Context, caller: Caller, cmd: FeedAction) -> Reply:
-    if cmd.action == "test":
-        return await _feed_test(ctx, cmd.name)
+    """remove | pause | resume (``test`` is bot.commands.routes.feed_test)."""
+    source = await find_feed(ctx, cmd.name)
     if cmd.action == "remove":
-        await ctx.store.remove_source(cmd.name)
-        text = f"Removed “{cmd.name}” and the items it stored."
+        await ctx.store.remove_source(source.name)
+        text = f"Removed “{source.name}” and the items it stored."
     else:
         paused = cmd.action == "pause"
-        await ctx.store.set_paused(cmd.name, paused)
-        text = f"Paused “{cmd.name}”." if paused else f"Resumed “{cmd.name}”: it is polled again."
+        await ctx.store.set_paused(source.name, paused)
+        text = f"Paused “{source.name}”." if paused else f"Resumed “{source.name}”: it is polled again."
     await _audit(ctx, caller, f"feed {cmd.action}", cmd.name)
     await _changed(ctx)
     return Reply(kind="feed", text=text, ephemeral=True)
 
 
-def _newest(items: tuple[Item, ...]) -> Item | None:
-    if not items:
-        return None
-    dated = [(i.published_at, n, i) for n, i in enumerate(items) if i.published_at is not None]
-    # Undated feeds list newest first; among equal dates, the first listed.
-    return max(dated, key=lambda d: (d[0], -d[1]))[2] if dated else items[0]
-
-
-async def _feed_test(ctx: Context, name: str) -> Reply:
-    source = await ctx.store.get_source(name)
-    if source.spec.kind != "rss" or not source.spec.url:
-        raise UserError(f"`feed test` works on RSS feeds; “{name}” is a {source.spec.kind} source.")
-    if ctx.preview is None:
-        raise UserError("Testing feeds from chat isn't available on this bot.")
-    try:
-        parsed = await ctx.preview(source.spec.url)
-    except SourceError as exc:
-        raise UserError(f"Fetching “{name}” failed: {exc}") from None
-    item = _newest(parsed.items)
-    if item is None:
-        return Reply(kind="preview", text=f"“{name}” fetched fine but has no items yet.", ephemeral=True)
-    allowed = make_item_filter(await ctx.store.load_filters(source.id))(item)
-    note = "" if allowed else " (its filters would hold this one back)"
-    preview = ReplyItem(
-        title=item.title, url=item.link or item.enclosure_url, kind=source.spec.content.value,
-        source=source.name, published_at=item.published_at, duration_s=item.duration_s,
-        chapters=item.chapters, summary=trim(item.summary), image_url=item.image_url,
-    )
-    return Reply(kind="preview",
-                 text=f"The newest item of “{name}” as it would be announced{note}. Nothing was posted.",
-                 items=(preview,), ephemeral=True)
-
-
-# -- routes -------------------------------------------------------------------------
-
-_MENTION = re.compile(r"^(?:<@&(\d+)>|<!subteam\^([A-Za-z0-9]+)(?:\|[^>]*)?>|@?([A-Za-z0-9_.-]{1,64}))$")
-
-
-def _mention(raw: str) -> str:
-    m = _MENTION.match(raw)
-    if m is None:
-        raise UserError("Mention a role by its id or as a role mention, e.g. `mention 987654321`.")
-    return next(g for g in m.groups() if g)
-
-
-async def announce_here(ctx: Context, caller: Caller, cmd: AnnounceHere) -> Reply:
-    words = list(cmd.kinds)
-    if any(w in ("all", "everything") for w in words):
-        words = [k.value for k in EventKind]
-    try:
-        kinds = parse_kinds(words, "kinds")
-    except ConfigError:
-        allowed = " ".join(k.value for k in EventKind)
-        raise UserError(f"Kinds are: {allowed} (or all).") from None
-    mention = _mention(cmd.mention) if cmd.mention else None
-    await ctx.store.upsert_route(caller.platform, caller.channel, kinds, mention, ctx.clock(),
-                                 thread=cmd.thread)
-    listed = ", ".join(k.value for k in EventKind if k in kinds)
-    await _audit(ctx, caller, "announce", f"{caller.platform.value}:{caller.channel} {listed}"
-                 + (f" mention {mention}" if mention else "") + (" thread" if cmd.thread else ""))
-    ping = f", mentioning {mention}" if mention else ""
-    threads = ", each with a discussion thread" if cmd.thread else ""
-    return Reply(kind="announce", text=f"Announcing {listed} here{ping}{threads}.", ephemeral=True)
-
-
-async def announce_off(ctx: Context, caller: Caller, cmd: AnnounceOff) -> Reply:
-    try:
-        await ctx.store.remove_route(caller.platform, caller.channel)
-    except NotFound:
-        raise NotFound("Nothing is announced in this channel.") from None
-    await _audit(ctx, caller, "announce off", f"{caller.platform.value}:{caller.channel}")
-    return Reply(kind="announce", text="Stopped announcing here.", ephemeral=True)
-
-
 # -- filters ------------------------------------------------------------------------
 
 async def filter_add(ctx: Context, caller: Caller, cmd: FilterAdd) -> Reply:
-    source = await ctx.store.get_source(cmd.feed)
+    source = await find_feed(ctx, cmd.feed)
     compile_filter(cmd.pattern)  # refuses what is unsafe or invalid, with the reason
-    await ctx.store.add_filter(source.id, FilterRule(cmd.mode, cmd.pattern.strip()), ctx.clock(),
-                             audit=(caller.platform, caller.user_id))
+    try:
+        await ctx.store.add_filter(source.id, FilterRule(cmd.mode, cmd.pattern.strip()), ctx.clock(),
+                                   audit=(caller.platform, caller.user_id))
+    except AlreadyExists:
+        raise AlreadyExists(f"“{source.name}” already has that filter; `filter {source.name}` lists them.") from None
     verb = "only announce items matching" if cmd.mode == "include" else "hold back items matching"
     return Reply(kind="filter", text=f"“{source.name}” will {verb} {cmd.pattern.strip()}.", ephemeral=True)
 
 
 async def filter_clear(ctx: Context, caller: Caller, cmd: FilterClear) -> Reply:
-    source = await ctx.store.get_source(cmd.feed)
+    source = await find_feed(ctx, cmd.feed)
     removed = await ctx.store.clear_filters(source.id, ctx.clock(),
                                           audit=(caller.platform, caller.user_id))
     return Reply(kind="filter", ephemeral=True, text=f"Removed {removed} filter{'s' if removed != 1 else ''} "
@@ -259,7 +211,7 @@ async def filter_clear(ctx: Context, caller: Caller, cmd: FilterClear) -> Reply:
 
 
 async def filter_list(ctx: Context, cmd: FilterList) -> Reply:
-    source = await ctx.store.get_source(cmd.feed)
+    source = await find_feed(ctx, cmd.feed)
     rules = await ctx.store.load_filters(source.id)
     if not rules:
         return Reply(kind="filter", text=f"“{source.name}” has no filters.", ephemeral=True)
@@ -269,7 +221,14 @@ async def filter_list(ctx: Context, cmd: FilterList) -> Reply:
 
 # -- status -------------------------------------------------------------------------
 
+def _failures(n: int) -> str:
+    return plural(n, "failure") + " in a row"
+
+
 async def status(ctx: Context) -> Reply:
+    """Per feed: poll health, the last item detected and the last delivery,
+    apart (an item can be found and never posted); per route: its settings,
+    last delivery and what waits or is held; how the config file differs."""
     now = ctx.clock()
     sources = await ctx.store.list_sources()
     facts = await ctx.store.source_facts()
@@ -277,22 +236,54 @@ async def status(ctx: Context) -> Reply:
     for s in sources:
         f = facts.get(s.id, SourceFacts(0, None))
         state = "paused" if s.paused else ("failing" if s.consecutive_failures else "ok")
+        seen = _when(f.last_item_at, now) + (f" (“{trim(f.last_item_title, 60)}”)" if f.last_item_title else "")
         line = (f"• {s.name} [{state}]: last success {_when(s.last_success_at, now)}, "
                 f"next poll {'paused' if s.paused else _when(s.next_poll_at, now)}, "
-                f"{f.items} items, last announced {_when(f.last_announced_at, now)}")
+                f"{plural(f.items, 'item')}; last new item {seen}; last delivered {_when(f.last_delivered_at, now)}")
         if s.last_error:
             line += (f"; last error {_when(s.last_error_at, now)}: {trim(s.last_error, 160)} "
-                     f"({s.consecutive_failures} failures in a row)")
+                     f"({_failures(s.consecutive_failures)})")
         lines.append(line)
     routes = await ctx.store.list_routes()
+    route_facts = await ctx.store.route_facts(now)
+    capped = [r.id for r in routes if r.daily_cap is not None]
+    tallies = await ctx.store.route_tallies(capped, day_start(now)) if capped else {}
     lines.append("Routes:" if routes else "No routes: `announce <kinds> here` adds one.")
     for r in routes:
-        kinds = ",".join(k.value for k in EventKind if k in r.kinds)
-        health = f"broken: {r.broken_reason}" if r.broken else "fine"
-        lines.append(f"• {r.platform.value} {r.channel} ({kinds}): {health}")
+        lines.append(_route_line(r, route_facts.get(r.id, RouteFacts()), tallies, now))
+    if ctx.drift is not None:
+        drift = await ctx.drift()
+        if drift:
+            lines.append("The config file differs from the database (the database is what runs; "
+                         "`showbot apply-config` makes it match the file):")
+            lines += [f"• {d}" for d in drift]
     if ctx.health is not None:
         adapters = ctx.health()
         if adapters:
             lines.append("Adapters: " + ", ".join(
                 f"{name} {'up' if up else 'DOWN'}" for name, up in sorted(adapters.items())))
     return Reply(kind="status", text="\n".join(lines), ephemeral=True)
+
+
+def _route_line(r: Route, f: RouteFacts, tallies: dict[int, RouteTally], now: datetime) -> str:
+    kinds = ", ".join(k.value for k in ROUTE_KINDS if k in r.kinds)
+    what = kinds + (f"; from {', '.join(sorted(r.feeds))}" if r.feeds else "")
+    health = f"broken: {r.broken_reason}" if r.broken else "fine"
+    parts = [f"• {r.platform.value} {r.channel} ({what}): {health}", f"last delivered {_when(f.last_delivered_at, now)}"]
+    if r.template is not None:
+        parts.append("template " + next((g.name for g in GALLERY if g.text == r.template), "custom"))
+    if r.pace_s:
+        parts.append(f"pace {format_span(r.pace_s)}")
+    if r.daily_cap is not None:
+        used = tallies.get(r.id, RouteTally(0, None)).capped_since
+        parts.append(f"{used} of {r.daily_cap} posts today")
+    if r.digest is not None:
+        parts.append(f"{r.digest.value} digest: {plural(f.held, 'item')} held for it")
+    if f.queued:
+        parts.append(f"{f.queued} to send")
+    if f.waiting:
+        why = ""
+        if r.daily_cap is not None and tallies.get(r.id, RouteTally(0, None)).capped_since >= r.daily_cap:
+            why = f", daily cap of {r.daily_cap} reached"
+        parts.append(f"{f.waiting} waiting (next {_when(f.next_attempt_at, now)}{why})")
+    return "; ".join(parts)

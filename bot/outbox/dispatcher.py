@@ -23,6 +23,14 @@ The rules, and where each is kept:
   out at once, in order.
 - **Storage faults.** Results are written by the ``Recorder`` in batches and
   held in memory while the database refuses writes.
+- **Flood control** (``flood.decide_flood``, pure): before a row of a
+  route is posted, its pace and daily cap are checked against what the
+  route posted (``route_tallies``, then counted here as rows go out). A row
+  that must wait is released at the head of its destination's queue, due
+  when it may go: that destination waits, no other does, and nothing
+  behind it overtakes it. A row for a digest is HELD: out of the queue,
+  kept until ``_digests`` gathers what each digest route held into one
+  digest row (``build_digest``, once per route and period).
 """
 
 from __future__ import annotations
@@ -43,18 +51,24 @@ from bot.errors import DeliveryError, StorageError
 from bot.faults import StorageFaults
 from bot.logs import log_context
 from bot.metrics import Metrics
-from bot.models import Announcement, Delivered, Destination, DestinationKind, Event, Platform, Route, StoredItem
+from bot.models import Announcement, Delivered, Destination, DestinationKind, Event, EventKind, Platform, Route, StoredItem
+from bot.outbox.flood import SEND as FLOOD_FREE
+from bot.outbox.flood import FloodDecision, Verdict, after_sent, day_start, decide_flood, period_end
 from bot.outbox.gate import PlatformGate
 from bot.outbox.policy import DeliveryPolicy
 from bot.outbox.recorder import Recorder
 from bot.ports import ChatAdapter
+from bot.presenter import DIGEST_HEADINGS
 from bot.storage import DeliveryOutcome, DeliveryResult, OutboxRow, OutboxStatus, Storage
+from bot.storage.records import RouteTally
 
 log = logging.getLogger("showbot.outbox")
 
 # Rows sent by this process, remembered for follow-ups whose anchor's
 # result may not be written yet.
 _SENT_MEMORY = 4096
+# How often a running outbox looks for digests whose period ended.
+DIGEST_CHECK_S = 60.0
 
 
 def new_owner() -> str:
@@ -68,6 +82,9 @@ class DispatchReport:
     retried: int = 0
     failed: int = 0
     waiting: int = 0  # unsent rows of platforms with no adapter, or not connected
+    held: int = 0  # kept back for a digest
+    paced: int = 0  # released to wait for a route's pace or daily cap
+    digests: int = 0  # digests queued
 
 
 @dataclass(slots=True)
@@ -78,6 +95,9 @@ class _Batch:
     events: dict[int, Event]
     items: dict[int, StoredItem]
     lease_until: datetime
+    # Per route: its posts so far today (flood control). A destination is
+    # worked by one worker at a time, so each worker updates its route's.
+    tallies: dict[int, RouteTally] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -86,6 +106,9 @@ class _Counts:
     retried: int = 0
     failed: int = 0
     waiting: int = 0
+    held: int = 0
+    paced: int = 0
+    digests: int = 0
 
 
 class Outbox:
@@ -119,6 +142,7 @@ class Outbox:
         self._renewed_until: datetime | None = None
         self._sent_here: OrderedDict[int, str | None] = OrderedDict()
         self._counts = _Counts()
+        self._digests_checked_at: datetime | None = None
 
     # -- control ---------------------------------------------------------------
 
@@ -142,8 +166,9 @@ class Outbox:
     async def dispatch_once(self) -> DispatchReport:
         """Deliver everything that is due now, wait for it, record it, return.
         (One-shot callers and tests; a running bot uses ``run``.)"""
-        before = _Counts(self._counts.sent, self._counts.retried, self._counts.failed, self._counts.waiting)
+        before = dataclasses.replace(self._counts)
         while True:
+            await self._digests(force=True)
             started = await self._fill()
             if self._workers:
                 await asyncio.gather(*list(self._workers), return_exceptions=True)
@@ -155,6 +180,9 @@ class Outbox:
             retried=self._counts.retried - before.retried,
             failed=self._counts.failed - before.failed,
             waiting=await self._waiting() + self._counts.waiting - before.waiting,
+            held=self._counts.held - before.held,
+            paced=self._counts.paced - before.paced,
+            digests=self._counts.digests - before.digests,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -166,6 +194,7 @@ class Outbox:
             while not stop.is_set():
                 self._wake.clear()
                 try:
+                    await self._digests()
                     await self._fill()
                 except StorageError as exc:
                     self.faults.failed(exc, "claiming deliveries")
@@ -238,9 +267,42 @@ class Outbox:
     async def _load(self, rows: Sequence[OutboxRow], lease_until: datetime) -> _Batch:
         routes = {r.id: r for r in await self._store.list_routes()}
         events = await self._store.events_by_id(sorted({r.event_id for r in rows}))
+        # A digest names the events it gathers; load those too.
+        gathered = sorted({int(i) for e in events.values() if e.kind is EventKind.DIGEST
+                           for i in e.payload.get("event_ids", [])} - set(events))
+        if gathered:
+            events.update(await self._store.events_by_id(gathered))
         item_ids = sorted({e.item_id for e in events.values() if e.item_id is not None})
         items = await self._store.items_by_id(item_ids) if item_ids else {}
-        return _Batch(routes, events, items, lease_until)
+        flooded = sorted({r.route_id for r in rows if r.route_id is not None and r.route_id in routes
+                          and _floods(routes[r.route_id])})
+        tallies = (await self._store.route_tallies(flooded, day_start(self._clock()))) if flooded else {}
+        return _Batch(routes, events, items, lease_until, tallies)
+
+    async def _digests(self, *, force: bool = False) -> int:
+        """Queue the digest of every digest route whose period ended with
+        rows held for it. Checked at most once a minute (a digest is due at
+        most daily), every time when ``force`` (dispatch_once)."""
+        now = self._clock()
+        if not force and self._digests_checked_at is not None and \
+                now - self._digests_checked_at < timedelta(seconds=DIGEST_CHECK_S):
+            return 0
+        self._digests_checked_at = now
+        held = await self._store.held_counts()
+        if not held:
+            return 0
+        queued = 0
+        for route in await self._store.list_routes():
+            if route.digest is None or not held.get(route.id):
+                continue
+            title = DIGEST_HEADINGS.get(route.digest.value, "Digest")
+            event = await self._store.build_digest(route.id, route.digest, period_end(route.digest, now), title, now)
+            if event is not None:
+                queued += 1
+                log.info("digest of %s %s queued: %d item(s)", route.platform.value, route.channel,
+                         len(event.payload.get("event_ids", [])))
+        self._counts.digests += queued
+        return queued
 
     def _worker_done(self, task: asyncio.Task[None]) -> None:
         self._workers.discard(task)
@@ -272,6 +334,24 @@ class Outbox:
                     return
                 if settled and row.outcome_unknown:
                     row = dataclasses.replace(row, outcome_unknown=False)
+                flood = self._flood(row, batch)
+                if flood.verdict is Verdict.HOLD and (row.outcome_unknown or row.attempts):
+                    # It may be on the platform already (a takeover, a lost
+                    # answer): put in a digest it could be posted twice. Look
+                    # it up and finish it alone, as it was started.
+                    flood = FLOOD_FREE
+                if flood.verdict is Verdict.HOLD:
+                    self._counts.held += 1
+                    self._recorder.add(DeliveryResult(row.id, DeliveryOutcome.HELD, self._clock(), attempted=False))
+                    continue
+                if flood.verdict is Verdict.WAIT:
+                    # At the head of its queue, due when the route may post
+                    # again; the rest of this destination waits behind it.
+                    self._counts.paced += 1
+                    self._recorder.add(DeliveryResult(row.id, DeliveryOutcome.RELEASED, self._clock(),
+                                                      attempted=False, next_attempt_at=flood.until))
+                    self._release(rows[i + 1:])
+                    return
                 try:
                     with log_context(outbox=row.id, route=row.route_id, platform=destination.platform.value):
                         result = await self._deliver_one(adapter, row, batch)
@@ -285,6 +365,7 @@ class Outbox:
                 if result.outcome is not DeliveryOutcome.SENT:
                     self._release(rows[i + 1:])
                     return
+                self._count_sent(row, batch)
                 settled = settled or result.attempted
         finally:
             self._gates[destination.platform].in_flight -= 1
@@ -303,6 +384,19 @@ class Outbox:
                     since_published = (result.at - stored.item.published_at).total_seconds()
         self._metrics.delivered(row.platform.value, outcome, since_detected_s=since_detected,
                                 since_published_s=since_published)
+
+    def _flood(self, row: OutboxRow, batch: _Batch) -> FloodDecision:
+        route = batch.routes.get(row.route_id) if row.route_id is not None else None
+        event = batch.events.get(row.event_id)
+        if route is None or route.broken or event is None or not _floods(route):
+            return FLOOD_FREE  # a DM, or a row _deliver_one gives up on anyway
+        tally = batch.tallies.get(route.id, RouteTally(0, None))
+        return decide_flood(route, tally, event, now=self._clock())
+
+    def _count_sent(self, row: OutboxRow, batch: _Batch) -> None:
+        event = batch.events.get(row.event_id)
+        if row.route_id in batch.tallies and event is not None:
+            batch.tallies[row.route_id] = after_sent(batch.tallies[row.route_id], event, self._clock())
 
     def _lease_held(self, batch: _Batch) -> bool:
         """Still ours, with a margin: past it another process may take over,
@@ -338,6 +432,14 @@ class Outbox:
                 self._counts.waiting += 1
                 return DeliveryResult(row.id, DeliveryOutcome.RELEASED, now, attempted=False,
                                       next_attempt_at=now + timedelta(seconds=self._policy.retry_base_s))
+        entries: tuple[tuple[Event, StoredItem | None], ...] = ()
+        if event.kind is EventKind.DIGEST:
+            gathered = [batch.events[int(i)] for i in event.payload.get("event_ids", []) if int(i) in batch.events]
+            if not gathered:
+                self._counts.failed += 1
+                return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False,
+                                      error="every item of the digest was removed")
+            entries = tuple((e, batch.items.get(e.item_id) if e.item_id is not None else None) for e in gathered)
         announcement = Announcement(
             outbox_id=row.id, idempotency_key=row.idempotency_key, event=event, destination=destination,
             item=batch.items.get(event.item_id) if event.item_id is not None else None,
@@ -345,6 +447,7 @@ class Outbox:
             thread=route.thread if route is not None else False,
             attempts=row.attempts, outcome_unknown=row.outcome_unknown,
             first_attempt_at=row.first_attempt_at, reply_to=reply_to,
+            template=route.template if route is not None else None, entries=entries,
         )
         unknown = row.outcome_unknown
         gate = self._gates[destination.platform]
@@ -412,8 +515,8 @@ class Outbox:
         earlier in the same destination's queue, so it has gone out already
         unless it failed; only a result not written yet needs our memory."""
         anchor = await self._store.find_outbox_row(anchor_event_id, destination)
-        if anchor is None or anchor.status is OutboxStatus.FAILED:
-            return True, None  # nothing to reply under: post it on its own
+        if anchor is None or anchor.status in (OutboxStatus.FAILED, OutboxStatus.HELD, OutboxStatus.DIGESTED):
+            return True, None  # nothing to reply under (given up, or inside a digest): post it on its own
         if anchor.status is OutboxStatus.SENT:
             return True, anchor.message_id
         if anchor.id in self._sent_here:
@@ -422,6 +525,10 @@ class Outbox:
 
     def _routes_broke(self, route_ids: Sequence[int]) -> None:
         self._wake.set()  # the moderators' alert was queued
+
+
+def _floods(route: Route) -> bool:
+    return bool(route.pace_s or route.daily_cap is not None or route.digest is not None)
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:

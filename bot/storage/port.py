@@ -33,6 +33,7 @@ from bot.intents import FilterRule, PollIntent, PollState, SourceProgress, Subsc
 from bot.models import (
     Chapter,
     ContentKind,
+    DigestPeriod,
     Destination,
     Event,
     EventKind,
@@ -56,7 +57,10 @@ from bot.storage.records import (
     PollWrite,
     ProfileStats,
     RouteActivity,
+    QueuedEvent,
+    RouteFacts,
     RouteSeed,
+    RouteTally,
     SearchHit,
     SourceActivity,
     SourceFacts,
@@ -100,6 +104,12 @@ class Storage(Protocol):
 
     async def list_sources(self) -> list[Source]:
         """Every source, by name."""
+
+    async def update_source(self, spec: SourceSpec) -> Source:
+        """Replace the spec of the source named ``spec.name`` (kind, url,
+        content, every, announce_on_first_poll, max_age, handle, provider,
+        api_base_url); its poll state, items and filters stay. NotFound when
+        missing. (``showbot apply-config``.)"""
 
     async def find_source(self, name: str) -> Source | None: ...
 
@@ -203,7 +213,19 @@ class Storage(Protocol):
         """Changes whenever items are added or removed (a cache key)."""
 
     async def source_facts(self) -> dict[int, SourceFacts]:
-        """Per source id: items stored, when an event of it was last created."""
+        """Per source id: items stored; when an announce event of it was
+        last created; its item first seen last (when, and its title); when a
+        post of one of its events last went out (outbox ``sent_at``)."""
+
+    async def feed_items(self, source_name: str, limit: int = 5) -> list[StoredItem]:
+        """The newest items of one source (as ``latest_items`` orders them),
+        with their chapters; [] for an unknown source."""
+
+    async def items_mentioning(self, needles: Sequence[str], limit: int = 50) -> list[StoredItem]:
+        """Items whose title or description contains any of ``needles`` as
+        plain text (case-insensitive for ASCII; never a pattern), newest
+        first, at most ``limit``. A coarse pre-filter: the caller decides
+        what really matches (the book matcher)."""
 
     # -- search -----------------------------------------------------------------------
 
@@ -234,8 +256,17 @@ class Storage(Protocol):
     ) -> Route:
         """Create or replace the route of one channel (clearing broken)."""
 
+    async def put_route(self, route: RouteSeed, now: datetime) -> Route:
+        """Create or replace EVERY setting of one channel's route (kinds,
+        mention, thread, feeds, template, pace_s, daily_cap, digest),
+        clearing broken; returns it. When the new settings have no digest,
+        the rows the route held for one go back to pending (posted one by
+        one, in their order) in the same transaction. (``upsert_route``
+        leaves the settings it does not name as they were.)"""
+
     async def remove_route(self, platform: Platform, channel: str) -> None:
-        """NotFound when the channel has no route."""
+        """NotFound when the channel has no route. Rows it held for a digest
+        become failed ("route removed") in the same transaction."""
 
     async def mark_route_broken(self, route_id: int, reason: str) -> bool:
         """True when this call broke it (so moderators are told once)."""
@@ -275,12 +306,49 @@ class Storage(Protocol):
     async def record_deliveries(self, owner: str, results: Sequence[DeliveryResult]) -> list[int]:
         """Write what became of claimed rows, atomically. SENT is written
         whoever holds the row (the platform has the post); every other
-        outcome only while ``owner`` still holds its lease. ``break_route``
+        outcome only while ``owner`` still holds its lease. HELD makes the
+        row ``held`` (out of its destination's queue, kept for the route's
+        next digest) with ``next_attempt_at`` set to the result's ``at``:
+        when it was held, which ``build_digest`` reads. ``break_route``
         marks that route broken and, when this call broke it, queues
         ``alert`` to the other alert routes. Idempotent. Returns the ids of
         the routes this call broke."""
 
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]: ...
+
+    async def queue_events(self, events: Sequence[QueuedEvent], now: datetime) -> list[Event]:
+        """Write events about stored items (a backfill, a test post) with
+        their outbox rows (fresh idempotency keys), in order, in ONE
+        transaction. An ``announce`` event for an item that already has an
+        announce event of that kind is skipped with its rows (one
+        announcement per item and kind, ever): queueing the same backfill
+        twice queues nothing new. Returns the events written."""
+
+    async def route_tallies(self, route_ids: Sequence[int], since: datetime) -> dict[int, RouteTally]:
+        """For flood control, per route id asked (zeros when it has none):
+        its sent posts with ``sent_at >= since`` that count toward a daily cap
+        (not alerts, tests or digests), and the ``sent_at`` of its last sent
+        post that counts toward the pace (not alerts or tests)."""
+
+    async def held_counts(self) -> dict[int, int]:
+        """Rows each route holds for its next digest (routes holding none are left out)."""
+
+    async def build_digest(
+        self, route_id: int, period: DigestPeriod, period_end: datetime, title: str, now: datetime,
+    ) -> Event | None:
+        """The digest of ``route_id`` for the period ending ``period_end``,
+        atomically and at most once per (route, period_end) (a unique key):
+        a ``digest`` event (purpose digest, payload {"period", "period_end",
+        "event_ids": the held rows' events in queue order}), its outbox row
+        to the route, and every row the route held before ``period_end``
+        (its ``next_attempt_at``, see HELD) marked ``digested`` with the
+        digest's id. None, writing nothing, when the route held nothing
+        before then, is gone, or that period's digest exists already."""
+
+    async def route_facts(self, now: datetime) -> dict[int, RouteFacts]:
+        """Per route id with outbox rows: its last delivery, rows queued
+        (due), waiting (pending with ``next_attempt_at > now``, and the
+        earliest of those), held for a digest."""
 
     async def get_event(self, event_id: int) -> Event:
         """NotFound when missing."""

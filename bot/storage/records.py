@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.models import Destination, Event, EventKind, Platform, StoredItem
+from bot.models import (
+    DigestPeriod, Destination, Event, EventKind, EventPurpose, Platform, StoredItem,
+)
 from bot.verdicts import ItemVerdict, Routing
 
 
@@ -21,6 +23,8 @@ class OutboxStatus(enum.StrEnum):
     SENDING = "sending"  # claimed by lease_owner until lease_until; maybe being posted right now
     SENT = "sent"
     FAILED = "failed"  # given up: the route broke or was removed, or a DM can't be received
+    HELD = "held"  # kept back for the route's next digest (out of the queue: blocks nothing)
+    DIGESTED = "digested"  # went out inside a digest (outbox.digest_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class DeliveryOutcome(enum.StrEnum):
     RETRY = "retry"  # back to pending at next_attempt_at
     FAILED = "failed"
     RELEASED = "released"  # claimed but not attempted: back to pending as it was
+    HELD = "held"  # not posted alone: kept for the route's next digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +90,61 @@ class PollWrite:
 
 @dataclass(frozen=True, slots=True)
 class RouteSeed:
+    """Every setting of one channel's route: what the config file says
+    (``seed``, ``apply-config``) or what a moderator's command made it
+    (``put_route``)."""
+
     platform: Platform
     channel: str
     kinds: frozenset[EventKind]
     mention: str | None = None
     thread: bool = False
+    feeds: frozenset[str] = frozenset()
+    template: str | None = None
+    pace_s: int | None = None
+    daily_cap: int | None = None
+    digest: DigestPeriod | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDelivery:
+    destination: Destination
+    route_id: int | None = None
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEvent:
+    """An event about an item already stored (a backfill, a test post),
+    with where it goes: written by ``queue_events``."""
+
+    kind: EventKind
+    title: str
+    url: str | None
+    item_id: int | None
+    source_id: int | None
+    deliveries: tuple[QueuedDelivery, ...]
+    purpose: EventPurpose = EventPurpose.ANNOUNCE
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTally:
+    """What flood control needs of a route's recent posts."""
+
+    capped_since: int  # posts since the asked time that count toward a daily cap
+    last_sent_at: datetime | None  # the last post that counts toward the pace
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFacts:
+    """A route's deliveries, for `status`."""
+
+    last_delivered_at: datetime | None = None
+    queued: int = 0  # pending or sending, due now
+    waiting: int = 0  # pending, due later (a retry, the pace, the daily cap)
+    next_attempt_at: datetime | None = None  # the earliest of the waiting ones
+    held: int = 0  # kept for the next digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +166,10 @@ class KindStats:
 @dataclass(frozen=True, slots=True)
 class SourceFacts:
     items: int
-    last_announced_at: datetime | None
+    last_announced_at: datetime | None  # when an event of it was last created
+    last_item_at: datetime | None = None  # when an item of it was last first seen
+    last_item_title: str | None = None
+    last_delivered_at: datetime | None = None  # when a post of its events last went out
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,8 @@ _TRAIL_COLUMNS = (
     "  WHERE b.platform = o.platform AND b.dest_kind = o.dest_kind AND b.dest_id = o.dest_id "
     "  AND b.status IN ('pending', 'sending') AND b.id < o.id) ELSE 0 END"
 )
-_EVENT_COLUMNS = "e.id, e.kind, e.title, e.url, e.created_at, e.item_id, e.payload, e.routing, coalesce(s.name, '')"
+_EVENT_COLUMNS = ("e.id, e.kind, e.title, e.url, e.created_at, e.item_id, e.payload, e.purpose, e.routing, "
+                  "coalesce(s.name, '')")
 _ITEM_COLUMNS = rows.ITEM_COLUMNS
 
 
@@ -80,7 +81,7 @@ class TrailsTable(PostgresBase):
             f"WHERE {where} ORDER BY {order}", params, "reading events")
         deliveries = await self._deliveries([r[0] for r in found])
         return [
-            EventTrail(event=rows.event(r), source=r[8], routing=routing_from_json(r[7]),
+            EventTrail(event=rows.event(r), source=r[9], routing=routing_from_json(r[8]),
                        deliveries=tuple(deliveries.get(r[0], ())))
             for r in found
         ]

@@ -160,9 +160,43 @@ class CatalogTable(SqliteBase):
     async def source_facts(self) -> dict[int, SourceFacts]:
         found = await self._all(
             "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
-            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id) FROM sources s"
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce'), "
+            "(SELECT i.first_seen_at || char(31) || i.title FROM items i WHERE i.source_id = s.id "
+            " ORDER BY i.first_seen_at DESC, i.published_at DESC, i.id LIMIT 1), "
+            "(SELECT max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
+            " WHERE e.source_id = s.id AND o.status = 'sent') FROM sources s"
         )
-        return {r[0]: SourceFacts(r[1], from_db_time(r[2])) for r in found}
+        out = {}
+        for r in found:
+            seen, _, title = (r[3] or "").partition("\x1f")
+            out[r[0]] = SourceFacts(r[1], from_db_time(r[2]), from_db_time(seen or None), title or None,
+                                    from_db_time(r[4]))
+        return out
+
+    async def feed_items(self, source_name: str, limit: int = 5) -> list[StoredItem]:
+        found = await self._all(
+            f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id WHERE s.name = ? "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT ?",
+            (source_name, max(0, limit)),
+        )
+        return await self._with_chapters(found)
+
+    async def items_mentioning(self, needles: Sequence[str], limit: int = 50) -> list[StoredItem]:
+        wanted = [n for n in needles if n.strip()][:20]
+        if not wanted:
+            return []
+
+        def like(n: str) -> str:
+            # With ESCAPE below: a needle is matched as text, never as a LIKE pattern.
+            return "%" + n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clause = " OR ".join(["i.title LIKE ? ESCAPE '\\' OR i.summary LIKE ? ESCAPE '\\'"] * len(wanted))
+        params = [p for n in wanted for p in (like(n), like(n))]
+        found = await self._all(
+            f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id WHERE {clause} "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT ?",
+            (*params, max(0, limit)), doing="looking for book items",
+        )
+        return await self._with_chapters(found)
 
     # -- search -------------------------------------------------------------------
 

@@ -3,16 +3,17 @@ delivered in order, and what became of each."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import aiosqlite
 
 from bot.errors import NotFound
-from bot.models import Destination, Event, Platform
-from bot.storage.records import DeliveryOutcome, DeliveryResult, OutboxRow
+from bot.models import DigestPeriod, Destination, Event, EventKind, EventPurpose, Platform
+from bot.storage.records import DeliveryOutcome, DeliveryResult, OutboxRow, QueuedEvent, RouteFacts, RouteTally
 from bot.storage.sqlite import rows
-from bot.storage.sqlite.base import SqliteBase, to_db_time
+from bot.storage.sqlite.base import SqliteBase, from_db_time, to_db_time
 
 
 class OutboxTable(SqliteBase):
@@ -182,6 +183,14 @@ class OutboxTable(SqliteBase):
                         "lease_owner = NULL, lease_until = NULL, attempts = attempts + ? ",
                         (r.error, int(r.attempted)),
                     )
+                elif r.outcome is DeliveryOutcome.HELD:
+                    # next_attempt_at keeps when it was held: a digest takes
+                    # what was held before its period ended.
+                    sql, params = (
+                        "UPDATE outbox SET status = 'held', outcome_unknown = 0, lease_owner = NULL, "
+                        "lease_until = NULL, next_attempt_at = ? ",
+                        (at,),
+                    )
                 elif r.outcome is DeliveryOutcome.RETRY:
                     sql, params = (
                         "UPDATE outbox SET status = 'pending', last_error = ?, next_attempt_at = ?, "
@@ -198,6 +207,103 @@ class OutboxTable(SqliteBase):
                 await db.execute(sql + "WHERE id = ? AND status = 'sending' AND lease_owner = ?",
                                  (*params, r.outbox_id, owner))
         return broke
+
+    async def queue_events(self, events: Sequence[QueuedEvent], now: datetime) -> list[Event]:
+        written: list[Event] = []
+        t_now = to_db_time(now)
+        async with self._tx("queueing announcements") as db:
+            for e in events:
+                if e.purpose is EventPurpose.ANNOUNCE and e.item_id is not None:
+                    async with db.execute(
+                        "SELECT 1 FROM events WHERE item_id = ? AND kind = ? AND purpose = 'announce'",
+                        (e.item_id, e.kind.value),
+                    ) as cur:
+                        if await cur.fetchone() is not None:
+                            continue  # announced once already: never twice
+                cur = await db.execute(
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, purpose) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (e.source_id, e.item_id, e.kind.value, e.title, e.url, json.dumps(e.payload), t_now,
+                     e.purpose.value),
+                )
+                event_id = cur.lastrowid
+                assert event_id is not None
+                for d in e.deliveries:
+                    await rows.insert_outbox(db, event_id, d.destination, now, route_id=d.route_id, mention=d.mention)
+                written.append(Event(event_id, e.kind, e.title, e.url, now, e.item_id, dict(e.payload), e.purpose))
+        return written
+
+    async def route_tallies(self, route_ids: Sequence[int], since: datetime) -> dict[int, RouteTally]:
+        if not route_ids:
+            return {}
+        marks = ",".join("?" * len(route_ids))
+        found = await self._all(
+            "SELECT o.route_id, "
+            "sum(CASE WHEN o.sent_at >= ? AND e.kind NOT IN ('alert', 'digest') THEN 1 ELSE 0 END), "
+            "max(o.sent_at) "
+            "FROM outbox o JOIN events e ON e.id = o.event_id "
+            f"WHERE o.status = 'sent' AND o.route_id IN ({marks}) AND e.kind != 'alert' AND e.purpose != 'test' "
+            "GROUP BY o.route_id",
+            (to_db_time(since), *route_ids), doing="counting a route's posts",
+        )
+        out = {r: RouteTally(0, None) for r in route_ids}
+        for route_id, capped, last in found:
+            out[route_id] = RouteTally(int(capped or 0), from_db_time(last))
+        return out
+
+    async def held_counts(self) -> dict[int, int]:
+        found = await self._all(
+            "SELECT route_id, count(*) FROM outbox WHERE status = 'held' AND route_id IS NOT NULL GROUP BY route_id")
+        return {int(r[0]): int(r[1]) for r in found}
+
+    async def build_digest(
+        self, route_id: int, period: DigestPeriod, period_end: datetime, title: str, now: datetime,
+    ) -> Event | None:
+        t_now, t_end = to_db_time(now), to_db_time(period_end)
+        async with self._tx("building a digest") as db:
+            async with db.execute("SELECT 1 FROM digests WHERE route_id = ? AND period_end = ?",
+                                  (route_id, t_end)) as cur:
+                if await cur.fetchone() is not None:
+                    return None  # another process (or an earlier tick) built it
+            async with db.execute(
+                "SELECT id, event_id FROM outbox WHERE status = 'held' AND route_id = ? AND next_attempt_at < ? "
+                "ORDER BY id", (route_id, t_end)
+            ) as cur:
+                held = list(await cur.fetchall())
+            route = next((r for r in await rows.routes(db) if r.id == route_id), None)
+            if not held or route is None:
+                return None
+            payload = {"period": period.value, "period_end": t_end, "event_ids": [int(r[1]) for r in held]}
+            cur = await db.execute(
+                "INSERT INTO events (kind, title, payload, created_at, purpose) VALUES ('digest', ?, ?, ?, 'digest')",
+                (title, json.dumps(payload), t_now))
+            event_id = cur.lastrowid
+            assert event_id is not None
+            cur = await db.execute(
+                "INSERT INTO digests (route_id, period_end, event_id, created_at) VALUES (?, ?, ?, ?)",
+                (route_id, t_end, event_id, t_now))
+            digest_id = cur.lastrowid
+            await rows.insert_outbox(db, event_id, rows.route_destination(route), now, route_id=route_id,
+                                     mention=route.mention)
+            marks = ",".join("?" * len(held))
+            await db.execute(
+                f"UPDATE outbox SET status = 'digested', digest_id = ? WHERE status = 'held' AND id IN ({marks})",
+                (digest_id, *[r[0] for r in held]))
+        return Event(event_id, EventKind.DIGEST, title, None, now, None, payload, EventPurpose.DIGEST)
+
+    async def route_facts(self, now: datetime) -> dict[int, RouteFacts]:
+        found = await self._all(
+            "SELECT route_id, max(CASE WHEN status = 'sent' THEN sent_at END), "
+            "sum(CASE WHEN status IN ('pending', 'sending') AND NOT (status = 'pending' AND next_attempt_at > ?) "
+            "THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN status = 'pending' AND next_attempt_at > ? THEN 1 ELSE 0 END), "
+            "min(CASE WHEN status = 'pending' AND next_attempt_at > ? THEN next_attempt_at END), "
+            "sum(CASE WHEN status = 'held' THEN 1 ELSE 0 END) "
+            "FROM outbox WHERE route_id IS NOT NULL GROUP BY route_id",
+            (to_db_time(now),) * 3, doing="reading deliveries",
+        )
+        return {int(r[0]): RouteFacts(from_db_time(r[1]), int(r[2] or 0), int(r[3] or 0), from_db_time(r[4]),
+                                      int(r[5] or 0)) for r in found}
 
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]:
         out: dict[int, Event] = {}

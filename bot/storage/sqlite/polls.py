@@ -56,7 +56,7 @@ class PollsTable(SqliteBase):
     async def _book_anchor(self, now: datetime, window_s: float) -> BookAnchor | None:
         """The first book event announced within the window (not a follow-up)."""
         row = await self._one(
-            "SELECT id, url, payload FROM events WHERE kind = 'book' AND created_at >= ? "
+            "SELECT id, url, payload FROM events WHERE kind = 'book' AND purpose = 'announce' AND created_at >= ? "
             "AND json_extract(payload, '$.follow_up_of') IS NULL ORDER BY id LIMIT 1",
             (to_db_time(now - timedelta(seconds=window_s)),),
         )

@@ -14,8 +14,10 @@ from bot.models import (
     ContentKind,
     Destination,
     DestinationKind,
+    DigestPeriod,
     Event,
     EventKind,
+    EventPurpose,
     Item,
     Platform,
     Route,
@@ -41,7 +43,7 @@ OUTBOX_COLUMNS = (
     "attempts, outcome_unknown, next_attempt_at, first_attempt_at, lease_owner, lease_until, "
     "last_error, message_id"
 )
-EVENT_COLUMNS = "id, kind, title, url, created_at, item_id, payload"
+EVENT_COLUMNS = "id, kind, title, url, created_at, item_id, payload, purpose"
 # A lease that has run out: rows left 'sending' by a dead process.
 EPOCH = "1970-01-01T00:00:00.000000+00:00"
 
@@ -74,7 +76,7 @@ def stored_item(r: sqlite3.Row, chapters: tuple[Chapter, ...]) -> StoredItem:
 def event(r: sqlite3.Row) -> Event:
     created = from_db_time(r[4])
     assert created is not None
-    return Event(r[0], EventKind(r[1]), r[2], r[3], created, r[5], json.loads(r[6] or "{}"))
+    return Event(r[0], EventKind(r[1]), r[2], r[3], created, r[5], json.loads(r[6] or "{}"), EventPurpose(r[7]))
 
 
 def outbox(r: sqlite3.Row) -> OutboxRow:
@@ -91,7 +93,8 @@ def outbox(r: sqlite3.Row) -> OutboxRow:
 
 async def routes(db: aiosqlite.Connection) -> list[Route]:
     async with db.execute(
-        "SELECT id, platform, channel, kinds, mention, broken_reason, thread FROM routes ORDER BY id"
+        "SELECT id, platform, channel, kinds, mention, broken_reason, thread, feeds, template, pace_s, "
+        "daily_cap, digest FROM routes ORDER BY id"
     ) as cur:
         found = await cur.fetchall()
     return [
@@ -99,6 +102,9 @@ async def routes(db: aiosqlite.Connection) -> list[Route]:
             id=r[0], platform=Platform(r[1]), channel=r[2],
             kinds=frozenset(EventKind(k) for k in r[3].split(",") if k),
             mention=r[4], broken_reason=r[5], thread=bool(r[6]),
+            feeds=frozenset(f for f in (r[7] or "").split(",") if f),
+            template=r[8], pace_s=r[9], daily_cap=r[10],
+            digest=DigestPeriod(r[11]) if r[11] else None,
         )
         for r in found
     ]

@@ -287,6 +287,76 @@ MIGRATIONS: list[str] = [
     ALTER TABLE events ADD COLUMN routing TEXT;
     ALTER TABLE outbox ADD COLUMN message_url TEXT;
     """,
+    # 7 -> 8: moderators shape what is posted (issue #12).
+    # - routes: feeds (comma-joined source names, '' = every source), a
+    #   message template, and flood control: pace_s (least seconds between
+    #   two posts), daily_cap (posts a UTC day), digest (daily | weekly).
+    # - events.purpose: 'announce' | 'test' | 'digest'. Only announcements
+    #   are unique per (item, kind): `announce test here` and a digest show an
+    #   item that may have been announced already.
+    # - outbox: rows a digest route holds back are 'held' (out of the
+    #   destination's queue, so they block nothing), then 'digested' into one
+    #   digest (digest_id) -- never dropped. SQLite cannot change a CHECK in
+    #   place: the table is copied as in migration 5 (message_url kept).
+    # - digests: one per (route, period end), a unique key, so two instances
+    #   can never both post the same period's digest.
+    """
+    ALTER TABLE routes ADD COLUMN feeds TEXT NOT NULL DEFAULT '';
+    ALTER TABLE routes ADD COLUMN template TEXT;
+    ALTER TABLE routes ADD COLUMN pace_s INTEGER;
+    ALTER TABLE routes ADD COLUMN daily_cap INTEGER;
+    ALTER TABLE routes ADD COLUMN digest TEXT CHECK (digest IN ('daily', 'weekly'));
+    ALTER TABLE events ADD COLUMN purpose TEXT NOT NULL DEFAULT 'announce' CHECK (purpose IN ('announce', 'test', 'digest'));
+    DROP INDEX events_item_kind;
+    CREATE UNIQUE INDEX events_item_kind ON events (item_id, kind) WHERE item_id IS NOT NULL AND purpose = 'announce';
+    CREATE TABLE digests (
+        id INTEGER PRIMARY KEY,
+        route_id INTEGER NOT NULL REFERENCES routes(id) ON DELETE CASCADE,
+        period_end TEXT NOT NULL,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        UNIQUE (route_id, period_end)
+    );
+    CREATE TABLE outbox_v8 (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        route_id INTEGER REFERENCES routes(id) ON DELETE SET NULL,
+        platform TEXT NOT NULL,
+        dest_kind TEXT NOT NULL DEFAULT 'channel' CHECK (dest_kind IN ('channel', 'user')),
+        dest_id TEXT NOT NULL,
+        mention TEXT,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'held', 'digested')),
+        outcome_unknown INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        first_attempt_at TEXT,
+        lease_owner TEXT,
+        lease_until TEXT,
+        last_error TEXT,
+        message_id TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        message_url TEXT,
+        digest_id INTEGER REFERENCES digests(id) ON DELETE SET NULL,
+        UNIQUE (event_id, platform, dest_kind, dest_id)
+    );
+    INSERT INTO outbox_v8 (id, event_id, route_id, platform, dest_kind, dest_id, mention, idempotency_key,
+        status, outcome_unknown, attempts, next_attempt_at, first_attempt_at, lease_owner, lease_until,
+        last_error, message_id, created_at, sent_at, message_url)
+    SELECT id, event_id, route_id, platform, dest_kind, dest_id, mention, idempotency_key,
+        status, outcome_unknown, attempts, next_attempt_at, first_attempt_at, lease_owner, lease_until,
+        last_error, message_id, created_at, sent_at, message_url
+    FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v8 RENAME TO outbox;
+    CREATE INDEX outbox_unsent ON outbox (platform, dest_kind, dest_id, id) WHERE status IN ('pending', 'sending');
+    CREATE INDEX outbox_event ON outbox (event_id);
+    -- Flood control counts a route's posts of the day and finds its last one.
+    CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
+    CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,7 +14,7 @@ from bot.models import Source, SourceSpec
 from bot.storage.records import RouteSeed
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, to_db_time
-from bot.storage.sqlite.routes import upsert_route_row
+from bot.storage.sqlite.routes import put_route_row
 
 
 class SourcesTable(SqliteBase):
@@ -33,8 +33,19 @@ class SourcesTable(SqliteBase):
                         await _insert_source(db, spec, now)
             for route in routes:
                 if await _claim_seed(db, f"route:{route.platform.value}:{route.channel}", now):
-                    await upsert_route_row(db, route.platform, route.channel, route.kinds, route.mention,
-                                           now, route.thread)
+                    await put_route_row(db, route, now)
+
+    async def update_source(self, spec: SourceSpec) -> Source:
+        async with self._tx("updating a source") as db:
+            cur = await db.execute(
+                "UPDATE sources SET kind = ?, url = ?, content = ?, every_s = ?, announce_on_first_poll = ?, "
+                "max_age_s = ?, handle = ?, provider = ?, api_base_url = ? WHERE name = ?",
+                (spec.kind, spec.url, spec.content.value, spec.every_s, spec.announce_on_first_poll,
+                 spec.max_age_s, spec.handle, spec.provider, spec.api_base_url, spec.name),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no source named {spec.name!r}")
+        return await self.get_source(spec.name)
 
     async def list_sources(self) -> list[Source]:
         return [rows.source(r) for r in await self._all(f"SELECT {rows.SOURCE_COLUMNS} FROM sources ORDER BY name")]
