@@ -9,7 +9,8 @@
     POST   /_admin/wait                  long-poll until ALL given conditions hold, or timeout:
                                          {"posts": N, "platform": P, "channel": C,
                                           "fault": ID, "hits": N, "ended": true,
-                                          "elapsed": S, "identifies": N, "timeout": S}
+                                          "elapsed": S, "identifies": N,
+                                          "gateway_connected": true, "timeout": S}
                                          -> {"reached": bool, "posts": n, "fault": {...}|null}
     GET    /_admin/posts?after_seq=N     the recorded posts (the JSONL ledger holds the same)
 
@@ -125,6 +126,8 @@ class Admin:
             if want.get("posts") is not None and posts() < int(want["posts"]):
                 return False
             if want.get("identifies") is not None and self._discord.identifies < int(want["identifies"]):
+                return False
+            if want.get("gateway_connected") and not self._discord.connected:
                 return False
             if fault is not None:
                 if want.get("hits") is not None and fault.hits < int(want["hits"]):

@@ -122,6 +122,8 @@ async def test_three_instances_deliver_once_poll_once_and_take_over_a_dead_ones_
         await fleet.start(victim)
 
     # The gateway shard: its holder killed, another instance connects it within a lease.
+    # (The last round may have killed the holder: wait until someone holds it again.)
+    await world.wait("an instance holding the gateway shard", LEASE_S + 10, gateway_connected=True)
     holder = fleet.shard_holder()
     assert holder is not None, f"no instance logged holding the gateway shard\n{world.situation()}"
     identified = (await world.platforms.state())["identifies"]
