@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from adapters.boundary import ask_core
 from bot.models import Announcement, Caller, Delivered, Platform
 from bot.plaintext import render_announcement
 from bot.replies import render_text
+
+if TYPE_CHECKING:
+    from bot.app import AdapterContext
+    from bot.ports import CommandHandler
 
 log = logging.getLogger("showbot.console")
 
@@ -28,7 +32,7 @@ HINT = ("showbot console: type a command and press Enter (`help` lists them, `st
 class ConsoleAdapter:
     platform = Platform.CONSOLE
 
-    def __init__(self, handler, *, stdin: TextIO, stdout: TextIO, user_id: str = "operator") -> None:
+    def __init__(self, handler: CommandHandler, *, stdin: TextIO, stdout: TextIO, user_id: str = "operator") -> None:
         self._handler = handler
         self._stdin = stdin
         self._stdout = stdout
@@ -91,7 +95,7 @@ class ConsoleAdapter:
         log.info("console input closed; still announcing (stop with Ctrl-C)")
 
 
-def build(context) -> ConsoleAdapter | None:  # noqa: ANN001 - bot.app.AdapterContext
+def build(context: "AdapterContext") -> ConsoleAdapter | None:
     if context.chat_adapters and not context.force_console:
         return None
     return ConsoleAdapter(context.handler, stdin=context.console_in, stdout=context.console_out)
