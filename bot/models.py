@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 
 class ContentKind(str, enum.Enum):
@@ -123,12 +123,15 @@ class ParsedFeed:
     warning: str | None = None  # feedparser's bozo reason, kept as a hint
 
 
+SourceKindName = Literal["rss", "x"]
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """What a source is and how to poll it (config or a moderator's ``feed add``)."""
 
     name: str
-    kind: str  # "rss" | "x"
+    kind: SourceKindName
     url: str | None = None
     content: ContentKind = ContentKind.ARTICLE
     every_s: int = 900
@@ -356,11 +359,20 @@ class AnnouncementView:
         return "".join(s.text for s in self.body)
 
 
+# What a Reply answers: adapters and `ask --json` key on it ("error" is
+# shown privately; "failure" makes `showbot ask` exit 1).
+ReplyKind = Literal[
+    "latest", "search", "episode", "random", "book", "stats", "help", "subscriptions",
+    "feeds", "feed", "filter", "status", "announce", "template", "preview", "why", "not-found",
+    "error", "failure",
+]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A chat-neutral answer. Adapters only render it."""
 
-    kind: str  # "latest", "search", "help", "error", "status", ...
+    kind: ReplyKind
     text: str
     items: tuple[ReplyItem, ...] = ()
     ephemeral: bool = False

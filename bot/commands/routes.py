@@ -23,7 +23,7 @@ from bot.errors import ConfigError, NotFound, SourceError, UserError
 from bot.filters import make_item_filter
 from bot.models import (
     Announcement, AnnouncementView, Caller, Destination, DestinationKind, DigestPeriod, Event, EventKind,
-    EventPurpose, Item, Reply, Route, ROUTE_KINDS, Segment, SegmentRole, StoredItem,
+    EventPurpose, Item, Reply, ReplyKind, Route, ROUTE_KINDS, Segment, SegmentRole, StoredItem,
 )
 from bot.plan import plan_backfill
 from bot.presenter import present
@@ -103,7 +103,7 @@ async def _save(ctx: Context, caller: Caller, seed: RouteSeed, action: str, deta
     return route
 
 
-def _reply(lines: list[str], kind: str = "announce") -> Reply:
+def _reply(lines: list[str], kind: ReplyKind = "announce") -> Reply:
     return Reply(kind=kind, text="\n".join(lines), ephemeral=True)
 
 

@@ -12,6 +12,8 @@ contains the whole text. Nothing found: the closest titles are suggested.
 
 from __future__ import annotations
 
+from typing import Final
+
 import asyncio
 import difflib
 import re
@@ -23,7 +25,7 @@ from bot.models import Reply, StoredItem
 from bot.search import parse_query
 from bot.why import explain, render_text
 
-NOT_FOUND = "not-found"  # the Reply kind when no item matches (`showbot why` exits 1)
+NOT_FOUND: Final = "not-found"  # the Reply kind when no item matches (`showbot why` exits 1)
 SUGGESTIONS = 3
 # difflib over every title is fine for a catalogue this size; past it, the
 # search index's suggestions alone.
