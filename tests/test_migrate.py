@@ -107,6 +107,8 @@ async def dump(store: Storage) -> dict[str, Any]:
         "snapshot": [await store.latest_snapshot_json(s.id) for s in sources],
         "search": sorted(h.item_id for h in await store.search(parse_query("episode"))),
         "version": await store.catalogue_version(),
+        # The decision records `why` reads: verdicts, routings, message links.
+        "trails": [await store.item_trail(i.id) for i in await store.latest_items(limit=1000)],
     }
 
 
