@@ -28,7 +28,7 @@ from bot.intents import (
     Subscription,
 )
 from bot.models import (
-    Chapter, ContentKind, Destination, DestinationKind, EventKind, EventPurpose, Item, Platform, Source,
+    Chapter, ContentKind, Destination, DestinationKind, DigestPeriod, EventKind, EventPurpose, Item, Platform, Source,
 )
 from bot.search import parse_query
 from bot.storage import DeliveryOutcome, DeliveryResult, OutboxStatus, RouteSeed, Storage
@@ -701,6 +701,11 @@ async def test_naive_datetimes_are_refused(storage: Storage) -> None:
         lambda: storage.queue_alert("x", NAIVE),
         lambda: storage.add_audit(NAIVE, Platform.DISCORD, "u", "a", "d"),
         lambda: storage.episodes_per_month(NAIVE),
+        lambda: storage.put_route(RouteSeed(Platform.DISCORD, "n", ALL_KINDS), NAIVE),
+        lambda: storage.queue_events([], NAIVE),
+        lambda: storage.route_tallies([1], NAIVE),
+        lambda: storage.route_facts(NAIVE),
+        lambda: storage.build_digest(1, DigestPeriod.DAILY, NAIVE, "Digest", NOW),
     ]
     for call in calls:
         with pytest.raises(ValueError):
