@@ -362,6 +362,9 @@ def heartbeat_path(config: Config) -> Path:
 def write_heartbeat(
     path: Path, now: datetime, adapters: Mapping[str, bool], *, store_writable: bool = True
 ) -> None:
+    # Beside ``[storage] path`` (data/): with a PostgreSQL URL nothing else
+    # creates that folder, and without it the heartbeat could never be written.
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"at": now.isoformat(), "adapters": dict(adapters),
                                "store_writable": store_writable}))

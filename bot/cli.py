@@ -16,12 +16,15 @@ import signal
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, ShowbotError
 from bot.logs import configure_logging
 from bot.models import Caller, Platform
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it needs
+    from bot.storage.inspect import StorageStatus
 
 log = logging.getLogger("showbot")
 
@@ -166,7 +169,7 @@ def _check(config: Config, args: argparse.Namespace) -> int:
         print("note: no sources: nothing will be polled or announced")
     elif not config.routes:
         print("note: no routes in the file: nothing is announced until a moderator says `announce <kinds> here`")
-    _check_database(config, secrets)
+    _check_database(config, secrets, storage)
     chat = [name for name, token in (("discord", secrets.discord_token),
                                      ("slack", secrets.slack_bot_token)) if token]
     print(f"adapters: {', '.join(chat) if chat else 'console (no chat token set)'}")
@@ -183,15 +186,20 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_database(config: Config, secrets: Secrets) -> None:
+def _check_database(config: Config, secrets: Secrets, status: StorageStatus) -> None:
     """How the database differs from the file (the file only seeds it at the
-    first start; after that the database is what runs)."""
+    first start; after that the database is what runs). Opening the storage
+    migrates it, so only a database already at this showbot's schema is
+    opened: check reads, it never creates or migrates one."""
     from bot.drift import config_drift
     from bot.storage import open_storage
 
     url = secrets.database_url or config.storage_url
-    if url is None and not config.storage_path.exists():
+    if not status.exists:
         print(f"database: {config.storage_path} not created yet (the first start seeds it from this file)")
+        return
+    if not status.reachable or status.version != status.current:
+        print("database: not compared with this file until it is reachable and migrated (at the next start)")
         return
 
     async def go() -> list[str]:

@@ -30,7 +30,6 @@ import random
 import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 from bot.clock import FrozenClock
 from bot.commands import Commands
@@ -38,7 +37,8 @@ from bot.config import BookConfig
 from bot.errors import FeedParseError, FetchError
 from bot.models import Announcement, Caller, Item, ParsedFeed, Platform, Reply
 from bot.outbox import Outbox
-from bot.storage import SqliteStorage
+from bot.storage import Storage
+from tests.backends import Target, open_target
 from tests.catalog_helpers import MEMBER, MODERATOR, NOW, load_catalog
 from tests.fake_chat import RecordingAdapter
 
@@ -85,7 +85,7 @@ class Counter:
 
 @dataclass
 class Chat:
-    store: SqliteStorage
+    store: Storage
     clock: FrozenClock
     feeds: FakeFeeds = field(default_factory=FakeFeeds)
     changed: Counter = field(default_factory=Counter)  # on_sources_changed
@@ -142,8 +142,9 @@ class Chat:
             raise AssertionError("the chat went differently:\n" + diff)
 
 
-async def open_chat(path: Path, *, catalog: bool = True, book: BookConfig | None = None) -> Chat:
-    store = await SqliteStorage.open(path)
+async def open_chat(path: Target, *, catalog: bool = True, book: BookConfig | None = None) -> Chat:
+    """The harness on a SQLite file, or on a PostgreSQL database (tests/backends.py)."""
+    store = await open_target(path)
     if catalog:
         await load_catalog(store)
     return Chat(store, FrozenClock(NOW), book=book)

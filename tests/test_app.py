@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from adapters.console import build as build_console
-from bot.app import App
+from bot.app import App, heartbeat_path, write_heartbeat
+from bot.cli import main
 from bot.config import Secrets, load_config
 from bot.models import Caller, Platform
 from tests.feedgen import make_podcast_feed
@@ -303,3 +304,20 @@ async def test_a_test_post_and_a_backfill_typed_on_the_console_are_posted_there(
         stdin.close()
     rows = await app.store.outbox_rows()
     assert [r.status for r in rows] == ["sent"] * 3
+
+
+def test_the_heartbeat_makes_its_folder_when_no_sqlite_file_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # With a PostgreSQL URL nothing creates data/ (the SQLite file's folder),
+    # where the heartbeat lives: writing it must not fail for want of it.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "config.toml"
+    path.write_text('[storage]\nurl = "postgresql://bot@127.0.0.1:5432/showbot"\n')
+    config = load_config(path)
+    beat = heartbeat_path(config)
+    assert not beat.parent.exists()
+    write_heartbeat(beat, datetime.now(timezone.utc), {"console": True})
+    assert json.loads(beat.read_text())["adapters"] == {"console": True}
+    assert main(["health", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == "ok"

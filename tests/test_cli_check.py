@@ -47,6 +47,30 @@ def test_sqlite_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert line == f"storage: sqlite {tmp_path / 'data' / 's.db'}: reachable, migrated (schema {SCHEMA_VERSION} of {SCHEMA_VERSION})"
 
 
+def test_an_older_sqlite_file_is_neither_migrated_nor_compared(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from bot.storage.sqlite.base import split_sql
+    from bot.storage.sqlite.schema import MIGRATIONS
+
+    monkeypatch.delenv("SHOWBOT_DATABASE_URL", raising=False)
+    (tmp_path / "data").mkdir()
+    con = sqlite3.connect(tmp_path / "data" / "s.db")
+    for statement in split_sql(MIGRATIONS[0]):
+        con.execute(statement)
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    assert main(["check", "--config", str(config(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "will be migrated at the next start (schema 1 of" in storage_line(out)
+    assert "database: not compared with this file until it is reachable and migrated" in out
+    con = sqlite3.connect(tmp_path / "data" / "s.db")
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1  # check wrote nothing
+    con.close()
+
+
 def test_sqlite_that_is_not_a_database_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOWBOT_DATABASE_URL", raising=False)

@@ -5,11 +5,28 @@ outbox, backfill, the `feed add` warning and what `status` tells apart."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
+
 from bot.models import Caller, DigestPeriod, EventKind, EventPurpose, Platform, SegmentRole
 from bot.presenter import present
 from bot.replies import render_text
+from tests.backends import Target
 from tests.catalog_helpers import MODERATOR
-from tests.chat import FEED_URL, Chat
+from tests.chat import FEED_URL, Chat, open_chat
+
+
+@pytest.fixture
+async def chat(db: Target, request: pytest.FixtureRequest) -> AsyncIterator[Chat]:
+    """The shared harness (conftest's ``chat``) on each backend: these commands
+    are what writes routes' settings, test posts, backfills and digests."""
+    marker = request.node.get_closest_marker("chat")
+    harness = await open_chat(db, **(marker.kwargs if marker else {}))
+    try:
+        yield harness
+    finally:
+        await harness.store.close()
 
 ELSEWHERE = Caller(Platform.DISCORD, "42", "777", is_moderator=True, display_name="mod")
 

@@ -19,6 +19,7 @@ from bot.config import Secrets, load_config, parse_config
 from bot.drift import Change, apply_config, config_drift
 from bot.errors import ConfigError
 from bot.models import Caller, DigestPeriod, EventKind, Platform
+from tests.backends import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR = Caller(Platform.CONSOLE, "operator", "terminal", is_moderator=True)
@@ -93,9 +94,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert done.value.code == 0 and capsys.readouterr().out.strip() == "showbot 0.1.0"
 
 
-async def test_every_difference_is_found_and_apply_config_makes_them_go(tmp_path: Path) -> None:
+async def test_every_difference_is_found_and_apply_config_makes_them_go(tmp_path: Path, db: Target) -> None:
+    # On PostgreSQL too: update_source, put_route and remove_route are what apply-config writes with.
+    secrets = Secrets(database_url=db) if isinstance(db, str) else Secrets()
     path = write(tmp_path, BASE)
-    async with await App.open(load_config(path), Secrets()) as app:  # the first start seeds
+    async with await App.open(load_config(path), secrets) as app:  # the first start seeds
         assert await app.drift_lines() == []
         await app.store.upsert_route(Platform.DISCORD, "123", frozenset({EventKind.VIDEO}), None, app.clock())
     path = write(tmp_path, BASE.replace('every = "15m"', 'every = "1h"').replace(
@@ -105,7 +108,7 @@ name = "medium"
 url = "https://medium.com/feed/@hnasr"
 """)
     config = load_config(path)
-    async with await App.open(config, Secrets()) as app:
+    async with await App.open(config, secrets) as app:
         # A source new to the file is seeded at this start; one a moderator
         # removed since is not brought back, and is a difference.
         assert await app.store.find_source("medium") is not None

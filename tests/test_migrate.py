@@ -16,7 +16,8 @@ import pytest
 from bot.cli import main
 from bot.clock import FrozenClock
 from bot.intents import FilterRule, PollIntent, SnapshotRow, SourceProgress
-from bot.models import ContentKind, EventKind, Platform, SourceSpec
+from bot.models import ContentKind, Destination, DestinationKind, DigestPeriod, EventKind, EventPurpose, Platform, SourceSpec
+from bot.outbox.flood import next_period_end
 from bot.outbox import Outbox
 from bot.poller import Poller
 from bot.search import parse_query
@@ -25,6 +26,7 @@ from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
 from bot.storage import RouteSeed, SqliteStorage, Storage
 from bot.storage.migrate import TABLES, MigrationRefused, migrate
+from bot.storage.records import QueuedDelivery, QueuedEvent
 from tests.backends import PgRun, open_target, run_of
 from tests.fake_chat import RecordingAdapter
 from tests.feedgen import make_podcast_feed
@@ -48,6 +50,9 @@ async def build_sqlite(path: Path, server: FeedServer) -> FrozenClock:
     try:
         await store.seed([], [RouteSeed(Platform.DISCORD, "123", ALL)], clock())
         await store.upsert_route(Platform.SLACK, "C1", ALL, "@here", clock())
+        # A moderator's digest channel: every route setting, a held row, a digest.
+        digests = await store.put_route(RouteSeed(Platform.DISCORD, "456", ALL, None, False, frozenset({"podcast"}),
+                                                  "{title}", 30, None, DigestPeriod.DAILY), clock())
         await store.add_source(SourceSpec("podcast", "rss", server.url("/podcast.xml"), ContentKind.EPISODE), clock())
         server.add_feed("/podcast.xml", make_podcast_feed(5, start=START), etag='"v5"')
         assert (await poll.poll("podcast", force=True)).ok  # the first poll: silent
@@ -56,8 +61,18 @@ async def build_sqlite(path: Path, server: FeedServer) -> FrozenClock:
         second = await poll.poll("podcast", force=True)
         assert len(second.events) == 1
         discord = RecordingAdapter(Platform.DISCORD)
-        assert (await Outbox(store, {Platform.DISCORD: discord}, clock=clock).dispatch_once()).sent == 1
+        outbox = Outbox(store, {Platform.DISCORD: discord}, clock=clock)
+        report = await outbox.dispatch_once()
+        assert (report.sent, report.held) == (1, 1)
         source = await store.get_source("podcast")
+        (stored,) = second.new
+        (first,) = [r for r in await store.list_routes() if r.channel == "123"]
+        await store.queue_events([QueuedEvent(EventKind.EPISODE, "A test", None, stored.id, source.id, (
+            QueuedDelivery(Destination(Platform.DISCORD, DestinationKind.CHANNEL, "123"), first.id),),
+            EventPurpose.TEST)], clock())
+        assert await store.build_digest(digests.id, DigestPeriod.DAILY, next_period_end(DigestPeriod.DAILY, clock()),
+                                        "Daily digest", clock()) is not None
+        assert (await outbox.dispatch_once()).sent == 2  # the test post and the digest
         await store.add_filter(source.id, FilterRule("exclude", "sponsor"), clock(), audit=(Platform.DISCORD, "42"))
         await store.add_subscription(Platform.DISCORD, "1001", "kafka", clock(), 10)
         await store.set_setting("discord.guild", "g1")
@@ -92,6 +107,8 @@ async def dump(store: Storage) -> dict[str, Any]:
         "snapshot": [await store.latest_snapshot_json(s.id) for s in sources],
         "search": sorted(h.item_id for h in await store.search(parse_query("episode"))),
         "version": await store.catalogue_version(),
+        # The decision records `why` reads: verdicts, routings, message links.
+        "trails": [await store.item_trail(i.id) for i in await store.latest_items(limit=1000)],
     }
 
 
@@ -104,7 +121,8 @@ async def test_a_migrated_database_holds_the_same_and_announces_nothing_old(
     url = await run.create_database("showbot_test_migrate")
     out = io.StringIO()
     copied = await migrate(db, url, out=out)
-    assert copied["items"] == 6 and copied["outbox"] == 2 and copied["profile_snapshots"] == 3
+    assert copied["items"] == 6 and copied["outbox"] == 5 and copied["profile_snapshots"] == 3
+    assert copied["digests"] == 1
     assert "items: 6/6" in out.getvalue() and out.getvalue().rstrip().splitlines()[-1].startswith("done: ")
 
     sqlite, pg = await SqliteStorage.open(db), await open_target(url)
@@ -112,7 +130,10 @@ async def test_a_migrated_database_holds_the_same_and_announces_nothing_old(
         before, after = await dump(sqlite), await dump(pg)
         for key in before:
             assert after[key] == before[key], key
-        assert {r.status.value for r in after["outbox"]} == {"sent", "pending"}
+        assert [r.status.value for r in after["outbox"]] == ["sent", "pending", "digested", "sent", "sent"]
+        assert [e.purpose.value for e in after["events"].values()] == ["announce", "test", "digest"]
+        (digests,) = [r for r in after["routes"] if r.digest is not None]
+        assert (digests.feeds, digests.template, digests.pace_s) == (frozenset({"podcast"}), "{title}", 30)
         # Sequences moved past the copied ids.
         assert (await pg.add_source(SourceSpec("new", "rss", "https://e.org/f"), clock())).id == 3
         # The migrated bot polls the same feed (a new body, the same episodes): nothing is new.
@@ -163,7 +184,7 @@ async def test_an_interrupted_copy_resumes_and_a_non_empty_target_is_refused(
     captured = capsys.readouterr()
     assert resumed == 0, captured.err
     assert "hunter2" not in captured.out + captured.err and "postgres:***@" in captured.out
-    assert "sources: 2/2" in captured.out and "outbox: 2/2" in captured.out
+    assert "sources: 2/2" in captured.out and "outbox: 5/5" in captured.out and "digests: 1/1" in captured.out
 
     sqlite, pg = await SqliteStorage.open(db), await open_target(url)
     try:

@@ -1,20 +1,20 @@
 """Flood control: a route's pace, daily cap and digest, decided per row by the
 pure ``decide_flood`` on an injected clock, and kept by the real outbox on a
-real SQLite file: paced and capped rows wait at the head of their own
+real database (SQLite and PostgreSQL, tests/backends.py): paced and capped rows wait at the head of their own
 channel's queue (no other channel waits, nothing overtakes them, nothing is
 lost); digest rows are held, then posted once as one digest."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from bot.clock import FrozenClock
 from bot.models import DigestPeriod, Event, EventKind, EventPurpose, Platform, Route
 from bot.outbox import Outbox
 from bot.outbox.flood import Verdict, decide_flood, period_end
-from bot.storage import RouteSeed, SqliteStorage
+from bot.storage import RouteSeed, Storage
 from bot.storage.records import RouteTally
+from tests.backends import Target
 from tests.fake_chat import RecordingAdapter
 from tests.spine import ALL_KINDS, NOW, store_with_events
 
@@ -73,9 +73,8 @@ def test_digest_periods_end_at_utc_midnight_and_monday() -> None:
 
 # -- the outbox keeps them ----------------------------------------------------------------
 
-async def flooded(tmp_path: Path, n: int, **settings: object) -> tuple[SqliteStorage, RecordingAdapter, Outbox,
-                                                                       FrozenClock]:
-    store = await store_with_events(tmp_path / "s.db", n, [PACED, FREE])
+async def flooded(db: Target, n: int, **settings: object) -> tuple[Storage, RecordingAdapter, Outbox, FrozenClock]:
+    store = await store_with_events(db, n, [PACED, FREE])
     await store.put_route(RouteSeed(*PACED, ALL_KINDS, **settings), NOW)  # type: ignore[arg-type]
     adapter = RecordingAdapter()
     clock = FrozenClock(NOW)
@@ -86,8 +85,8 @@ def sent_to(adapter: RecordingAdapter, channel: str) -> list[str]:
     return [a.event.title for a in adapter.sent if a.destination.id == channel]
 
 
-async def test_a_paced_route_waits_and_no_other_channel_does(tmp_path: Path) -> None:
-    store, adapter, outbox, clock = await flooded(tmp_path, 3, pace_s=30)
+async def test_a_paced_route_waits_and_no_other_channel_does(db: Target) -> None:
+    store, adapter, outbox, clock = await flooded(db, 3, pace_s=30)
     try:
         report = await outbox.dispatch_once()
         assert report.paced == 1
@@ -105,8 +104,8 @@ async def test_a_paced_route_waits_and_no_other_channel_does(tmp_path: Path) -> 
         await store.close()
 
 
-async def test_over_the_daily_cap_waits_for_tomorrow_and_status_sees_it(tmp_path: Path) -> None:
-    store, adapter, outbox, clock = await flooded(tmp_path, 3, daily_cap=2)
+async def test_over_the_daily_cap_waits_for_tomorrow_and_status_sees_it(db: Target) -> None:
+    store, adapter, outbox, clock = await flooded(db, 3, daily_cap=2)
     try:
         await outbox.dispatch_once()
         assert sent_to(adapter, "paced") == ["Episode 100", "Episode 101"]
@@ -120,8 +119,8 @@ async def test_over_the_daily_cap_waits_for_tomorrow_and_status_sees_it(tmp_path
         await store.close()
 
 
-async def test_a_digest_route_posts_one_digest_once_and_alerts_at_once(tmp_path: Path) -> None:
-    store, adapter, outbox, clock = await flooded(tmp_path, 3, digest=DigestPeriod.DAILY)
+async def test_a_digest_route_posts_one_digest_once_and_alerts_at_once(db: Target) -> None:
+    store, adapter, outbox, clock = await flooded(db, 3, digest=DigestPeriod.DAILY)
     try:
         report = await outbox.dispatch_once()
         assert (report.held, sent_to(adapter, "paced")) == (3, [])
@@ -143,8 +142,8 @@ async def test_a_digest_route_posts_one_digest_once_and_alerts_at_once(tmp_path:
         await store.close()
 
 
-async def test_a_capped_digest_route_posts_up_to_the_cap_then_digests_the_rest(tmp_path: Path) -> None:
-    store, adapter, outbox, clock = await flooded(tmp_path, 3, daily_cap=1, digest=DigestPeriod.DAILY)
+async def test_a_capped_digest_route_posts_up_to_the_cap_then_digests_the_rest(db: Target) -> None:
+    store, adapter, outbox, clock = await flooded(db, 3, daily_cap=1, digest=DigestPeriod.DAILY)
     try:
         await outbox.dispatch_once()
         assert sent_to(adapter, "paced") == ["Episode 100"]
@@ -155,8 +154,8 @@ async def test_a_capped_digest_route_posts_up_to_the_cap_then_digests_the_rest(t
         await store.close()
 
 
-async def test_a_row_that_may_be_posted_already_is_looked_up_not_held_for_the_digest(tmp_path: Path) -> None:
-    store = await store_with_events(tmp_path / "s.db", 2, [PACED])
+async def test_a_row_that_may_be_posted_already_is_looked_up_not_held_for_the_digest(db: Target) -> None:
+    store = await store_with_events(db, 2, [PACED])
     try:
         # A process claimed the first row, posted it, and died.
         rows = await store.claim_outbox("dead", NOW, NOW + timedelta(minutes=1), budgets={Platform.DISCORD: 1},

@@ -27,9 +27,12 @@ from bot.intents import (
     SourceProgress,
     Subscription,
 )
-from bot.models import Chapter, ContentKind, Destination, DestinationKind, EventKind, Item, Platform, Source
+from bot.models import (
+    Chapter, ContentKind, Destination, DestinationKind, DigestPeriod, EventKind, EventPurpose, Item, Platform, Source,
+)
 from bot.search import parse_query
 from bot.storage import DeliveryOutcome, DeliveryResult, OutboxStatus, RouteSeed, Storage
+from bot.storage.records import QueuedDelivery, QueuedEvent
 from bot.storage.postgres.schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from tests.backends import PgRun, Target, open_target, run_of
 from tests.spine import ALL_KINDS, NOW, spec
@@ -129,6 +132,23 @@ async def test_sources_add_find_list_pause_remove(storage: Storage) -> None:
     await storage.remove_source("zeta")
     with pytest.raises(NotFound):
         await storage.remove_source("zeta")
+
+
+async def test_update_source_replaces_the_spec_and_keeps_its_state_items_and_filters(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    await write(storage, source, [item(1)])
+    await storage.add_filter(source.id, FilterRule("exclude", "trailer"), NOW)
+    await storage.record_failure(source.id, "boom", now=NOW, next_poll_at=NOW + timedelta(hours=1))
+    changed = replace(spec(), url="https://example.com/new.xml", every_s=3600, announce_on_first_poll=2,
+                      max_age_s=86400, content=ContentKind.VIDEO)
+    updated = await storage.update_source(changed)
+    assert updated.spec == changed and updated == await storage.get_source("podcast")
+    assert (updated.id, updated.synced, updated.last_error, updated.next_poll_at) == (
+        source.id, True, "boom", NOW + timedelta(hours=1))
+    assert await storage.count_items(source_id=source.id) == 1
+    assert await storage.load_filters(source.id) == [FilterRule("exclude", "trailer")]
+    with pytest.raises(NotFound, match="nope"):
+        await storage.update_source(spec("nope"))
 
 
 async def test_remove_source_takes_its_items_filters_snapshots_and_keeps_itemless_events(storage: Storage) -> None:
@@ -612,6 +632,24 @@ async def test_book_news_newest_first(storage: Storage) -> None:
     assert len(await storage.book_news(limit=1)) == 1
 
 
+async def test_test_posts_of_a_book_are_neither_book_news_nor_an_anchor(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    written = await write(storage, source, [item(1)])
+    (stored,) = written.new_items  # type: ignore[attr-defined]
+    test = QueuedEvent(EventKind.BOOK, "A test", "https://b/t", stored.id, source.id, (QueuedDelivery(D1),),
+                       EventPurpose.TEST)
+    (event,) = await storage.queue_events([test], NOW)
+    assert (await storage.get_event(event.id)).purpose is EventPurpose.TEST
+    assert await storage.book_news() == []
+    state = await storage.load_poll_state(source, NOW, book_window_s=3 * 86400)
+    assert state.book_anchor is None
+    assert (await storage.source_facts())[source.id].last_announced_at is None
+    # The test did not use up the item's one announcement.
+    (announced,) = await storage.queue_events([replace(test, purpose=EventPurpose.ANNOUNCE)], NOW)
+    assert [n.title for n in await storage.book_news()] == ["A test"]
+    assert (await storage.load_poll_state(source, NOW, book_window_s=60)).book_anchor.event_id == announced.id  # type: ignore[union-attr]
+
+
 async def test_profile_stats(storage: Storage) -> None:
     assert await storage.profile_stats(NOW) is None
     x = await storage.add_source(replace(spec("x"), kind="x", url=None, handle="hnasr"), NOW)
@@ -663,6 +701,11 @@ async def test_naive_datetimes_are_refused(storage: Storage) -> None:
         lambda: storage.queue_alert("x", NAIVE),
         lambda: storage.add_audit(NAIVE, Platform.DISCORD, "u", "a", "d"),
         lambda: storage.episodes_per_month(NAIVE),
+        lambda: storage.put_route(RouteSeed(Platform.DISCORD, "n", ALL_KINDS), NAIVE),
+        lambda: storage.queue_events([], NAIVE),
+        lambda: storage.route_tallies([1], NAIVE),
+        lambda: storage.route_facts(NAIVE),
+        lambda: storage.build_digest(1, DigestPeriod.DAILY, NAIVE, "Digest", NOW),
     ]
     for call in calls:
         with pytest.raises(ValueError):

@@ -98,17 +98,22 @@ TABLES: tuple[Table, ...] = (
     Table("items", (
         "id", "source_id", "identity", "guid", "link", "norm_link", "title_key", "content_hash", "kind", "title",
         "summary", "published_at", "updated_at", "first_seen_at", "duration_s", "episode_number",
-        "enclosure_url", "image_url", "video_id"), ("id",), {
+        "enclosure_url", "image_url", "video_id", "decision"), ("id",), {
         "published_at": T, "updated_at": T, "first_seen_at": T}),
     Table("chapters", ("item_id", "position", "start_s", "title"), ("item_id", "position"), {}, extra="search"),
-    Table("routes", ("id", "platform", "channel", "kinds", "mention", "broken_reason", "thread", "created_at"),
-          ("id",), {"kinds": K, "thread": B, "created_at": T}),
-    Table("events", ("id", "source_id", "item_id", "kind", "title", "url", "payload", "created_at"), ("id",),
-          {"payload": P, "created_at": T}),
+    Table("routes", ("id", "platform", "channel", "kinds", "mention", "broken_reason", "thread", "created_at",
+                     "feeds", "template", "pace_s", "daily_cap", "digest"),
+          ("id",), {"kinds": K, "thread": B, "created_at": T, "feeds": K}),
+    Table("events", ("id", "source_id", "item_id", "kind", "title", "url", "payload", "created_at", "purpose",
+                     "routing"),
+          ("id",), {"payload": P, "created_at": T}),
+    # Before the outbox: its digested rows name their digest (digest_id).
+    Table("digests", ("id", "route_id", "period_end", "event_id", "created_at"), ("id",),
+          {"period_end": T, "created_at": T}),
     Table("outbox", (
         "id", "event_id", "route_id", "platform", "dest_kind", "dest_id", "mention", "idempotency_key", "status",
         "outcome_unknown", "attempts", "next_attempt_at", "first_attempt_at", "lease_owner", "lease_until",
-        "last_error", "message_id", "created_at", "sent_at"), ("id",), {
+        "last_error", "message_id", "created_at", "sent_at", "message_url", "digest_id"), ("id",), {
         "outcome_unknown": B, "next_attempt_at": T, "first_attempt_at": T, "lease_until": T, "created_at": T,
         "sent_at": T}),
     Table("filters", ("id", "source_id", "mode", "pattern", "created_at"), ("id",), {"created_at": T}),

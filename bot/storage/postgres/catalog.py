@@ -137,6 +137,21 @@ DF_CACHE_S = 60.0
 
 _ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
 
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_ASCII_LOWER = str.maketrans(_UPPER, _LOWER)
+
+
+def ascii_lower(text: str) -> str:
+    """``text`` with A-Z lowered and every other character as it is."""
+    return text.translate(_ASCII_LOWER)
+
+
+def _ascii_lower_sql(column: str) -> str:
+    # translate(), not lower(): lower() folds by the database's locale (É to
+    # é), which would find items SQLite does not.
+    return f"translate({column}, '{_UPPER}', '{_LOWER}')"
+
 
 class CatalogTable(PostgresBase):
     async def _chapters(self, item_ids: Sequence[int]) -> dict[int, tuple[Chapter, ...]]:
@@ -217,11 +232,44 @@ class CatalogTable(PostgresBase):
         return int(row[0]), int(row[1])
 
     async def source_facts(self) -> dict[int, SourceFacts]:
+        # The item first seen last: among items first seen together (a first
+        # poll) the newest published, undated last, then the lowest id --
+        # SQLite's order for the same answer.
         found = await self._all(
             "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
-            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id) FROM sources s"
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce'), "
+            "last.first_seen_at, last.title, "
+            "(SELECT max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
+            " WHERE e.source_id = s.id AND o.status = 'sent') "
+            "FROM sources s LEFT JOIN LATERAL (SELECT i.first_seen_at, i.title FROM items i WHERE i.source_id = s.id "
+            " ORDER BY i.first_seen_at DESC, i.published_at DESC NULLS LAST, i.id LIMIT 1) last ON true",
+            doing="reading sources' facts",
         )
-        return {r[0]: SourceFacts(int(r[1]), r[2]) for r in found}
+        return {r[0]: SourceFacts(int(r[1]), r[2], r[3], r[4] or None, r[5]) for r in found}
+
+    async def feed_items(self, source_name: str, limit: int = 5) -> list[StoredItem]:
+        found = await self._all(
+            f"{_ITEMS_SQL} WHERE s.name = $1 "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT $2",
+            (source_name, max(0, limit)),
+        )
+        return await self._with_chapters(found)
+
+    async def items_mentioning(self, needles: Sequence[str], limit: int = 50) -> list[StoredItem]:
+        wanted = [ascii_lower(n) for n in needles if n.strip()][:20]
+        if not wanted:
+            return []
+        # strpos is containment of plain text: no character of a needle is
+        # ever a pattern (LIKE's % and _ would be). Both sides are folded by
+        # ASCII only, as SQLite's LIKE is case-insensitive for ASCII only.
+        found = await self._all(
+            f"{_ITEMS_SQL} WHERE EXISTS (SELECT 1 FROM unnest($1::text[]) AS n(t) "
+            f"  WHERE strpos({_ascii_lower_sql('i.title')}, n.t) > 0 "
+            f"  OR strpos({_ascii_lower_sql('i.summary')}, n.t) > 0) "
+            "ORDER BY i.published_at IS NULL, i.published_at DESC, i.id DESC LIMIT $2",
+            (wanted, max(0, limit)), doing="looking for book items",
+        )
+        return await self._with_chapters(found)
 
     # -- search -------------------------------------------------------------------
 

@@ -13,22 +13,31 @@ from its single writer are made explicit:
   of it is locked" without the same serialization per destination.
 - Rows become visible in id order: writers hold ``LOCK_OUTBOX_INSERT`` from
   their first outbox insert to commit (rows.insert_outbox), so a claim never
-  sees a destination's later row before its earlier one.
+  sees a destination's later row before its earlier one. ``queue_events``
+  and ``build_digest`` insert rows too: each inserts them in one statement,
+  last in its transaction, as ``write_poll`` does.
+- Only 'pending' and 'sending' rows are a destination's queue (the heads,
+  the candidates): rows a digest route holds ('held') or that went out in a
+  digest ('digested') block nothing.
+- A digest is built once per (route, period end) across instances: its
+  held rows are locked (FOR UPDATE, id order), so a second builder waits
+  and then finds them digested; the digests table's unique key is the last
+  word if the held rows differ (one held late).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 
 import asyncpg
 
 from bot.errors import NotFound
-from bot.models import Destination, Event, Platform
+from bot.models import DigestPeriod, Destination, Event, EventKind, EventPurpose, Platform
 from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase, lock, ts, ts_req
 from bot.storage.postgres.schema import LOCK_OUTBOX_CLAIM
-from bot.storage.records import DeliveryOutcome, DeliveryResult, OutboxRow
+from bot.storage.records import DeliveryOutcome, DeliveryResult, OutboxRow, QueuedEvent, RouteFacts, RouteTally
 
 # Each destination's head (its oldest unsent row), kept when it is due.
 _HEADS_SQL = (
@@ -182,6 +191,109 @@ class OutboxTable(PostgresBase):
                 await _record_other(conn, owner, r)
         return broke
 
+    async def queue_events(self, events: Sequence[QueuedEvent], now: datetime) -> list[Event]:
+        at = ts_req(now)
+        written: list[Event] = []
+        deliveries: list[tuple[int, Destination, int | None, str | None]] = []
+        async with self._tx("queueing announcements") as conn:
+            for e in events:
+                # One announcement per item and kind, ever: the partial unique
+                # index decides, so two instances queueing the same backfill
+                # at once write it once (the second waits for the first's
+                # commit, then skips). Tests and digests are outside the index.
+                event_id = await conn.fetchval(
+                    "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, purpose) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                    "ON CONFLICT (item_id, kind) WHERE item_id IS NOT NULL AND purpose = 'announce' DO NOTHING "
+                    "RETURNING id",
+                    e.source_id, e.item_id, e.kind.value, e.title, e.url, dict(e.payload), at, e.purpose.value,
+                )
+                if event_id is None:
+                    continue  # announced once already: never twice
+                deliveries.extend((event_id, d.destination, d.route_id, d.mention) for d in e.deliveries)
+                written.append(Event(event_id, e.kind, e.title, e.url, now, e.item_id, dict(e.payload), e.purpose))
+            # Last, and in one statement: the outbox lock is held from here to
+            # commit only (rows.insert_outbox).
+            await rows.insert_outbox(conn, deliveries, now)
+        return written
+
+    async def route_tallies(self, route_ids: Sequence[int], since: datetime) -> dict[int, RouteTally]:
+        if not route_ids:
+            return {}
+        found = await self._all(
+            "SELECT o.route_id, count(*) FILTER (WHERE o.sent_at >= $2 AND e.kind NOT IN ('alert', 'digest')), "
+            "max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
+            "WHERE o.status = 'sent' AND o.route_id = ANY($1::bigint[]) AND e.kind != 'alert' "
+            "AND e.purpose != 'test' GROUP BY o.route_id",
+            (list(route_ids), ts_req(since)), doing="counting a route's posts",
+        )
+        out = {r: RouteTally(0, None) for r in route_ids}
+        for route_id, capped, last in found:
+            out[route_id] = RouteTally(int(capped or 0), last)
+        return out
+
+    async def held_counts(self) -> dict[int, int]:
+        found = await self._all(
+            "SELECT route_id, count(*) FROM outbox WHERE status = 'held' AND route_id IS NOT NULL GROUP BY route_id")
+        return {int(r[0]): int(r[1]) for r in found}
+
+    async def build_digest(
+        self, route_id: int, period: DigestPeriod, period_end: datetime, title: str, now: datetime,
+    ) -> Event | None:
+        at, end = ts_req(now), ts_req(period_end)
+        try:
+            async with self._tx("building a digest") as conn:
+                if await conn.fetchval("SELECT 1 FROM digests WHERE route_id = $1 AND period_end = $2",
+                                       route_id, end) is not None:
+                    return None  # another instance (or an earlier tick) built it
+                # Locked in id order: a builder racing this one waits here,
+                # then sees these rows digested (READ COMMITTED re-checks the
+                # WHERE) and builds nothing.
+                held = await conn.fetch(
+                    "SELECT id, event_id FROM outbox WHERE status = 'held' AND route_id = $1 "
+                    "AND next_attempt_at < $2 ORDER BY id FOR UPDATE", route_id, end)
+                found = await conn.fetchrow(f"SELECT {rows.ROUTE_COLUMNS} FROM routes WHERE id = $1", route_id)
+                if not held or found is None:
+                    return None
+                route = rows.route(found)
+                # The text SQLite writes (its times are ISO text), so a digest
+                # reads the same whichever backend built it.
+                payload = {"period": period.value,
+                           "period_end": end.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+                           "event_ids": [int(r[1]) for r in held]}
+                event_id = await conn.fetchval(
+                    "INSERT INTO events (kind, title, payload, created_at, purpose) "
+                    "VALUES ('digest', $1, $2, $3, 'digest') RETURNING id", title, payload, at)
+                digest_id = await conn.fetchval(
+                    "INSERT INTO digests (route_id, period_end, event_id, created_at) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (route_id, period_end) DO NOTHING RETURNING id", route_id, end, event_id, at)
+                if digest_id is None:
+                    # Built meanwhile from other rows (one held late): this
+                    # period's digest exists, and this event must not.
+                    raise _DigestExists
+                await conn.execute(
+                    "UPDATE outbox SET status = 'digested', digest_id = $1 WHERE id = ANY($2::bigint[]) "
+                    "AND status = 'held'", digest_id, [r[0] for r in held])
+                # Last: the outbox lock is held from here to commit only.
+                await rows.insert_outbox(conn, [(event_id, rows.route_destination(route), route_id, route.mention)],
+                                         now)
+                return Event(event_id, EventKind.DIGEST, title, None, now, None, payload, EventPurpose.DIGEST)
+        except _DigestExists:
+            return None
+
+    async def route_facts(self, now: datetime) -> dict[int, RouteFacts]:
+        found = await self._all(
+            "SELECT route_id, max(sent_at) FILTER (WHERE status = 'sent'), "
+            "count(*) FILTER (WHERE status IN ('pending', 'sending') "
+            "  AND NOT (status = 'pending' AND next_attempt_at > $1)), "
+            "count(*) FILTER (WHERE status = 'pending' AND next_attempt_at > $1), "
+            "min(next_attempt_at) FILTER (WHERE status = 'pending' AND next_attempt_at > $1), "
+            "count(*) FILTER (WHERE status = 'held') "
+            "FROM outbox WHERE route_id IS NOT NULL GROUP BY route_id",
+            (ts_req(now),), doing="reading deliveries",
+        )
+        return {int(r[0]): RouteFacts(r[1], int(r[2]), int(r[3]), r[4], int(r[5])) for r in found}
+
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]:
         if not event_ids:
             return {}
@@ -205,6 +317,14 @@ async def _record_other(conn: asyncpg.Connection, owner: str, r: DeliveryResult)
             f"lease_owner = NULL, lease_until = NULL, attempts = attempts + $4 {held}",
             r.outbox_id, owner, r.error, int(r.attempted),
         )
+    elif r.outcome is DeliveryOutcome.HELD:
+        # next_attempt_at keeps when it was held: a digest takes what was
+        # held before its period ended (build_digest).
+        await conn.execute(
+            "UPDATE outbox SET status = 'held', outcome_unknown = false, lease_owner = NULL, "
+            f"lease_until = NULL, next_attempt_at = $3 {held}",
+            r.outbox_id, owner, r.at,
+        )
     elif r.outcome is DeliveryOutcome.RETRY:
         await conn.execute(
             "UPDATE outbox SET status = 'pending', last_error = $3, next_attempt_at = $4, "
@@ -217,3 +337,8 @@ async def _record_other(conn: asyncpg.Connection, owner: str, r: DeliveryResult)
             f"next_attempt_at = COALESCE($3, next_attempt_at) {held}",
             r.outbox_id, owner, r.next_attempt_at,
         )
+
+
+class _DigestExists(Exception):
+    """Inside build_digest only: roll its transaction back (the period's
+    digest was built meanwhile). Never leaves this module."""

@@ -149,7 +149,7 @@ class PollsTable(PostgresBase):
 async def _book_anchor(conn: asyncpg.Connection, since: datetime) -> BookAnchor | None:
     """The first book event announced within the window (not a follow-up)."""
     row = await conn.fetchrow(
-        "SELECT id, url, payload FROM events WHERE kind = 'book' AND created_at >= $1 "
+        "SELECT id, url, payload FROM events WHERE kind = 'book' AND purpose = 'announce' AND created_at >= $1 "
         "AND (payload ->> 'follow_up_of') IS NULL ORDER BY id LIMIT 1",
         since,
     )

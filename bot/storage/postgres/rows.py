@@ -16,8 +16,10 @@ from bot.models import (
     ContentKind,
     Destination,
     DestinationKind,
+    DigestPeriod,
     Event,
     EventKind,
+    EventPurpose,
     Item,
     Platform,
     Route,
@@ -45,7 +47,7 @@ OUTBOX_COLUMNS = (
     "attempts, outcome_unknown, next_attempt_at, first_attempt_at, lease_owner, lease_until, "
     "last_error, message_id"
 )
-EVENT_COLUMNS = "id, kind, title, url, created_at, item_id, payload"
+EVENT_COLUMNS = "id, kind, title, url, created_at, item_id, payload, purpose"
 # A lease that has run out: rows left 'sending' by a dead process.
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -74,7 +76,7 @@ def stored_item(r: Sequence[Any], chapters: tuple[Chapter, ...]) -> StoredItem:
 
 def event(r: asyncpg.Record) -> Event:
     payload = r[6] if isinstance(r[6], dict) else {}
-    return Event(r[0], EventKind(r[1]), r[2], r[3], r[4], r[5], payload)
+    return Event(r[0], EventKind(r[1]), r[2], r[3], r[4], r[5], payload, EventPurpose(r[7]))
 
 
 def outbox(r: asyncpg.Record) -> OutboxRow:
@@ -87,13 +89,17 @@ def outbox(r: asyncpg.Record) -> OutboxRow:
     )
 
 
-ROUTES_SQL = "SELECT id, platform, channel, kinds, mention, broken_reason, thread FROM routes ORDER BY id"
+ROUTE_COLUMNS = (
+    "id, platform, channel, kinds, mention, broken_reason, thread, feeds, template, pace_s, daily_cap, digest"
+)
+ROUTES_SQL = f"SELECT {ROUTE_COLUMNS} FROM routes ORDER BY id"
 
 
 def route(r: asyncpg.Record) -> Route:
     return Route(
         id=r[0], platform=Platform(r[1]), channel=r[2], kinds=frozenset(EventKind(k) for k in r[3]),
-        mention=r[4], broken_reason=r[5], thread=r[6],
+        mention=r[4], broken_reason=r[5], thread=r[6], feeds=frozenset(r[7]), template=r[8],
+        pace_s=r[9], daily_cap=r[10], digest=DigestPeriod(r[11]) if r[11] else None,
     )
 
 

@@ -7,9 +7,10 @@ starting together never race each other (concurrent ``CREATE ... IF NOT
 EXISTS`` can still collide in the catalogs without it) and a crash
 mid-migration leaves the old version intact.
 
-The schema matches SQLite's version 5 in meaning, in PostgreSQL's own types:
+The schema matches SQLite's in meaning (version 1 is SQLite's 5; each
+later one names the SQLite migration it follows), in PostgreSQL's own types:
 ``bigserial`` ids, ``timestamptz`` (aware UTC datetimes both ways),
-``boolean``, ``jsonb`` event payloads, ``text[]`` route kinds, and a
+``boolean``, ``jsonb`` event payloads, ``text[]`` route kinds and feeds, and a
 weighted ``tsvector`` per item (title A, chapter titles B, description C)
 plus one per chapter, both written by the store in the same transaction as
 their rows (see ``search_text``: Python tokenizes exactly as the core and
@@ -245,6 +246,49 @@ MIGRATIONS: list[str] = [
     ALTER TABLE events ADD COLUMN routing text;
     ALTER TABLE outbox ADD COLUMN message_url text;
     """,
+    # 3 -> 4: moderators shape what is posted (SQLite 8, issue #12).
+    # - routes: feeds (source names, {} = every source), a message template,
+    #   and flood control: pace_s (least seconds between two posts),
+    #   daily_cap (posts a UTC day), digest (daily | weekly).
+    # - events.purpose: 'announce' | 'test' | 'digest'. Only announcements
+    #   are unique per (item, kind): `announce test here` and a digest show an
+    #   item that may have been announced already.
+    # - outbox: rows a digest route holds back are 'held' (out of the
+    #   destination's queue -- the heads and claims read only 'pending' and
+    #   'sending' -- so they block nothing), then 'digested' into one digest
+    #   (digest_id), never dropped. PostgreSQL changes the CHECK in place
+    #   (SQLite had to copy the table).
+    # - digests: one per (route, period end), a unique key, so two instances
+    #   can never both post the same period's digest (build_digest).
+    """
+    ALTER TABLE routes ADD COLUMN feeds text[] NOT NULL DEFAULT '{}';
+    ALTER TABLE routes ADD COLUMN template text;
+    ALTER TABLE routes ADD COLUMN pace_s bigint;
+    ALTER TABLE routes ADD COLUMN daily_cap bigint;
+    ALTER TABLE routes ADD COLUMN digest text CHECK (digest IN ('daily', 'weekly'));
+
+    ALTER TABLE events ADD COLUMN purpose text NOT NULL DEFAULT 'announce'
+        CHECK (purpose IN ('announce', 'test', 'digest'));
+    DROP INDEX events_item_kind;
+    CREATE UNIQUE INDEX events_item_kind ON events (item_id, kind) WHERE item_id IS NOT NULL AND purpose = 'announce';
+
+    CREATE TABLE digests (
+        id bigserial PRIMARY KEY,
+        route_id bigint NOT NULL REFERENCES routes(id) ON DELETE CASCADE,
+        period_end timestamptz NOT NULL,
+        event_id bigint NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        created_at timestamptz NOT NULL,
+        UNIQUE (route_id, period_end)
+    );
+
+    ALTER TABLE outbox DROP CONSTRAINT outbox_status_check;
+    ALTER TABLE outbox ADD CONSTRAINT outbox_status_check
+        CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'held', 'digested'));
+    ALTER TABLE outbox ADD COLUMN digest_id bigint REFERENCES digests(id) ON DELETE SET NULL;
+    -- Flood control counts a route's posts of the day and finds its last one.
+    CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
+    CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -252,6 +296,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # Every table of rows the store writes, parents first (the tests truncate
 # them between cases; search_stats is one row, reset instead).
 TABLES = (
-    "sources", "items", "chapters", "routes", "events", "outbox", "filters", "subscriptions",
+    "sources", "items", "chapters", "routes", "events", "digests", "outbox", "filters", "subscriptions",
     "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
 )

@@ -12,7 +12,7 @@ from bot.errors import AlreadyExists, NotFound
 from bot.models import Source, SourceSpec
 from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase, lock, ts, ts_req
-from bot.storage.postgres.routes import upsert_route_row
+from bot.storage.postgres.routes import put_route_row
 from bot.storage.postgres.schema import LOCK_SEED
 from bot.storage.records import RouteSeed
 
@@ -40,8 +40,20 @@ class SourcesTable(PostgresBase):
                     await _insert_source(conn, spec, now, if_absent=True)
             for route in routes:
                 if await _claim_seed(conn, f"route:{route.platform.value}:{route.channel}", now):
-                    await upsert_route_row(conn, route.platform, route.channel, route.kinds, route.mention,
-                                           now, route.thread)
+                    await put_route_row(conn, route, now)
+
+    async def update_source(self, spec: SourceSpec) -> Source:
+        async with self._tx("updating a source") as conn:
+            found = await conn.fetchrow(
+                "UPDATE sources SET kind = $1, url = $2, content = $3, every_s = $4, announce_on_first_poll = $5, "
+                "max_age_s = $6, handle = $7, provider = $8, api_base_url = $9 WHERE name = $10 "
+                f"RETURNING {rows.SOURCE_COLUMNS}",
+                spec.kind, spec.url, spec.content.value, spec.every_s, spec.announce_on_first_poll,
+                spec.max_age_s, spec.handle, spec.provider, spec.api_base_url, spec.name,
+            )
+            if found is None:
+                raise NotFound(f"no source named {spec.name!r}")
+        return rows.source(found)
 
     async def list_sources(self) -> list[Source]:
         return [rows.source(r) for r in await self._all(f"SELECT {rows.SOURCE_COLUMNS} FROM sources ORDER BY name COLLATE \"C\"")]

@@ -22,7 +22,7 @@ class StatsTable(PostgresBase):
             "SELECT e.title, coalesce(e.url, i.link, i.enclosure_url), "
             "coalesce(i.published_at, e.created_at) AS at, coalesce(s.name, ''), e.payload "
             "FROM events e LEFT JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = e.source_id "
-            "WHERE e.kind = 'book' ORDER BY at DESC, e.id DESC LIMIT $1",
+            "WHERE e.kind = 'book' AND e.purpose = 'announce' ORDER BY at DESC, e.id DESC LIMIT $1",
             (max(0, limit),), doing="reading book news",
         )
         return [BookNews(r[0], r[1], r[2], r[3], r[4] if isinstance(r[4], dict) else {}) for r in found]
