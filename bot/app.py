@@ -39,6 +39,7 @@ from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
 from bot.sources.x import XSource
+from bot.sources.youtube.checks import YouTubeChecks
 from bot.storage import Storage, open_storage
 from bot.web.server import WebDeps, WebServer
 
@@ -141,8 +142,10 @@ class App:
         source_kinds.update(kinds or {})
         # Counted only where someone can read it: /metrics of the HTTP server.
         metrics = PrometheusMetrics() if config.http.enabled else Metrics()
+        youtube = YouTubeChecks(fetcher, config.youtube, secrets.youtube_api_key)
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
-                        x_options=config.x_options,
+                        x_options=config.x_options, source_options=config.source_options, youtube=youtube,
+                        hold_unplayable_s=config.youtube.hold_unplayable_s,
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after,
                         owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics)

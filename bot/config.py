@@ -73,6 +73,36 @@ class XSourceOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """Per-source options that live in the config file only (a feed added
+    from chat gets the defaults): how an item is held before it is announced."""
+
+    # Announce an item only once it has looked the same (title, link,
+    # summary...) for this long: for hosts who publish, then fix the title.
+    settle_s: int | None = None
+    # YouTube: announce Shorts too. False (the default): a Short is stored
+    # and searchable, never announced.
+    shorts: bool = False
+
+
+YOUTUBE_BASE = "https://www.youtube.com"
+YOUTUBE_API = "https://www.googleapis.com/youtube/v3"
+
+
+@dataclass(frozen=True, slots=True)
+class YouTubeConfig:
+    """``[youtube]``: where every YouTube address the bot builds points
+    (/watch, /shorts/, playlist feeds) and the Data API it asks about
+    premieres and live streams; tests point both at 127.0.0.1."""
+
+    base_url: str = YOUTUBE_BASE
+    api_base_url: str = YOUTUBE_API
+    # A video that is not watchable yet (a premiere, a scheduled stream) is
+    # held at most this long, then announced anyway.
+    hold_unplayable_s: int = 48 * 3600
+
+
+@dataclass(frozen=True, slots=True)
 class BookConfig:
     title: str = ""
     keywords: tuple[str, ...] = ()
@@ -157,6 +187,8 @@ class Secrets:
     database_url: str | None = field(default=None, repr=False)
     # The status page's login token (SHOWBOT_WEB_TOKEN).
     web_token: str | None = field(default=None, repr=False)
+    # The YouTube Data API key (YOUTUBE_API_KEY): premieres and live streams.
+    youtube_api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Secrets":
@@ -174,13 +206,14 @@ class Secrets:
             x_bearer_token=get("X_BEARER_TOKEN"),
             database_url=get("SHOWBOT_DATABASE_URL"),
             web_token=get("SHOWBOT_WEB_TOKEN"),
+            youtube_api_key=get("YOUTUBE_API_KEY"),
         )
 
     def values(self) -> tuple[str, ...]:
         """Every secret that is set: what log redaction looks for."""
         return tuple(v for v in (self.discord_token, self.slack_bot_token, self.slack_app_token,
                                  self.slack_signing_secret, self.x_bearer_token, self.database_url,
-                                 self.web_token) if v)
+                                 self.web_token, self.youtube_api_key) if v)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +227,9 @@ class Config:
     failure_alert_after: int = 5
     sources: tuple[SourceSpec, ...] = ()
     x_options: Mapping[str, XSourceOptions] = field(default_factory=dict)
+    # settle / shorts per source name (absent: the defaults)
+    source_options: Mapping[str, SourceOptions] = field(default_factory=dict)
+    youtube: YouTubeConfig = YouTubeConfig()
     book_window_s: int = 3 * 86400
     routes: tuple[RouteSpec, ...] = ()
     book: BookConfig = BookConfig()
@@ -266,6 +302,7 @@ def parse_source(raw: Mapping[str, Any], where: str) -> SourceSpec:
     known = {
         "name", "kind", "url", "content", "every", "announce_on_first_poll", "max_age",
         "handle", "provider", "api_base_url", "profile_every", "milestones", "milestone_every",
+        "settle", "shorts",
     }
     for k in raw:
         if k not in known:
@@ -317,6 +354,26 @@ def parse_x_options(raw: Mapping[str, Any], where: str) -> XSourceOptions:
         profile_every_s=parse_duration(raw.get("profile_every", "1d"), f"{where}.profile_every"),
         milestones=tuple(sorted(milestones)),
         milestone_every=_int(raw, "milestone_every", where, 10_000, minimum=1),
+    )
+
+
+def parse_source_options(raw: Mapping[str, Any], where: str) -> SourceOptions:
+    settle = raw.get("settle")
+    return SourceOptions(
+        settle_s=parse_duration(settle, f"{where}.settle") if settle is not None else None,
+        shorts=_bool(raw, "shorts", where, False),
+    )
+
+
+def parse_youtube(y: Mapping[str, Any]) -> YouTubeConfig:
+    known = ("base_url", "api_base_url", "hold_unplayable")
+    for k in y:
+        if k not in known:
+            raise ConfigError(f"youtube.{k}", f"unknown key (known: {', '.join(known)})")
+    return YouTubeConfig(
+        base_url=check_url(y.get("base_url", YOUTUBE_BASE), "youtube.base_url").rstrip("/"),
+        api_base_url=check_url(y.get("api_base_url", YOUTUBE_API), "youtube.api_base_url").rstrip("/"),
+        hold_unplayable_s=parse_duration(y.get("hold_unplayable", "48h"), "youtube.hold_unplayable"),
     )
 
 
@@ -428,7 +485,8 @@ def parse_log(lg: Mapping[str, Any]) -> LogConfig:
 
 
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
-    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log"}
+    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log",
+             "youtube"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
@@ -447,6 +505,11 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     x_options = {
         spec.name: parse_x_options(raw_source, f"sources[{i}]")
         for i, (spec, raw_source) in enumerate(zip(sources, sources_raw)) if spec.kind == "x"
+    }
+    source_options = {
+        spec.name: options
+        for i, (spec, raw_source) in enumerate(zip(sources, sources_raw))
+        if (options := parse_source_options(raw_source, f"sources[{i}]")) != SourceOptions()
     }
     seen: set[str] = set()
     for i, spec in enumerate(sources):
@@ -537,6 +600,8 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         failure_alert_after=_int(network, "failure_alert_after", "network", 5, minimum=1),
         sources=sources,
         x_options=x_options,
+        source_options=source_options,
+        youtube=parse_youtube(_table(raw, "youtube")),
         book_window_s=book_window_s,
         routes=tuple(routes),
         book=book,

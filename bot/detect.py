@@ -14,7 +14,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bot.models import EventKind, Item, Route, SourceSpec
@@ -119,9 +119,11 @@ class ItemUpdate:
 @dataclass(frozen=True, slots=True)
 class EventIntent:
     kind: EventKind
-    new_index: int  # index into Decision.new_items
+    new_index: int | None  # index into Decision.new_items (None: a stored item, ``item_id``)
     title: str
     url: str | None
+    item_id: int | None = None  # a stored item whose held announcement is released (bot.holds)
+    payload: tuple[tuple[str, Any], ...] = ()  # extra payload (a premiere's schedule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,14 @@ class Decision:
     events: tuple[EventIntent, ...] = ()
     # One per new item, same order: what became of it and why (bot.verdicts).
     verdicts: tuple[ItemVerdict, ...] = ()
+    # Announcements waiting (settle, not playable yet) and those let go (bot.holds).
+    holds: tuple["HoldIntent", ...] = ()
+    releases: tuple["ItemRelease", ...] = ()
+    live: tuple["LiveIntent", ...] = ()
+
+
+if TYPE_CHECKING:
+    from bot.holds import HoldIntent, ItemRelease, LiveIntent
 
 
 BookMatcher = Callable[[Item], bool]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.detect import ItemUpdate, KnownItem, NewItem
 from bot.models import Destination, EventKind, Platform, Route
@@ -68,6 +68,8 @@ class PollState:
     book_anchor: BookAnchor | None = None
     previous_snapshot: bytes | None = None  # the last profile snapshot's JSON (x sources)
     best_followers: int | None = None  # the most followers any snapshot recorded
+    held: tuple["HeldItem", ...] = ()  # the source's items whose announcement waits (bot.holds)
+    live: tuple["TrackedLive", ...] = ()  # its premieres and streams announced before they ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class PlannedEvent:
     follow_up_of_planned: int | None = None
     deliveries: tuple[PlannedDelivery, ...] = ()
     routing: Routing | None = None  # the decision record of where it went (bot.verdicts)
+    stored_item: int | None = None  # the id of a stored item whose held announcement is released
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +132,12 @@ class PollIntent:
     # One per new item, same order: the decision records storage writes
     # with each item (bot.verdicts). Empty from planners that predate them.
     verdicts: tuple[ItemVerdict, ...] = ()
+    # Held announcements to store or replace, those let go (bot.holds), and
+    # premieres/streams to track or move on.
+    holds: tuple["HoldIntent", ...] = ()
+    releases: tuple["ItemRelease", ...] = ()
+    live: tuple["LiveIntent", ...] = ()
+
+
+if TYPE_CHECKING:
+    from bot.holds import HeldItem, HoldIntent, ItemRelease, LiveIntent, TrackedLive

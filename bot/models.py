@@ -114,6 +114,36 @@ class Item:
     chapters: tuple[Chapter, ...] = ()
 
 
+class LiveState(str, enum.Enum):
+    """A video's ``snippet.liveBroadcastContent`` in the YouTube Data API."""
+
+    UPCOMING = "upcoming"  # a scheduled premiere or stream, not started
+    LIVE = "live"  # on air now
+    NONE = "none"  # an ordinary video, or a premiere/stream that has ended
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFacts:
+    """What the YouTube checks (bot.sources.youtube) found out about one
+    video, handed to the pure decider. ``None`` means "not checked" or "the
+    check failed" (then ``*_error`` says why)."""
+
+    video_id: str
+    short: bool | None = None  # a Short (HEAD {base_url}/shorts/{id} answered 200)
+    short_error: str | None = None
+    live: LiveState | None = None  # from videos.list (with YOUTUBE_API_KEY)
+    scheduled_start_at: datetime | None = None
+    actual_start_at: datetime | None = None
+    actual_end_at: datetime | None = None
+    api_error: str | None = None
+    # Without a key: the watch page's playabilityStatus.status ("OK",
+    # "LIVE_STREAM_OFFLINE", ...); playable is False only while it says the
+    # video cannot be watched *yet*.
+    playable: bool | None = None
+    playability: str | None = None
+    playable_error: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
     title: str
@@ -286,6 +316,7 @@ class ReplyItem:
     chapters: tuple[Chapter, ...] = ()
     summary: str = ""
     image_url: str | None = None
+    video_id: str | None = None  # a YouTube video (yt:videoId): its chapter links seek with t=
 
 
 class SegmentRole(str, enum.Enum):

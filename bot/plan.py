@@ -28,7 +28,7 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -57,7 +57,7 @@ class Change:
 
 
 def plan_deliveries(
-    events: Sequence[tuple[int | None, EventKind]], routes: Sequence[Route], source: str | None = None,
+    events: Sequence[tuple[Hashable, EventKind]], routes: Sequence[Route], source: str | None = None,
 ) -> list[tuple[int, Route]]:
     """(event index, route) pairs: each route gets the events whose kind it
     selects (from ``source``, when the route names its feeds), but at most
@@ -66,7 +66,7 @@ def plan_deliveries(
     for route in routes:
         if route.broken:
             continue  # nothing new is queued for a channel we can't post to
-        served: set[int] = set()
+        served: set[Hashable] = set()
         for index, (item_key, kind) in enumerate(events):
             if not route.takes(kind, source):
                 continue
@@ -76,6 +76,14 @@ def plan_deliveries(
                 served.add(item_key)
             plan.append((index, route))
     return plan
+
+
+def _item_key(event: PlannedEvent) -> Hashable:
+    if event.item is not None:
+        return ("new", event.item)
+    if event.stored_item is not None:
+        return ("stored", event.stored_item)
+    return None
 
 
 def route_delivery(route: Route) -> PlannedDelivery:
@@ -95,9 +103,9 @@ def plan_poll(
     """One poll's intent. ``direct_messages`` are (new item index, platform,
     user id) for members whose subscriptions match (``match_subscriptions``).
     ``source`` (the polled source's name) is what routes by feed select on."""
-    raw: list[tuple[int | None, EventKind, str, str | None, dict[str, Any]]] = [
-        (e.new_index, e.kind, e.title, e.url, {}) for e in decision.events
-    ] + [(None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
+    raw: list[tuple[int | None, int | None, EventKind, str, str | None, dict[str, Any]]] = [
+        (e.new_index, e.item_id, e.kind, e.title, e.url, dict(e.payload)) for e in decision.events
+    ] + [(None, None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
 
     anchor = state.book_anchor
     anchor_links = list(anchor.links) if anchor is not None else []
@@ -106,19 +114,21 @@ def plan_poll(
     events: list[PlannedEvent] = []
     announced: list[int] = []  # indexes into ``events``
     follow_ups: list[int] = []  # indexes into ``events`` that need delivering
-    for item, kind, title, url, payload in raw:
+    for item, stored, kind, title, url, payload in raw:
         if kind is EventKind.BOOK and (anchor is not None or planned_anchor is not None):
             index = len(events)
             if anchor is not None:
                 payload["follow_up_of"] = anchor.event_id
-                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of=anchor.event_id))
+                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of=anchor.event_id,
+                                           stored_item=stored))
                 if url and url not in anchor_links:
                     anchor_links.append(url)
                     anchor_changed = True
                     follow_ups.append(index)
             else:
                 assert planned_anchor is not None
-                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of_planned=planned_anchor))
+                events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of_planned=planned_anchor,
+                                           stored_item=stored))
                 first = events[planned_anchor]
                 links = list(first.payload.get("links") or ([first.url] if first.url else []))
                 if url and url not in links:
@@ -129,11 +139,13 @@ def plan_poll(
         if kind is EventKind.BOOK:
             planned_anchor = len(events)
         announced.append(len(events))
-        events.append(PlannedEvent(kind, title, url, item, payload))
+        events.append(PlannedEvent(kind, title, url, item, payload, stored_item=stored))
 
     deliveries: dict[int, list[PlannedDelivery]] = {i: [] for i in range(len(events))}
     routed_to: dict[int, set[int]] = {}
-    keys = [(events[i].item, events[i].kind) for i in announced]
+    # One announcement per item a route: a new item by its index, a released
+    # held one by its id (the two never meet: one is new, the other stored).
+    keys = [(_item_key(events[i]), events[i].kind) for i in announced]
     for position, route in plan_deliveries(keys, state.routes, source):
         index = announced[position]
         deliveries[index].append(route_delivery(route))
@@ -177,6 +189,9 @@ def plan_poll(
         events=tuple(final),
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
         verdicts=decision.verdicts,
+        holds=decision.holds,
+        releases=decision.releases,
+        live=decision.live,
     )
 
 

@@ -16,14 +16,16 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal, Mapping, Protocol, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
-from bot.config import XSourceOptions
-from bot.detect import BookMatcher, decide
+from bot.config import SourceOptions, XSourceOptions
+from bot.detect import BookMatcher, Decision, decide
+from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live
+from bot.models import ContentKind, EventKind, VideoFacts
 from bot.errors import ClaimLost, SourceError, StorageError
 from bot.filters import make_item_judge
 from bot.models import Event, Platform, Source, StoredItem
@@ -35,6 +37,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.plan import Change, plan_poll
 from bot.sources.x import parse_snapshot_json, snapshot_to_json
+from bot.sources.youtube.checks import YouTubeChecks
 from bot.storage import Storage
 from bot.subscriptions import match_subscriptions
 
@@ -98,21 +101,55 @@ class PollReport:
     queued: int = 0  # outbox rows the events made (0: no channel takes them)
 
 
-def decide_poll(
-    source: Source, state: PollState, fetched: Fetched, *, now: datetime,
-    is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
-) -> PollIntent:
-    """Everything one poll decides, pure: what is new or edited (``decide``),
-    what changed on a profile since the stored snapshot, which members get a
-    DM (their subscriptions), and the events with their routes and book
-    follow-ups (``plan_poll``)."""
+def _decide(source: Source, state: PollState, fetched: Fetched, now: datetime,
+            is_book_news: BookMatcher | None) -> Decision:
     assert fetched.items is not None
-    decision = decide(
+    return decide(
         spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
         is_book_news=is_book_news,
         item_filter=make_item_judge(state.filters) if state.filters else None,
     )
-    announced = sorted({e.new_index for e in decision.events})
+
+
+def videos_to_check(
+    source: Source, state: PollState, fetched: Fetched, *, now: datetime,
+    options: SourceOptions = SourceOptions(), is_book_news: BookMatcher | None = None,
+) -> tuple[list[str], list[str]]:
+    """(videos to check for Shorts, videos whose live state or playability
+    to check), pure: the new videos this poll would announce (only those:
+    the baseline and old videos cost no request), the held ones still
+    waiting to be watchable, and the premieres and streams being followed.
+    YouTube items are recognised by their yt:videoId, not their link."""
+    if fetched.items is None or not (state.held or state.live or any(i.video_id for i in fetched.items)):
+        return [], []
+    decision = _decide(source, state, fetched, now, is_book_news)
+    chosen = sorted({e.new_index for e in decision.events if e.new_index is not None})
+    videos = [v for i in chosen if (v := decision.new_items[i].item.video_id)]
+    live = [*videos, *(h.item.video_id for h in state.held if h.waiting_playable and h.item.video_id),
+            *(t.video_id for t in state.live)]
+    return ([] if options.shorts else videos), live
+
+
+def decide_poll(
+    source: Source, state: PollState, fetched: Fetched, *, now: datetime,
+    is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
+    options: SourceOptions = SourceOptions(), facts: Mapping[str, VideoFacts] | None = None,
+    hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S, check_playable: bool = False,
+) -> PollIntent:
+    """Everything one poll decides, pure: what is new or edited (``decide``),
+    what is held back or let go (``apply_holds``: settle, Shorts, videos not
+    watchable yet, premieres), what changed on a profile since the stored
+    snapshot, which members get a DM (their subscriptions), and the events
+    with their routes and book follow-ups (``plan_poll``)."""
+    decision = _decide(source, state, fetched, now, is_book_news)
+    if options != SourceOptions() or facts or state.held or state.live:
+        content = EventKind(source.spec.content.value if source.spec.content else ContentKind.ARTICLE.value)
+        decision = apply_holds(decision, options=options, facts=facts or {}, held=state.held, now=now,
+                               content_event=content, is_book_news=is_book_news,
+                               hold_unplayable_s=hold_unplayable_s, check_playable=check_playable)
+        if state.live:
+            decision = replace(decision, live=decision.live + plan_live(state.live, facts or {}))
+    announced = sorted({e.new_index for e in decision.events if e.new_index is not None})
     direct: list[tuple[int, Platform, str]] = []
     if announced and state.subscriptions:
         items = [decision.new_items[i].item for i in announced]
@@ -145,7 +182,14 @@ class Poller:
         owner: str = "poller",
         lease_s: float = 120.0,
         metrics: Metrics | None = None,
+        source_options: Mapping[str, SourceOptions] | None = None,
+        youtube: YouTubeChecks | None = None,
+        hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S,
     ) -> None:
+        self._source_options = dict(source_options or {})  # settle / shorts, per source name
+        # The YouTube checks (Shorts, playability, premieres); None: none are made.
+        self._youtube = youtube
+        self._hold_unplayable_s = hold_unplayable_s
         self.owner = owner
         self._released: set[str] = set()  # claims a write already gave up in its own transaction
         self._metrics = metrics or Metrics()
@@ -275,6 +319,10 @@ class Poller:
     async def _write_fetched(self, source: Source, fetched: Fetched, claim: str | None = None) -> PollReport:
         now = self._clock()
         next_poll_at = now + timedelta(seconds=source.spec.every_s)
+        if fetched.items is None and await self._store.has_waiting(source.id):
+            # The feed did not change, but held announcements and followed
+            # premieres are decided by the time and the checks, not the feed.
+            fetched = replace(fetched, items=())
         if fetched.items is None:
             await self._store.record_unchanged(
                 source.id, now=now, next_poll_at=next_poll_at,
@@ -286,8 +334,20 @@ class Poller:
         # pure decision off the loop (hashing 500 items is not free), one write.
         state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s)
         options = self._x_options.get(source.spec.name, XSourceOptions())
+        source_options = self._source_options.get(source.spec.name, SourceOptions())
+        facts: dict[str, VideoFacts] = {}
+        if self._youtube is not None:
+            # Fetched between the read and the decision, for the videos that
+            # need it; the checks touch no storage and decide nothing.
+            shorts_ids, live_ids = await asyncio.to_thread(
+                videos_to_check, source, state, fetched, now=now, options=source_options,
+                is_book_news=self._is_book_news)
+            if shorts_ids or live_ids:
+                facts = await self._youtube.fetch_facts(shorts_ids=shorts_ids, live_ids=live_ids)
         intent = await asyncio.to_thread(
-            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options)
+            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options,
+            options=source_options, facts=facts, hold_unplayable_s=self._hold_unplayable_s,
+            check_playable=self._youtube is not None)
         progress = SourceProgress(
             polled_at=now, next_poll_at=next_poll_at, etag=fetched.etag,
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,

@@ -13,8 +13,8 @@ twice because the core and an adapter both added it).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
 
 from bot.errors import UserError
 from bot.models import (
@@ -65,14 +65,14 @@ def heading_of(kind: EventKind) -> str:
 
 
 def chapter_views(url: str | None, chapters: Sequence[Chapter],
-                  limit: int = MAX_CHAPTERS) -> tuple[tuple[ChapterView, ...], int]:
+                  limit: int = MAX_CHAPTERS, video_id: str | None = None) -> tuple[tuple[ChapterView, ...], int]:
     """The first ``limit`` chapters in time order (feeds list them in any
     order), each with a link that opens it where the platform can; and how
     many were left out."""
     ordered = sorted(chapters, key=lambda c: c.start_s)
     shown = ordered[:max(0, limit)]
     views = tuple(ChapterView(c.start_s, format_timestamp(c.start_s), " ".join(c.title.split()),
-                              timed_link(url, c.start_s)) for c in shown)
+                              timed_link(url, c.start_s, video_id)) for c in shown)
     return views, len(ordered) - len(shown)
 
 
@@ -91,6 +91,26 @@ def item_facts(stored: StoredItem | None) -> tuple[Fact, ...]:
 def _link(event: Event, stored: StoredItem | None) -> str | None:
     item = stored.item if stored is not None else None
     return (item.link if item else None) or event.url or (item.enclosure_url if item else None)
+
+
+def live_heading(payload: Mapping[str, Any]) -> str | None:
+    """A premiere or stream announced before it ended (bot.holds puts
+    ``live`` in its event's payload): "Premieres at 2026-12-01 18:00 UTC"
+    while upcoming, "Live now" while on air; None for anything else (a
+    finished one reads as the plain video)."""
+    live = payload.get("live")
+    if not isinstance(live, Mapping):
+        return None
+    state = live.get("state")
+    if state == "live":
+        return "Live now"
+    if state == "upcoming":
+        try:
+            start = datetime.fromisoformat(str(live.get("scheduled_start_at")))
+        except ValueError:
+            return "Premieres soon"
+        return f"Premieres at {start.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
+    return None
 
 
 def _title(event: Event, stored: StoredItem | None) -> str:
@@ -113,13 +133,14 @@ def present(announcement: Announcement) -> AnnouncementView:
     elif event.kind is EventKind.DIGEST:
         heading = DIGEST_HEADINGS.get(str(event.payload.get("period")), heading_of(event.kind))
     else:
-        heading = heading_of(event.kind)
+        heading = live_heading(event.payload) or heading_of(event.kind)
     if test:
         heading = f"{TEST_PREFIX}: {heading}"
 
     url = _link(event, stored)
     summary_text = item.summary if item is not None else str(event.payload.get("summary") or "")
-    chapters, hidden = chapter_views(url, item.chapters if item is not None else ())
+    chapters, hidden = chapter_views(url, item.chapters if item is not None else (),
+                                     video_id=item.video_id if item is not None else None)
     # A follow-up heard about once already, a test is not news, a DM is one
     # member's: none of them pings the role.
     mention = None if (follow_up or test or direct) else announcement.mention

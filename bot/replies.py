@@ -48,11 +48,13 @@ def format_date(value: datetime | None) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d") if value else ""
 
 
-def timed_link(url: str | None, start_s: int) -> str | None:
+def timed_link(url: str | None, start_s: int, video_id: str | None = None) -> str | None:
     """The link opened at ``start_s`` where the platform supports it
     (YouTube: ``t=SECONDS``), else None. Idempotent: a ``t`` already in the
     link is replaced, never repeated (the one place a chapter link is built;
-    adapters never add their own)."""
+    adapters never add their own). An item with a ``video_id`` (its feed's
+    yt:videoId) is a YouTube video whatever its link's host -- tests and a
+    ``[youtube] base_url`` put it on another; without one the host decides."""
     if not url:
         return None
     try:
@@ -60,7 +62,7 @@ def timed_link(url: str | None, start_s: int) -> str | None:
     except ValueError:
         return None
     host = (parts.hostname or "").lower().removeprefix("www.").removeprefix("m.")
-    if host not in ("youtube.com", "youtu.be", "music.youtube.com"):
+    if not video_id and host not in ("youtube.com", "youtu.be", "music.youtube.com"):
         return None
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "t"]
     if start_s > 0:
@@ -68,12 +70,12 @@ def timed_link(url: str | None, start_s: int) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def link_at(url: str | None, start_s: int) -> str | None:
+def link_at(url: str | None, start_s: int, video_id: str | None = None) -> str | None:
     """The link opened at ``start_s`` where the platform supports it;
     otherwise the link unchanged."""
     if not url or start_s <= 0:
         return url
-    return timed_link(url, start_s) or url
+    return timed_link(url, start_s, video_id) or url
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -97,7 +99,7 @@ def reply_item(stored: StoredItem, chapters: Sequence[Chapter] | None = None,
     chosen = tuple(item.chapters if chapters is None else chapters)
     url = item.link or item.enclosure_url
     if link_to_chapter and chosen:
-        url = link_at(url, chosen[0].start_s)
+        url = link_at(url, chosen[0].start_s, item.video_id)
     return ReplyItem(
         title=item.title,
         url=url,
@@ -108,6 +110,7 @@ def reply_item(stored: StoredItem, chapters: Sequence[Chapter] | None = None,
         chapters=chosen,
         summary=trim(item.summary),
         image_url=item.image_url,
+        video_id=item.video_id,
     )
 
 

@@ -32,6 +32,11 @@ class ItemFate(enum.StrEnum):
     # event that already existed instead of making its own. ``merged_into``
     # names that event; ``why`` already explains it.
     MERGED = "merged"
+    # Stored, its announcement waiting (bot.holds): until it has looked the
+    # same for the source's ``settle``, and/or until a YouTube video can be
+    # watched. A later poll releases it (the verdict is then rewritten).
+    HELD = "held"
+    SHORT = "short"  # a YouTube Short on a source with shorts = false: stored, never announced
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,11 @@ class ItemVerdict:
     cutoff: datetime | None = None  # ...and the publication time it meant then
     held_by: FilterHold | None = None  # FILTERED
     merged_into: int | None = None  # MERGED: the event id (reserved)
+    held_until: datetime | None = None  # HELD while settling: announced then if nothing changes
+    give_up_at: datetime | None = None  # HELD while not playable: announced then anyway
+    # What a YouTube check found or why it could not tell (a Short, a
+    # premiere, a failed HEAD): said as-is by `why`.
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,12 @@ def verdict_to_json(v: ItemVerdict) -> str:
         out["held_by"] = {"mode": v.held_by.mode, "patterns": list(v.held_by.patterns)}
     if v.merged_into is not None:
         out["merged_into"] = v.merged_into
+    if v.held_until is not None:
+        out["held_until"] = _time(v.held_until)
+    if v.give_up_at is not None:
+        out["give_up_at"] = _time(v.give_up_at)
+    if v.note:
+        out["note"] = v.note
     return json.dumps(out, ensure_ascii=False)
 
 
@@ -104,7 +120,13 @@ def verdict_from_json(text: str | None) -> ItemVerdict | None:
         cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         held_by=FilterHold(held["mode"], tuple(held["patterns"])) if held else None,
         merged_into=raw.get("merged_into"),
+        held_until=_parse_time(raw.get("held_until")), give_up_at=_parse_time(raw.get("give_up_at")),
+        note=raw.get("note"),
     )
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def routing_to_json(r: Routing) -> str:

@@ -38,6 +38,8 @@ class StepKind(enum.StrEnum):
     TOO_OLD = "too_old"
     FILTERED = "filtered"
     MERGED = "merged"
+    HELD = "held"
+    SHORT = "short"
     ANNOUNCED = "announced"
     FOLLOW_UP = "follow_up"
     NO_ROUTE = "no_route"
@@ -55,7 +57,8 @@ class Outcome(enum.StrEnum):
     PARTLY = "partly"  # some went out, some failed or wait
     WAITING = "waiting"  # queued, nothing out yet
     FAILED = "failed"  # every delivery failed
-    NOT_ANNOUNCED = "not announced"  # baseline, too old, filtered, merged, no route
+    NOT_ANNOUNCED = "not announced"  # baseline, too old, filtered, merged, a Short, no route
+    HELD = "held"  # stored, its announcement waiting (settle, not playable yet)
     UNKNOWN = "unknown"  # no decision record and no event
 
 
@@ -125,10 +128,19 @@ def _verdict_step(v: ItemVerdict, source: str, published: datetime | None) -> St
         return Step(StepKind.FILTERED, text)
     if v.fate is ItemFate.MERGED:
         return Step(StepKind.MERGED, f"Merged into event #{v.merged_into} instead of being announced on its own.")
+    if v.fate is ItemFate.HELD:
+        bound = (f" (announced anyway at {at(v.give_up_at)} if it never becomes playable)"
+                 if v.give_up_at is not None else "")
+        return Step(StepKind.HELD, f"Held: {v.note or 'its announcement waits'}{bound}; a later poll "
+                                   "announces it.")
+    if v.fate is ItemFate.SHORT:
+        return Step(StepKind.SHORT, f"Not announced: {v.note or 'a YouTube Short'} (stored and searchable; "
+                                    f"set shorts = true on “{source}” to announce Shorts).")
+    note = f" ({v.note})" if v.note else ""
     if v.first_sync:
         return Step(StepKind.ANNOUNCED, f"Announced at the first sync of “{source}”: one of the newest "
-                                        f"{v.announce_first} (announce_on_first_poll).")
-    return Step(StepKind.ANNOUNCED, "New, recent enough and let through by the filters: announced.")
+                                        f"{v.announce_first} (announce_on_first_poll){note}.")
+    return Step(StepKind.ANNOUNCED, f"New, recent enough and let through by the filters: announced{note}.")
 
 
 def _routing_steps(trail: EventTrail, routing: Routing, routes: Mapping[int, Route]) -> list[Step]:
@@ -232,9 +244,12 @@ def explain(
 
 def _summary(verdict: ItemVerdict | None, events: Sequence[EventTrail], deliveries: Sequence[DeliveryTrail],
              steps: Sequence[Step]) -> tuple[Outcome, str]:
+    if verdict is not None and verdict.fate is ItemFate.HELD:
+        return Outcome.HELD, f"Held: {verdict.note or 'its announcement waits'}."
     if verdict is not None and verdict.fate is not ItemFate.ANNOUNCED:
         reason = {ItemFate.BASELINE: "stored at the first sync (baseline)", ItemFate.TOO_OLD: "older than max_age",
-                  ItemFate.FILTERED: "held by a filter", ItemFate.MERGED: f"merged into event #{verdict.merged_into}"}
+                  ItemFate.FILTERED: "held by a filter", ItemFate.MERGED: f"merged into event #{verdict.merged_into}",
+                  ItemFate.SHORT: "a YouTube Short (shorts = false)"}
         return Outcome.NOT_ANNOUNCED, f"Not announced: {reason[verdict.fate]}."
     if not events:
         return Outcome.UNKNOWN, "Not announced; no decision record says why."

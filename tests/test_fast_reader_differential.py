@@ -99,7 +99,28 @@ def _own_feeds() -> list[tuple[str, bytes]]:
         ("generated, rewritten guids and titles", make_podcast_feed(
             5, start=start, guid_prefix="anchor-", title_suffix=" (remastered)", date_shift=timedelta(hours=5))),
         ("generated, empty", make_podcast_feed(0, start=start)),
+        ("youtube on 127.0.0.1", _local_youtube_feed()),
     ]
+
+
+def _local_youtube_feed() -> bytes:
+    """A channel feed as the local YouTube serves it (tests/ytstub.py): links
+    on 127.0.0.1, a Short linked as /shorts/: the video ids must still come
+    from yt:videoId whichever reader runs."""
+    from tests.ytstub import Video, YouTubeStub
+
+    at = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    stub = YouTubeStub(videos=[Video("sh0rtId_123", "A Short", at, short=True),
+                               Video("l0ngVideo_1", "A long video", at, "0:00 Intro\n1:00 Main part")], port=8123)
+    return stub.feed()
+
+
+def test_youtube_items_are_recognised_by_yt_video_id_not_the_link_host() -> None:
+    body = _local_youtube_feed()
+    for fast in (True, False):
+        feed = parse_feed(body, url="http://127.0.0.1:8123/feeds/videos.xml", fast=fast)
+        assert [i.video_id for i in feed.items] == ["sh0rtId_123", "l0ngVideo_1"]
+        assert feed.items[0].link == "http://127.0.0.1:8123/shorts/sh0rtId_123"
 
 
 @pytest.mark.parametrize(("name", "body"), _own_feeds(), ids=[n for n, _ in _own_feeds()])

@@ -837,3 +837,51 @@ async def test_pg_search_stats_follow_inserts_edits_and_removals(pg_url: str) ->
         assert kept == real and real[0] == 2
     finally:
         await store.close()
+
+
+# -- held announcements and followed premieres (issue #14) --------------------------
+
+
+async def test_holds_are_stored_replaced_released_and_followed_premieres_tracked(storage: Storage) -> None:
+    from bot.holds import HoldIntent, ItemRelease, LiveIntent
+    from bot.models import LiveState
+    from bot.verdicts import ItemFate, ItemVerdict
+
+    source = await storage.add_source(spec(), NOW)
+    assert not await storage.has_waiting(source.id)
+    held, premiere = item(1, video_id="v1"), item(2, video_id="v2")
+    start = NOW + timedelta(hours=2)
+    written = await write(storage, source, [held, premiere],
+                          [announce("Premiere", D1, kind=EventKind.VIDEO, item=1)],
+                          holds=(HoldIntent(0, None, "h1", NOW, NOW, True),),
+                          live=(LiveIntent(1, None, LiveState.UPCOMING, start),))
+    held_id, premiere_id = [s.id for s in written.new_items]  # type: ignore[attr-defined]
+    [event] = written.events  # type: ignore[attr-defined]
+    assert await storage.has_waiting(source.id)
+    state = await storage.load_poll_state(source, NOW, book_window_s=0)
+    [h] = state.held
+    assert (h.item_id, h.item.title, h.content_hash, h.held_since_at, h.waiting_playable) == \
+        (held_id, "Episode 1", "h1", NOW, True)
+    [t] = state.live
+    assert (t.item_id, t.event_id, t.video_id, t.state, t.scheduled_start_at) == \
+        (premiere_id, event.id, "v2", LiveState.UPCOMING, start)
+
+    later = NOW + timedelta(minutes=5)
+    await write(storage, source, holds=(HoldIntent(None, held_id, "h2", NOW, later, False),),
+                live=(LiveIntent(None, premiere_id, LiveState.LIVE, start, start),))
+    state = await storage.load_poll_state(source, later, book_window_s=0)
+    assert [(x.content_hash, x.held_since_at, x.steady_since_at, x.waiting_playable) for x in state.held] == \
+        [("h2", NOW, later, False)]  # replaced, its first sighting kept
+    assert [x.state for x in state.live] == [LiveState.LIVE]
+
+    verdict = ItemVerdict(ItemFate.ANNOUNCED, note="released")
+    released = await write(storage, source, [], [announce("Episode 1", D1, stored_item=held_id)],
+                           releases=(ItemRelease(held_id, verdict),),
+                           live=(LiveIntent(None, premiere_id, LiveState.NONE, done=True, edit=True),))
+    assert [e.item_id for e in released.events] == [held_id]  # type: ignore[attr-defined]
+    assert not await storage.has_waiting(source.id)
+    trail = await storage.item_trail(held_id)
+    assert trail is not None and trail.verdict == verdict
+    state = await storage.load_poll_state(source, later, book_window_s=0)
+    assert state.held == () and state.live == ()
+    await storage.remove_source("podcast")  # the rows go with the source's items

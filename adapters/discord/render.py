@@ -185,7 +185,7 @@ REPLY_CHAPTERS = 25  # a reply lists more than an announcement: `episode N` show
 def item_embed(item: ReplyItem) -> discord.Embed:
     url = safe_url(item.url)
     shown, hidden = shown_chapters(item.chapters, REPLY_CHAPTERS)
-    chapters, _ = chapter_views(item.url, shown, len(shown))
+    chapters, _ = chapter_views(item.url, shown, len(shown), item.video_id)
     embed = discord.Embed(
         title=fit_escaped(item.title or "(untitled)", TITLE_MAX),
         url=url,

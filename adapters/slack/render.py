@@ -120,7 +120,7 @@ def item_blocks(item: ReplyItem) -> list[Block]:
         blocks.append(context(parts))
     if item.chapters:
         shown, hidden = shown_chapters(item.chapters, MAX_CHAPTERS)
-        views, _ = chapter_views(item.url, shown, len(shown))
+        views, _ = chapter_views(item.url, shown, len(shown), item.video_id)
         blocks.append(section("*Chapters*\n" + chapters_text(views, hidden)))
     return blocks
 

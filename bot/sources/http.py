@@ -69,6 +69,14 @@ class ApiResponse:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The answer to ``HttpFetcher.head``: a status and where a redirect points, no body."""
+
+    status: int
+    location: str | None
+
+
 class HttpStatusError(FetchError):
     """``get_api`` got an answer that is not 2xx (3xx included: not followed).
 
@@ -376,6 +384,18 @@ class HttpFetcher:
                 self._get_api(url, params, sent, guard_addresses, cap), url, secrets)
         except FetchError as exc:
             raise _redacted(exc, secrets) from None
+
+    async def head(self, url: str) -> ProbeResult:
+        """One HEAD of ``url`` through the address guard, redirects not
+        followed (a redirect is the answer: YouTube sends a /shorts/ URL of a
+        regular video on to /watch). Raises FetchError, and only FetchError."""
+        return await self._within_deadline(self._head(url), url)
+
+    async def _head(self, url: str) -> ProbeResult:
+        target = _parse_url(url)
+        _check_url(target, self._allow_private)
+        async with self._get_session().head(target, allow_redirects=False) as resp:
+            return ProbeResult(resp.status, resp.headers.get("Location"))
 
     async def _within_deadline(self, work: Awaitable[T], url: str, secrets: Sequence[str] = ()) -> T:
         """``work`` under the overall deadline, every failure mapped to a FetchError

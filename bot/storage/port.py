@@ -163,8 +163,15 @@ class Storage(Protocol):
         """Everything deciding a poll of ``source`` needs: its known items and
         filters, every subscription and route, the book-news anchor of the
         window ending at ``now`` (the first book event announced within
-        ``book_window_s``, with its links and the routes it went to), and for
-        an x source the previous snapshot and the best follower count."""
+        ``book_window_s``, with its links and the routes it went to), for
+        an x source the previous snapshot and the best follower count, and
+        the source's held announcements (``held``: each with its item as
+        stored now) and the premieres/streams it follows (``live``: not yet
+        ended, with the event that announced them)."""
+
+    async def has_waiting(self, source_id: int) -> bool:
+        """Whether the source has held announcements or premieres/streams it
+        follows: a poll whose feed did not change must still decide them."""
 
     async def write_poll(
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
@@ -173,8 +180,12 @@ class Storage(Protocol):
         chapters and search index), updates, the snapshot, events in order
         (a follow-up's ``follow_up_of`` filled in), their outbox rows (one per
         planned delivery, each with a fresh idempotency key, in order), the
-        anchor's new links, and the source's progress (synced, validators,
-        cursor, next poll). With ``claim``: refused with ClaimLost unless that
+        anchor's new links, the holds (``holds`` stored or replaced per item,
+        ``releases`` deleted with the item's decision record rewritten; a
+        released item's events name it by ``stored_item``), the followed
+        premieres (``live``: a new one linked to the event announcing its
+        item in this intent, a change updating state and times), and the
+        source's progress (synced, validators, cursor, next poll). With ``claim``: refused with ClaimLost unless that
         claim still holds the source, and given up in the same transaction
         when the write commits. If anything fails, none of it happened
         (the next poll fetches the same body again)."""

@@ -20,7 +20,8 @@ import asyncpg
 from bot.detect import KnownItem, NewItem
 from bot.errors import ClaimLost
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
-from bot.models import ContentKind, Destination, Event, Item, Platform, Source, StoredItem
+from bot.holds import HeldItem, TrackedLive
+from bot.models import ContentKind, Destination, Event, Item, LiveState, Platform, Source, StoredItem
 from bot.storage.postgres import rows
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 from bot.storage.postgres.base import PostgresBase, ts, ts_req
@@ -68,7 +69,22 @@ class PollsTable(PostgresBase):
                 previous = raw.encode() if raw is not None else None
                 best = await conn.fetchval("SELECT max(followers) FROM profile_snapshots WHERE source_id = $1",
                                            source.id)
-        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best)
+            held = [HeldItem(r[0], rows.stored_item(r, ()).item, r[16], r[17], r[18], r[19]) for r in await conn.fetch(
+                f"SELECT {rows.ITEM_COLUMNS}, h.content_hash, h.held_since_at, h.steady_since_at, "
+                "h.waiting_playable FROM held_items h JOIN items i ON i.id = h.item_id "
+                "JOIN sources s ON s.id = i.source_id WHERE h.source_id = $1 "
+                "ORDER BY h.held_since_at, h.item_id", source.id)]
+            live = [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), r[4]) for r in await conn.fetch(
+                "SELECT item_id, event_id, video_id, state, scheduled_start_at FROM live_videos "
+                "WHERE source_id = $1 AND state != 'none' AND event_id IS NOT NULL ORDER BY item_id", source.id)]
+        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
+                         held=tuple(held), live=tuple(live))
+
+    async def has_waiting(self, source_id: int) -> bool:
+        row = await self._one(
+            "SELECT EXISTS (SELECT 1 FROM held_items WHERE source_id = $1) OR EXISTS (SELECT 1 FROM live_videos "
+            "WHERE source_id = $1 AND state != 'none' AND event_id IS NOT NULL)", (source_id,))
+        return bool(row and row[0])
 
     async def write_poll(
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
@@ -106,7 +122,7 @@ class PollsTable(PostgresBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else None
+                item_id = item_ids[planned.item] if planned.item is not None else planned.stored_item
                 event_id = await conn.fetchval(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -124,6 +140,7 @@ class PollsTable(PostgresBase):
                     "UPDATE events SET payload = payload || jsonb_build_object('links', $2::jsonb) WHERE id = $1",
                     intent.anchor_links.event_id, list(intent.anchor_links.links),
                 )  # no row: the anchor's source was removed meanwhile, nothing to extend
+            await _write_holds(conn, source.id, intent, item_ids, events, now)
             if claim is not None:
                 await conn.execute("DELETE FROM poll_claims WHERE source_id = $1 AND owner = $2", source.id, claim)
             await conn.execute(
@@ -144,6 +161,43 @@ class PollsTable(PostgresBase):
     async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:
         async with self._tx("queueing a moderator alert") as conn:
             return await rows.queue_alert(conn, title, now, skip_route=skip_route)
+
+
+async def _write_holds(conn: asyncpg.Connection, source_id: int, intent: PollIntent, item_ids: Sequence[int],
+                       events: Sequence[Event], now: datetime) -> None:
+    """Held announcements stored or replaced, released ones deleted (their
+    decision record rewritten), premieres and streams tracked or moved on."""
+    for h in intent.holds:
+        item_id = item_ids[h.new_index] if h.new_index is not None else h.item_id
+        await conn.execute(
+            "INSERT INTO held_items (item_id, source_id, content_hash, held_since_at, steady_since_at, "
+            "waiting_playable) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id) DO UPDATE SET "
+            "content_hash = excluded.content_hash, steady_since_at = excluded.steady_since_at, "
+            "waiting_playable = excluded.waiting_playable",
+            item_id, source_id, h.content_hash, ts_req(h.held_since_at), ts_req(h.steady_since_at),
+            h.waiting_playable)
+    for r in intent.releases:
+        await conn.execute("DELETE FROM held_items WHERE item_id = $1", r.item_id)
+        await conn.execute("UPDATE items SET decision = $2 WHERE id = $1", r.item_id, verdict_to_json(r.verdict))
+    announced = {e.item_id: e.id for e in events if e.item_id is not None}  # each item's last (content) event
+    for lv in intent.live:
+        item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
+        assert item_id is not None
+        if lv.new_index is not None:
+            await conn.execute(
+                "INSERT INTO live_videos (item_id, source_id, event_id, video_id, state, scheduled_start_at, "
+                "actual_start_at, actual_end_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                "ON CONFLICT (item_id) DO UPDATE SET event_id = excluded.event_id, state = excluded.state, "
+                "scheduled_start_at = excluded.scheduled_start_at, actual_start_at = excluded.actual_start_at, "
+                "actual_end_at = excluded.actual_end_at, updated_at = excluded.updated_at",
+                item_id, source_id, announced.get(item_id), intent.new_items[lv.new_index].item.video_id or "",
+                lv.state.value, ts(lv.scheduled_start_at), ts(lv.actual_start_at), ts(lv.actual_end_at), now)
+        else:
+            await conn.execute(
+                "UPDATE live_videos SET state = $2, scheduled_start_at = COALESCE($3, scheduled_start_at), "
+                "actual_start_at = COALESCE($4, actual_start_at), actual_end_at = COALESCE($5, actual_end_at), "
+                "updated_at = $6 WHERE item_id = $1",
+                item_id, lv.state.value, ts(lv.scheduled_start_at), ts(lv.actual_start_at), ts(lv.actual_end_at), now)
 
 
 async def _book_anchor(conn: asyncpg.Connection, since: datetime) -> BookAnchor | None:

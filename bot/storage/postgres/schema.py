@@ -289,6 +289,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
     CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
     """,
+    # Issue #14 (settle, YouTube): announcements held back, and premieres
+    # or streams followed until they end (bot.holds); as SQLite has them.
+    """
+    CREATE TABLE held_items (
+        item_id bigint PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        source_id bigint NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        content_hash text NOT NULL,
+        held_since_at timestamptz NOT NULL,
+        steady_since_at timestamptz NOT NULL,
+        waiting_playable boolean NOT NULL DEFAULT false
+    );
+    CREATE INDEX held_items_source ON held_items (source_id);
+    CREATE TABLE live_videos (
+        item_id bigint PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        source_id bigint NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        event_id bigint REFERENCES events(id) ON DELETE SET NULL,
+        video_id text NOT NULL,
+        state text NOT NULL CHECK (state IN ('upcoming', 'live', 'none')),
+        scheduled_start_at timestamptz,
+        actual_start_at timestamptz,
+        actual_end_at timestamptz,
+        updated_at timestamptz NOT NULL
+    );
+    CREATE INDEX live_videos_source ON live_videos (source_id) WHERE state != 'none';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -298,4 +323,5 @@ SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = (
     "sources", "items", "chapters", "routes", "events", "digests", "outbox", "filters", "subscriptions",
     "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
+    "held_items", "live_videos",
 )

@@ -20,10 +20,11 @@ import aiosqlite
 from bot.detect import KnownItem, NewItem
 from bot.errors import ClaimLost
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
-from bot.models import ContentKind, Event, Item, Platform, Source, StoredItem
+from bot.holds import HeldItem, TrackedLive
+from bot.models import ContentKind, Event, Item, LiveState, Platform, Source, StoredItem
 from bot.storage.records import PollWrite
 from bot.storage.sqlite import rows
-from bot.storage.sqlite.base import SqliteBase, to_db_time
+from bot.storage.sqlite.base import SqliteBase, from_db_time, to_db_time
 from bot.storage.sqlite.schema import CHAPTER_ROWID_SPAN
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 
@@ -51,7 +52,32 @@ class PollsTable(SqliteBase):
             previous = row[0].encode() if row else None
             row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source.id,))
             best = row[0] if row else None
-        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best)
+        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
+                         held=tuple(await self._held(source.id)), live=tuple(await self._live(source.id)))
+
+    async def has_waiting(self, source_id: int) -> bool:
+        row = await self._one(
+            "SELECT EXISTS (SELECT 1 FROM held_items WHERE source_id = ?) OR EXISTS (SELECT 1 FROM live_videos "
+            "WHERE source_id = ? AND state != 'none' AND event_id IS NOT NULL)", (source_id, source_id))
+        return bool(row and row[0])
+
+    async def _held(self, source_id: int) -> list[HeldItem]:
+        found = await self._all(
+            f"SELECT {rows.ITEM_COLUMNS}, h.content_hash, h.held_since_at, h.steady_since_at, h.waiting_playable "
+            "FROM held_items h JOIN items i ON i.id = h.item_id JOIN sources s ON s.id = i.source_id "
+            "WHERE h.source_id = ? ORDER BY h.held_since_at, h.item_id", (source_id,))
+        out = []
+        for r in found:
+            held_since, steady = from_db_time(r[17]), from_db_time(r[18])
+            assert held_since is not None and steady is not None
+            out.append(HeldItem(r[0], rows.stored_item(r, ()).item, r[16], held_since, steady, bool(r[19])))
+        return out
+
+    async def _live(self, source_id: int) -> list[TrackedLive]:
+        found = await self._all(
+            "SELECT item_id, event_id, video_id, state, scheduled_start_at FROM live_videos "
+            "WHERE source_id = ? AND state != 'none' AND event_id IS NOT NULL ORDER BY item_id", (source_id,))
+        return [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), from_db_time(r[4])) for r in found]
 
     async def _book_anchor(self, now: datetime, window_s: float) -> BookAnchor | None:
         """The first book event announced within the window (not a follow-up)."""
@@ -102,7 +128,7 @@ class PollsTable(SqliteBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else None
+                item_id = item_ids[planned.item] if planned.item is not None else planned.stored_item
                 cur = await db.execute(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -118,6 +144,7 @@ class PollsTable(SqliteBase):
                                                        route_id=delivery.route_id, mention=delivery.mention)
             if intent.anchor_links is not None:
                 await _set_links(db, intent.anchor_links.event_id, intent.anchor_links.links)
+            await _write_holds(db, source.id, intent, item_ids, events, now)
             if claim is not None:
                 await db.execute("DELETE FROM poll_claims WHERE source_id = ? AND owner = ?", (source.id, claim))
             await db.execute(
@@ -136,6 +163,45 @@ class PollsTable(SqliteBase):
     async def queue_alert(self, title: str, now: datetime, *, skip_route: int | None = None) -> int:
         async with self._tx("queueing a moderator alert") as db:
             return await rows.queue_alert(db, title, now, skip_route=skip_route)
+
+
+async def _write_holds(db: aiosqlite.Connection, source_id: int, intent: PollIntent, item_ids: Sequence[int],
+                       events: Sequence[Event], now: datetime) -> None:
+    """Held announcements stored or replaced, released ones deleted (their
+    decision record rewritten), premieres and streams tracked or moved on."""
+    for h in intent.holds:
+        item_id = item_ids[h.new_index] if h.new_index is not None else h.item_id
+        assert item_id is not None
+        await db.execute(
+            "INSERT INTO held_items (item_id, source_id, content_hash, held_since_at, steady_since_at, "
+            "waiting_playable) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET "
+            "content_hash = excluded.content_hash, steady_since_at = excluded.steady_since_at, "
+            "waiting_playable = excluded.waiting_playable",
+            (item_id, source_id, h.content_hash, to_db_time(h.held_since_at), to_db_time(h.steady_since_at),
+             int(h.waiting_playable)))
+    for r in intent.releases:
+        await db.execute("DELETE FROM held_items WHERE item_id = ?", (r.item_id,))
+        await db.execute("UPDATE items SET decision = ? WHERE id = ?", (verdict_to_json(r.verdict), r.item_id))
+    # The event that announced each item: its last (the content event).
+    announced = {e.item_id: e.id for e in events if e.item_id is not None}
+    for lv in intent.live:
+        item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
+        assert item_id is not None
+        if lv.new_index is not None:
+            video_id = intent.new_items[lv.new_index].item.video_id or ""
+            await db.execute(
+                "INSERT OR REPLACE INTO live_videos (item_id, source_id, event_id, video_id, state, "
+                "scheduled_start_at, actual_start_at, actual_end_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (item_id, source_id, announced.get(item_id), video_id, lv.state.value,
+                 to_db_time(lv.scheduled_start_at), to_db_time(lv.actual_start_at),
+                 to_db_time(lv.actual_end_at), to_db_time(now)))
+        else:
+            await db.execute(
+                "UPDATE live_videos SET state = ?, scheduled_start_at = COALESCE(?, scheduled_start_at), "
+                "actual_start_at = COALESCE(?, actual_start_at), actual_end_at = COALESCE(?, actual_end_at), "
+                "updated_at = ? WHERE item_id = ?",
+                (lv.state.value, to_db_time(lv.scheduled_start_at), to_db_time(lv.actual_start_at),
+                 to_db_time(lv.actual_end_at), to_db_time(now), item_id))
 
 
 async def _set_links(db: aiosqlite.Connection, event_id: int, links: Sequence[str]) -> None:

@@ -357,6 +357,32 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
     CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
     """,
+    # Issue #14 (settle, YouTube): announcements held back, and premieres
+    # or streams followed until they end (bot.holds). New tables, so the
+    # items and events columns stay as they were.
+    """
+    CREATE TABLE held_items (
+        item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,
+        held_since_at TEXT NOT NULL,
+        steady_since_at TEXT NOT NULL,
+        waiting_playable INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX held_items_source ON held_items (source_id);
+    CREATE TABLE live_videos (
+        item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+        event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+        video_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('upcoming', 'live', 'none')),
+        scheduled_start_at TEXT,
+        actual_start_at TEXT,
+        actual_end_at TEXT,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX live_videos_source ON live_videos (source_id) WHERE state != 'none';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
