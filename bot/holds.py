@@ -19,7 +19,8 @@ held and the time, and returns the decision with:
   a video whose watch page says it can't be watched yet (a premiere or a
   scheduled stream) is held until a poll finds it playable, at most
   ``hold_unplayable_s`` (then it is announced anyway and says why). A
-  watch page that could not be read holds it one more poll, same bound.
+  watch page that could not be read (network, no player response) holds
+  it one poll; a second failure announces it, saying so.
 - **Premieres and streams** (with the API): an upcoming or live video is
   announced at once, its event carrying the schedule (the presenter says
   "Premieres at <time>" / "Live now"), and tracked (``LiveIntent``) so later
@@ -211,16 +212,24 @@ def apply_holds(
             item, chash, steady = change.item, change.content_hash, now  # changed: the wait starts again
         vf = facts.get(item.video_id) if item.video_id else None
         waiting = h.waiting_playable
+        unchecked = False
         if waiting:
             playable, why_not = _playable_now(vf)
-            waiting = not playable
+            # A check that failed holds one poll, not 48h: a watch page
+            # that can't be read twice (a consent wall, an outage) says
+            # nothing about the video, so it is announced as usual.
+            unchecked = not playable and vf is not None and vf.playable is None
+            waiting = not playable and not unchecked
         give_up_at = h.held_since_at + timedelta(seconds=hold_unplayable_s)
         gave_up = waiting and now >= give_up_at
         settled_at = steady + timedelta(seconds=settle) if settle else None
         if (settled_at is not None and now < settled_at) or (waiting and not gave_up):
             holds.append(HoldIntent(None, h.item_id, chash, h.held_since_at, steady, waiting))
             continue
-        if gave_up:
+        if unchecked:
+            note = (f"its watch page could not be checked twice ({vf.playable_error if vf else ''}): "
+                    "announced without knowing whether it plays yet")
+        elif gave_up:
             note = f"held since {at(h.held_since_at)} while not playable; announced after {hold_unplayable_s // 3600}h anyway"
         elif h.waiting_playable:
             note = f"held until it could be watched (since {at(h.held_since_at)}); released"

@@ -99,10 +99,12 @@ def plan_poll(
     direct_messages: Sequence[tuple[int, Platform, str]] = (),
     snapshot: SnapshotRow | None = None,
     source: str | None = None,
+    released_messages: Sequence[tuple[int, Platform, str]] = (),
 ) -> PollIntent:
     """One poll's intent. ``direct_messages`` are (new item index, platform,
     user id) for members whose subscriptions match (``match_subscriptions``).
-    ``source`` (the polled source's name) is what routes by feed select on."""
+    ``source`` (the polled source's name) is what routes by feed select on.
+    ``released_messages`` are the same for held items let go now, by item id."""
     raw: list[tuple[int | None, int | None, EventKind, str, str | None, dict[str, Any]]] = [
         (e.new_index, e.item_id, e.kind, e.title, e.url, dict(e.payload)) for e in decision.events
     ] + [(None, None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
@@ -166,6 +168,11 @@ def plan_poll(
     content_event = {events[i].item: i for i in announced if events[i].item is not None}
     for new_index, platform, user_id in direct_messages:
         target = content_event.get(new_index)
+        if target is not None:
+            deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
+    released_event = {events[i].stored_item: i for i in announced if events[i].stored_item is not None}
+    for item_id, platform, user_id in released_messages:
+        target = released_event.get(item_id)
         if target is not None:
             deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
 

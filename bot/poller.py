@@ -155,6 +155,13 @@ def decide_poll(
         items = [decision.new_items[i].item for i in announced]
         direct = [(announced[i], platform, user)
                   for i, platform, user in match_subscriptions(items, state.subscriptions)]
+    released: list[tuple[int, Platform, str]] = []
+    if decision.releases and state.subscriptions:
+        latest = {h.item_id: h.item for h in state.held}
+        latest.update({u.item_id: u.item for u in decision.updates if u.item_id in latest})
+        ids = [r.item_id for r in decision.releases]
+        released = [(ids[i], platform, user)
+                    for i, platform, user in match_subscriptions([latest[x] for x in ids], state.subscriptions)]
     changes: list[Change] = []
     snapshot = None
     if fetched.snapshot is not None:
@@ -165,7 +172,7 @@ def decide_poll(
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
     return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
-                     source=source.name)
+                     source=source.name, released_messages=released)
 
 
 class Poller:

@@ -142,6 +142,14 @@ def test_a_watch_page_that_could_not_be_read_holds_for_another_poll() -> None:
     assert "could not be checked (GET http://x/watch?v=a: HTTP 503)" in (out.verdicts[0].note or "")
 
 
+def test_a_second_failed_watch_page_check_announces_and_says_so() -> None:
+    facts = {"a": VideoFacts("a", playable=None, playable_error="no ytInitialPlayerResponse")}
+    row = held_row(3, video("a"), since=NOW, steady=NOW, waiting=True)
+    out = hold(Decision(), facts=facts, held=(row,), now=NOW + timedelta(minutes=15), check_playable=True)
+    assert [e.item_id for e in out.events] == [3]
+    assert "could not be checked twice (no ytInitialPlayerResponse)" in (out.releases[0].verdict.note or "")
+
+
 def test_other_playability_statuses_do_not_hold() -> None:
     # An age-restricted video will never become playable anonymously: waiting changes nothing.
     facts = {"a": VideoFacts("a", playable=True, playability="LOGIN_REQUIRED")}

@@ -120,6 +120,23 @@ async def test_a_title_fixed_during_the_settle_window_is_announced_once_with_the
         await r.fetcher.close()
 
 
+async def test_a_member_subscribed_to_the_topic_gets_the_released_item_once(
+        storage: Storage, youtube: YouTubeStub) -> None:
+    r = await make_rig(storage, youtube, options=SourceOptions(settle_s=600))
+    try:
+        await r.store.add_subscription(Platform.DISCORD, "u1", "kafka", NOW, 10)
+        await baseline(r)
+        r.publish("new1", "Kafka internals")
+        await r.poll()
+        r.clock.advance(minutes=11)
+        released = await r.poll()
+        assert [e.title for e in released.events] == ["Kafka internals"]
+        rows = await r.store.outbox_rows()
+        assert sorted((row.destination.kind.value, row.destination.id) for row in rows) == [("channel", "c1"), ("user", "u1")]
+    finally:
+        await r.fetcher.close()
+
+
 async def test_a_held_item_is_searchable_while_it_waits(storage: Storage, youtube: YouTubeStub) -> None:
     r = await make_rig(storage, youtube, options=SourceOptions(settle_s=600))
     try:
