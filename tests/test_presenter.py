@@ -81,3 +81,31 @@ def test_every_gallery_template_parses() -> None:
     for g in GALLERY:
         if g.text:
             parse_template(g.text)
+
+
+def test_a_premiere_reads_premieres_at_then_live_now_then_the_plain_video() -> None:
+    from dataclasses import replace
+
+    from bot.presenter import live_heading
+
+    video = cases(Platform.DISCORD)["video"]
+
+    def heading(live: object) -> str:
+        event = replace(video.event, payload={"live": live} if live is not None else {})
+        return present(replace(video, event=event)).heading
+
+    assert heading({"state": "upcoming", "scheduled_start_at": "2026-12-01T18:00:00+00:00"}) == \
+        "Premieres at 2026-12-01 18:00 UTC"
+    assert heading({"state": "live"}) == "Live now"
+    assert heading({"state": "none"}) == heading(None) == "New video"
+    assert live_heading({"live": {"state": "upcoming", "scheduled_start_at": "tomorrow"}}) == "Premieres soon"
+
+
+def test_a_video_on_a_local_host_still_gets_seeking_chapter_links() -> None:
+    from dataclasses import replace
+
+    video = cases(Platform.DISCORD)["video"]
+    assert video.item is not None
+    local = replace(video.item.item, link="http://127.0.0.1:8123/watch?v=abc123")
+    view = present(replace(video, item=replace(video.item, item=local)))
+    assert [c.url for c in view.chapters][1] == "http://127.0.0.1:8123/watch?v=abc123&t=95"
