@@ -104,6 +104,7 @@ class LiveIntent:
     actual_end_at: datetime | None = None
     edit: bool = False
     done: bool = False
+    start: bool = False  # following begins now: linked to the event announcing the item in this intent
 
 
 def at(value: datetime) -> str:
@@ -198,7 +199,7 @@ def apply_holds(
             events = [replace(e, payload=payload) if e.kind is content_event else e for e in events]
             notes.append("a premiere or live stream: announced now, edited when it starts and ends"
                          if vf.live is LiveState.UPCOMING else "live now: announced, edited when it ends")
-            live.append(LiveIntent(index, None, vf.live, vf.scheduled_start_at, vf.actual_start_at))
+            live.append(LiveIntent(index, None, vf.live, vf.scheduled_start_at, vf.actual_start_at, start=True))
         if notes:
             verdicts[index] = replace(verdict, note="; ".join(notes))
         kept.extend(events)
@@ -235,12 +236,17 @@ def apply_holds(
             note = f"held until it could be watched (since {at(h.held_since_at)}); released"
         else:
             note = f"held to settle; unchanged since {at(steady)}: released"
-        events = []
+        released: list[EventIntent] = []
         if is_book_news is not None and is_book_news(item):
-            events.append(EventIntent(EventKind.BOOK, None, item.title, item.link, item_id=h.item_id))
-        events.append(EventIntent(content_event, None, item.title, item.link or item.enclosure_url,
-                                  item_id=h.item_id))
-        kept.extend(events)
+            released.append(EventIntent(EventKind.BOOK, None, item.title, item.link, item_id=h.item_id))
+        extra: tuple[tuple[str, object], ...] = ()
+        if vf is not None and vf.live in (LiveState.UPCOMING, LiveState.LIVE):
+            # Settled while still upcoming or on air: announced as such, and followed.
+            extra = live_payload(vf)
+            live.append(LiveIntent(None, h.item_id, vf.live, vf.scheduled_start_at, vf.actual_start_at, start=True))
+        released.append(EventIntent(content_event, None, item.title, item.link or item.enclosure_url,
+                                    item_id=h.item_id, payload=extra))
+        kept.extend(released)
         releases.append(ItemRelease(h.item_id, ItemVerdict(ItemFate.ANNOUNCED, note=note)))
     return replace(decision, events=tuple(kept), verdicts=tuple(verdicts), holds=tuple(holds),
                    releases=tuple(releases), live=decision.live + tuple(live))

@@ -113,19 +113,21 @@ def _decide(source: Source, state: PollState, fetched: Fetched, now: datetime,
 
 def videos_to_check(
     source: Source, state: PollState, fetched: Fetched, *, now: datetime,
-    options: SourceOptions = SourceOptions(), is_book_news: BookMatcher | None = None,
+    options: SourceOptions = SourceOptions(), is_book_news: BookMatcher | None = None, has_key: bool = False,
 ) -> tuple[list[str], list[str]]:
     """(videos to check for Shorts, videos whose live state or playability
     to check), pure: the new videos this poll would announce (only those:
     the baseline and old videos cost no request), the held ones still
-    waiting to be watchable, and the premieres and streams being followed.
+    waiting to be watchable (with an API key: every held one, so one that
+    settles while upcoming is announced as a premiere), and the premieres
+    and streams being followed.
     YouTube items are recognised by their yt:videoId, not their link."""
     if fetched.items is None or not (state.held or state.live or any(i.video_id for i in fetched.items)):
         return [], []
     decision = _decide(source, state, fetched, now, is_book_news)
     chosen = sorted({e.new_index for e in decision.events if e.new_index is not None})
     videos = [v for i in chosen if (v := decision.new_items[i].item.video_id)]
-    live = [*videos, *(h.item.video_id for h in state.held if h.waiting_playable and h.item.video_id),
+    live = [*videos, *(h.item.video_id for h in state.held if (h.waiting_playable or has_key) and h.item.video_id),
             *(t.video_id for t in state.live)]
     return ([] if options.shorts else videos), live
 
@@ -348,7 +350,7 @@ class Poller:
             # need it; the checks touch no storage and decide nothing.
             shorts_ids, live_ids = await asyncio.to_thread(
                 videos_to_check, source, state, fetched, now=now, options=source_options,
-                is_book_news=self._is_book_news)
+                is_book_news=self._is_book_news, has_key=self._youtube.has_key)
             if shorts_ids or live_ids:
                 facts = await self._youtube.fetch_facts(shorts_ids=shorts_ids, live_ids=live_ids)
         intent = await asyncio.to_thread(

@@ -854,7 +854,7 @@ async def test_holds_are_stored_replaced_released_and_followed_premieres_tracked
     written = await write(storage, source, [held, premiere],
                           [announce("Premiere", D1, kind=EventKind.VIDEO, item=1)],
                           holds=(HoldIntent(0, None, "h1", NOW, NOW, True),),
-                          live=(LiveIntent(1, None, LiveState.UPCOMING, start),))
+                          live=(LiveIntent(1, None, LiveState.UPCOMING, start, start=True),))
     held_id, premiere_id = [s.id for s in written.new_items]  # type: ignore[attr-defined]
     [event] = written.events  # type: ignore[attr-defined]
     assert await storage.has_waiting(source.id)
@@ -868,7 +868,7 @@ async def test_holds_are_stored_replaced_released_and_followed_premieres_tracked
 
     later = NOW + timedelta(minutes=5)
     await write(storage, source, holds=(HoldIntent(None, held_id, "h2", NOW, later, False),),
-                live=(LiveIntent(None, premiere_id, LiveState.LIVE, start, start),))
+                live=(LiveIntent(None, premiere_id, LiveState.LIVE, start, start, edit=True),))
     state = await storage.load_poll_state(source, later, book_window_s=0)
     assert [(x.content_hash, x.held_since_at, x.steady_since_at, x.waiting_playable) for x in state.held] == \
         [("h2", NOW, later, False)]  # replaced, its first sighting kept

@@ -275,6 +275,28 @@ async def test_premiere_lifecycle_with_the_api_is_one_announcement_then_state_ch
         await r.fetcher.close()
 
 
+async def test_a_premiere_that_settles_while_upcoming_is_announced_as_a_premiere_and_followed(
+        storage: Storage, youtube: YouTubeStub) -> None:
+    r = await make_rig(storage, youtube, key=KEY, options=SourceOptions(settle_s=600))
+    try:
+        await baseline(r)
+        start = NOW + timedelta(hours=2)
+        v = r.publish("pr1", "Premiere", live="upcoming", scheduled_start_at=start)
+        assert (await r.poll()).events == ()
+        r.clock.advance(minutes=11)
+        [event] = (await r.poll()).events
+        assert live_heading(event.payload) == "Premieres at 2026-12-01 17:00 UTC"
+        state = await r.store.load_poll_state(await r.store.get_source("yt"), r.clock(), book_window_s=1)
+        assert [(t.video_id, t.event_id, t.state) for t in state.live] == [("pr1", event.id, LiveState.UPCOMING)]
+        v.live = "live"
+        r.clock.advance(hours=2)
+        assert (await r.poll()).events == ()
+        state = await r.store.load_poll_state(await r.store.get_source("yt"), r.clock(), book_window_s=1)
+        assert [t.state for t in state.live] == [LiveState.LIVE]
+    finally:
+        await r.fetcher.close()
+
+
 async def test_api_calls_batch_fifty_ids(storage: Storage, youtube: YouTubeStub) -> None:
     r = await make_rig(storage, youtube, key=KEY, options=SourceOptions(shorts=True))
     try:

@@ -183,14 +183,16 @@ async def _write_holds(conn: asyncpg.Connection, source_id: int, intent: PollInt
     for lv in intent.live:
         item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
         assert item_id is not None
-        if lv.new_index is not None:
+        if lv.start:
+            video_id = (intent.new_items[lv.new_index].item.video_id if lv.new_index is not None
+                        else await conn.fetchval("SELECT video_id FROM items WHERE id = $1", item_id))
             await conn.execute(
                 "INSERT INTO live_videos (item_id, source_id, event_id, video_id, state, scheduled_start_at, "
                 "actual_start_at, actual_end_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
                 "ON CONFLICT (item_id) DO UPDATE SET event_id = excluded.event_id, state = excluded.state, "
                 "scheduled_start_at = excluded.scheduled_start_at, actual_start_at = excluded.actual_start_at, "
                 "actual_end_at = excluded.actual_end_at, updated_at = excluded.updated_at",
-                item_id, source_id, announced.get(item_id), intent.new_items[lv.new_index].item.video_id or "",
+                item_id, source_id, announced.get(item_id), video_id or "",
                 lv.state.value, ts(lv.scheduled_start_at), ts(lv.actual_start_at), ts(lv.actual_end_at), now)
         else:
             await conn.execute(

@@ -187,8 +187,9 @@ async def _write_holds(db: aiosqlite.Connection, source_id: int, intent: PollInt
     for lv in intent.live:
         item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
         assert item_id is not None
-        if lv.new_index is not None:
-            video_id = intent.new_items[lv.new_index].item.video_id or ""
+        if lv.start:
+            video_id = (intent.new_items[lv.new_index].item.video_id if lv.new_index is not None
+                        else await _video_id(db, item_id)) or ""
             await db.execute(
                 "INSERT OR REPLACE INTO live_videos (item_id, source_id, event_id, video_id, state, "
                 "scheduled_start_at, actual_start_at, actual_end_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -202,6 +203,12 @@ async def _write_holds(db: aiosqlite.Connection, source_id: int, intent: PollInt
                 "updated_at = ? WHERE item_id = ?",
                 (lv.state.value, to_db_time(lv.scheduled_start_at), to_db_time(lv.actual_start_at),
                  to_db_time(lv.actual_end_at), to_db_time(now), item_id))
+
+
+async def _video_id(db: aiosqlite.Connection, item_id: int) -> str | None:
+    async with db.execute("SELECT video_id FROM items WHERE id = ?", (item_id,)) as cur:
+        row = await cur.fetchone()
+    return row[0] if row else None
 
 
 async def _set_links(db: aiosqlite.Connection, event_id: int, links: Sequence[str]) -> None:
