@@ -326,6 +326,8 @@ def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     kinds = frozenset(_enum(EventKind, v, key) for v in value)
     if EventKind.DIGEST in kinds:
         raise ConfigError(key, 'a digest is not a kind to select: set digest = "daily" on the route')
+    if EventKind.EDIT in kinds:
+        raise ConfigError(key, "an edit is not a kind to select: it goes where the announcement it edits went")
     return kinds
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.detect import ItemUpdate, KnownItem, NewItem
+from bot.edits import EditSpec
 from bot.models import Destination, EventKind, Platform, Route
 from bot.verdicts import ItemVerdict, Routing
 
@@ -58,6 +59,35 @@ class BookAnchor:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    destination: Destination
+    route_id: int | None = None  # None for a direct message
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedEvent:
+    """An announcement made within ``[merge] window`` (by creation), as an
+    edit of it needs it: what it is about, where it went, and the newest
+    edit queued for it (edits are cumulative, bot.edits)."""
+
+    event_id: int
+    kind: EventKind
+    item_id: int
+    source: str | None  # the item's source name (None: removed since)
+    title: str  # the item's title as stored now
+    url: str | None  # the item's link as stored now
+    created_at: datetime
+    published_at: datetime | None
+    # Its outbox rows not given up (failed) nor held/digested: where an
+    # edit of it goes, each behind the post in that destination's queue.
+    deliveries: tuple[PlannedDelivery, ...] = ()
+    last_edit: EditSpec | None = None
+    summary: str = ""  # the item's description (links in it tie releases together)
+    links: tuple[str, ...] = ()  # the item's link, enclosure and watch URL, as stored
+
+
+@dataclass(frozen=True, slots=True)
 class PollState:
     """What deciding a poll of one source needs from storage."""
 
@@ -68,20 +98,17 @@ class PollState:
     book_anchor: BookAnchor | None = None
     previous_snapshot: bytes | None = None  # the last profile snapshot's JSON (x sources)
     best_followers: int | None = None  # the most followers any snapshot recorded
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedDelivery:
-    destination: Destination
-    route_id: int | None = None  # None for a direct message
-    mention: str | None = None
+    # Announcements of any source made within [merge] window, oldest first
+    # (empty when merging is off): what title edits and merges edit.
+    announced: tuple[AnnouncedEvent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedEvent:
     """One event to store, and where it goes.
 
-    ``item`` indexes ``PollIntent.new_items`` (None: a profile change).
+    ``item`` indexes ``PollIntent.new_items`` (None: a profile change, or
+    ``item_id``: an item stored before, e.g. the item an edit is about).
     ``follow_up_of`` is the id of a stored anchor event, or
     ``follow_up_of_planned`` the index of an anchor planned in the same
     intent (book news seen twice in one poll); the writer puts the anchor's
@@ -96,6 +123,7 @@ class PlannedEvent:
     follow_up_of_planned: int | None = None
     deliveries: tuple[PlannedDelivery, ...] = ()
     routing: Routing | None = None  # the decision record of where it went (bot.verdicts)
+    item_id: int | None = None  # a stored item (when ``item`` is None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.detect import Decision
+from bot.edits import EditSpec, edit_payload
 from bot.intents import (
     AnchorLinks,
+    AnnouncedEvent,
     PlannedDelivery,
     PlannedEvent,
     PollIntent,
@@ -197,6 +199,25 @@ def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes:
         # anchor's channels only, so for them that isn't "served".
         served=() if follow_up else tuple(r.id for r in takes if not r.broken),
         routes=len(routes), follow_up_of=event.follow_up_of, new_link=follow_up and sends_follow_up,
+    )
+
+
+def plan_edit(anchor: AnnouncedEvent, spec: EditSpec, *, item: int | None = None,
+              item_id: int | None = None) -> PlannedEvent:
+    """An edit of ``anchor`` in place (bot.edits): an ``edit`` event whose
+    payload is ``spec`` (cumulative: what the message shows now), with a
+    row for every destination the anchor was queued to and not given up
+    on. Written after the anchor, each row queues behind the anchor's own
+    in its destination. ``item`` (a new item's index) or ``item_id`` (a
+    stored item; default the anchor's) is the item the edit is about."""
+    assert spec.edit_of == anchor.event_id
+    queued = tuple(d.route_id for d in anchor.deliveries if d.route_id is not None)
+    routing = Routing(queued=queued, direct=sum(1 for d in anchor.deliveries if d.route_id is None),
+                      edit_of=anchor.event_id, change=spec.change)
+    return PlannedEvent(
+        EventKind.EDIT, spec.title or anchor.title, spec.url or anchor.url, item=item,
+        payload=edit_payload(spec), deliveries=anchor.deliveries, routing=routing,
+        item_id=None if item is not None else (item_id if item_id is not None else anchor.item_id),
     )
 
 

@@ -68,6 +68,10 @@ class Routing:
     # up on that one (its links join it) instead of being announced again.
     follow_up_of: int | None = None
     new_link: bool = False  # the follow-up brought a link the first one lacked (else nothing is sent)
+    # An edit (bot.edits): the announcement it changes in place, and why
+    # ("title", "merge", ...). Its rows go where that announcement went.
+    edit_of: int | None = None
+    change: str | None = None
 
 
 # -- JSON (every backend stores the same text) ------------------------------------
@@ -117,6 +121,9 @@ def routing_to_json(r: Routing) -> str:
     if r.follow_up_of is not None:
         out["follow_up_of"] = r.follow_up_of
         out["new_link"] = r.new_link
+    if r.edit_of is not None:
+        out["edit_of"] = r.edit_of
+        out["change"] = r.change
     return json.dumps(out)
 
 
@@ -129,4 +136,5 @@ def routing_from_json(text: str | None) -> Routing | None:
         broken=tuple(raw.get("broken", ())), served=tuple(raw.get("served", ())),
         routes=int(raw.get("routes", 0)), follow_up_of=raw.get("follow_up_of"),
         new_link=bool(raw.get("new_link")),
+        edit_of=raw.get("edit_of"), change=raw.get("change"),
     )

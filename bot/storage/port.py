@@ -159,12 +159,20 @@ class Storage(Protocol):
 
     # -- polls: decide, then write ---------------------------------------------------
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         """Everything deciding a poll of ``source`` needs: its known items and
         filters, every subscription and route, the book-news anchor of the
         window ending at ``now`` (the first book event announced within
         ``book_window_s``, with its links and the routes it went to), and for
-        an x source the previous snapshot and the best follower count."""
+        an x source the previous snapshot and the best follower count.
+        With ``edit_window_s`` > 0, ``announced``: every announcement of an
+        item (kinds episode, video, article, post, book; purpose announce;
+        not a follow-up) of ANY source created at or after ``now -
+        edit_window_s``, in id order, each with its item as stored now, its
+        outbox rows that are pending, sending or sent (id order: where an
+        edit goes), and the newest ``edit`` event whose payload's
+        ``edit_of`` names it (bot.edits). Empty with 0 (the default)."""
 
     async def write_poll(
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
@@ -317,18 +325,20 @@ class Storage(Protocol):
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]: ...
 
     async def queue_events(self, events: Sequence[QueuedEvent], now: datetime) -> list[Event]:
-        """Write events about stored items (a backfill, a test post) with
-        their outbox rows (fresh idempotency keys), in order, in ONE
-        transaction. An ``announce`` event for an item that already has an
-        announce event of that kind is skipped with its rows (one
+        """Write events about stored items (a backfill, a test post, an
+        edit) with their outbox rows (fresh idempotency keys), in order, in
+        ONE transaction. An ``announce`` event for an item that already has
+        an announce event of that kind is skipped with its rows (one
         announcement per item and kind, ever): queueing the same backfill
-        twice queues nothing new. Returns the events written."""
+        twice queues nothing new. ``edit`` events are outside that rule (an
+        item's announcement may be edited any number of times). Returns the
+        events written."""
 
     async def route_tallies(self, route_ids: Sequence[int], since: datetime) -> dict[int, RouteTally]:
         """For flood control, per route id asked (zeros when it has none):
         its sent posts with ``sent_at >= since`` that count toward a daily cap
-        (not alerts, tests or digests), and the ``sent_at`` of its last sent
-        post that counts toward the pace (not alerts or tests)."""
+        (not alerts, tests, digests or edits), and the ``sent_at`` of its last
+        sent post that counts toward the pace (not alerts, tests or edits)."""
 
     async def held_counts(self) -> dict[int, int]:
         """Rows each route holds for its next digest (routes holding none are left out)."""

@@ -25,7 +25,30 @@ from bot.storage.postgres import rows
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 from bot.storage.postgres.base import PostgresBase, ts, ts_req
 from bot.storage.postgres.schema import TS_CONFIG
+from bot.intents import AnnouncedEvent
+from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
 from bot.storage.records import PollWrite
+
+
+async def _announced(conn: asyncpg.Connection, since: datetime) -> tuple[AnnouncedEvent, ...]:
+    """Announcements made since ``since``, with their live rows and their newest edit."""
+    events = await conn.fetch(
+        "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
+        "i.enclosure_url FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+        "WHERE e.purpose = 'announce' AND e.kind = ANY($1::text[]) AND e.created_at >= $2 "
+        "AND (e.payload ->> 'follow_up_of') IS NULL ORDER BY e.id",
+        list(EDITABLE_KINDS), since)
+    if not events:
+        return ()
+    ids = [r[0] for r in events]
+    deliveries = await conn.fetch(
+        "SELECT event_id, route_id, platform, dest_kind, dest_id, mention FROM outbox "
+        "WHERE event_id = ANY($1::bigint[]) AND status = ANY($2::text[]) ORDER BY id", ids, list(LIVE_STATUSES))
+    edits = await conn.fetch(
+        "SELECT id, payload FROM events WHERE kind = 'edit' AND (payload->>'edit_of')::bigint = ANY($1::bigint[]) "
+        "ORDER BY id", ids)
+    return assemble_announced([tuple(r) for r in events], [tuple(r) for r in deliveries],
+                              [(r[0], r[1]) for r in edits])
 
 # The weighted vector of one item, from the three texts ``rows.search_text`` made.
 SEARCH_VECTOR = (
@@ -48,7 +71,8 @@ class PollsTable(PostgresBase):
             "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = $1", (source_id,))
         return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in found]
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         since = ts_req(now) - timedelta(seconds=book_window_s)
         async with self._snapshot("reading what a poll decides from") as conn:
             known = [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in await conn.fetch(
@@ -68,7 +92,10 @@ class PollsTable(PostgresBase):
                 previous = raw.encode() if raw is not None else None
                 best = await conn.fetchval("SELECT max(followers) FROM profile_snapshots WHERE source_id = $1",
                                            source.id)
-        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best)
+            announced = await _announced(conn, ts_req(now) - timedelta(seconds=edit_window_s)) \
+                if edit_window_s > 0 else ()
+        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
+                         announced)
 
     async def write_poll(
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
@@ -106,7 +133,7 @@ class PollsTable(PostgresBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else None
+                item_id = item_ids[planned.item] if planned.item is not None else planned.item_id
                 event_id = await conn.fetchval(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

@@ -21,6 +21,8 @@ from bot.detect import KnownItem, NewItem
 from bot.errors import ClaimLost
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.models import ContentKind, Event, Item, Platform, Source, StoredItem
+from bot.intents import AnnouncedEvent
+from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
 from bot.storage.records import PollWrite
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, to_db_time
@@ -34,7 +36,8 @@ class PollsTable(SqliteBase):
             "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = ?", (source_id,))
         return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in found]
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         known = await self.known_items(source.id)
         filters = [FilterRule(r[0], r[1]) for r in await self._all(
             "SELECT mode, pattern FROM filters WHERE source_id = ? ORDER BY id", (source.id,))]
@@ -51,7 +54,33 @@ class PollsTable(SqliteBase):
             previous = row[0].encode() if row else None
             row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source.id,))
             best = row[0] if row else None
-        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best)
+        announced = await self._announced(now, edit_window_s) if edit_window_s > 0 else ()
+        return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
+                         announced)
+
+    async def _announced(self, now: datetime, window_s: float) -> tuple[AnnouncedEvent, ...]:
+        kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
+        events = await self._all(
+            "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
+            "i.enclosure_url FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+            f"WHERE e.purpose = 'announce' AND e.kind IN ({kinds}) AND e.created_at >= ? "
+            "AND json_extract(e.payload, '$.follow_up_of') IS NULL ORDER BY e.id",
+            (to_db_time(now - timedelta(seconds=window_s)),), doing="reading recent announcements")
+        if not events:
+            return ()
+        ids = [r[0] for r in events]
+        marks = ",".join("?" * len(ids))
+        statuses = ",".join(f"'{s}'" for s in LIVE_STATUSES)
+        deliveries = await self._all(
+            "SELECT event_id, route_id, platform, dest_kind, dest_id, mention FROM outbox "
+            f"WHERE event_id IN ({marks}) AND status IN ({statuses}) ORDER BY id", ids,
+            doing="reading recent announcements")
+        edits = await self._all(
+            "SELECT id, payload FROM events WHERE kind = 'edit' "
+            f"AND json_extract(payload, '$.edit_of') IN ({marks}) ORDER BY id", ids,
+            doing="reading recent announcements")
+        return assemble_announced([tuple(r) for r in events], [tuple(r) for r in deliveries],
+                                  [(r[0], r[1]) for r in edits])
 
     async def _book_anchor(self, now: datetime, window_s: float) -> BookAnchor | None:
         """The first book event announced within the window (not a follow-up)."""
@@ -102,7 +131,7 @@ class PollsTable(SqliteBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else None
+                item_id = item_ids[planned.item] if planned.item is not None else planned.item_id
                 cur = await db.execute(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
