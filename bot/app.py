@@ -144,7 +144,7 @@ class App:
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
                         x_options=config.x_options,
                         book_window_s=config.book_window_s,
-                        failure_alert_after=config.failure_alert_after,
+                        failure_alert_after=config.failure_alert_after, merge=config.merge,
                         owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics)
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                    clock=clock, parsers=parsers, metrics=metrics)

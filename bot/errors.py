@@ -45,6 +45,12 @@ class ClaimLost(ShowbotError):
     because its lease ran out; whoever holds it now finishes it."""
 
 
+class Stale(ShowbotError):
+    """A poll's decision was made from a state another writer changed since
+    in a way that matters (another source announced, maybe the same
+    release): nothing was written; decide again from what is stored now."""
+
+
 class Busy(UserError):
     """Someone else is already doing this (e.g. a poll of the same source)."""
 

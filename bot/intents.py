@@ -84,7 +84,8 @@ class AnnouncedEvent:
     deliveries: tuple[PlannedDelivery, ...] = ()
     last_edit: EditSpec | None = None
     summary: str = ""  # the item's description (links in it tie releases together)
-    links: tuple[str, ...] = ()  # the item's link, enclosure and watch URL, as stored
+    links: tuple[str, ...] = ()  # the item's link and enclosure, as stored
+    video_id: str | None = None  # a YouTube item's yt:videoId
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,9 @@ class PollState:
     # Announcements of any source made within [merge] window, oldest first
     # (empty when merging is off): what title edits and merges edit.
     announced: tuple[AnnouncedEvent, ...] = ()
+    # The newest event id when this was read (with ``announced``): a write
+    # that finds another source's announcement after it re-decides.
+    last_event_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,17 @@ class SourceProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class MergeCheck:
+    """The writer's part of merging across processes: this intent was
+    decided from the events up to ``last_event_id``. If another source
+    announced something since (two sources of one release polled at once),
+    the write is refused with ``Stale`` and the poll decides again from
+    what is stored now, so one of them edits the other's announcement."""
+
+    last_event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class PollIntent:
     new_items: tuple[NewItem, ...] = ()
     updates: tuple[ItemUpdate, ...] = ()
@@ -157,3 +172,4 @@ class PollIntent:
     # One per new item, same order: the decision records storage writes
     # with each item (bot.verdicts). Empty from planners that predate them.
     verdicts: tuple[ItemVerdict, ...] = ()
+    merge_check: MergeCheck | None = None  # set when [merge] is on and this intent announces items

@@ -22,9 +22,9 @@ from typing import Literal, Mapping, Protocol, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
-from bot.config import XSourceOptions
+from bot.config import MergeConfig, XSourceOptions
 from bot.detect import BookMatcher, decide
-from bot.errors import ClaimLost, SourceError, StorageError
+from bot.errors import ClaimLost, SourceError, Stale, StorageError
 from bot.filters import make_item_judge
 from bot.models import Event, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
@@ -33,6 +33,7 @@ from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.logs import log_context
 from bot.metrics import Metrics
+from bot.merge import MergeRules
 from bot.plan import Change, plan_poll
 from bot.sources.x import parse_snapshot_json, snapshot_to_json
 from bot.storage import Storage
@@ -41,6 +42,9 @@ from bot.subscriptions import match_subscriptions
 log = logging.getLogger("showbot.poll")
 
 MAX_POLL_BACKOFF_S = 6 * 3600
+# A poll that keeps losing the race to announce (bot.errors.Stale) tries
+# this often, then fails like a database error (the next poll tries again).
+STALE_RETRIES = 5
 BUSY = "poll already running (another process or task is polling this source); try again shortly"
 
 
@@ -101,11 +105,12 @@ class PollReport:
 def decide_poll(
     source: Source, state: PollState, fetched: Fetched, *, now: datetime,
     is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
+    merge: MergeRules | None = None,
 ) -> PollIntent:
     """Everything one poll decides, pure: what is new or edited (``decide``),
     what changed on a profile since the stored snapshot, which members get a
-    DM (their subscriptions), and the events with their routes and book
-    follow-ups (``plan_poll``)."""
+    DM (their subscriptions), and the events with their routes, book
+    follow-ups, merges and edits (``plan_poll``)."""
     assert fetched.items is not None
     decision = decide(
         spec=source.spec, synced=source.synced, known=state.known, fetched=fetched.items, now=now,
@@ -128,7 +133,8 @@ def decide_poll(
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
     return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
-                     source=source.name)
+                     source=source.name, now=now, merge=merge,
+                     show_names=(fetched.feed_title,) if fetched.feed_title else ())
 
 
 class Poller:
@@ -142,6 +148,7 @@ class Poller:
         x_options: Mapping[str, XSourceOptions] | None = None,
         book_window_s: float = 3 * 86400,
         failure_alert_after: int = 5,
+        merge: MergeConfig | None = None,
         owner: str = "poller",
         lease_s: float = 120.0,
         metrics: Metrics | None = None,
@@ -152,6 +159,8 @@ class Poller:
         self._lease_s = lease_s
         self._failure_alert_after = failure_alert_after
         self._book_window_s = book_window_s
+        # None or disabled: no merges, no edits (the state carries no announcements).
+        self._merge = MergeRules(merge.window_s, merge.show_names) if merge is not None and merge.enabled else None
         self._store = store
         self._kinds = kinds
         self._clock = clock
@@ -284,15 +293,27 @@ class Poller:
             return PollReport(source.name, ok=True, unchanged=True)
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
-        state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s)
         options = self._x_options.get(source.spec.name, XSourceOptions())
-        intent = await asyncio.to_thread(
-            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options)
         progress = SourceProgress(
             polled_at=now, next_poll_at=next_poll_at, etag=fetched.etag,
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
-        written = await self._store.write_poll(source, intent, progress, claim=claim)
+        edit_window_s = self._merge.window_s if self._merge is not None else 0.0
+        for attempt in range(1, STALE_RETRIES + 1):
+            state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s,
+                                                      edit_window_s=edit_window_s)
+            intent = await asyncio.to_thread(
+                decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options,
+                merge=self._merge)
+            try:
+                written = await self._store.write_poll(source, intent, progress, claim=claim)
+                break
+            except Stale as exc:
+                # Another source announced meanwhile (maybe this release, from
+                # another instance): decide again from what is stored now.
+                if attempt == STALE_RETRIES:
+                    raise StorageError(f"{exc}; gave up after {attempt} tries") from exc
+                log.info("%s: %s; deciding again", source.name, exc)
         self._mark_released(claim)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.

@@ -28,9 +28,11 @@ class ItemFate(enum.StrEnum):
     TOO_OLD = "too_old"  # new to us, but published before now - max_age
     FILTERED = "filtered"  # held back by a moderator's filter
     ANNOUNCED = "announced"  # events were made of it (see each event's Routing)
-    # Reserved for the merge feature (not built yet): the item joined an
-    # event that already existed instead of making its own. ``merged_into``
-    # names that event; ``why`` already explains it.
+    # The same release as an announcement another source made within
+    # [merge] window (bot.merge): that announcement was edited to add this
+    # item's link. ``merged_into`` names it, ``merged_by`` says why ("title"
+    # or "link"); a route that got none of the release's announcements still
+    # gets this item's own event.
     MERGED = "merged"
 
 
@@ -50,7 +52,8 @@ class ItemVerdict:
     max_age_s: int | None = None  # TOO_OLD: the limit...
     cutoff: datetime | None = None  # ...and the publication time it meant then
     held_by: FilterHold | None = None  # FILTERED
-    merged_into: int | None = None  # MERGED: the event id (reserved)
+    merged_into: int | None = None  # MERGED: the event id
+    merged_by: str | None = None  # MERGED: "title" (normalised titles match) or "link" (one links the other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ class Routing:
     # ("title", "merge", ...). Its rows go where that announcement went.
     edit_of: int | None = None
     change: str | None = None
+    # An item's own event when it was merged: the announcement of its
+    # release it joined (the routes that got that one were edited instead).
+    merged_into: int | None = None
 
 
 # -- JSON (every backend stores the same text) ------------------------------------
@@ -93,6 +99,8 @@ def verdict_to_json(v: ItemVerdict) -> str:
         out["held_by"] = {"mode": v.held_by.mode, "patterns": list(v.held_by.patterns)}
     if v.merged_into is not None:
         out["merged_into"] = v.merged_into
+    if v.merged_by is not None:
+        out["merged_by"] = v.merged_by
     return json.dumps(out, ensure_ascii=False)
 
 
@@ -107,7 +115,7 @@ def verdict_from_json(text: str | None) -> ItemVerdict | None:
         announce_first=int(raw.get("announce_first", 0)), max_age_s=raw.get("max_age_s"),
         cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         held_by=FilterHold(held["mode"], tuple(held["patterns"])) if held else None,
-        merged_into=raw.get("merged_into"),
+        merged_into=raw.get("merged_into"), merged_by=raw.get("merged_by"),
     )
 
 
@@ -124,6 +132,8 @@ def routing_to_json(r: Routing) -> str:
     if r.edit_of is not None:
         out["edit_of"] = r.edit_of
         out["change"] = r.change
+    if r.merged_into is not None:
+        out["merged_into"] = r.merged_into
     return json.dumps(out)
 
 
@@ -136,5 +146,5 @@ def routing_from_json(text: str | None) -> Routing | None:
         broken=tuple(raw.get("broken", ())), served=tuple(raw.get("served", ())),
         routes=int(raw.get("routes", 0)), follow_up_of=raw.get("follow_up_of"),
         new_link=bool(raw.get("new_link")),
-        edit_of=raw.get("edit_of"), change=raw.get("change"),
+        edit_of=raw.get("edit_of"), change=raw.get("change"), merged_into=raw.get("merged_into"),
     )

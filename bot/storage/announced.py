@@ -29,7 +29,7 @@ def assemble_announced(
     edits: Iterable[tuple[int, Any]],
 ) -> tuple[AnnouncedEvent, ...]:
     """``events``: (id, kind, item_id, source name, title, link, created_at,
-    published_at, summary, enclosure_url) in id order; ``deliveries``:
+    published_at, summary, enclosure_url, video_id) in id order; ``deliveries``:
     (event_id, route_id, platform, dest_kind, dest_id, mention) in id order;
     ``edits``: (id, payload) of edit events in id order (the newest of each
     announcement wins)."""
@@ -47,13 +47,13 @@ def assemble_announced(
         last[spec.edit_of] = spec
     out = []
     for (event_id, kind, item_id, source, title, link, created_at, published_at, summary,
-         enclosure) in events:
+         enclosure, video_id) in events:
         out.append(AnnouncedEvent(
             event_id=int(event_id), kind=EventKind(kind), item_id=int(item_id), source=source,
             title=title or "", url=link or enclosure, created_at=_time(created_at),
             published_at=_time(published_at) if published_at is not None else None,
             deliveries=tuple(rows_of.get(int(event_id), ())), last_edit=last.get(int(event_id)),
-            summary=summary or "", links=tuple(u for u in (link, enclosure) if u),
+            summary=summary or "", links=tuple(u for u in (link, enclosure) if u), video_id=video_id or None,
         ))
     return tuple(out)
 

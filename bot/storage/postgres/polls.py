@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from bot.detect import KnownItem, NewItem
-from bot.errors import ClaimLost
+from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.models import ContentKind, Destination, Event, Item, Platform, Source, StoredItem
 from bot.storage.postgres import rows
@@ -30,11 +30,16 @@ from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announ
 from bot.storage.records import PollWrite
 
 
+# pg_advisory_xact_lock key of "a poll that announces is being written"
+# (any 64-bit number no other user of the database picks: "showmrge").
+MERGE_LOCK = 0x73686F776D726765
+
+
 async def _announced(conn: asyncpg.Connection, since: datetime) -> tuple[AnnouncedEvent, ...]:
     """Announcements made since ``since``, with their live rows and their newest edit."""
     events = await conn.fetch(
         "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
-        "i.enclosure_url FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+        "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
         "WHERE e.purpose = 'announce' AND e.kind = ANY($1::text[]) AND e.created_at >= $2 "
         "AND (e.payload ->> 'follow_up_of') IS NULL ORDER BY e.id",
         list(EDITABLE_KINDS), since)
@@ -92,10 +97,13 @@ class PollsTable(PostgresBase):
                 previous = raw.encode() if raw is not None else None
                 best = await conn.fetchval("SELECT max(followers) FROM profile_snapshots WHERE source_id = $1",
                                            source.id)
-            announced = await _announced(conn, ts_req(now) - timedelta(seconds=edit_window_s)) \
-                if edit_window_s > 0 else ()
+            announced: tuple[AnnouncedEvent, ...] = ()
+            last_event_id = 0
+            if edit_window_s > 0:  # one snapshot: the newest id and the announcements agree
+                last_event_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM events"))
+                announced = await _announced(conn, ts_req(now) - timedelta(seconds=edit_window_s))
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
-                         announced)
+                         announced, last_event_id)
 
     async def write_poll(
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
@@ -113,6 +121,18 @@ class PollsTable(PostgresBase):
                     "SELECT 1 FROM poll_claims WHERE source_id = $1 AND owner = $2 FOR UPDATE", source.id, claim)
                 if held is None:
                     raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
+            if intent.merge_check is not None:
+                # Polls that announce take turns (a transaction lock, held to
+                # this commit), and each sees what the one before committed:
+                # two instances polling two sources of one release at once
+                # can't both post it; the second decides again and merges.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MERGE_LOCK)
+                newer = await conn.fetchval(
+                    "SELECT 1 FROM events WHERE id > $1 AND purpose = 'announce' AND kind = ANY($2::text[]) "
+                    "AND item_id IS NOT NULL AND source_id IS DISTINCT FROM $3 LIMIT 1",
+                    intent.merge_check.last_event_id, list(EDITABLE_KINDS), source.id)
+                if newer is not None:
+                    raise Stale(f"another source announced while {source.name!r} was deciding")
             try:
                 async with conn.transaction():  # a savepoint: the violation is ours to map
                     item_ids = await _insert_items(conn, source.id, kind, intent.new_items, now, intent.verdicts)

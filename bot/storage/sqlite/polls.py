@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import aiosqlite
 
 from bot.detect import KnownItem, NewItem
-from bot.errors import ClaimLost
+from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.models import ContentKind, Event, Item, Platform, Source, StoredItem
 from bot.intents import AnnouncedEvent
@@ -54,15 +54,22 @@ class PollsTable(SqliteBase):
             previous = row[0].encode() if row else None
             row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source.id,))
             best = row[0] if row else None
-        announced = await self._announced(now, edit_window_s) if edit_window_s > 0 else ()
+        announced: tuple[AnnouncedEvent, ...] = ()
+        last_event_id = 0
+        if edit_window_s > 0:
+            # The newest id first: an event written between the two reads is
+            # then newer than last_event_id, and the write re-decides.
+            row = await self._one("SELECT coalesce(max(id), 0) FROM events")
+            last_event_id = int(row[0]) if row else 0
+            announced = await self._announced(now, edit_window_s)
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
-                         announced)
+                         announced, last_event_id)
 
     async def _announced(self, now: datetime, window_s: float) -> tuple[AnnouncedEvent, ...]:
         kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
         events = await self._all(
             "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
-            "i.enclosure_url FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+            "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
             f"WHERE e.purpose = 'announce' AND e.kind IN ({kinds}) AND e.created_at >= ? "
             "AND json_extract(e.payload, '$.follow_up_of') IS NULL ORDER BY e.id",
             (to_db_time(now - timedelta(seconds=window_s)),), doing="reading recent announcements")
@@ -113,6 +120,18 @@ class PollsTable(SqliteBase):
                 ) as cur:
                     if await cur.fetchone() is None:
                         raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
+            if intent.merge_check is not None:
+                # Writers take turns (BEGIN IMMEDIATE): what this sees is all
+                # that was written before, so two sources announcing one
+                # release at once can't both post it.
+                kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
+                async with db.execute(
+                    f"SELECT 1 FROM events WHERE id > ? AND purpose = 'announce' AND kind IN ({kinds}) "
+                    "AND item_id IS NOT NULL AND (source_id IS NULL OR source_id != ?) LIMIT 1",
+                    (intent.merge_check.last_event_id, source.id),
+                ) as cur:
+                    if await cur.fetchone() is not None:
+                        raise Stale(f"another source announced while {source.name!r} was deciding")
             try:
                 item_ids = await _insert_items(db, source.id, kind, intent.new_items, now, intent.verdicts)
             except sqlite3.IntegrityError:
