@@ -265,7 +265,8 @@ def _merges(decision: Decision, matches: dict[int, list[MergeMatch]], source: st
             if spec == (latest.get(anchor.event_id) or anchor.last_edit):
                 continue  # that link is on the message already
             latest[anchor.event_id] = spec
-            edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec, item=new_index))
+            edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec, item=new_index,
+                                   title=item.title, url=url))
     return edits
 
 
@@ -311,19 +312,20 @@ def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes:
 
 
 def plan_edit(anchor: AnnouncedEvent, spec: EditSpec, *, item: int | None = None,
-              item_id: int | None = None) -> PlannedEvent:
+              item_id: int | None = None, title: str | None = None, url: str | None = None) -> PlannedEvent:
     """An edit of ``anchor`` in place (bot.edits): an ``edit`` event whose
     payload is ``spec`` (cumulative: what the message shows now), with a
     row for every destination the anchor was queued to and not given up
     on. Written after the anchor, each row queues behind the anchor's own
     in its destination. ``item`` (a new item's index) or ``item_id`` (a
-    stored item; default the anchor's) is the item the edit is about."""
+    stored item; default the anchor's) is the item the edit is about;
+    ``title``/``url`` name the event (default: what the message shows)."""
     assert spec.edit_of == anchor.event_id
     queued = tuple(d.route_id for d in anchor.deliveries if d.route_id is not None)
     routing = Routing(queued=queued, direct=sum(1 for d in anchor.deliveries if d.route_id is None),
                       edit_of=anchor.event_id, change=spec.change)
     return PlannedEvent(
-        EventKind.EDIT, spec.title or anchor.title, spec.url or anchor.url, item=item,
+        EventKind.EDIT, title or spec.title or anchor.title, url or spec.url or anchor.url, item=item,
         payload=edit_payload(spec), deliveries=anchor.deliveries, routing=routing,
         item_id=None if item is not None else (item_id if item_id is not None else anchor.item_id),
     )

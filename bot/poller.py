@@ -26,7 +26,7 @@ from bot.config import MergeConfig, XSourceOptions
 from bot.detect import BookMatcher, decide
 from bot.errors import ClaimLost, SourceError, Stale, StorageError
 from bot.filters import make_item_judge
-from bot.models import Event, Platform, Source, StoredItem
+from bot.models import Event, EventKind, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
 from bot.replies import plural
 from bot.sources.rss import Fetched
@@ -317,8 +317,10 @@ class Poller:
         self._mark_released(claim)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.
-            log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
-                     len(written.new_items), len(written.events), written.outbox_rows,
+            edits = sum(1 for e in written.events if e.kind is EventKind.EDIT)
+            log.info("%s: %d new item(s), %d to announce%s, %d post(s) queued%s", source.name,
+                     len(written.new_items), len(written.events) - edits,
+                     f", {edits} edit(s) of earlier announcements" if edits else "", written.outbox_rows,
                      " (no channel takes them)" if written.events and not written.outbox_rows else "")
         return PollReport(
             source.name, ok=True, new=written.new_items, events=written.events,

@@ -442,7 +442,9 @@ class Storage(Protocol):
 
     async def item_trail(self, item_id: int) -> ItemTrail | None:
         """The item, its source id, its verdict (None when stored before
-        decision records) and every event made of it, oldest first, each
+        decision records) and every event made of it -- and every ``edit``
+        event whose payload's ``edit_of`` is one of those (an edit another
+        item made of its announcement) -- oldest first, each
         with its routing record and its outbox rows (id order; an unsent
         row's ``ahead`` counts the unsent rows queued before it to the same
         destination). None when there is no such item."""
