@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from adapters.boundary import ask_core
 from bot.models import Announcement, Caller, Delivered, Platform
-from bot.plaintext import render_announcement
+from bot.plaintext import render_announcement, render_edit
 from bot.replies import render_text
 
 if TYPE_CHECKING:
@@ -59,6 +59,11 @@ class ConsoleAdapter:
     async def deliver(self, announcement: Announcement) -> Delivered:
         self._write(render_announcement(announcement))
         return Delivered(message_id=f"console-{announcement.outbox_id}")
+
+    async def edit(self, announcement: Announcement) -> Delivered:
+        # A printed line can't change: say what changed on a line of its own.
+        self._write(render_edit(announcement))
+        return Delivered(message_id=announcement.edit_of)
 
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         return None  # a terminal keeps no history we can read back

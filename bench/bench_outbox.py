@@ -49,6 +49,9 @@ class InstantAdapter:
         self.sent += 1
         return Delivered(message_id=str(self.sent))
 
+    async def edit(self, announcement: Announcement) -> Delivered:
+        return Delivered(message_id=announcement.edit_of)
+
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         return None
 

@@ -147,7 +147,7 @@ class App:
                         x_options=config.x_options, source_options=config.source_options, youtube=youtube,
                         hold_unplayable_s=config.youtube.hold_unplayable_s,
                         book_window_s=config.book_window_s,
-                        failure_alert_after=config.failure_alert_after,
+                        failure_alert_after=config.failure_alert_after, merge=config.merge,
                         owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics)
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                    clock=clock, parsers=parsers, metrics=metrics)

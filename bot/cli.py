@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 from bot.config import Config, Secrets, load_config
 from bot.errors import ConfigError, ShowbotError
 from bot.logs import configure_logging
-from bot.models import Caller, Platform
+from bot.models import Caller, Event, EventKind, Platform
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it needs
     from bot.storage.inspect import StorageStatus
@@ -263,7 +263,11 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
                 "ok": r.ok,
                 "error": r.error,
                 "new": [item_to_json(reply_item(i)) for i in r.new],
-                "events": [{"kind": e.kind.value, "title": e.title, "url": e.url} for e in r.events],
+                "events": [{"kind": e.kind.value, "title": e.title, "url": e.url} for e in r.events
+                           if e.kind is not EventKind.EDIT],
+                # Announcements changed in place (bot.edits): a merge adds
+                # this source's link to another source's announcement.
+                "edits": [_edit_json(e) for e in r.events if e.kind is EventKind.EDIT],
             }
             for r in reports
         ]}, ensure_ascii=False, indent=2))
@@ -274,15 +278,30 @@ def _poll(config: Config, args: argparse.Namespace) -> int:
             elif r.unchanged:
                 print(f"{r.name}: unchanged")
             else:
+                announced = [e for e in r.events if e.kind is not EventKind.EDIT]
+                edits = [e for e in r.events if e.kind is EventKind.EDIT]
                 posts = "" if not r.events else (
                     f", {r.queued} post(s) queued" if r.queued else ", but no channel takes them: nothing queued")
-                print(f"{r.name}: {len(r.new)} new, {len(r.events)} to announce{posts}")
-                for e in r.events:
+                more = f", {len(edits)} edit(s) of earlier announcements" if edits else ""
+                print(f"{r.name}: {len(r.new)} new, {len(announced)} to announce{more}{posts}")
+                for e in announced:
                     print(f"  [{e.kind.value}] {e.title}  {e.url or ''}")
+                for e in edits:
+                    edit = _edit_json(e)
+                    print(f"  [edit of #{edit['edit_of']}: {edit['change']}] {e.title}  {e.url or ''}")
     failed = [r for r in reports if not r.ok]
     for r in failed:
         print(f"showbot: source {r.name!r} failed: {r.error}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _edit_json(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"edit_of": event.payload.get("edit_of"), "change": event.payload.get("change"),
+                           "title": event.title, "url": event.url}
+    also = event.payload.get("also") or []
+    if also:
+        out["also"] = also
+    return out
 
 
 # -- ask ------------------------------------------------------------------------

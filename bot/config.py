@@ -139,6 +139,23 @@ class SlackConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MergeConfig:
+    """``[merge]``: the same release on several sources is one announcement,
+    edited (bot.merge), and titles fixed within the window edit theirs."""
+
+    enabled: bool = True
+    window_s: int = 48 * 3600
+    # Names stripped from titles before comparing them ("| The Backend
+    # Engineering Show"); each polled feed's own title is stripped too.
+    show_names: tuple[str, ...] = ()
+
+    @property
+    def edit_window_s(self) -> int:
+        """How far back announcements may be edited: 0 when merging is off."""
+        return self.window_s if self.enabled else 0
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     """``[delivery]``: how the outbox retries and shares work (bot.outbox.DeliveryPolicy)."""
 
@@ -236,6 +253,7 @@ class Config:
     discord: DiscordConfig = DiscordConfig()
     slack: SlackConfig = SlackConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    merge: MergeConfig = MergeConfig()
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
     origin: Path | None = None  # the file this was read from
@@ -383,6 +401,8 @@ def parse_kinds(value: object, key: str) -> frozenset[EventKind]:
     kinds = frozenset(_enum(EventKind, v, key) for v in value)
     if EventKind.DIGEST in kinds:
         raise ConfigError(key, 'a digest is not a kind to select: set digest = "daily" on the route')
+    if EventKind.EDIT in kinds:
+        raise ConfigError(key, "an edit is not a kind to select: it goes where the announcement it edits went")
     return kinds
 
 
@@ -458,6 +478,19 @@ def parse_delivery(d: Mapping[str, Any]) -> DeliveryConfig:
         probe_every_s=probe_every,
         lease_s=parse_duration(d.get("lease", defaults.lease_s), "delivery.lease"),
     )
+
+
+def parse_merge(m: Mapping[str, Any]) -> MergeConfig:
+    known = {"enabled", "window", "show_names"}
+    for k in m:
+        if k not in known:
+            raise ConfigError(f"merge.{k}", f"unknown key (known: {', '.join(sorted(known))})")
+    defaults = MergeConfig()
+    window = parse_duration(m.get("window", "48h"), "merge.window")
+    if not 0 < window <= 30 * 86400:
+        raise ConfigError("merge.window", f"expected a duration from 1s to 30d, got {m.get('window')!r}")
+    return MergeConfig(enabled=_bool(m, "enabled", "merge", defaults.enabled), window_s=window,
+                       show_names=_str_list(m, "show_names", "merge"))
 
 
 def parse_http(h: Mapping[str, Any]) -> HttpConfig:
@@ -588,6 +621,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         admin_user_ids=_str_list(s, "admin_user_ids", "slack"),
     )
     delivery = parse_delivery(_table(raw, "delivery"))
+    merge = parse_merge(_table(raw, "merge"))
     max_body = _int(network, "max_body_bytes", "network", MAX_BODY_BYTES, minimum=1024)
     timeout = network.get("timeout", "20s")
     return Config(
@@ -608,6 +642,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         discord=discord,
         slack=slack,
         delivery=delivery,
+        merge=merge,
         http=parse_http(_table(raw, "http")),
         log=parse_log(_table(raw, "log")),
         origin=origin,

@@ -45,6 +45,12 @@ class ClaimLost(ShowbotError):
     because its lease ran out; whoever holds it now finishes it."""
 
 
+class Stale(ShowbotError):
+    """A poll's decision was made from a state another writer changed since
+    in a way that matters (another source announced, maybe the same
+    release): nothing was written; decide again from what is stored now."""
+
+
 class Busy(UserError):
     """Someone else is already doing this (e.g. a poll of the same source)."""
 
@@ -79,13 +85,16 @@ class DeliveryError(ShowbotError):
     attempt the platform is asked whether the message is already there.
     ``whole_platform``: the rate limit covers every destination (Discord's
     global limit), so nothing is sent to that platform before ``retry_after``.
+    ``gone``: an edit found no message to change (deleted meanwhile): the
+    edit is given up, the route stays as it is, nothing is posted instead.
     """
 
     def __init__(
         self, message: str, *, permanent: bool = False, retry_after: float | None = None,
-        maybe_delivered: bool = False, whole_platform: bool = False,
+        maybe_delivered: bool = False, whole_platform: bool = False, gone: bool = False,
     ) -> None:
         super().__init__(message)
+        self.gone = gone
         self.permanent = permanent
         self.retry_after = retry_after
         self.maybe_delivered = maybe_delivered

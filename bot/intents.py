@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.detect import ItemUpdate, KnownItem, NewItem
+from bot.edits import EditSpec
 from bot.models import Destination, EventKind, Platform, Route
 from bot.verdicts import ItemVerdict, Routing
 
@@ -58,6 +59,36 @@ class BookAnchor:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedDelivery:
+    destination: Destination
+    route_id: int | None = None  # None for a direct message
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedEvent:
+    """An announcement made within ``[merge] window`` (by creation), as an
+    edit of it needs it: what it is about, where it went, and the newest
+    edit queued for it (edits are cumulative, bot.edits)."""
+
+    event_id: int
+    kind: EventKind
+    item_id: int
+    source: str | None  # the item's source name (None: removed since)
+    title: str  # the item's title as stored now
+    url: str | None  # the item's link as stored now
+    created_at: datetime
+    published_at: datetime | None
+    # Its outbox rows not given up (failed) nor held/digested: where an
+    # edit of it goes, each behind the post in that destination's queue.
+    deliveries: tuple[PlannedDelivery, ...] = ()
+    last_edit: EditSpec | None = None
+    summary: str = ""  # the item's description (links in it tie releases together)
+    links: tuple[str, ...] = ()  # the item's link and enclosure, as stored
+    video_id: str | None = None  # a YouTube item's yt:videoId
+
+
+@dataclass(frozen=True, slots=True)
 class PollState:
     """What deciding a poll of one source needs from storage."""
 
@@ -68,22 +99,22 @@ class PollState:
     book_anchor: BookAnchor | None = None
     previous_snapshot: bytes | None = None  # the last profile snapshot's JSON (x sources)
     best_followers: int | None = None  # the most followers any snapshot recorded
+    # Announcements of any source made within [merge] window, oldest first
+    # (empty when merging is off): what title edits and merges edit.
+    announced: tuple[AnnouncedEvent, ...] = ()
+    # The newest event id when this was read (with ``announced``): a write
+    # that finds another source's announcement after it re-decides.
+    last_event_id: int = 0
     held: tuple["HeldItem", ...] = ()  # the source's items whose announcement waits (bot.holds)
     live: tuple["TrackedLive", ...] = ()  # its premieres and streams announced before they ended
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedDelivery:
-    destination: Destination
-    route_id: int | None = None  # None for a direct message
-    mention: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedEvent:
     """One event to store, and where it goes.
 
-    ``item`` indexes ``PollIntent.new_items`` (None: a profile change).
+    ``item`` indexes ``PollIntent.new_items`` (None: a profile change, or
+    ``item_id``: an item stored before, e.g. the item an edit is about).
     ``follow_up_of`` is the id of a stored anchor event, or
     ``follow_up_of_planned`` the index of an anchor planned in the same
     intent (book news seen twice in one poll); the writer puts the anchor's
@@ -98,7 +129,7 @@ class PlannedEvent:
     follow_up_of_planned: int | None = None
     deliveries: tuple[PlannedDelivery, ...] = ()
     routing: Routing | None = None  # the decision record of where it went (bot.verdicts)
-    stored_item: int | None = None  # the id of a stored item whose held announcement is released
+    item_id: int | None = None  # a stored item (when ``item`` is None): an edit's, or a held one released
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +153,17 @@ class SourceProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class MergeCheck:
+    """The writer's part of merging across processes: this intent was
+    decided from the events up to ``last_event_id``. If another source
+    announced something since (two sources of one release polled at once),
+    the write is refused with ``Stale`` and the poll decides again from
+    what is stored now, so one of them edits the other's announcement."""
+
+    last_event_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class PollIntent:
     new_items: tuple[NewItem, ...] = ()
     updates: tuple[ItemUpdate, ...] = ()
@@ -132,6 +174,7 @@ class PollIntent:
     # One per new item, same order: the decision records storage writes
     # with each item (bot.verdicts). Empty from planners that predate them.
     verdicts: tuple[ItemVerdict, ...] = ()
+    merge_check: MergeCheck | None = None  # set when [merge] is on and this intent announces items
     # Held announcements to store or replace, those let go (bot.holds), and
     # premieres/streams to track or move on.
     holds: tuple["HoldIntent", ...] = ()

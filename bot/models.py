@@ -36,10 +36,14 @@ class EventKind(str, enum.Enum):
     # One message with a period's items, for a route with a digest. Not a
     # kind a route selects (see ROUTE_KINDS): it is made from what it held.
     DIGEST = "digest"
+    # An announcement already posted, edited in place (bot.edits): its
+    # payload names the event it edits and what the message shows now. Not
+    # a kind a route selects: it goes where the edited event went.
+    EDIT = "edit"
 
 
 # The kinds a route can select, in the order replies list them.
-ROUTE_KINDS: tuple[EventKind, ...] = tuple(k for k in EventKind if k is not EventKind.DIGEST)
+ROUTE_KINDS: tuple[EventKind, ...] = tuple(k for k in EventKind if k not in (EventKind.DIGEST, EventKind.EDIT))
 
 
 class EventPurpose(str, enum.Enum):
@@ -278,6 +282,16 @@ class Announcement:
     template: str | None = None  # the route's message template (None: the card)
     # A digest: the events it gathers, oldest first, each with its item.
     entries: tuple[tuple[Event, StoredItem | None], ...] = ()
+    # An edit (an outbox row of an ``edit`` event): ``event``/``item`` are
+    # the announcement being edited, ``edit`` the edit event (its payload
+    # says what the message shows now, bot.edits), ``edit_of`` the platform
+    # message id of the post to change.
+    edit: Event | None = None
+    edit_of: str | None = None
+
+    @property
+    def is_edit(self) -> bool:
+        return self.edit is not None
 
     @property
     def is_follow_up(self) -> bool:
@@ -384,6 +398,12 @@ class AnnouncementView:
     body: tuple[Segment, ...] = ()
     entries: tuple[EntryView, ...] = ()  # a digest's items
     more_entries: int = 0
+    # An edited announcement: links to the same release elsewhere ("Also
+    # on": label = where, value = the URL), and what changed, for a
+    # platform that can't edit (the console prints it as a line).
+    also: tuple[Fact, ...] = ()
+    edited: bool = False
+    edit_note: str = ""
 
     @property
     def plain_body(self) -> str:

@@ -49,8 +49,17 @@ def render_view(view: AnnouncementView) -> str:
         lines.append(f"{INDENT}… and {view.more_entries} more")
     if view.url:
         lines.append(INDENT + view.url)
+    for also in view.also:
+        lines.append(f"{INDENT}also on {also.label}: {also.value}")
     return "\n".join(lines)
 
 
 def render_announcement(announcement: Announcement) -> str:
     return render_view(present(announcement))
+
+
+def render_edit(announcement: Announcement) -> str:
+    """An edit, for a terminal that can't change a line already printed:
+    one line saying what changed ("+ also on YouTube: …", "(edited) …")."""
+    view = present(announcement)
+    return view.edit_note or f"(edited) {view.heading}: {view.title}"

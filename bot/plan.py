@@ -30,11 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from bot.detect import Decision
+from bot.edits import CHANGE_MERGE, CHANGE_TITLE, AlsoLink, EditSpec, edit_payload, next_edit
 from bot.intents import (
     AnchorLinks,
+    AnnouncedEvent,
+    MergeCheck,
     PlannedDelivery,
     PlannedEvent,
     PollIntent,
@@ -42,8 +46,9 @@ from bot.intents import (
     SnapshotRow,
 )
 from bot.models import Destination, DestinationKind, EventKind, Platform, Route, StoredItem
+from bot.merge import MergeMatch, MergeRules, also_label, find_release
 from bot.storage.records import QueuedDelivery, QueuedEvent
-from bot.verdicts import Routing
+from bot.verdicts import ItemFate, ItemVerdict, Routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +86,8 @@ def plan_deliveries(
 def _item_key(event: PlannedEvent) -> Hashable:
     if event.item is not None:
         return ("new", event.item)
-    if event.stored_item is not None:
-        return ("stored", event.stored_item)
+    if event.item_id is not None:
+        return ("stored", event.item_id)
     return None
 
 
@@ -99,14 +104,36 @@ def plan_poll(
     direct_messages: Sequence[tuple[int, Platform, str]] = (),
     snapshot: SnapshotRow | None = None,
     source: str | None = None,
+    now: datetime | None = None,
+    merge: MergeRules | None = None,
+    show_names: Sequence[str] = (),
     released_messages: Sequence[tuple[int, Platform, str]] = (),
 ) -> PollIntent:
     """One poll's intent. ``direct_messages`` are (new item index, platform,
     user id) for members whose subscriptions match (``match_subscriptions``).
     ``source`` (the polled source's name) is what routes by feed select on.
-    ``released_messages`` are the same for held items let go now, by item id."""
+    ``released_messages`` are the same for held items let go now (bot.holds), by item id.
+    With ``merge`` (``[merge]`` on) and ``now``: new items that are a
+    release another source announced within the window edit those
+    announcements instead (``_merges``), and titles changed within the
+    window edit theirs (``_title_edits``); ``show_names`` are stripped from
+    titles when comparing (the polled feed's own title)."""
+    matches: dict[int, list[MergeMatch]] = {}
+    if merge is not None and now is not None and source is not None and state.announced:
+        for intent in decision.events:
+            # Held items released now (new_index None) are not matched with other
+            # sources' announcements: not built, they get their own.
+            if intent.kind is not EventKind.BOOK and intent.new_index is not None \
+                    and intent.new_index not in matches:
+                release = find_release(decision.new_items[intent.new_index].item, source, state.announced, merge,
+                                       now=now, show_names=show_names)
+                if release:
+                    matches[intent.new_index] = release
     raw: list[tuple[int | None, int | None, EventKind, str, str | None, dict[str, Any]]] = [
         (e.new_index, e.item_id, e.kind, e.title, e.url, dict(e.payload)) for e in decision.events
+        # The release was announced already, book news or not: its book
+        # event would be a second post about it.
+        if not (e.kind is EventKind.BOOK and e.new_index is not None and e.new_index in matches)
     ] + [(None, None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
 
     anchor = state.book_anchor
@@ -122,7 +149,7 @@ def plan_poll(
             if anchor is not None:
                 payload["follow_up_of"] = anchor.event_id
                 events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of=anchor.event_id,
-                                           stored_item=stored))
+                                           item_id=stored))
                 if url and url not in anchor_links:
                     anchor_links.append(url)
                     anchor_changed = True
@@ -130,7 +157,7 @@ def plan_poll(
             else:
                 assert planned_anchor is not None
                 events.append(PlannedEvent(kind, title, url, item, payload, follow_up_of_planned=planned_anchor,
-                                           stored_item=stored))
+                                           item_id=stored))
                 first = events[planned_anchor]
                 links = list(first.payload.get("links") or ([first.url] if first.url else []))
                 if url and url not in links:
@@ -141,7 +168,7 @@ def plan_poll(
         if kind is EventKind.BOOK:
             planned_anchor = len(events)
         announced.append(len(events))
-        events.append(PlannedEvent(kind, title, url, item, payload, stored_item=stored))
+        events.append(PlannedEvent(kind, title, url, item, payload, item_id=stored))
 
     deliveries: dict[int, list[PlannedDelivery]] = {i: [] for i in range(len(events))}
     routed_to: dict[int, set[int]] = {}
@@ -170,16 +197,44 @@ def plan_poll(
         target = content_event.get(new_index)
         if target is not None:
             deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
-    released_event = {events[i].stored_item: i for i in announced if events[i].stored_item is not None}
+    released_event = {events[i].item_id: i for i in announced if events[i].item_id is not None}
     for item_id, platform, user_id in released_messages:
         target = released_event.get(item_id)
         if target is not None:
             deliveries[target].append(PlannedDelivery(Destination(platform, DestinationKind.USER, user_id)))
 
+    # A merged item: every destination an announcement of its release went
+    # to gets an edit of that message; the item's own event keeps only the
+    # destinations none of them reached (a route that takes videos and not
+    # episodes still hears of the video), and is not made when none is left.
+    edits: list[PlannedEvent] = []
+    dropped: set[int] = set()
+    verdicts = list(decision.verdicts)
+    if matches:
+        edits = _merges(decision, matches, source or "")
+        for i in announced:
+            joined = _joined(events[i], matches)
+            if not joined:
+                continue
+            covered = {d.destination for m in joined for d in m.anchor.deliveries}
+            deliveries[i] = [d for d in deliveries[i] if d.destination not in covered]
+            if not deliveries[i]:
+                dropped.add(i)
+        for new_index, release in matches.items():
+            if new_index < len(verdicts):
+                verdicts[new_index] = ItemVerdict(ItemFate.MERGED, merged_into=release[0].anchor.event_id,
+                                                  merged_by=release[0].by)
+    if merge is not None and state.announced:
+        edits += _title_edits(decision, state.announced)
+
     routings = {i: _routing(events[i], deliveries[i], state.routes, i in follow_ups)
                 for i in range(len(events))}
+    for i in announced:
+        joined = _joined(events[i], matches)
+        if joined:  # the record says which announcement it joined
+            routings[i] = replace(routings[i], merged_into=joined[0].anchor.event_id)
 
-    ordered = [i for i in range(len(events)) if i not in follow_ups] + follow_ups
+    ordered = [i for i in range(len(events)) if i not in follow_ups and i not in dropped] + follow_ups
     # The writer inserts events in list order; keep announcements' ids before
     # their follow-ups' so outbox rows queue in that order too.
     remap = {old: new for new, old in enumerate(ordered)}
@@ -189,17 +244,76 @@ def plan_poll(
         if e.follow_up_of_planned is not None:
             e = replace(e, follow_up_of_planned=remap[e.follow_up_of_planned])
         final.append(e)
+    # Edits go last: each queues behind the post it edits, and behind
+    # anything else this poll queued to that channel.
+    final += edits
     return PollIntent(
         new_items=decision.new_items,
         updates=decision.updates,
         snapshot=snapshot,
         events=tuple(final),
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
-        verdicts=decision.verdicts,
+        verdicts=tuple(verdicts),
+        merge_check=MergeCheck(state.last_event_id) if merge is not None and any(
+            e.kind is not EventKind.EDIT and e.item is not None for e in final) else None,
         holds=decision.holds,
         releases=decision.releases,
         live=decision.live,
     )
+
+
+def _joined(event: PlannedEvent, matches: dict[int, list[MergeMatch]]) -> list[MergeMatch]:
+    return matches.get(event.item, []) if event.item is not None else []
+
+
+def _merges(decision: Decision, matches: dict[int, list[MergeMatch]], source: str) -> list[PlannedEvent]:
+    """The edits that add each merged item's link to the announcements of
+    its release: one edit per announcement, cumulative over this poll (two
+    posts linking the same video add one link), each destination edited
+    once even when two announcements of the release went there."""
+    latest: dict[int, EditSpec] = {}
+    edits: list[PlannedEvent] = []
+    for new_index in sorted(matches):
+        item = decision.new_items[new_index].item
+        url = item.link or item.enclosure_url
+        if not url:
+            continue
+        reached: set[Destination] = set()
+        for match in matches[new_index]:
+            anchor = match.anchor
+            deliveries = tuple(d for d in anchor.deliveries if d.destination not in reached)
+            reached |= {d.destination for d in deliveries}
+            if not deliveries:
+                continue
+            spec = next_edit(latest.get(anchor.event_id, anchor.last_edit), anchor.event_id, CHANGE_MERGE,
+                             also=AlsoLink(also_label(url, source), url))
+            if spec == (latest.get(anchor.event_id) or anchor.last_edit):
+                continue  # that link is on the message already
+            latest[anchor.event_id] = spec
+            edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec, item=new_index,
+                                   title=item.title, url=url))
+    return edits
+
+
+def _title_edits(decision: Decision, announced: Sequence[AnnouncedEvent]) -> list[PlannedEvent]:
+    """An item announced within the window whose title changed: each of its
+    announcements is edited to the new title (never re-posted). Outside the
+    window it is not in ``announced``, and nothing happens (as always)."""
+    edits: list[PlannedEvent] = []
+    by_item: dict[int, list[AnnouncedEvent]] = {}
+    for a in announced:
+        by_item.setdefault(a.item_id, []).append(a)
+    for update in decision.updates:
+        new_title = " ".join(update.item.title.split())
+        if not new_title:
+            continue
+        for anchor in by_item.get(update.item_id, ()):
+            shown = (anchor.last_edit.title if anchor.last_edit and anchor.last_edit.title else None) or anchor.title
+            if " ".join(shown.split()) == new_title or not anchor.deliveries:
+                continue
+            spec = next_edit(anchor.last_edit, anchor.event_id, CHANGE_TITLE, title=new_title)
+            edits.append(plan_edit(anchor, spec, item_id=update.item_id))
+    return edits
 
 
 def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes: Sequence[Route],
@@ -219,6 +333,26 @@ def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes:
         # anchor's channels only, so for them that isn't "served".
         served=() if follow_up else tuple(r.id for r in takes if not r.broken),
         routes=len(routes), follow_up_of=event.follow_up_of, new_link=follow_up and sends_follow_up,
+    )
+
+
+def plan_edit(anchor: AnnouncedEvent, spec: EditSpec, *, item: int | None = None,
+              item_id: int | None = None, title: str | None = None, url: str | None = None) -> PlannedEvent:
+    """An edit of ``anchor`` in place (bot.edits): an ``edit`` event whose
+    payload is ``spec`` (cumulative: what the message shows now), with a
+    row for every destination the anchor was queued to and not given up
+    on. Written after the anchor, each row queues behind the anchor's own
+    in its destination. ``item`` (a new item's index) or ``item_id`` (a
+    stored item; default the anchor's) is the item the edit is about;
+    ``title``/``url`` name the event (default: what the message shows)."""
+    assert spec.edit_of == anchor.event_id
+    queued = tuple(d.route_id for d in anchor.deliveries if d.route_id is not None)
+    routing = Routing(queued=queued, direct=sum(1 for d in anchor.deliveries if d.route_id is None),
+                      edit_of=anchor.event_id, change=spec.change)
+    return PlannedEvent(
+        EventKind.EDIT, title or spec.title or anchor.title, url or spec.url or anchor.url, item=item,
+        payload=edit_payload(spec), deliveries=anchor.deliveries, routing=routing,
+        item_id=None if item is not None else (item_id if item_id is not None else anchor.item_id),
     )
 
 

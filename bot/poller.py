@@ -22,19 +22,20 @@ from typing import Literal, Mapping, Protocol, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
-from bot.config import SourceOptions, XSourceOptions
+from bot.config import MergeConfig, SourceOptions, XSourceOptions
 from bot.detect import BookMatcher, Decision, decide
+from bot.errors import ClaimLost, SourceError, Stale, StorageError
 from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live
-from bot.models import ContentKind, EventKind, VideoFacts
-from bot.errors import ClaimLost, SourceError, StorageError
+from bot.models import ContentKind, VideoFacts
 from bot.filters import make_item_judge
-from bot.models import Event, Platform, Source, StoredItem
+from bot.models import Event, EventKind, Platform, Source, StoredItem
 from bot.profile import ProfileSnapshot, profile_changes
 from bot.replies import plural
 from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.logs import log_context
 from bot.metrics import Metrics
+from bot.merge import MergeRules
 from bot.plan import Change, plan_poll
 from bot.sources.x import parse_snapshot_json, snapshot_to_json
 from bot.sources.youtube.checks import YouTubeChecks
@@ -44,6 +45,9 @@ from bot.subscriptions import match_subscriptions
 log = logging.getLogger("showbot.poll")
 
 MAX_POLL_BACKOFF_S = 6 * 3600
+# A poll that keeps losing the race to announce (bot.errors.Stale) tries
+# this often, then fails like a database error (the next poll tries again).
+STALE_RETRIES = 5
 BUSY = "poll already running (another process or task is polling this source); try again shortly"
 
 
@@ -137,12 +141,13 @@ def decide_poll(
     is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
     options: SourceOptions = SourceOptions(), facts: Mapping[str, VideoFacts] | None = None,
     hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S, check_playable: bool = False,
+    merge: MergeRules | None = None,
 ) -> PollIntent:
     """Everything one poll decides, pure: what is new or edited (``decide``),
     what is held back or let go (``apply_holds``: settle, Shorts, videos not
     watchable yet, premieres), what changed on a profile since the stored
     snapshot, which members get a DM (their subscriptions), and the events
-    with their routes and book follow-ups (``plan_poll``)."""
+    with their routes, book follow-ups, merges and edits (``plan_poll``)."""
     decision = _decide(source, state, fetched, now, is_book_news)
     if options != SourceOptions() or facts or state.held or state.live:
         content = EventKind(source.spec.content.value if source.spec.content else ContentKind.ARTICLE.value)
@@ -174,7 +179,9 @@ def decide_poll(
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
     return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
-                     source=source.name, released_messages=released)
+                     source=source.name, now=now, merge=merge,
+                     show_names=(fetched.feed_title,) if fetched.feed_title else (),
+                     released_messages=released)
 
 
 class Poller:
@@ -188,6 +195,7 @@ class Poller:
         x_options: Mapping[str, XSourceOptions] | None = None,
         book_window_s: float = 3 * 86400,
         failure_alert_after: int = 5,
+        merge: MergeConfig | None = None,
         owner: str = "poller",
         lease_s: float = 120.0,
         metrics: Metrics | None = None,
@@ -205,6 +213,8 @@ class Poller:
         self._lease_s = lease_s
         self._failure_alert_after = failure_alert_after
         self._book_window_s = book_window_s
+        # None or disabled: no merges, no edits (the state carries no announcements).
+        self._merge = MergeRules(merge.window_s, merge.show_names) if merge is not None and merge.enabled else None
         self._store = store
         self._kinds = kinds
         self._clock = clock
@@ -341,32 +351,48 @@ class Poller:
             return PollReport(source.name, ok=True, unchanged=True)
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
-        state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s)
         options = self._x_options.get(source.spec.name, XSourceOptions())
         source_options = self._source_options.get(source.spec.name, SourceOptions())
         facts: dict[str, VideoFacts] = {}
-        if self._youtube is not None:
-            # Fetched between the read and the decision, for the videos that
-            # need it; the checks touch no storage and decide nothing.
-            shorts_ids, live_ids = await asyncio.to_thread(
-                videos_to_check, source, state, fetched, now=now, options=source_options,
-                is_book_news=self._is_book_news, has_key=self._youtube.has_key)
-            if shorts_ids or live_ids:
-                facts = await self._youtube.fetch_facts(shorts_ids=shorts_ids, live_ids=live_ids)
-        intent = await asyncio.to_thread(
-            decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options,
-            options=source_options, facts=facts, hold_unplayable_s=self._hold_unplayable_s,
-            check_playable=self._youtube is not None)
         progress = SourceProgress(
             polled_at=now, next_poll_at=next_poll_at, etag=fetched.etag,
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
-        written = await self._store.write_poll(source, intent, progress, claim=claim)
+        edit_window_s = self._merge.window_s if self._merge is not None else 0.0
+        for attempt in range(1, STALE_RETRIES + 1):
+            state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s,
+                                                      edit_window_s=edit_window_s)
+            if self._youtube is not None:
+                # Fetched between the read and the decision, for the videos
+                # that need it (once a poll, whatever the retries); the checks
+                # touch no storage and decide nothing.
+                shorts_ids, live_ids = await asyncio.to_thread(
+                    videos_to_check, source, state, fetched, now=now, options=source_options,
+                    is_book_news=self._is_book_news, has_key=self._youtube.has_key)
+                shorts_ids = [v for v in shorts_ids if v not in facts]
+                live_ids = [v for v in live_ids if v not in facts]
+                if shorts_ids or live_ids:
+                    facts.update(await self._youtube.fetch_facts(shorts_ids=shorts_ids, live_ids=live_ids))
+            intent = await asyncio.to_thread(
+                decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options,
+                merge=self._merge, options=source_options, facts=facts,
+                hold_unplayable_s=self._hold_unplayable_s, check_playable=self._youtube is not None)
+            try:
+                written = await self._store.write_poll(source, intent, progress, claim=claim)
+                break
+            except Stale as exc:
+                # Another source announced meanwhile (maybe this release, from
+                # another instance): decide again from what is stored now.
+                if attempt == STALE_RETRIES:
+                    raise StorageError(f"{exc}; gave up after {attempt} tries") from exc
+                log.info("%s: %s; deciding again", source.name, exc)
         self._mark_released(claim)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.
-            log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
-                     len(written.new_items), len(written.events), written.outbox_rows,
+            edits = sum(1 for e in written.events if e.kind is EventKind.EDIT)
+            log.info("%s: %d new item(s), %d to announce%s, %d post(s) queued%s", source.name,
+                     len(written.new_items), len(written.events) - edits,
+                     f", {edits} edit(s) of earlier announcements" if edits else "", written.outbox_rows,
                      " (no channel takes them)" if written.events and not written.outbox_rows else "")
         return PollReport(
             source.name, ok=True, new=written.new_items, events=written.events,

@@ -37,6 +37,15 @@ class ChatAdapter(Protocol):
         """
         ...
 
+    async def edit(self, announcement: Announcement) -> Delivered:
+        """Change the message ``announcement.edit_of`` (a message id this
+        adapter's ``deliver`` returned) to show ``present(announcement)``
+        now (an edit: ``announcement.edit`` is set). Never posts a new
+        message; never pings. Idempotent: the same edit twice leaves the
+        same message. Raise DeliveryError on failure, with ``gone`` when
+        the message no longer exists (deleted)."""
+        ...
+
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         """Called before re-sending a row whose previous attempt may have
         succeeded (the process died between "sent" and "recorded"). Return the

@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
+from bot.edits import edit_note, parse_edit
 from bot.errors import UserError
 from bot.models import (
     Announcement,
@@ -169,11 +170,34 @@ def present(announcement: Announcement) -> AnnouncementView:
         entries=tuple(entries),
         more_entries=max(0, len(announcement.entries) - MAX_ENTRIES),
     )
+    if announcement.edit is not None:
+        view = _edited(view, announcement.edit)
     # Alerts and digests keep their own shape: a moderator must read an alert
     # whatever the channel's template, and a digest is a list.
     if announcement.template and event.kind not in (EventKind.ALERT, EventKind.DIGEST):
         return _with_body(view, announcement.template, event, stored)
     return view
+
+
+def _edited(view: AnnouncementView, edit: Event) -> AnnouncementView:
+    """The announcement as its newest edit says it shows now (bot.edits):
+    the edit's overrides on the card made from the event and its item, the
+    links to the same release elsewhere, and the line a terminal prints."""
+    try:
+        spec = parse_edit(edit.payload)
+    except ValueError:
+        return view
+    title = " ".join(spec.title.split()) if spec.title else view.title
+    heading = spec.heading or view.heading
+    url = spec.url or view.url
+    summary = trim(spec.summary, SUMMARY_CHARS) if spec.summary is not None else view.summary
+    chapters, hidden = view.chapters, view.more_chapters
+    if url != view.url:  # chapter links open the new link, not the old one
+        chapters = tuple(replace(c, url=timed_link(url, c.start_s)) for c in chapters)
+    also = tuple(Fact(a.label, a.url) for a in spec.also if a.url != url)
+    return replace(view, title=title, heading=heading, url=url, summary=summary, chapters=chapters,
+                   more_chapters=hidden, also=also, edited=True,
+                   edit_note=edit_note(spec, heading, title, url))
 
 
 def _digest_title(event: Event, count: int) -> str | None:
@@ -229,6 +253,8 @@ def _with_body(view: AnnouncementView, template: str, event: Event, stored: Stor
         body = [Segment(view.title, SegmentRole.TEXT)]
     if view.mention and not any(s.role is SegmentRole.MENTION for s in body):
         body = [Segment(view.mention, SegmentRole.MENTION), Segment(" ", SegmentRole.LITERAL), *body]
+    for also in view.also:  # an edit that joined the same release elsewhere
+        body += [Segment(f"\nAlso on {also.label}: ", SegmentRole.LITERAL), Segment(also.value, SegmentRole.LINK)]
     if view.test:
         body = [Segment(f"{TEST_PREFIX}: ", SegmentRole.LITERAL), *body]
     elif view.follow_up:

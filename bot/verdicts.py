@@ -28,9 +28,11 @@ class ItemFate(enum.StrEnum):
     TOO_OLD = "too_old"  # new to us, but published before now - max_age
     FILTERED = "filtered"  # held back by a moderator's filter
     ANNOUNCED = "announced"  # events were made of it (see each event's Routing)
-    # Reserved for the merge feature (not built yet): the item joined an
-    # event that already existed instead of making its own. ``merged_into``
-    # names that event; ``why`` already explains it.
+    # The same release as an announcement another source made within
+    # [merge] window (bot.merge): that announcement was edited to add this
+    # item's link. ``merged_into`` names it, ``merged_by`` says why ("title"
+    # or "link"); a route that got none of the release's announcements still
+    # gets this item's own event.
     MERGED = "merged"
     # Stored, its announcement waiting (bot.holds): until it has looked the
     # same for the source's ``settle``, and/or until a YouTube video can be
@@ -55,7 +57,8 @@ class ItemVerdict:
     max_age_s: int | None = None  # TOO_OLD: the limit...
     cutoff: datetime | None = None  # ...and the publication time it meant then
     held_by: FilterHold | None = None  # FILTERED
-    merged_into: int | None = None  # MERGED: the event id (reserved)
+    merged_into: int | None = None  # MERGED: the event id
+    merged_by: str | None = None  # MERGED: "title" (normalised titles match) or "link" (one links the other)
     held_until: datetime | None = None  # HELD while settling: announced then if nothing changes
     give_up_at: datetime | None = None  # HELD while not playable: announced then anyway
     # What a YouTube check found or why it could not tell (a Short, a
@@ -78,6 +81,13 @@ class Routing:
     # up on that one (its links join it) instead of being announced again.
     follow_up_of: int | None = None
     new_link: bool = False  # the follow-up brought a link the first one lacked (else nothing is sent)
+    # An edit (bot.edits): the announcement it changes in place, and why
+    # ("title", "merge", ...). Its rows go where that announcement went.
+    edit_of: int | None = None
+    change: str | None = None
+    # An item's own event when it was merged: the announcement of its
+    # release it joined (the routes that got that one were edited instead).
+    merged_into: int | None = None
 
 
 # -- JSON (every backend stores the same text) ------------------------------------
@@ -99,6 +109,8 @@ def verdict_to_json(v: ItemVerdict) -> str:
         out["held_by"] = {"mode": v.held_by.mode, "patterns": list(v.held_by.patterns)}
     if v.merged_into is not None:
         out["merged_into"] = v.merged_into
+    if v.merged_by is not None:
+        out["merged_by"] = v.merged_by
     if v.held_until is not None:
         out["held_until"] = _time(v.held_until)
     if v.give_up_at is not None:
@@ -119,7 +131,7 @@ def verdict_from_json(text: str | None) -> ItemVerdict | None:
         announce_first=int(raw.get("announce_first", 0)), max_age_s=raw.get("max_age_s"),
         cutoff=datetime.fromisoformat(cutoff) if cutoff else None,
         held_by=FilterHold(held["mode"], tuple(held["patterns"])) if held else None,
-        merged_into=raw.get("merged_into"),
+        merged_into=raw.get("merged_into"), merged_by=raw.get("merged_by"),
         held_until=_parse_time(raw.get("held_until")), give_up_at=_parse_time(raw.get("give_up_at")),
         note=raw.get("note"),
     )
@@ -139,6 +151,11 @@ def routing_to_json(r: Routing) -> str:
     if r.follow_up_of is not None:
         out["follow_up_of"] = r.follow_up_of
         out["new_link"] = r.new_link
+    if r.edit_of is not None:
+        out["edit_of"] = r.edit_of
+        out["change"] = r.change
+    if r.merged_into is not None:
+        out["merged_into"] = r.merged_into
     return json.dumps(out)
 
 
@@ -151,4 +168,5 @@ def routing_from_json(text: str | None) -> Routing | None:
         broken=tuple(raw.get("broken", ())), served=tuple(raw.get("served", ())),
         routes=int(raw.get("routes", 0)), follow_up_of=raw.get("follow_up_of"),
         new_link=bool(raw.get("new_link")),
+        edit_of=raw.get("edit_of"), change=raw.get("change"), merged_into=raw.get("merged_into"),
     )

@@ -9,10 +9,11 @@ filter removed since doesn't change why an item was held then.
 The steps, in pipeline order:
 1. first seen (when, by which source, published when);
 2. its verdict: stored at the first sync (baseline), older than max_age,
-   held by filter X, merged into event E (reserved), or announced;
+   held by filter X, merged into event E (the same release another source
+   announced: that announcement was edited instead), or announced;
 3. per event: a follow-up of earlier book news, no route takes its kind,
    queued for N routes (and routes skipped: broken, or given the item as an
-   earlier event);
+   earlier event); an edit: which announcement it changed in place, why;
 4. per outbox row: delivered to C at T (with the message's link where the
    platform has one), waiting (behind earlier rows, for a retry, for a
    disconnected adapter), or failed because E.
@@ -25,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.models import Route
+from bot.models import EventKind, Route
 from bot.replies import format_duration
 from bot.storage.records import DeliveryTrail, EventTrail, ItemTrail, OutboxStatus
 from bot.verdicts import ItemFate, ItemVerdict, Routing
@@ -42,6 +43,7 @@ class StepKind(enum.StrEnum):
     SHORT = "short"
     ANNOUNCED = "announced"
     FOLLOW_UP = "follow_up"
+    EDIT = "edit"
     NO_ROUTE = "no_route"
     SKIPPED = "skipped"
     QUEUED = "queued"
@@ -127,7 +129,11 @@ def _verdict_step(v: ItemVerdict, source: str, published: datetime | None) -> St
             text = f"Held back by a filter of “{source}”."
         return Step(StepKind.FILTERED, text)
     if v.fate is ItemFate.MERGED:
-        return Step(StepKind.MERGED, f"Merged into event #{v.merged_into} instead of being announced on its own.")
+        grounds = {"title": "its title matches once episode numbers and show names are stripped",
+                   "link": "one of them links the other"}.get(v.merged_by or "", "it is the same release")
+        return Step(StepKind.MERGED, f"The same release as event #{v.merged_into} of another source ({grounds}, "
+                                     "published within [merge] window): that announcement is edited to add "
+                                     "this link instead of a second post.")
     if v.fate is ItemFate.HELD:
         bound = (f" (announced anyway at {at(v.give_up_at)} if it never becomes playable)"
                  if v.give_up_at is not None else "")
@@ -146,6 +152,15 @@ def _verdict_step(v: ItemVerdict, source: str, published: datetime | None) -> St
 def _routing_steps(trail: EventTrail, routing: Routing, routes: Mapping[int, Route]) -> list[Step]:
     kind = trail.event.kind.value
     steps = []
+    if routing.edit_of is not None:
+        what = {"merge": "to add this item's link", "title": "to show the new title"}.get(
+            routing.change or "", f"({routing.change})")
+        where = len(routing.queued) + routing.direct
+        return [Step(StepKind.EDIT, f"Edits announcement #{routing.edit_of} in place {what}, wherever it went "
+                                    f"({where} destination{'s' if where != 1 else ''}); never a new post.")]
+    if routing.merged_into is not None:
+        steps.append(Step(StepKind.SKIPPED, f"Channels that got announcement #{routing.merged_into} of this "
+                                            "release are edited instead; only the others get this event."))
     if routing.follow_up_of is not None:
         if routing.new_link:
             text = (f"Book news already announced as event #{routing.follow_up_of} within the book window: "
@@ -181,13 +196,14 @@ def _routing_steps(trail: EventTrail, routing: Routing, routes: Mapping[int, Rou
 
 
 def _delivery_step(d: DeliveryTrail, routes: Mapping[int, Route], now: datetime,
-                   adapters: Mapping[str, bool] | None) -> Step:
+                   adapters: Mapping[str, bool] | None, *, edit: bool = False) -> Step:
     where = (f"{d.destination.platform.value} {d.destination.id}" if d.route_id is not None
              else f"a direct message to {d.destination.platform.value} user {d.destination.id}")
     if d.status is OutboxStatus.SENT:
         delay = f" ({_span((d.sent_at - d.created_at).total_seconds())} after it was queued)" if d.sent_at else ""
         link = f": {d.message_url}" if d.message_url else ""
-        return Step(StepKind.DELIVERED, f"Delivered to {where} at {at(d.sent_at)}{delay}{link}.", d.message_url)
+        done = "Edited the message in" if edit else "Delivered to"
+        return Step(StepKind.DELIVERED, f"{done} {where} at {at(d.sent_at)}{delay}{link}.", d.message_url)
     if d.status is OutboxStatus.FAILED:
         tries = f" after {d.attempts} attempt{'s' if d.attempts != 1 else ''}" if d.attempts else ""
         return Step(StepKind.FAILED, f"Failed for {where}{tries}: {d.last_error or 'given up'}.")
@@ -236,7 +252,7 @@ def explain(
             steps.extend(_routing_steps(event, event.routing, by_id))
         for d in event.deliveries:
             deliveries.append(d)
-            steps.append(_delivery_step(d, by_id, now, adapters))
+            steps.append(_delivery_step(d, by_id, now, adapters, edit=event.event.kind is EventKind.EDIT))
     outcome, summary = _summary(verdict, trail.events, deliveries, steps)
     return Explanation(item.item.title, item.item.link or item.item.enclosure_url, source, outcome, summary,
                        tuple(steps))
@@ -246,6 +262,9 @@ def _summary(verdict: ItemVerdict | None, events: Sequence[EventTrail], deliveri
              steps: Sequence[Step]) -> tuple[Outcome, str]:
     if verdict is not None and verdict.fate is ItemFate.HELD:
         return Outcome.HELD, f"Held: {verdict.note or 'its announcement waits'}."
+    if verdict is not None and verdict.fate is ItemFate.MERGED and deliveries:
+        outcome, how = _summary(None, events, deliveries, steps)
+        return outcome, f"Merged into event #{verdict.merged_into} (one announcement per release). {how}"
     if verdict is not None and verdict.fate is not ItemFate.ANNOUNCED:
         reason = {ItemFate.BASELINE: "stored at the first sync (baseline)", ItemFate.TOO_OLD: "older than max_age",
                   ItemFate.FILTERED: "held by a filter", ItemFate.MERGED: f"merged into event #{verdict.merged_into}",

@@ -44,6 +44,13 @@ class RecordingAdapter:
         # survives a process that is killed; in memory when there's no file.
         self.log_path = log_path
         self.accepted: list[dict[str, str]] = []
+        # Edits: every attempt's announcement, the ones that went through,
+        # failures raised in order (one per edit attempt), and message ids
+        # "deleted" on the platform (an edit of one raises gone).
+        self.edit_attempts: list[Announcement] = []
+        self.edited: list[Announcement] = []
+        self.edit_failures: list[DeliveryError] = []
+        self.deleted: set[str] = set()
 
     async def start(self) -> None: ...
 
@@ -72,6 +79,18 @@ class RecordingAdapter:
             self.sent.append(announcement)
             self._accept(announcement)
             return Delivered(message_id=f"m{len(self.sent)}")
+        finally:
+            self.changed.set()
+
+    async def edit(self, announcement: Announcement) -> Delivered:
+        self.edit_attempts.append(announcement)
+        try:
+            if announcement.edit_of in self.deleted:
+                raise DeliveryError(f"message {announcement.edit_of} is gone", gone=True)
+            if self.edit_failures:
+                raise self.edit_failures.pop(0)
+            self.edited.append(announcement)
+            return Delivered(message_id=announcement.edit_of)
         finally:
             self.changed.set()
 

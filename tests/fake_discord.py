@@ -245,6 +245,17 @@ class FakeDiscord:
             if method == "POST":
                 return self._json(self._create_message(channel, body or {}))
             return self._json(self._history(channel, query))
+        if method == "PATCH" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)):
+            # An edit: the message changes in place (every PATCH is in
+            # ``requests``); a message not there is Discord's Unknown Message.
+            edited = self._edit_message(m.group(1), m.group(2), body or {})
+            if edited is None:
+                return self._json({"message": "Unknown Message", "code": 10008}, 404)
+            return self._json(edited)
+        if method == "DELETE" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)", path)):
+            if not self.delete_message(m.group(1), m.group(2)):
+                return self._json({"message": "Unknown Message", "code": 10008}, 404)
+            return web.Response(status=204)
         if method == "POST" and (m := re.fullmatch(r"/channels/(\d+)/messages/(\d+)/threads", path)):
             thread = {
                 "id": self.next_id(), "type": 11, "guild_id": str(GUILD_ID), "parent_id": m.group(1),
@@ -326,6 +337,27 @@ class FakeDiscord:
             message["nonce"] = nonce
         self.messages.setdefault(channel, []).append(message)
         return message
+
+    def _edit_message(self, channel: str, message_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        for message in self.messages.get(channel, []):
+            if message["id"] == message_id:
+                for key in ("content", "embeds", "components", "flags"):
+                    if key in body:
+                        message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+                message["edited_timestamp"] = datetime.now(timezone.utc).isoformat()
+                return message
+        return None
+
+    def delete_message(self, channel: str | int, message_id: str) -> bool:
+        """A moderator deletes a message (tests call it directly, or DELETE)."""
+        messages = self.messages.get(str(channel), [])
+        kept = [m for m in messages if m["id"] != message_id]
+        self.messages[str(channel)] = kept
+        return len(kept) != len(messages)
+
+    def edits(self, channel: str | int = CHANNEL_ID) -> list[Recorded]:
+        """Every PATCH of a message in ``channel``, in order."""
+        return self.find("PATCH", rf"/channels/{channel}/messages/\d+")
 
     def created_messages(self, channel: str | int = CHANNEL_ID) -> list[dict[str, Any]]:
         return list(self.messages.get(str(channel), []))

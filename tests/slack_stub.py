@@ -215,6 +215,32 @@ class SlackStub:
             else:
                 self.history.setdefault(str(args.get("channel")), []).append(message)
             return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": message}
+        if method == "chat.update":
+            # An edit in place: the message keeps its ts; one deleted (or
+            # never posted) is Slack's message_not_found.
+            channel, ts = str(args.get("channel")), str(args.get("ts"))
+            found = [m for m in self.history.get(channel, []) if m["ts"] == ts] + [
+                m for (c, _), replies in self.threads.items() if c == channel for m in replies if m["ts"] == ts]
+            if not found:
+                return {"ok": False, "error": "message_not_found"}
+            message = found[0]
+            blocks = args.get("blocks")
+            if isinstance(blocks, str):
+                blocks = json.loads(blocks)
+            metadata = args.get("metadata")
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            message.update({"text": args.get("text"), "blocks": blocks, "edited": {"user": self.bot_user_id, "ts": self._next_ts()}})
+            if metadata:
+                message["metadata"] = metadata
+            return {"ok": True, "channel": channel, "ts": ts, "text": args.get("text"), "message": message}
+        if method == "chat.delete":
+            channel, ts = str(args.get("channel")), str(args.get("ts"))
+            before = len(self.history.get(channel, []))
+            self.history[channel] = [m for m in self.history.get(channel, []) if m["ts"] != ts]
+            if len(self.history[channel]) == before:
+                return {"ok": False, "error": "message_not_found"}
+            return {"ok": True, "channel": channel, "ts": ts}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": self._next_ts()}
         if method == "conversations.open":

@@ -199,5 +199,5 @@ def test_events_of_released_items_route_once_per_channel() -> None:
                 EventIntent(EventKind.BOOK, None, "Old", None, item_id=9),
                 EventIntent(EventKind.VIDEO, None, "Old", None, item_id=9)))
     intent = plan_poll(decision, PollState(routes=(route,)))
-    queued = [(e.item, e.stored_item, e.kind, len(e.deliveries)) for e in intent.events]
+    queued = [(e.item, e.item_id, e.kind, len(e.deliveries)) for e in intent.events]
     assert queued == [(0, None, EventKind.VIDEO, 1), (None, 9, EventKind.BOOK, 1), (None, 9, EventKind.VIDEO, 0)]

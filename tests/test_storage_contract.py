@@ -875,7 +875,7 @@ async def test_holds_are_stored_replaced_released_and_followed_premieres_tracked
     assert [x.state for x in state.live] == [LiveState.LIVE]
 
     verdict = ItemVerdict(ItemFate.ANNOUNCED, note="released")
-    released = await write(storage, source, [], [announce("Episode 1", D1, stored_item=held_id)],
+    released = await write(storage, source, [], [announce("Episode 1", D1, item_id=held_id)],
                            releases=(ItemRelease(held_id, verdict),),
                            live=(LiveIntent(None, premiere_id, LiveState.NONE, done=True, edit=True),))
     assert [e.item_id for e in released.events] == [held_id]  # type: ignore[attr-defined]

@@ -269,6 +269,13 @@ class DiscordAdapter:
             await self._poster.open_thread(client, message, announcement)
         return Delivered(message_id=str(message.id), url=message_link(client, announcement, message.id))
 
+    async def edit(self, announcement: Announcement) -> Delivered:
+        if not self._healthy:
+            raise DeliveryError("discord is not connected")
+        client = self._ready_client("edit")
+        message = await self._poster.edit(client, announcement)
+        return Delivered(message_id=str(message.id), url=message_link(client, announcement, message.id))
+
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         client = self._ready_client("look for an earlier announcement")
         found = await self._poster.find(client, announcement)

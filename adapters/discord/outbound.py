@@ -206,6 +206,37 @@ class Poster:
         threaded = announcement.thread and not announcement.is_follow_up and not destination.is_direct
         return message, threaded
 
+    async def edit(self, client: discord.Client, announcement: Announcement) -> discord.Message:
+        """Edit the posted message ``announcement.edit_of`` to show the view
+        now (PATCH /channels/{id}/messages/{id}). The whole message is sent
+        again (content, embed with its footer marker), so the same edit
+        twice leaves the same message. Mentions are off: an edit never pings
+        (the role's mention text stays as it was posted). A message deleted
+        meanwhile raises DeliveryError(gone=True)."""
+        destination = announcement.destination
+        message_id = announcement.edit_of
+        if not message_id or not message_id.isdigit():
+            raise DeliveryError(f"no Discord message to edit in {destination.label} ({message_id!r})", gone=True)
+        view = present(announcement)
+        content, embed = announcement_parts(view, delivery_marker(announcement.idempotency_key))
+        try:
+            async with fail_fast(), asyncio.timeout(REQUEST_TIMEOUT_S * 2):
+                target = await self._target(client, destination)
+                await self._limiter.acquire()
+                partial = target.get_partial_message(int(message_id))  # type: ignore[attr-defined]
+                # embeds=[] (not None) clears a card when a template now makes the message.
+                edited: discord.Message = await partial.edit(
+                    content=content, embeds=[embed] if embed is not None else [],
+                    allowed_mentions=discord.AllowedMentions.none())
+        except DeliveryError:
+            raise
+        except discord.NotFound as exc:
+            raise DeliveryError(f"message {message_id} in {destination.label} is gone: {exc.text[:100]}",
+                                gone=True) from exc
+        except Exception as exc:
+            raise self._error(exc, destination, posting=False) from exc
+        return edited
+
     async def open_thread(self, client: discord.Client, message: discord.Message, announcement: Announcement) -> None:
         """A discussion thread under the announcement (the route's ``thread``
         option). The message is already posted, so a failure here is logged,

@@ -305,6 +305,10 @@ def view_embed(view: AnnouncementView, marker: str | None) -> discord.Embed:
     for fact in view.facts[:FIELDS_MAX]:
         embed.add_field(name=fact.label[:FIELD_NAME_MAX], value=truncate(escape_text(fact.value), FIELD_VALUE_MAX),
                         inline=True)
+    also = [f"[{escape_link_text(truncate(a.label, 100))}]({safe_url(a.value)})" for a in view.also
+            if safe_url(a.value)]
+    if also and len(embed.fields) < FIELDS_MAX:  # an edit: the same release elsewhere
+        embed.add_field(name="Also on", value=truncate(" · ".join(also), FIELD_VALUE_MAX), inline=False)
     thumb = safe_url(view.image_url)
     if thumb:
         embed.set_thumbnail(url=thumb)

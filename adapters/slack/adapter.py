@@ -329,6 +329,9 @@ class SlackAdapter:
     async def deliver(self, announcement: Announcement) -> Delivered:
         return await self._with_link(await self._poster.deliver(announcement), announcement)
 
+    async def edit(self, announcement: Announcement) -> Delivered:
+        return await self._with_link(await self._poster.edit(announcement), announcement)
+
     async def find_delivered(self, announcement: Announcement) -> Delivered | None:
         found = await self._poster.find(announcement)
         return await self._with_link(found, announcement) if found is not None else None

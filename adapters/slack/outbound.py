@@ -33,6 +33,8 @@ from bot.models import Announcement, Delivered, Destination
 log = logging.getLogger("showbot.slack")
 
 METADATA_EVENT_TYPE = "showbot_announcement"
+# What chat.update answers for a message that can't be edited any more.
+MESSAGE_GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 LOOKUP_PAGE = 200
 LOOKUP_PAGES = 5  # at most 1,000 messages read per lookup
 LOOKUP_MARGIN = timedelta(minutes=2)  # clocks disagree a little
@@ -95,6 +97,35 @@ class Poster:
         except Exception as exc:  # noqa: BLE001 - everything becomes a DeliveryError
             raise delivery_error(exc, destination, posting=True) from exc
         return Delivered(message_id=resp.get("ts"))
+
+    async def edit(self, announcement: Announcement) -> Delivered:
+        """``chat.update`` of the posted message (ts ``announcement.edit_of``)
+        to show the view now: the whole message again, so the same edit
+        twice leaves the same message, with the post's metadata kept. A
+        message deleted meanwhile raises DeliveryError(gone=True)."""
+        destination = announcement.destination
+        ts = announcement.edit_of
+        if not ts:
+            raise DeliveryError(f"no Slack message to edit in {destination.label}", gone=True)
+        message = render_announcement(announcement)
+        try:
+            channel = await self._channel_for(destination)
+            await self._pacer.wait(channel)
+            await self._client.chat_update(
+                channel=channel, ts=ts, text=message["text"], blocks=message["blocks"],
+                metadata={
+                    "event_type": METADATA_EVENT_TYPE,
+                    "event_payload": {"key": announcement.idempotency_key, "event_id": announcement.event.id},
+                },
+            )
+        except SlackApiError as exc:
+            if api_error(exc) in MESSAGE_GONE_ERRORS:
+                raise DeliveryError(f"message {ts} in {destination.label} is gone: {api_error(exc)}",
+                                    gone=True) from exc
+            raise delivery_error(exc, destination, posting=False) from exc
+        except Exception as exc:  # noqa: BLE001 - everything becomes a DeliveryError
+            raise delivery_error(exc, destination, posting=False) from exc
+        return Delivered(message_id=ts)
 
     async def _post(self, channel: str, announcement: Announcement, message: dict[str, Any],
                     thread_ts: str | None) -> Any:

@@ -222,6 +222,8 @@ def render_view(view: AnnouncementView) -> dict[str, Any]:
         blocks.append(context([escape(trim_plain(one_line(f.value), 80)) for f in view.facts]))
     if view.chapters:
         blocks.append(section("*Chapters*\n" + chapters_text(view.chapters, view.more_chapters)))
+    if view.also:  # an edit: the same release elsewhere
+        blocks.append(context(["Also on " + " · ".join(link(a.value, a.label) for a in view.also)]))
     if view.entries:
         lines = []
         for entry in view.entries:

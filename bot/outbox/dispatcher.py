@@ -267,9 +267,12 @@ class Outbox:
     async def _load(self, rows: Sequence[OutboxRow], lease_until: datetime) -> _Batch:
         routes = {r.id: r for r in await self._store.list_routes()}
         events = await self._store.events_by_id(sorted({r.event_id for r in rows}))
-        # A digest names the events it gathers; load those too.
-        gathered = sorted({int(i) for e in events.values() if e.kind is EventKind.DIGEST
-                           for i in e.payload.get("event_ids", [])} - set(events))
+        # A digest names the events it gathers, an edit the one it edits; load those too.
+        gathered = sorted(({int(i) for e in events.values() if e.kind is EventKind.DIGEST
+                            for i in e.payload.get("event_ids", [])}
+                           | {int(e.payload["edit_of"]) for e in events.values()
+                              if e.kind is EventKind.EDIT and isinstance(e.payload.get("edit_of"), int)})
+                          - set(events))
         if gathered:
             events.update(await self._store.events_by_id(gathered))
         item_ids = sorted({e.item_id for e in events.values() if e.item_id is not None})
@@ -424,6 +427,8 @@ class Outbox:
         if event is None:  # deleted with its source after the claim
             self._counts.failed += 1
             return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False, error="event removed")
+        if event.kind is EventKind.EDIT:
+            return await self._edit_one(adapter, row, event, route, batch)
         reply_to = None
         anchor_id = event.payload.get("follow_up_of")
         if anchor_id is not None:
@@ -467,6 +472,83 @@ class Outbox:
             error = DeliveryError(f"{type(exc).__name__}: {exc}", maybe_delivered=True)
             return self._failed(row, route, error, unknown)
         return self._sent(row, delivered, gate, attempted=True)
+
+    async def _edit_one(self, adapter: ChatAdapter, row: OutboxRow, edit: Event, route: Route | None,
+                        batch: _Batch) -> DeliveryResult:
+        """Edit the message of an earlier announcement in place (bot.edits).
+
+        The announcement's own row is earlier in this destination's queue, so
+        it went out, or was given up, before this row could be claimed; only
+        a result not written yet needs our memory (as for follow-ups). An
+        edit carries the whole state the message should show, so it is
+        idempotent: a retry or a takeover just edits again, no lookup first.
+        Nothing to edit (never posted, given up, held for a digest, deleted
+        on the platform) gives the edit up with a log line: never a new post."""
+        now = self._clock()
+        destination = row.destination
+        anchor_id = edit.payload.get("edit_of")
+        anchor = batch.events.get(int(anchor_id)) if isinstance(anchor_id, int) else None
+        if anchor is None:
+            log.info("outbox %d: the announcement edited (event %s) is gone; edit given up", row.id, anchor_id)
+            self._counts.failed += 1
+            return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False,
+                                  error="the announcement to edit was removed")
+        ready, message_id, why, key = await self._edit_target(anchor.id, destination)
+        if not ready:
+            self._counts.waiting += 1
+            return DeliveryResult(row.id, DeliveryOutcome.RELEASED, now, attempted=False,
+                                  next_attempt_at=now + timedelta(seconds=self._policy.retry_base_s))
+        if message_id is None:
+            log.info("outbox %d: nothing to edit in %s (%s); edit given up", row.id, destination, why)
+            self._counts.failed += 1
+            return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, attempted=False, error=f"not edited: {why}")
+        # The post's own key: the message keeps the marker it was posted with.
+        announcement = Announcement(
+            outbox_id=row.id, idempotency_key=key or row.idempotency_key, event=anchor, destination=destination,
+            item=batch.items.get(anchor.item_id) if anchor.item_id is not None else None,
+            mention=route.mention if route is not None else None,
+            thread=False, attempts=row.attempts, outcome_unknown=False,
+            first_attempt_at=row.first_attempt_at,
+            template=route.template if route is not None else None,
+            edit=edit, edit_of=message_id,
+        )
+        gate = self._gates[destination.platform]
+        try:
+            delivered = await adapter.edit(announcement)
+        except DeliveryError as exc:
+            if exc.gone:
+                log.warning("outbox %d: message %s in %s is gone (deleted?): edit given up, nothing posted",
+                            row.id, message_id, destination)
+                self._counts.failed += 1
+                return DeliveryResult(row.id, DeliveryOutcome.FAILED, now, error=f"message gone: {exc}")
+            # Idempotent: "maybe edited" needs no lookup, the retry edits again.
+            return self._failed(row, route, DeliveryError(
+                str(exc), permanent=exc.permanent, retry_after=exc.retry_after,
+                whole_platform=exc.whole_platform), False)
+        except Exception as exc:  # an adapter bug: log it and try again later
+            log.exception("outbox %d: adapter %s crashed editing", row.id, destination.platform.value)
+            return self._failed(row, route, DeliveryError(f"{type(exc).__name__}: {exc}"), False)
+        if delivered.message_id is None:
+            delivered = Delivered(message_id, delivered.url)
+        return self._sent(row, delivered, gate, attempted=True)
+
+    async def _edit_target(self, anchor_event_id: int,
+                           destination: Destination) -> tuple[bool, str | None, str, str | None]:
+        """For an edit: (ready, message id to edit, why there is none, the
+        post's idempotency key)."""
+        anchor = await self._store.find_outbox_row(anchor_event_id, destination)
+        if anchor is None:
+            return True, None, "the announcement was never queued here", None
+        key = anchor.idempotency_key
+        if anchor.status is OutboxStatus.SENT:
+            return True, anchor.message_id, "the platform gave no message id", key
+        if anchor.status is OutboxStatus.FAILED:
+            return True, None, "the announcement was given up", key
+        if anchor.status in (OutboxStatus.HELD, OutboxStatus.DIGESTED):
+            return True, None, "the announcement went into a digest", key
+        if anchor.id in self._sent_here:
+            return True, self._sent_here[anchor.id], "the platform gave no message id", key
+        return False, None, "not posted yet", key
 
     def _sent(self, row: OutboxRow, delivered: Delivered, gate: PlatformGate, *, attempted: bool) -> DeliveryResult:
         message_id = delivered.message_id

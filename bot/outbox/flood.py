@@ -65,7 +65,8 @@ def next_period_end(period: DigestPeriod, now: datetime) -> datetime:
 
 
 def exempt(event: Event) -> bool:
-    return event.kind is EventKind.ALERT or event.purpose is EventPurpose.TEST
+    # An edit changes a message already posted (and counted): not a post.
+    return event.kind in (EventKind.ALERT, EventKind.EDIT) or event.purpose is EventPurpose.TEST
 
 
 def counts_toward_cap(event: Event) -> bool:

@@ -35,6 +35,7 @@ class Fetched:
     warning: str | None = None
     snapshot: "ProfileSnapshot | None" = None
     cursor: str | None = None
+    feed_title: str | None = None  # the feed's own title: a show name [merge] strips from titles
 
 
 def body_digest(body: bytes) -> str:
@@ -60,4 +61,5 @@ class RssSource:
             # Many servers ignore validators; hashing 2 MB costs ~1 ms, parsing it ~1 s.
             return Fetched(None, result.etag, result.last_modified, digest)
         feed = await self._parse(result.body, url=result.url, content_type=result.content_type)
-        return Fetched(feed.items, result.etag, result.last_modified, digest, feed.warning)
+        return Fetched(feed.items, result.etag, result.last_modified, digest, feed.warning,
+                       feed_title=feed.title or None)

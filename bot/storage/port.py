@@ -159,7 +159,8 @@ class Storage(Protocol):
 
     # -- polls: decide, then write ---------------------------------------------------
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         """Everything deciding a poll of ``source`` needs: its known items and
         filters, every subscription and route, the book-news anchor of the
         window ending at ``now`` (the first book event announced within
@@ -167,7 +168,14 @@ class Storage(Protocol):
         an x source the previous snapshot and the best follower count, and
         the source's held announcements (``held``: each with its item as
         stored now) and the premieres/streams it follows (``live``: not yet
-        ended, with the event that announced them)."""
+        ended, with the event that announced them).
+        With ``edit_window_s`` > 0, ``announced``: every announcement of an
+        item (kinds episode, video, article, post, book; purpose announce;
+        not a follow-up) of ANY source created at or after ``now -
+        edit_window_s``, in id order, each with its item as stored now, its
+        outbox rows that are pending, sending or sent (id order: where an
+        edit goes), and the newest ``edit`` event whose payload's
+        ``edit_of`` names it (bot.edits). Empty with 0 (the default)."""
 
     async def has_waiting(self, source_id: int) -> bool:
         """Whether the source has held announcements or premieres/streams it
@@ -182,7 +190,7 @@ class Storage(Protocol):
         planned delivery, each with a fresh idempotency key, in order), the
         anchor's new links, the holds (``holds`` stored or replaced per item,
         ``releases`` deleted with the item's decision record rewritten; a
-        released item's events name it by ``stored_item``), the followed
+        released item's events name it by ``item_id``), the followed
         premieres (``live``: a new one linked to the event announcing its
         item in this intent, a change updating state and times), and the
         source's progress (synced, validators, cursor, next poll). With ``claim``: refused with ClaimLost unless that
@@ -328,18 +336,20 @@ class Storage(Protocol):
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]: ...
 
     async def queue_events(self, events: Sequence[QueuedEvent], now: datetime) -> list[Event]:
-        """Write events about stored items (a backfill, a test post) with
-        their outbox rows (fresh idempotency keys), in order, in ONE
-        transaction. An ``announce`` event for an item that already has an
-        announce event of that kind is skipped with its rows (one
+        """Write events about stored items (a backfill, a test post, an
+        edit) with their outbox rows (fresh idempotency keys), in order, in
+        ONE transaction. An ``announce`` event for an item that already has
+        an announce event of that kind is skipped with its rows (one
         announcement per item and kind, ever): queueing the same backfill
-        twice queues nothing new. Returns the events written."""
+        twice queues nothing new. ``edit`` events are outside that rule (an
+        item's announcement may be edited any number of times). Returns the
+        events written."""
 
     async def route_tallies(self, route_ids: Sequence[int], since: datetime) -> dict[int, RouteTally]:
         """For flood control, per route id asked (zeros when it has none):
         its sent posts with ``sent_at >= since`` that count toward a daily cap
-        (not alerts, tests or digests), and the ``sent_at`` of its last sent
-        post that counts toward the pace (not alerts or tests)."""
+        (not alerts, tests, digests or edits), and the ``sent_at`` of its last
+        sent post that counts toward the pace (not alerts, tests or edits)."""
 
     async def held_counts(self) -> dict[int, int]:
         """Rows each route holds for its next digest (routes holding none are left out)."""
@@ -443,7 +453,9 @@ class Storage(Protocol):
 
     async def item_trail(self, item_id: int) -> ItemTrail | None:
         """The item, its source id, its verdict (None when stored before
-        decision records) and every event made of it, oldest first, each
+        decision records) and every event made of it -- and every ``edit``
+        event whose payload's ``edit_of`` is one of those (an edit another
+        item made of its announcement) -- oldest first, each
         with its routing record and its outbox rows (id order; an unsent
         row's ``ahead`` counts the unsent rows queued before it to the same
         destination). None when there is no such item."""

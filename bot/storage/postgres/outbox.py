@@ -204,7 +204,8 @@ class OutboxTable(PostgresBase):
                 event_id = await conn.fetchval(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, purpose) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                    "ON CONFLICT (item_id, kind) WHERE item_id IS NOT NULL AND purpose = 'announce' DO NOTHING "
+                    "ON CONFLICT (item_id, kind) WHERE item_id IS NOT NULL AND purpose = 'announce' AND kind <> 'edit' "
+                    "DO NOTHING "
                     "RETURNING id",
                     e.source_id, e.item_id, e.kind.value, e.title, e.url, dict(e.payload), at, e.purpose.value,
                 )
@@ -223,7 +224,7 @@ class OutboxTable(PostgresBase):
         found = await self._all(
             "SELECT o.route_id, count(*) FILTER (WHERE o.sent_at >= $2 AND e.kind NOT IN ('alert', 'digest')), "
             "max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
-            "WHERE o.status = 'sent' AND o.route_id = ANY($1::bigint[]) AND e.kind != 'alert' "
+            "WHERE o.status = 'sent' AND o.route_id = ANY($1::bigint[]) AND e.kind NOT IN ('alert', 'edit') "
             "AND e.purpose != 'test' GROUP BY o.route_id",
             (list(route_ids), ts_req(since)), doing="counting a route's posts",
         )

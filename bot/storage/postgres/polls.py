@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from bot.detect import KnownItem, NewItem
-from bot.errors import ClaimLost
+from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.holds import HeldItem, TrackedLive
 from bot.models import ContentKind, Destination, Event, Item, LiveState, Platform, Source, StoredItem
@@ -26,7 +26,35 @@ from bot.storage.postgres import rows
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 from bot.storage.postgres.base import PostgresBase, ts, ts_req
 from bot.storage.postgres.schema import TS_CONFIG
+from bot.intents import AnnouncedEvent
+from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
 from bot.storage.records import PollWrite
+
+
+# pg_advisory_xact_lock key of "a poll that announces is being written"
+# (any 64-bit number no other user of the database picks: "showmrge").
+MERGE_LOCK = 0x73686F776D726765
+
+
+async def _announced(conn: asyncpg.Connection, since: datetime) -> tuple[AnnouncedEvent, ...]:
+    """Announcements made since ``since``, with their live rows and their newest edit."""
+    events = await conn.fetch(
+        "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
+        "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+        "WHERE e.purpose = 'announce' AND e.kind = ANY($1::text[]) AND e.created_at >= $2 "
+        "AND (e.payload ->> 'follow_up_of') IS NULL ORDER BY e.id",
+        list(EDITABLE_KINDS), since)
+    if not events:
+        return ()
+    ids = [r[0] for r in events]
+    deliveries = await conn.fetch(
+        "SELECT event_id, route_id, platform, dest_kind, dest_id, mention FROM outbox "
+        "WHERE event_id = ANY($1::bigint[]) AND status = ANY($2::text[]) ORDER BY id", ids, list(LIVE_STATUSES))
+    edits = await conn.fetch(
+        "SELECT id, payload FROM events WHERE kind = 'edit' AND (payload->>'edit_of')::bigint = ANY($1::bigint[]) "
+        "ORDER BY id", ids)
+    return assemble_announced([tuple(r) for r in events], [tuple(r) for r in deliveries],
+                              [(r[0], r[1]) for r in edits])
 
 # The weighted vector of one item, from the three texts ``rows.search_text`` made.
 SEARCH_VECTOR = (
@@ -49,7 +77,8 @@ class PollsTable(PostgresBase):
             "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = $1", (source_id,))
         return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in found]
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         since = ts_req(now) - timedelta(seconds=book_window_s)
         async with self._snapshot("reading what a poll decides from") as conn:
             known = [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in await conn.fetch(
@@ -77,8 +106,13 @@ class PollsTable(PostgresBase):
             live = [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), r[4]) for r in await conn.fetch(
                 "SELECT item_id, event_id, video_id, state, scheduled_start_at FROM live_videos "
                 "WHERE source_id = $1 AND state != 'none' AND event_id IS NOT NULL ORDER BY item_id", source.id)]
+            announced: tuple[AnnouncedEvent, ...] = ()
+            last_event_id = 0
+            if edit_window_s > 0:  # one snapshot: the newest id and the announcements agree
+                last_event_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM events"))
+                announced = await _announced(conn, ts_req(now) - timedelta(seconds=edit_window_s))
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
-                         held=tuple(held), live=tuple(live))
+                         announced, last_event_id, held=tuple(held), live=tuple(live))
 
     async def has_waiting(self, source_id: int) -> bool:
         row = await self._one(
@@ -102,6 +136,18 @@ class PollsTable(PostgresBase):
                     "SELECT 1 FROM poll_claims WHERE source_id = $1 AND owner = $2 FOR UPDATE", source.id, claim)
                 if held is None:
                     raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
+            if intent.merge_check is not None:
+                # Polls that announce take turns (a transaction lock, held to
+                # this commit), and each sees what the one before committed:
+                # two instances polling two sources of one release at once
+                # can't both post it; the second decides again and merges.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MERGE_LOCK)
+                newer = await conn.fetchval(
+                    "SELECT 1 FROM events WHERE id > $1 AND purpose = 'announce' AND kind = ANY($2::text[]) "
+                    "AND item_id IS NOT NULL AND source_id IS DISTINCT FROM $3 LIMIT 1",
+                    intent.merge_check.last_event_id, list(EDITABLE_KINDS), source.id)
+                if newer is not None:
+                    raise Stale(f"another source announced while {source.name!r} was deciding")
             try:
                 async with conn.transaction():  # a savepoint: the violation is ours to map
                     item_ids = await _insert_items(conn, source.id, kind, intent.new_items, now, intent.verdicts)
@@ -122,7 +168,7 @@ class PollsTable(PostgresBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else planned.stored_item
+                item_id = item_ids[planned.item] if planned.item is not None else planned.item_id
                 event_id = await conn.fetchval(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",

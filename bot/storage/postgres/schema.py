@@ -289,6 +289,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
     CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
     """,
+    # Edits in place (bot.edits): an ``edit`` event per change of an
+    # announcement already made (a title fixed, the same release on another
+    # source), about an item, as often as it changes. The one-announcement-
+    # per-(item, kind) index must not count them.
+    """
+    DROP INDEX events_item_kind;
+    CREATE UNIQUE INDEX events_item_kind ON events (item_id, kind)
+        WHERE item_id IS NOT NULL AND purpose = 'announce' AND kind <> 'edit';
+    -- An announcement's edits, found by the event they edit.
+    CREATE INDEX events_edit_of ON events (((payload->>'edit_of')::bigint)) WHERE kind = 'edit';
+    """,
     # Issue #14 (settle, YouTube): announcements held back, and premieres
     # or streams followed until they end (bot.holds); as SQLite has them.
     """

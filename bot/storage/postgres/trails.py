@@ -92,7 +92,11 @@ class TrailsTable(PostgresBase):
             "JOIN sources s ON s.id = i.source_id WHERE i.id = $1", (item_id,), "reading an item")
         if row is None:
             return None
-        events = await self._event_trails("e.item_id = $1", (item_id,), "e.id")
+        # Its events, and the edits of its announcements made by other items
+        # (another source's release merged into it).
+        events = await self._event_trails(
+            "e.item_id = $1 OR (e.kind = 'edit' AND (e.payload->>'edit_of')::bigint IN "
+            "(SELECT id FROM events WHERE item_id = $1))", (item_id,), "e.id")
         return ItemTrail(item=rows.stored_item(row, ()), source_id=row[16],
                          verdict=verdict_from_json(row[17]), events=tuple(events))
 

@@ -213,7 +213,7 @@ class OutboxTable(SqliteBase):
         t_now = to_db_time(now)
         async with self._tx("queueing announcements") as db:
             for e in events:
-                if e.purpose is EventPurpose.ANNOUNCE and e.item_id is not None:
+                if e.purpose is EventPurpose.ANNOUNCE and e.item_id is not None and e.kind is not EventKind.EDIT:
                     async with db.execute(
                         "SELECT 1 FROM events WHERE item_id = ? AND kind = ? AND purpose = 'announce'",
                         (e.item_id, e.kind.value),
@@ -242,7 +242,8 @@ class OutboxTable(SqliteBase):
             "sum(CASE WHEN o.sent_at >= ? AND e.kind NOT IN ('alert', 'digest') THEN 1 ELSE 0 END), "
             "max(o.sent_at) "
             "FROM outbox o JOIN events e ON e.id = o.event_id "
-            f"WHERE o.status = 'sent' AND o.route_id IN ({marks}) AND e.kind != 'alert' AND e.purpose != 'test' "
+            f"WHERE o.status = 'sent' AND o.route_id IN ({marks}) AND e.kind NOT IN ('alert', 'edit') "
+            "AND e.purpose != 'test' "
             "GROUP BY o.route_id",
             (to_db_time(since), *route_ids), doing="counting a route's posts",
         )

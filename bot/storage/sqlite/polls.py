@@ -18,10 +18,12 @@ from datetime import datetime, timedelta
 import aiosqlite
 
 from bot.detect import KnownItem, NewItem
-from bot.errors import ClaimLost
+from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.holds import HeldItem, TrackedLive
 from bot.models import ContentKind, Event, Item, LiveState, Platform, Source, StoredItem
+from bot.intents import AnnouncedEvent
+from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
 from bot.storage.records import PollWrite
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, from_db_time, to_db_time
@@ -35,7 +37,8 @@ class PollsTable(SqliteBase):
             "SELECT id, identity, norm_link, title_key, content_hash FROM items WHERE source_id = ?", (source_id,))
         return [KnownItem(r[0], r[1], r[2], r[3], r[4]) for r in found]
 
-    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float) -> PollState:
+    async def load_poll_state(self, source: Source, now: datetime, *, book_window_s: float,
+                              edit_window_s: float = 0.0) -> PollState:
         known = await self.known_items(source.id)
         filters = [FilterRule(r[0], r[1]) for r in await self._all(
             "SELECT mode, pattern FROM filters WHERE source_id = ? ORDER BY id", (source.id,))]
@@ -52,8 +55,41 @@ class PollsTable(SqliteBase):
             previous = row[0].encode() if row else None
             row = await self._one("SELECT max(followers) FROM profile_snapshots WHERE source_id = ?", (source.id,))
             best = row[0] if row else None
+        announced: tuple[AnnouncedEvent, ...] = ()
+        last_event_id = 0
+        if edit_window_s > 0:
+            # The newest id first: an event written between the two reads is
+            # then newer than last_event_id, and the write re-decides.
+            row = await self._one("SELECT coalesce(max(id), 0) FROM events")
+            last_event_id = int(row[0]) if row else 0
+            announced = await self._announced(now, edit_window_s)
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
+                         announced, last_event_id,
                          held=tuple(await self._held(source.id)), live=tuple(await self._live(source.id)))
+
+    async def _announced(self, now: datetime, window_s: float) -> tuple[AnnouncedEvent, ...]:
+        kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
+        events = await self._all(
+            "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
+            "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
+            f"WHERE e.purpose = 'announce' AND e.kind IN ({kinds}) AND e.created_at >= ? "
+            "AND json_extract(e.payload, '$.follow_up_of') IS NULL ORDER BY e.id",
+            (to_db_time(now - timedelta(seconds=window_s)),), doing="reading recent announcements")
+        if not events:
+            return ()
+        ids = [r[0] for r in events]
+        marks = ",".join("?" * len(ids))
+        statuses = ",".join(f"'{s}'" for s in LIVE_STATUSES)
+        deliveries = await self._all(
+            "SELECT event_id, route_id, platform, dest_kind, dest_id, mention FROM outbox "
+            f"WHERE event_id IN ({marks}) AND status IN ({statuses}) ORDER BY id", ids,
+            doing="reading recent announcements")
+        edits = await self._all(
+            "SELECT id, payload FROM events WHERE kind = 'edit' "
+            f"AND json_extract(payload, '$.edit_of') IN ({marks}) ORDER BY id", ids,
+            doing="reading recent announcements")
+        return assemble_announced([tuple(r) for r in events], [tuple(r) for r in deliveries],
+                                  [(r[0], r[1]) for r in edits])
 
     async def has_waiting(self, source_id: int) -> bool:
         row = await self._one(
@@ -110,6 +146,18 @@ class PollsTable(SqliteBase):
                 ) as cur:
                     if await cur.fetchone() is None:
                         raise ClaimLost(f"the poll of {source.name!r} was taken over; not storing it")
+            if intent.merge_check is not None:
+                # Writers take turns (BEGIN IMMEDIATE): what this sees is all
+                # that was written before, so two sources announcing one
+                # release at once can't both post it.
+                kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
+                async with db.execute(
+                    f"SELECT 1 FROM events WHERE id > ? AND purpose = 'announce' AND kind IN ({kinds}) "
+                    "AND item_id IS NOT NULL AND (source_id IS NULL OR source_id != ?) LIMIT 1",
+                    (intent.merge_check.last_event_id, source.id),
+                ) as cur:
+                    if await cur.fetchone() is not None:
+                        raise Stale(f"another source announced while {source.name!r} was deciding")
             try:
                 item_ids = await _insert_items(db, source.id, kind, intent.new_items, now, intent.verdicts)
             except sqlite3.IntegrityError:
@@ -128,7 +176,7 @@ class PollsTable(SqliteBase):
                     payload["follow_up_of"] = event_ids[planned.follow_up_of_planned]
                     if routing is not None:  # the anchor's id exists only now
                         routing = replace(routing, follow_up_of=payload["follow_up_of"])
-                item_id = item_ids[planned.item] if planned.item is not None else planned.stored_item
+                item_id = item_ids[planned.item] if planned.item is not None else planned.item_id
                 cur = await db.execute(
                     "INSERT INTO events (source_id, item_id, kind, title, url, payload, created_at, routing) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

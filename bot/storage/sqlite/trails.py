@@ -97,7 +97,11 @@ class TrailsTable(SqliteBase):
             "JOIN sources s ON s.id = i.source_id WHERE i.id = ?", (item_id,), "reading an item")
         if row is None:
             return None
-        events = await self._event_trails("e.item_id = ?", (item_id,), "e.id")
+        # Its events, and the edits of its announcements made by other items
+        # (another source's release merged into it).
+        events = await self._event_trails(
+            "e.item_id = ? OR (e.kind = 'edit' AND json_extract(e.payload, '$.edit_of') IN "
+            "(SELECT id FROM events WHERE item_id = ?))", (item_id, item_id), "e.id")
         return ItemTrail(item=rows.stored_item(row, ()), source_id=row[16],
                          verdict=verdict_from_json(row[17]), events=tuple(events))
 

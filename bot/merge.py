@@ -1,0 +1,156 @@
+"""One release, one announcement: is a new item the same release as one
+announced lately by another source? Pure; the planner (bot.plan) asks.
+
+Two items are the same release when their publication times are within
+``[merge] window`` of each other AND either
+- their titles match once normalised (``normalize_title``: NFKC, case
+  folded, episode numbers such as "E42:", "#141 -", "Ep. 12", "Episode 12 |"
+  removed, the show's names removed -- ``[merge] show_names`` and the
+  polled feed's own title, never a name written into the code -- and
+  punctuation dropped), or
+- one links the other explicitly: the post or description of one contains
+  the other's link, enclosure or YouTube video (any of youtube.com/watch,
+  youtu.be, /shorts/, /live/, /embed/ forms). A link to a site's front page
+  ties nothing (every episode links the show's home page).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from difflib import SequenceMatcher
+from urllib.parse import urlsplit
+
+from bot.detect import normalize_link
+from bot.intents import AnnouncedEvent
+from bot.models import Item
+
+BY_TITLE = "title"
+BY_LINK = "link"
+
+# Episode markers at the start ("E42:", "#141 -", "Ep. 12 |", "Episode 12:")
+# or the end ("- Ep 12", "(#141)") of a title.
+_NUMBER = r"(?:(?:episode|ep\.?|e)\s*\d+(?!\w)|#\s*\d+(?!\w))"
+_LEADING = re.compile(rf"^\s*\(?{_NUMBER}\)?\s*[:.|\-–—]*\s*", re.I)
+_TRAILING = re.compile(r"\s*[:|\-–—(]*\s*(?<!\w)(?:(?:episode|ep\.?|e)\s*\d+|#\s*\d+)\s*\)?\s*$", re.I)
+_PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
+_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
+_YOUTUBE_ID = re.compile(
+    r"(?:youtube\.com/(?:watch\?(?:[^\s#]*&)?v=|shorts/|live/|embed/)|youtu\.be/)([A-Za-z0-9_-]{11})", re.I)
+# Titles this much alike (difflib's ratio, on the normalised text) are one
+# release; below it a one-word difference in a short title already fails.
+SIMILAR = 0.92
+MIN_SIMILAR_CHARS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRules:
+    """``[merge]`` as the planner needs it."""
+
+    window_s: float
+    show_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MergeMatch:
+    anchor: AnnouncedEvent
+    by: str  # BY_TITLE | BY_LINK
+
+
+def normalize_title(title: str, show_names: Iterable[str] = ()) -> str:
+    """A title reduced to what names the release (see the module doc)."""
+    text = " ".join(unicodedata.normalize("NFKC", title).casefold().split())
+    for name in sorted({" ".join(unicodedata.normalize("NFKC", n).casefold().split()) for n in show_names if n.strip()},
+                       key=len, reverse=True):  # longest first: "The Show with X" before "The Show"
+        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text)
+    for _ in range(2):  # "E42: ... | #42"
+        text = _LEADING.sub("", text)
+        text = _TRAILING.sub("", text)
+    return " ".join(_PUNCT.sub(" ", text).replace("_", " ").split())
+
+
+def same_title(a: str, b: str, show_names: Iterable[str] = ()) -> bool:
+    names = tuple(show_names)
+    x, y = normalize_title(a, names), normalize_title(b, names)
+    if not x or not y:
+        return False
+    if x == y:
+        return True
+    if min(len(x), len(y)) < MIN_SIMILAR_CHARS:
+        return False
+    return SequenceMatcher(None, x, y, autojunk=False).ratio() >= SIMILAR
+
+
+def _link_keys(url: str | None) -> set[str]:
+    """What identifies a link: its normalised form and its YouTube video id.
+    A front page (no path) identifies no release."""
+    if not url:
+        return set()
+    keys = {f"yt:{m.group(1)}" for m in _YOUTUBE_ID.finditer(url)}
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        path = ""
+    if path.strip("/"):
+        norm = normalize_link(url)
+        if norm:
+            keys.add(norm.casefold())
+    return keys
+
+
+def item_keys(links: Iterable[str | None], video_id: str | None = None) -> set[str]:
+    keys = {f"yt:{video_id}"} if video_id else set()
+    for link in links:
+        keys |= _link_keys(link)
+    return keys
+
+
+def mentioned_keys(text: str) -> set[str]:
+    """The keys of every link written in ``text`` (a post, a description)."""
+    keys = {f"yt:{m.group(1)}" for m in _YOUTUBE_ID.finditer(text)}
+    for url in _URL.findall(text):
+        keys |= _link_keys(url.rstrip(".,;:!?"))
+    return keys
+
+
+def find_release(
+    item: Item, source: str, announced: Sequence[AnnouncedEvent], rules: MergeRules, *, now: datetime,
+    show_names: Iterable[str] = (),
+) -> list[MergeMatch]:
+    """The announcements of OTHER sources that ``item`` (new from
+    ``source``) is the same release as, oldest first. ``show_names`` adds
+    names to strip to ``rules.show_names`` (the polled feed's title)."""
+    names = (*rules.show_names, *show_names)
+    window = timedelta(seconds=rules.window_s)
+    published = item.published_at or now
+    mine = item_keys((item.link, item.enclosure_url), item.video_id)
+    my_text = f"{item.title}\n{item.summary}"
+    my_mentions = mentioned_keys(my_text)
+    found: list[MergeMatch] = []
+    for anchor in announced:
+        if anchor.source == source or anchor.source is None:
+            continue  # the same source: an edit of its own item, not another release's
+        when = anchor.published_at or anchor.created_at
+        if abs(published - when) > window:
+            continue
+        theirs = item_keys(anchor.links, anchor.video_id)
+        if (mine & mentioned_keys(f"{anchor.title}\n{anchor.summary}")) or (theirs & my_mentions):
+            found.append(MergeMatch(anchor, BY_LINK))
+        elif same_title(item.title, anchor.title, names):
+            found.append(MergeMatch(anchor, BY_TITLE))
+    return found
+
+
+def also_label(url: str | None, source: str) -> str:
+    """What "Also on …" calls a link: the platform for the well-known
+    hosts, else the source's name."""
+    host = (urlsplit(url).hostname or "").lower() if url else ""
+    host = host[4:] if host.startswith("www.") else host
+    for suffix, label in (("youtube.com", "YouTube"), ("youtu.be", "YouTube"), ("spotify.com", "Spotify"),
+                          ("podcasts.apple.com", "Apple Podcasts"), ("x.com", "X"), ("twitter.com", "X")):
+        if host == suffix or host.endswith("." + suffix):
+            return label
+    return source
