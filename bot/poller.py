@@ -25,7 +25,7 @@ from bot.clock import Clock
 from bot.config import MergeConfig, SourceOptions, XSourceOptions
 from bot.detect import BookMatcher, Decision, decide
 from bot.errors import ClaimLost, SourceError, Stale, StorageError
-from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live
+from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live, plan_live_edits
 from bot.models import ContentKind, VideoFacts
 from bot.filters import make_item_judge
 from bot.models import Event, EventKind, Platform, Source, StoredItem
@@ -37,6 +37,7 @@ from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.merge import MergeRules
 from bot.plan import Change, plan_poll
+from bot.presenter import heading_of
 from bot.sources.x import parse_snapshot_json, snapshot_to_json
 from bot.sources.youtube.checks import YouTubeChecks
 from bot.storage import Storage
@@ -178,10 +179,17 @@ def decide_poll(
                                 best_followers=state.best_followers, is_book_news=is_book_news)
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
-    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
-                     source=source.name, now=now, merge=merge,
-                     show_names=(fetched.feed_title,) if fetched.feed_title else (),
-                     released_messages=released)
+    intent = plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
+                       source=source.name, now=now, merge=merge,
+                       show_names=(fetched.feed_title,) if fetched.feed_title else (),
+                       released_messages=released)
+    if state.live and decision.live:
+        # A followed premiere started or ended: its announcement is edited in
+        # place (after every announcement of this poll), never posted again.
+        edits = plan_live_edits(state.live, [m for m in decision.live if m.edit],
+                                heading_of(EventKind(source.spec.content.value)))
+        intent = replace(intent, events=intent.events + edits)
+    return intent
 
 
 class Poller:

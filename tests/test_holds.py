@@ -201,3 +201,30 @@ def test_events_of_released_items_route_once_per_channel() -> None:
     intent = plan_poll(decision, PollState(routes=(route,)))
     queued = [(e.item, e.item_id, e.kind, len(e.deliveries)) for e in intent.events]
     assert queued == [(0, None, EventKind.VIDEO, 1), (None, 9, EventKind.BOOK, 1), (None, 9, EventKind.VIDEO, 0)]
+
+
+def test_live_moves_become_cumulative_edits_of_the_announcement_and_never_posts() -> None:
+    from bot.edits import AlsoLink, EditSpec
+    from bot.holds import LiveIntent, plan_live_edits
+    from bot.intents import AnnouncedEvent, PlannedDelivery
+    from bot.models import Destination, DestinationKind, Platform
+
+    row = PlannedDelivery(Destination(Platform.DISCORD, DestinationKind.CHANNEL, "c1"), 1)
+    merged = EditSpec(30, "merge", also=(AlsoLink("Podcast", "https://pod/e1"),))
+    anchor = AnnouncedEvent(30, EventKind.VIDEO, 3, "yt", "Premiere", "http://x/watch?v=a", NOW, NOW,
+                            deliveries=(row,), last_edit=merged)
+    tracked = (TrackedLive(3, 30, "a", LiveState.UPCOMING, NOW, anchor),)
+    [edit] = plan_live_edits(tracked, (LiveIntent(None, 3, LiveState.LIVE, edit=True),), "New video")
+    assert edit.kind is EventKind.EDIT and edit.deliveries == (row,) and edit.item_id == 3
+    assert edit.payload["heading"] == "Live now" and edit.payload["also"] == [{"label": "Podcast",
+                                                                                "url": "https://pod/e1"}]
+    [done] = plan_live_edits(tracked, (LiveIntent(None, 3, LiveState.NONE, edit=True, done=True),), "New video")
+    assert done.payload["heading"] == "New video"
+    gone = (TrackedLive(3, 30, "a", LiveState.UPCOMING, NOW, replace_deliveries(anchor)),)
+    assert plan_live_edits(gone, (LiveIntent(None, 3, LiveState.LIVE, edit=True),), "New video") == ()
+
+
+def replace_deliveries(anchor):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(anchor, deliveries=())

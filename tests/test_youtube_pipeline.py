@@ -240,7 +240,7 @@ async def test_holding_an_unplayable_video_gives_up_after_the_bound(rig: Rig) ->
 
 # ------------------------------------------------------------ with the Data API
 
-async def test_premiere_lifecycle_with_the_api_is_one_announcement_then_state_changes(
+async def test_premiere_lifecycle_with_the_api_is_one_announcement_then_two_edits(
         storage: Storage, youtube: YouTubeStub) -> None:
     r = await make_rig(storage, youtube, key=KEY)
     try:
@@ -255,22 +255,34 @@ async def test_premiere_lifecycle_with_the_api_is_one_announcement_then_state_ch
         assert call["id"] == "pr1" and call["part"] == "snippet,liveStreamingDetails"
         assert r.stub.calls("/watch") == []  # the API answered: no watch page
 
-        r.clock.advance(hours=2)
+        r.clock.advance(hours=1)
+        assert (await r.poll()).events == ()  # still upcoming: nothing to edit
+
+        r.clock.advance(hours=1)
         v.live, v.actual_start_at = "live", start
-        assert (await r.poll()).events == ()
+        [live] = (await r.poll()).events
+        assert live.kind is EventKind.EDIT
+        assert (live.payload["edit_of"], live.payload["change"], live.payload["heading"]) == \
+            (event.id, "live", "Live now")
         [tracked] = (await r.store.load_poll_state(await r.store.get_source("yt"), r.clock(), book_window_s=1)).live
         assert (tracked.state, tracked.event_id) == (LiveState.LIVE, event.id)
+        assert tracked.anchor is not None and tracked.anchor.last_edit is not None
 
         r.clock.advance(hours=1)
         v.live, v.actual_end_at = "none", start + timedelta(hours=1)
-        assert (await r.poll()).events == ()
+        [finished] = (await r.poll()).events
+        assert (finished.kind, finished.payload["edit_of"], finished.payload["heading"]) == \
+            (EventKind.EDIT, event.id, "New video")
         state = await r.store.load_poll_state(await r.store.get_source("yt"), r.clock(), book_window_s=1)
         assert state.live == ()  # ended: no longer followed, no longer asked about
         calls = len(r.stub.calls("/youtube/v3/videos"))
         r.clock.advance(hours=1)
-        await r.poll()
+        assert (await r.poll()).events == ()
         assert len(r.stub.calls("/youtube/v3/videos")) == calls
-        assert len(await r.store.outbox_rows()) == 1  # never a second announcement
+        rows = await r.store.outbox_rows()
+        # One post and two edits of it, all to the one channel, in order: never a second announcement.
+        assert [(row.event_id, row.channel) for row in rows] == [(event.id, "c1"), (live.id, "c1"),
+                                                                 (finished.id, "c1")]
     finally:
         await r.fetcher.close()
 
@@ -290,7 +302,8 @@ async def test_a_premiere_that_settles_while_upcoming_is_announced_as_a_premiere
         assert [(t.video_id, t.event_id, t.state) for t in state.live] == [("pr1", event.id, LiveState.UPCOMING)]
         v.live = "live"
         r.clock.advance(hours=2)
-        assert (await r.poll()).events == ()
+        [edit] = (await r.poll()).events
+        assert (edit.kind, edit.payload["edit_of"], edit.payload["heading"]) == (EventKind.EDIT, event.id, "Live now")
         state = await r.store.load_poll_state(await r.store.get_source("yt"), r.clock(), book_window_s=1)
         assert [t.state for t in state.live] == [LiveState.LIVE]
     finally:

@@ -36,14 +36,18 @@ from bot.storage.records import PollWrite
 MERGE_LOCK = 0x73686F776D726765
 
 
-async def _announced(conn: asyncpg.Connection, since: datetime) -> tuple[AnnouncedEvent, ...]:
-    """Announcements made since ``since``, with their live rows and their newest edit."""
+async def _announced(conn: asyncpg.Connection, since: datetime,
+                     event_ids: Sequence[int] | None = None) -> tuple[AnnouncedEvent, ...]:
+    """Announcements made since ``since`` (or those of ``event_ids``: the
+    premieres a source follows, however old), with their live rows and
+    their newest edit."""
+    where = ("e.created_at >= $2" if event_ids is None else "e.id = ANY($2::bigint[])")
     events = await conn.fetch(
         "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
         "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
-        "WHERE e.purpose = 'announce' AND e.kind = ANY($1::text[]) AND e.created_at >= $2 "
+        f"WHERE e.purpose = 'announce' AND e.kind = ANY($1::text[]) AND {where} "
         "AND (e.payload ->> 'follow_up_of') IS NULL ORDER BY e.id",
-        list(EDITABLE_KINDS), since)
+        list(EDITABLE_KINDS), since if event_ids is None else list(event_ids))
     if not events:
         return ()
     ids = [r[0] for r in events]
@@ -106,6 +110,9 @@ class PollsTable(PostgresBase):
             live = [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), r[4]) for r in await conn.fetch(
                 "SELECT item_id, event_id, video_id, state, scheduled_start_at FROM live_videos "
                 "WHERE source_id = $1 AND state != 'none' AND event_id IS NOT NULL ORDER BY item_id", source.id)]
+            if live:
+                anchors = {a.event_id: a for a in await _announced(conn, now, [t.event_id for t in live])}
+                live = [replace(t, anchor=anchors.get(t.event_id)) for t in live]
             announced: tuple[AnnouncedEvent, ...] = ()
             last_event_id = 0
             if edit_window_s > 0:  # one snapshot: the newest id and the announcements agree

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import aiosqlite
 
@@ -67,14 +68,22 @@ class PollsTable(SqliteBase):
                          announced, last_event_id,
                          held=tuple(await self._held(source.id)), live=tuple(await self._live(source.id)))
 
-    async def _announced(self, now: datetime, window_s: float) -> tuple[AnnouncedEvent, ...]:
+    async def _announced(self, now: datetime, window_s: float,
+                         event_ids: Sequence[int] | None = None) -> tuple[AnnouncedEvent, ...]:
+        """Announcements made within the window (or those of ``event_ids``:
+        the premieres a source follows, however old)."""
         kinds = ",".join(f"'{k}'" for k in EDITABLE_KINDS)
+        params: list[Any]
+        if event_ids is None:
+            where, params = "e.created_at >= ?", [to_db_time(now - timedelta(seconds=window_s))]
+        else:
+            where, params = f"e.id IN ({','.join('?' * len(event_ids))})", list(event_ids)
         events = await self._all(
             "SELECT e.id, e.kind, e.item_id, s.name, i.title, i.link, e.created_at, i.published_at, i.summary, "
             "i.enclosure_url, i.video_id FROM events e JOIN items i ON i.id = e.item_id LEFT JOIN sources s ON s.id = i.source_id "
-            f"WHERE e.purpose = 'announce' AND e.kind IN ({kinds}) AND e.created_at >= ? "
+            f"WHERE e.purpose = 'announce' AND e.kind IN ({kinds}) AND {where} "
             "AND json_extract(e.payload, '$.follow_up_of') IS NULL ORDER BY e.id",
-            (to_db_time(now - timedelta(seconds=window_s)),), doing="reading recent announcements")
+            params, doing="reading recent announcements")
         if not events:
             return ()
         ids = [r[0] for r in events]
@@ -113,7 +122,11 @@ class PollsTable(SqliteBase):
         found = await self._all(
             "SELECT item_id, event_id, video_id, state, scheduled_start_at FROM live_videos "
             "WHERE source_id = ? AND state != 'none' AND event_id IS NOT NULL ORDER BY item_id", (source_id,))
-        return [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), from_db_time(r[4])) for r in found]
+        live = [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), from_db_time(r[4])) for r in found]
+        if not live:
+            return live
+        anchors = {a.event_id: a for a in await self._announced(datetime.min, 0, [t.event_id for t in live])}
+        return [replace(t, anchor=anchors.get(t.event_id)) for t in live]
 
     async def _book_anchor(self, now: datetime, window_s: float) -> BookAnchor | None:
         """The first book event announced within the window (not a follow-up)."""
