@@ -20,7 +20,8 @@ held and the time, and returns the decision with:
   scheduled stream) is held until a poll finds it playable, at most
   ``hold_unplayable_s`` (then it is announced anyway and says why). A
   watch page that could not be read (network, no player response) holds
-  it one poll; a second failure announces it, saying so.
+  it one poll; a second failure announces it, saying so (a video once
+  seen "not yet" keeps waiting through failed checks, same bound).
 - **Premieres and streams** (with the API): an upcoming or live video is
   announced at once, its event carrying the schedule (the presenter says
   "Premieres at <time>" / "Live now"), and tracked (``LiveIntent``) so later
@@ -60,6 +61,9 @@ class HeldItem:
     held_since_at: datetime
     steady_since_at: datetime  # when its content last changed (or it was first seen)
     waiting_playable: bool  # a YouTube video that could not be watched yet
+    # ...only because its watch page could not be read: one more failure
+    # announces it (a video seen "not yet" keeps waiting through failures).
+    check_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,7 @@ class HoldIntent:
     held_since_at: datetime
     steady_since_at: datetime
     waiting_playable: bool
+    check_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,8 @@ def apply_holds(
                 reasons.append(why_not)
             verdicts[index] = ItemVerdict(ItemFate.HELD, held_until=held_until, give_up_at=give_up,
                                           note="; ".join(reasons + notes))
-            holds.append(HoldIntent(index, None, new.content_hash, now, now, not playable))
+            holds.append(HoldIntent(index, None, new.content_hash, now, now, not playable,
+                                    check_failed=not playable and vf is not None and vf.playable is None))
             continue
         if vf is not None and vf.live in (LiveState.UPCOMING, LiveState.LIVE):
             payload = live_payload(vf)
@@ -221,20 +227,23 @@ def apply_holds(
         if change is not None and change.content_hash != h.content_hash:
             item, chash, steady = change.item, change.content_hash, now  # changed: the wait starts again
         vf = facts.get(item.video_id) if item.video_id else None
-        waiting = h.waiting_playable
+        waiting, check_failed = h.waiting_playable, h.check_failed
         unchecked = False
         if waiting:
             playable, why_not = _playable_now(vf)
+            failed_now = not playable and vf is not None and vf.playable is None
             # A check that failed holds one poll, not 48h: a watch page
             # that can't be read twice (a consent wall, an outage) says
-            # nothing about the video, so it is announced as usual.
-            unchecked = not playable and vf is not None and vf.playable is None
+            # nothing about the video, so it is announced as usual. A video
+            # once seen "not yet" keeps waiting through a failed check.
+            unchecked = failed_now and h.check_failed
             waiting = not playable and not unchecked
+            check_failed = failed_now and h.check_failed
         give_up_at = h.held_since_at + timedelta(seconds=hold_unplayable_s)
         gave_up = waiting and now >= give_up_at
         settled_at = steady + timedelta(seconds=settle) if settle else None
         if (settled_at is not None and now < settled_at) or (waiting and not gave_up):
-            holds.append(HoldIntent(None, h.item_id, chash, h.held_since_at, steady, waiting))
+            holds.append(HoldIntent(None, h.item_id, chash, h.held_since_at, steady, waiting, check_failed))
             continue
         if unchecked:
             note = (f"its watch page could not be checked twice ({vf.playable_error if vf else ''}): "

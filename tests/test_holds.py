@@ -3,6 +3,7 @@ videos not playable yet, premieres and live streams."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from bot.config import SourceOptions
@@ -144,10 +145,19 @@ def test_a_watch_page_that_could_not_be_read_holds_for_another_poll() -> None:
 
 def test_a_second_failed_watch_page_check_announces_and_says_so() -> None:
     facts = {"a": VideoFacts("a", playable=None, playable_error="no ytInitialPlayerResponse")}
-    row = held_row(3, video("a"), since=NOW, steady=NOW, waiting=True)
+    first = hold(first_poll_decision(video("a")), facts=facts, check_playable=True)
+    assert first.holds[0].check_failed
+    row = replace(held_row(3, video("a"), since=NOW, steady=NOW, waiting=True), check_failed=True)
     out = hold(Decision(), facts=facts, held=(row,), now=NOW + timedelta(minutes=15), check_playable=True)
     assert [e.item_id for e in out.events] == [3]
     assert "could not be checked twice (no ytInitialPlayerResponse)" in (out.releases[0].verdict.note or "")
+
+
+def test_a_video_seen_not_yet_keeps_waiting_through_a_failed_check() -> None:
+    facts = {"a": VideoFacts("a", playable=None, playable_error="GET http://x/watch?v=a: timed out after 5s")}
+    row = held_row(3, video("a"), since=NOW, steady=NOW, waiting=True)  # seen LIVE_STREAM_OFFLINE
+    out = hold(Decision(), facts=facts, held=(row,), now=NOW + timedelta(minutes=15), check_playable=True)
+    assert out.events == () and out.holds[0].waiting_playable and not out.holds[0].check_failed
 
 
 def test_other_playability_statuses_do_not_hold() -> None:

@@ -127,8 +127,8 @@ TABLES: tuple[Table, ...] = (
     # Held announcements and tracked premieres: a held item must still be
     # announced, and a premiere still edited, after the move.
     Table("held_items", ("item_id", "source_id", "content_hash", "held_since_at", "steady_since_at",
-                         "waiting_playable"), ("item_id",),
-          {"held_since_at": T, "steady_since_at": T, "waiting_playable": B}),
+                         "waiting_playable", "check_failed"), ("item_id",),
+          {"held_since_at": T, "steady_since_at": T, "waiting_playable": B, "check_failed": B}),
     Table("live_videos", ("item_id", "source_id", "event_id", "video_id", "state", "scheduled_start_at",
                           "actual_start_at", "actual_end_at", "updated_at"), ("item_id",),
           {"scheduled_start_at": T, "actual_start_at": T, "actual_end_at": T, "updated_at": T}),

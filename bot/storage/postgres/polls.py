@@ -102,9 +102,10 @@ class PollsTable(PostgresBase):
                 previous = raw.encode() if raw is not None else None
                 best = await conn.fetchval("SELECT max(followers) FROM profile_snapshots WHERE source_id = $1",
                                            source.id)
-            held = [HeldItem(r[0], rows.stored_item(r, ()).item, r[16], r[17], r[18], r[19]) for r in await conn.fetch(
+            held = [HeldItem(r[0], rows.stored_item(r, ()).item, r[16], r[17], r[18], r[19], r[20])
+                    for r in await conn.fetch(
                 f"SELECT {rows.ITEM_COLUMNS}, h.content_hash, h.held_since_at, h.steady_since_at, "
-                "h.waiting_playable FROM held_items h JOIN items i ON i.id = h.item_id "
+                "h.waiting_playable, h.check_failed FROM held_items h JOIN items i ON i.id = h.item_id "
                 "JOIN sources s ON s.id = i.source_id WHERE h.source_id = $1 "
                 "ORDER BY h.held_since_at, h.item_id", source.id)]
             live = [TrackedLive(r[0], r[1], r[2], LiveState(r[3]), r[4]) for r in await conn.fetch(
@@ -224,11 +225,11 @@ async def _write_holds(conn: asyncpg.Connection, source_id: int, intent: PollInt
         item_id = item_ids[h.new_index] if h.new_index is not None else h.item_id
         await conn.execute(
             "INSERT INTO held_items (item_id, source_id, content_hash, held_since_at, steady_since_at, "
-            "waiting_playable) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id) DO UPDATE SET "
+            "waiting_playable, check_failed) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (item_id) DO UPDATE SET "
             "content_hash = excluded.content_hash, steady_since_at = excluded.steady_since_at, "
-            "waiting_playable = excluded.waiting_playable",
+            "waiting_playable = excluded.waiting_playable, check_failed = excluded.check_failed",
             item_id, source_id, h.content_hash, ts_req(h.held_since_at), ts_req(h.steady_since_at),
-            h.waiting_playable)
+            h.waiting_playable, h.check_failed)
     for r in intent.releases:
         await conn.execute("DELETE FROM held_items WHERE item_id = $1", r.item_id)
         await conn.execute("UPDATE items SET decision = $2 WHERE id = $1", r.item_id, verdict_to_json(r.verdict))

@@ -309,7 +309,8 @@ MIGRATIONS: list[str] = [
         content_hash text NOT NULL,
         held_since_at timestamptz NOT NULL,
         steady_since_at timestamptz NOT NULL,
-        waiting_playable boolean NOT NULL DEFAULT false
+        waiting_playable boolean NOT NULL DEFAULT false,
+        check_failed boolean NOT NULL DEFAULT false
     );
     CREATE INDEX held_items_source ON held_items (source_id);
     CREATE TABLE live_videos (

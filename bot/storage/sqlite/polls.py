@@ -108,14 +108,16 @@ class PollsTable(SqliteBase):
 
     async def _held(self, source_id: int) -> list[HeldItem]:
         found = await self._all(
-            f"SELECT {rows.ITEM_COLUMNS}, h.content_hash, h.held_since_at, h.steady_since_at, h.waiting_playable "
+            f"SELECT {rows.ITEM_COLUMNS}, h.content_hash, h.held_since_at, h.steady_since_at, h.waiting_playable, "
+            "h.check_failed "
             "FROM held_items h JOIN items i ON i.id = h.item_id JOIN sources s ON s.id = i.source_id "
             "WHERE h.source_id = ? ORDER BY h.held_since_at, h.item_id", (source_id,))
         out = []
         for r in found:
             held_since, steady = from_db_time(r[17]), from_db_time(r[18])
             assert held_since is not None and steady is not None
-            out.append(HeldItem(r[0], rows.stored_item(r, ()).item, r[16], held_since, steady, bool(r[19])))
+            out.append(HeldItem(r[0], rows.stored_item(r, ()).item, r[16], held_since, steady, bool(r[19]),
+                                bool(r[20])))
         return out
 
     async def _live(self, source_id: int) -> list[TrackedLive]:
@@ -235,11 +237,11 @@ async def _write_holds(db: aiosqlite.Connection, source_id: int, intent: PollInt
         assert item_id is not None
         await db.execute(
             "INSERT INTO held_items (item_id, source_id, content_hash, held_since_at, steady_since_at, "
-            "waiting_playable) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET "
+            "waiting_playable, check_failed) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item_id) DO UPDATE SET "
             "content_hash = excluded.content_hash, steady_since_at = excluded.steady_since_at, "
-            "waiting_playable = excluded.waiting_playable",
+            "waiting_playable = excluded.waiting_playable, check_failed = excluded.check_failed",
             (item_id, source_id, h.content_hash, to_db_time(h.held_since_at), to_db_time(h.steady_since_at),
-             int(h.waiting_playable)))
+             int(h.waiting_playable), int(h.check_failed)))
     for r in intent.releases:
         await db.execute("DELETE FROM held_items WHERE item_id = ?", (r.item_id,))
         await db.execute("UPDATE items SET decision = ? WHERE id = ?", (verdict_to_json(r.verdict), r.item_id))

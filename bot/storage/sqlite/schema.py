@@ -378,7 +378,8 @@ MIGRATIONS: list[str] = [
         content_hash TEXT NOT NULL,
         held_since_at TEXT NOT NULL,
         steady_since_at TEXT NOT NULL,
-        waiting_playable INTEGER NOT NULL DEFAULT 0
+        waiting_playable INTEGER NOT NULL DEFAULT 0,
+        check_failed INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX held_items_source ON held_items (source_id);
     CREATE TABLE live_videos (
