@@ -28,12 +28,12 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from bot.detect import Decision
+from bot.detect import Decision, EventIntent
 from bot.edits import CHANGE_MERGE, CHANGE_TITLE, AlsoLink, EditSpec, edit_payload, next_edit
 from bot.intents import (
     AnchorLinks,
@@ -45,7 +45,7 @@ from bot.intents import (
     PollState,
     SnapshotRow,
 )
-from bot.models import Destination, DestinationKind, EventKind, Platform, Route, StoredItem
+from bot.models import Destination, DestinationKind, EventKind, Item, Platform, Route, StoredItem
 from bot.merge import MergeMatch, MergeRules, also_label, find_release
 from bot.storage.records import QueuedDelivery, QueuedEvent
 from bot.verdicts import ItemFate, ItemVerdict, Routing
@@ -83,7 +83,11 @@ def plan_deliveries(
     return plan
 
 
-def _item_key(event: PlannedEvent) -> Hashable:
+# An item an event is about: ("new", index into new_items) or ("stored", item id).
+ItemKey = tuple[str, int]
+
+
+def _item_key(event: PlannedEvent) -> ItemKey | None:
     if event.item is not None:
         return ("new", event.item)
     if event.item_id is not None:
@@ -118,22 +122,23 @@ def plan_poll(
     announcements instead (``_merges``), and titles changed within the
     window edit theirs (``_title_edits``); ``show_names`` are stripped from
     titles when comparing (the polled feed's own title)."""
-    matches: dict[int, list[MergeMatch]] = {}
+    # Matched by item key: ("new", index) for a new item, ("stored", id)
+    # for a held one released now (bot.holds) -- a video that settled after
+    # its podcast episode was announced is the same release all the same.
+    items = _event_items(decision, state)
+    matches: dict[ItemKey, list[MergeMatch]] = {}
     if merge is not None and now is not None and source is not None and state.announced:
         for intent in decision.events:
-            # Held items released now (new_index None) are not matched with other
-            # sources' announcements: not built, they get their own.
-            if intent.kind is not EventKind.BOOK and intent.new_index is not None \
-                    and intent.new_index not in matches:
-                release = find_release(decision.new_items[intent.new_index].item, source, state.announced, merge,
-                                       now=now, show_names=show_names)
+            key = _intent_key(intent)
+            if key is not None and intent.kind is not EventKind.BOOK and key in items and key not in matches:
+                release = find_release(items[key], source, state.announced, merge, now=now, show_names=show_names)
                 if release:
-                    matches[intent.new_index] = release
+                    matches[key] = release
     raw: list[tuple[int | None, int | None, EventKind, str, str | None, dict[str, Any]]] = [
         (e.new_index, e.item_id, e.kind, e.title, e.url, dict(e.payload)) for e in decision.events
         # The release was announced already, book news or not: its book
         # event would be a second post about it.
-        if not (e.kind is EventKind.BOOK and e.new_index is not None and e.new_index in matches)
+        if not (e.kind is EventKind.BOOK and _intent_key(e) in matches)
     ] + [(None, None, c.kind, c.title, c.url, dict(c.payload)) for c in changes]
 
     anchor = state.book_anchor
@@ -210,8 +215,9 @@ def plan_poll(
     edits: list[PlannedEvent] = []
     dropped: set[int] = set()
     verdicts = list(decision.verdicts)
+    releases = list(decision.releases)
     if matches:
-        edits = _merges(decision, matches, source or "")
+        edits = _merges(items, matches, source or "")
         for i in announced:
             joined = _joined(events[i], matches)
             if not joined:
@@ -220,10 +226,13 @@ def plan_poll(
             deliveries[i] = [d for d in deliveries[i] if d.destination not in covered]
             if not deliveries[i]:
                 dropped.add(i)
-        for new_index, release in matches.items():
-            if new_index < len(verdicts):
-                verdicts[new_index] = ItemVerdict(ItemFate.MERGED, merged_into=release[0].anchor.event_id,
-                                                  merged_by=release[0].by)
+        for (tag, number), release in matches.items():
+            merged = ItemVerdict(ItemFate.MERGED, merged_into=release[0].anchor.event_id, merged_by=release[0].by)
+            if tag == "new" and number < len(verdicts):
+                verdicts[number] = merged
+            elif tag == "stored":
+                releases = [replace(r, verdict=replace(merged, note=r.verdict.note)) if r.item_id == number else r
+                            for r in releases]
     if merge is not None and state.announced:
         edits += _title_edits(decision, state.announced)
 
@@ -255,31 +264,50 @@ def plan_poll(
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
         verdicts=tuple(verdicts),
         merge_check=MergeCheck(state.last_event_id) if merge is not None and any(
-            e.kind is not EventKind.EDIT and e.item is not None for e in final) else None,
+            e.kind is not EventKind.EDIT and (e.item is not None or e.item_id is not None) for e in final) else None,
         holds=decision.holds,
-        releases=decision.releases,
+        releases=tuple(releases),
         live=decision.live,
     )
 
 
-def _joined(event: PlannedEvent, matches: dict[int, list[MergeMatch]]) -> list[MergeMatch]:
-    return matches.get(event.item, []) if event.item is not None else []
+def _joined(event: PlannedEvent, matches: Mapping[ItemKey, list[MergeMatch]]) -> list[MergeMatch]:
+    key = _item_key(event)
+    return matches.get(key, []) if key is not None else []
 
 
-def _merges(decision: Decision, matches: dict[int, list[MergeMatch]], source: str) -> list[PlannedEvent]:
+def _intent_key(intent: EventIntent) -> ItemKey | None:
+    if intent.new_index is not None:
+        return ("new", intent.new_index)
+    return ("stored", intent.item_id) if intent.item_id is not None else None
+
+
+def _event_items(decision: Decision, state: PollState) -> dict[ItemKey, Item]:
+    """The item each event of the decision is about, by item key: a new
+    item's, or a released held one's as stored now (or as this poll updates it)."""
+    out: dict[ItemKey, Item] = {("new", i): n.item for i, n in enumerate(decision.new_items)}
+    held = {h.item_id: h.item for h in state.held}
+    held.update({u.item_id: u.item for u in decision.updates if u.item_id in held})
+    out.update({("stored", r.item_id): held[r.item_id] for r in decision.releases if r.item_id in held})
+    return out
+
+
+def _merges(items: Mapping[ItemKey, Item], matches: Mapping[ItemKey, list[MergeMatch]],
+            source: str) -> list[PlannedEvent]:
     """The edits that add each merged item's link to the announcements of
     its release: one edit per announcement, cumulative over this poll (two
     posts linking the same video add one link), each destination edited
     once even when two announcements of the release went there."""
     latest: dict[int, EditSpec] = {}
     edits: list[PlannedEvent] = []
-    for new_index in sorted(matches):
-        item = decision.new_items[new_index].item
+    for key in sorted(matches):
+        tag, number = key
+        item = items[key]
         url = item.link or item.enclosure_url
         if not url:
             continue
         reached: set[Destination] = set()
-        for match in matches[new_index]:
+        for match in matches[key]:
             anchor = match.anchor
             deliveries = tuple(d for d in anchor.deliveries if d.destination not in reached)
             reached |= {d.destination for d in deliveries}
@@ -290,8 +318,9 @@ def _merges(decision: Decision, matches: dict[int, list[MergeMatch]], source: st
             if spec == (latest.get(anchor.event_id) or anchor.last_edit):
                 continue  # that link is on the message already
             latest[anchor.event_id] = spec
-            edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec, item=new_index,
-                                   title=item.title, url=url))
+            edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec,
+                                   item=number if tag == "new" else None,
+                                   item_id=number if tag == "stored" else None, title=item.title, url=url))
     return edits
 
 

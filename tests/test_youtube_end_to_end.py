@@ -131,3 +131,59 @@ async def test_a_premiere_is_one_post_then_live_now_then_the_video_edited_in_pla
     report, delivered = await world.poll_and_deliver()
     assert report.events == () and delivered.sent == 0
     assert len(fake.created_messages(CHANNEL_ID)) == 1 and len(stub.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_video_that_settles_after_its_episode_was_announced_edits_that_announcement(
+        db: Target, youtube: YouTubeStub, make_adapter: MakeAdapter, fake: FakeDiscord) -> None:  # noqa: F811
+    """settle and [merge] together: the video is held to settle, and when it
+    is let go it is the same release as the podcast episode announced
+    meanwhile -- an edit of that message, not a second post."""
+    from bot.config import MergeConfig, SourceOptions
+    from tests.test_merge_end_to_end import podcast_feed
+    from tests.feedserver import FeedServer
+
+    server = FeedServer()
+    await server.start()
+    discord = await make_adapter()
+    store = await open_target(db)
+    fetcher = HttpFetcher(timeout_s=5, allow_private_addresses=True)
+    try:
+        clock = FrozenClock(NOW)
+        checks = YouTubeChecks(fetcher, YouTubeConfig(youtube.base_url, youtube.api_base_url), KEY)
+        poller = Poller(store, {"rss": RssSource(fetcher)}, clock=clock, youtube=checks,
+                        source_options={"youtube": SourceOptions(settle_s=600)},
+                        merge=MergeConfig(enabled=True, window_s=48 * 3600, show_names=("The Show",)))
+        outbox = Outbox(store, {Platform.DISCORD: discord}, clock=clock, policy=POLICY, owner="one")
+        await store.add_source(SourceSpec(name="podcast", kind="rss", url=server.url("/podcast.xml"),
+                                          content=ContentKind.EPISODE), NOW)
+        await store.add_source(SourceSpec(name="youtube", kind="rss", url=youtube.feed_url,
+                                          content=ContentKind.VIDEO), NOW)
+        await store.upsert_route(Platform.DISCORD, str(CHANNEL_ID), frozenset({EventKind.EPISODE, EventKind.VIDEO}),
+                                 None, NOW)
+        old = (100, "An old episode", NOW - timedelta(days=30))
+        server.add_feed("/podcast.xml", podcast_feed(old))
+        youtube.videos = [Video("old00000001", "An old video", NOW - timedelta(days=30))]
+        for name in ("podcast", "youtube"):
+            assert (await poller.poll(name, force=True)).ok
+        youtube.videos.insert(0, Video("PgLocks0141", "How Postgres Locks Work | The Show",
+                                       NOW - timedelta(minutes=30)))
+        assert (await poller.poll("youtube", force=True)).events == ()  # held: settling
+        server.add_feed("/podcast.xml", podcast_feed((141, "#141 - How Postgres Locks Work",
+                                                      NOW - timedelta(hours=1)), old))
+        assert [e.kind for e in (await poller.poll("podcast", force=True)).events] == [EventKind.EPISODE]
+        await outbox.dispatch_once()
+        clock.advance(minutes=11)
+        released = await poller.poll("youtube", force=True)
+        assert [e.kind for e in released.events] == [EventKind.EDIT]
+        await outbox.dispatch_once()
+        assert len(fake.created_messages(CHANNEL_ID)) == 1 and len(fake.edits(CHANNEL_ID)) == 1
+        (message,) = fake.created_messages(CHANNEL_ID)
+        also = [f for f in message["embeds"][0]["fields"] if f["name"] == "Also on"]
+        assert also and "PgLocks0141" in also[0]["value"]
+        video = [i for i in await store.feed_items("youtube", 5) if i.item.video_id == "PgLocks0141"][0]
+        trail = await store.item_trail(video.id)
+        assert trail is not None and trail.verdict is not None and trail.verdict.fate.value == "merged"
+    finally:
+        await fetcher.close()
+        await store.close()
+        await server.close()
