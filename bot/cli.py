@@ -155,7 +155,10 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     print(f"sources: {len(config.sources)}")
     for s in config.sources:
         where = s.url or f"@{s.handle} via {s.provider}"
-        print(f"  - {s.name} ({s.kind}, {s.content.value}, every {s.every_s}s): {where}")
+        held = config.source_options.get(s.name)
+        extra = "".join([f", settle {held.settle_s}s" if held and held.settle_s else "",
+                         ", shorts announced" if held and held.shorts else ""])
+        print(f"  - {s.name} ({s.kind}, {s.content.value}, every {s.every_s}s{extra}): {where}")
     print(f"routes: {len(config.routes)}")
     for r in config.routes:
         kinds = ", ".join(sorted(k.value for k in r.kinds))
@@ -173,6 +176,10 @@ def _check(config: Config, args: argparse.Namespace) -> int:
     chat = [name for name, token in (("discord", secrets.discord_token),
                                      ("slack", secrets.slack_bot_token)) if token]
     print(f"adapters: {', '.join(chat) if chat else 'console (no chat token set)'}")
+    # Never the key itself: only whether it is set.
+    print("youtube: premieres and live streams " + (
+        "via the Data API (YOUTUBE_API_KEY set)" if secrets.youtube_api_key
+        else "held until their watch page plays (no YOUTUBE_API_KEY)"))
     for platform, token_name in ((Platform.DISCORD, "DISCORD_TOKEN"), (Platform.SLACK, "SLACK_BOT_TOKEN")):
         if any(r.platform == platform for r in config.routes) and platform.value not in chat:
             print(f"note: routes for {platform.value} wait in the outbox until {token_name} is set")

@@ -5,6 +5,7 @@ readers of the /shorts/ answer, the watch page and videos.list."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from datetime import datetime, timezone
 
 import pytest
@@ -141,3 +142,22 @@ def test_api_errors_are_classified(status: int, reason: str, kind: str) -> None:
     body = json.dumps({"error": {"code": status, "message": "m", "errors": [{"reason": reason}]}}).encode()
     assert classify_error(status, body).reason == kind
     assert classify_error(status, b"not json").reason == "http"
+
+
+def test_check_shows_settle_shorts_and_whether_the_key_is_set_never_the_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    monkeypatch.delenv("SHOWBOT_DATABASE_URL", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[storage]\npath = "{tmp_path / "s.db"}"\n[youtube]\nbase_url = "http://127.0.0.1:9"\n'
+                    '[[sources]]\nname = "yt"\nurl = "https://www.youtube.com/feeds/videos.xml?channel_id=UC1"\n'
+                    'content = "video"\nsettle = "10m"\nshorts = true\n')
+    monkeypatch.setenv("YOUTUBE_API_KEY", "s3cret-key-value")
+    assert main(["check", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "yt (rss, video, every 900s, settle 600s, shorts announced)" in out
+    assert "via the Data API (YOUTUBE_API_KEY set)" in out and "s3cret-key-value" not in out
+    monkeypatch.delenv("YOUTUBE_API_KEY")
+    assert main(["check", "--config", str(path)]) == 0
+    assert "held until their watch page plays (no YOUTUBE_API_KEY)" in capsys.readouterr().out
