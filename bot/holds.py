@@ -195,6 +195,8 @@ def apply_holds(
         notes = []
         if vf is not None and vf.short is None and vf.short_error and not options.shorts:
             notes.append(f"the Shorts check failed ({vf.short_error}): announced as a regular video")
+        if check_playable and vf is not None and vf.playable is None and vf.playability == "UNREADABLE":
+            notes.append("its watch page said nothing about playability (no player response): announced")
         playable, why_not = _playable_now(vf) if check_playable and item.video_id else (True, None)
         if settle or not playable:
             held_until = now + timedelta(seconds=settle) if settle else None

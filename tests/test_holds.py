@@ -144,13 +144,13 @@ def test_a_watch_page_that_could_not_be_read_holds_for_another_poll() -> None:
 
 
 def test_a_second_failed_watch_page_check_announces_and_says_so() -> None:
-    facts = {"a": VideoFacts("a", playable=None, playable_error="no ytInitialPlayerResponse")}
+    facts = {"a": VideoFacts("a", playable=None, playable_error="GET http://x/watch?v=a: HTTP 503")}
     first = hold(first_poll_decision(video("a")), facts=facts, check_playable=True)
     assert first.holds[0].check_failed
     row = replace(held_row(3, video("a"), since=NOW, steady=NOW, waiting=True), check_failed=True)
     out = hold(Decision(), facts=facts, held=(row,), now=NOW + timedelta(minutes=15), check_playable=True)
     assert [e.item_id for e in out.events] == [3]
-    assert "could not be checked twice (no ytInitialPlayerResponse)" in (out.releases[0].verdict.note or "")
+    assert "could not be checked twice (GET http://x/watch?v=a: HTTP 503)" in (out.releases[0].verdict.note or "")
 
 
 def test_a_video_seen_not_yet_keeps_waiting_through_a_failed_check() -> None:
@@ -158,6 +158,13 @@ def test_a_video_seen_not_yet_keeps_waiting_through_a_failed_check() -> None:
     row = held_row(3, video("a"), since=NOW, steady=NOW, waiting=True)  # seen LIVE_STREAM_OFFLINE
     out = hold(Decision(), facts=facts, held=(row,), now=NOW + timedelta(minutes=15), check_playable=True)
     assert out.events == () and out.holds[0].waiting_playable and not out.holds[0].check_failed
+
+
+def test_a_watch_page_that_says_nothing_does_not_hold_and_says_so() -> None:
+    facts = {"a": VideoFacts("a", playable=None, playability="UNREADABLE")}
+    out = hold(first_poll_decision(video("a")), facts=facts, check_playable=True)
+    assert len(out.events) == 1 and out.holds == ()
+    assert "said nothing about playability" in (out.verdicts[0].note or "")
 
 
 def test_other_playability_statuses_do_not_hold() -> None:

@@ -111,7 +111,7 @@ def test_the_watch_page_says_whether_a_video_plays_yet() -> None:
     assert parse_watch_page(_page({"status": "UNPLAYABLE", "liveStreamability": {}})).playable is False
     assert parse_watch_page(_page({"status": "LOGIN_REQUIRED"})).playable is True  # waiting won't change it
     broken = parse_watch_page("<html>consent wall</html>")
-    assert broken.playable is None and broken.error is not None
+    assert (broken.playable, broken.status, broken.error) == (None, "UNREADABLE", None)
     assert parse_watch_page("ytInitialPlayerResponse = {not json").playable is None
 
 

@@ -227,6 +227,23 @@ async def test_without_a_key_a_premiere_is_held_until_its_watch_page_plays(rig: 
     assert rig.stub.calls("/youtube/v3/") == []  # no key: the API is never asked
 
 
+async def test_a_watch_page_that_fails_holds_one_poll_and_a_consent_wall_holds_none(rig: Rig) -> None:
+    await baseline(rig)
+    rig.stub.watch_status = 503
+    rig.publish("v1", "A video")
+    assert (await rig.poll()).events == ()  # a fault: checked again next poll
+    rig.stub.watch_status = None
+    rig.clock.advance(minutes=15)
+    assert [e.title for e in (await rig.poll()).events] == ["A video"]
+    rig.stub.consent_wall = True
+    rig.publish("v2", "Another video")
+    rig.clock.advance(minutes=15)
+    report = await rig.poll()
+    assert [e.title for e in report.events] == ["Another video"]
+    trail = await rig.store.item_trail(await rig.item("v2"))
+    assert trail is not None and trail.verdict is not None and "said nothing" in (trail.verdict.note or "")
+
+
 async def test_holding_an_unplayable_video_gives_up_after_the_bound(rig: Rig) -> None:
     await baseline(rig)
     rig.publish("pr1", "Never starts", watch_status="LIVE_STREAM_OFFLINE")

@@ -54,6 +54,8 @@ class YouTubeStub:
     api_error: tuple[int, str] | None = None  # (status, reason) every videos.list answers with
     hang_shorts: asyncio.Event | None = None
     shorts_status: int | None = None  # answer every /shorts/ HEAD with this (e.g. 503)
+    watch_status: int | None = None  # answer every /watch with this (e.g. 503)
+    consent_wall: bool = False  # /watch answers a page with no player response (as in the EU)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)  # (method, path, query)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -156,6 +158,11 @@ class YouTubeStub:
                 return web.Response(status=200, content_type="text/html", text="<html>short</html>")
             return web.Response(status=303, headers={"Location": f"{self.base_url}/watch?v={video_id}"})
         if path == "/watch":
+            if self.watch_status is not None:
+                return web.Response(status=self.watch_status)
+            if self.consent_wall:
+                return web.Response(text="<html><form action='https://consent.example/save'>Before you "
+                                         "continue</form></html>", content_type="text/html")
             found = [v for v in self.videos if v.id == request.query.get("v")]
             if not found:
                 return web.Response(status=404)

@@ -7,8 +7,11 @@ or stream that has not started (the page then also carries
 ``playabilityStatus.liveStreamability``). Only "not yet" holds an
 announcement: any other status (``LOGIN_REQUIRED`` for an age-restricted
 video, ``ERROR`` for a removed one) won't change by waiting, so it is
-announced as usual. The page is fetched through the guarded fetcher
-(address guard, body cap, deadline).
+announced as usual, and so is a video whose page says nothing (no player
+response: a consent wall, a changed layout -- asking again would get the
+same page). A page that could not be fetched (timeout, 5xx) holds the
+video one poll (bot.holds). The page is fetched through the guarded
+fetcher (address guard, body cap, deadline).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ _MARKER = re.compile(r"ytInitialPlayerResponse\s*=\s*")
 NOT_YET = frozenset({"LIVE_STREAM_OFFLINE"})
 
 
+UNREADABLE = "UNREADABLE"  # the page came, but says nothing (a consent wall, a new layout)
+
+
 @dataclass(frozen=True, slots=True)
 class Playability:
-    playable: bool | None  # None: the page did not say
-    status: str | None = None
-    error: str | None = None
+    playable: bool | None  # None: the page did not say, or could not be fetched
+    status: str | None = None  # playabilityStatus.status, or UNREADABLE
+    error: str | None = None  # why the page could not be fetched (a network fault: worth a retry)
 
 
 def parse_watch_page(html: str) -> Playability:
@@ -47,7 +53,8 @@ def parse_watch_page(html: str) -> Playability:
         status = status_obj["status"]
         upcoming = status != "OK" and "liveStreamability" in status_obj
         return Playability(not (status in NOT_YET or upcoming), status)
-    return Playability(None, error="the watch page has no ytInitialPlayerResponse.playabilityStatus")
+    # Asking again would get the same page: not a reason to hold the video.
+    return Playability(None, status=UNREADABLE)
 
 
 async def fetch_playability(fetcher: HttpFetcher, addresses: YouTubeAddresses, video_id: str) -> Playability:
