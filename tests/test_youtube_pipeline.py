@@ -244,6 +244,17 @@ async def test_a_watch_page_that_fails_holds_one_poll_and_a_consent_wall_holds_n
     assert trail is not None and trail.verdict is not None and "said nothing" in (trail.verdict.note or "")
 
 
+async def test_a_missing_key_is_said_once(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="showbot.youtube")
+    await baseline(rig)
+    for n in range(2):
+        rig.publish(f"v{n}", f"Video {n}")
+        rig.clock.advance(minutes=15)
+        await rig.poll()
+    lines = [r.getMessage() for r in caplog.records if r.name == "showbot.youtube"]
+    assert len(lines) == 1 and "YOUTUBE_API_KEY is not set" in lines[0]
+
+
 async def test_holding_an_unplayable_video_gives_up_after_the_bound(rig: Rig) -> None:
     await baseline(rig)
     rig.publish("pr1", "Never starts", watch_status="LIVE_STREAM_OFFLINE")

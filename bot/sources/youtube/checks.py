@@ -41,6 +41,7 @@ class YouTubeChecks:
         self.addresses = YouTubeAddresses(config.base_url)
         self._limit = asyncio.Semaphore(concurrency)
         self._api_failing: str | None = None  # the reason last logged, until the API answers again
+        self._said_no_key = False
         self.api_calls = 0  # videos.list calls made (1 quota unit each)
 
     @property
@@ -82,6 +83,10 @@ class YouTubeChecks:
         """The API's answer, or None: no key, or it failed (then the
         keyless rule applies; said in the log once per outage)."""
         if self._key is None:
+            if not self._said_no_key:  # once a process: it is a setting, not an event
+                log.info("YOUTUBE_API_KEY is not set: premieres and live streams are held until their "
+                         "watch page plays, instead of announced as premieres")
+                self._said_no_key = True
             return None
         try:
             self.api_calls += (len(ids) + 49) // 50
