@@ -299,3 +299,26 @@ async def test_moderators_in_two_channels_shape_each_their_own(chat: Chat) -> No
     routes = {r.channel: r for r in await chat.store.list_routes()}
     assert routes["555"].template is None and routes["777"].template == "{title} {url}"
     assert MODERATOR.channel == "555"
+
+
+async def test_backfill_leaves_youtube_shorts_out(chat: Chat) -> None:
+    from datetime import timedelta
+
+    from bot.holds import ItemRelease
+    from bot.intents import PollIntent, SourceProgress
+    from bot.verdicts import ItemFate, ItemVerdict
+
+    source = await chat.store.get_source("youtube")
+    newest = await chat.store.feed_items("youtube", 2)
+    now = chat.clock()
+    # The poll that stored the newest video found it was a Short (its decision record says so).
+    await chat.store.write_poll(source, PollIntent(releases=(ItemRelease(newest[0].id, ItemVerdict(
+        ItemFate.SHORT, note="a YouTube Short")),)), SourceProgress(now, now + timedelta(minutes=15)))
+    await chat.say("announce video here")
+    reply = await chat.say("feed backfill youtube 2")
+    assert reply.text == ("Queued 1 item of “youtube” (oldest first) to discord 555.\n"
+                          "1 YouTube Short left out (the feed has shorts = false).")
+    [posted] = await chat.deliver()
+    assert posted.item is not None and posted.item.id == newest[1].id
+    only_short = await chat.say("feed backfill youtube 1")
+    assert only_short.text.startswith("Nothing to backfill: the newest 1 item of “youtube” are all YouTube Shorts")

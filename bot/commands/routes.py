@@ -26,6 +26,7 @@ from bot.models import (
     EventPurpose, Item, Reply, ReplyKind, Route, ROUTE_KINDS, Segment, SegmentRole, StoredItem,
 )
 from bot.plan import plan_backfill
+from bot.verdicts import ItemFate
 from bot.presenter import present
 from bot.replies import format_span, plural, reply_item
 from bot.storage.records import QueuedDelivery, QueuedEvent, RouteSeed
@@ -402,6 +403,13 @@ async def feed_backfill(ctx: Context, caller: Caller, cmd: FeedBackfill) -> Repl
     items = await ctx.store.feed_items(source.name, cmd.count)
     if not items:
         raise NotFound(f"“{source.name}” has no items stored yet: nothing to backfill.")
+    # A YouTube Short stored on a source with shorts = false is never
+    # announced, by backfill either (its decision record says it is one).
+    shorts = {i.id for i in items if i.item.video_id and await _is_short(ctx, i.id)}
+    items = [i for i in items if i.id not in shorts]
+    if not items:
+        raise UserError(f"Nothing to backfill: the newest {plural(len(shorts), 'item')} of “{source.name}” "
+                        "are all YouTube Shorts, which this feed doesn't announce (shorts = false).")
     routes = await ctx.store.list_routes()
     planned = plan_backfill(items, routes, source.id)
     kind = EventKind(source.spec.content.value)
@@ -423,4 +431,11 @@ async def feed_backfill(ctx: Context, caller: Caller, cmd: FeedBackfill) -> Repl
         lines.append(f"{plural(before, 'other was', 'others were')} announced before: not posted again.")
     if len(planned) < len(items):
         lines.append(f"{len(items) - len(planned)} left out: no channel takes them.")
+    if shorts:
+        lines.append(f"{plural(len(shorts), 'YouTube Short')} left out (the feed has shorts = false).")
     return _reply(lines, kind="feed")
+
+
+async def _is_short(ctx: Context, item_id: int) -> bool:
+    trail = await ctx.store.item_trail(item_id)
+    return trail is not None and trail.verdict is not None and trail.verdict.fate is ItemFate.SHORT
