@@ -36,6 +36,7 @@ BY_LINK = "link"
 _NUMBER = r"(?:(?:episode|ep\.?|e)\s*\d+(?!\w)|#\s*\d+(?!\w))"
 _LEADING = re.compile(rf"^\s*\(?{_NUMBER}\)?\s*[:.|\-–—]*\s*", re.I)
 _TRAILING = re.compile(r"\s*[:|\-–—(]*\s*(?<!\w)(?:(?:episode|ep\.?|e)\s*\d+|#\s*\d+)\s*\)?\s*$", re.I)
+_DIGITS = re.compile(r"\d+")
 _PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _YOUTUBE_ID = re.compile(
@@ -80,6 +81,9 @@ def same_title(a: str, b: str, show_names: Iterable[str] = ()) -> bool:
     if x == y:
         return True
     if min(len(x), len(y)) < MIN_SIMILAR_CHARS:
+        return False
+    # "… part 1" and "… part 2" are two releases however alike the rest is.
+    if _DIGITS.findall(x) != _DIGITS.findall(y):
         return False
     return SequenceMatcher(None, x, y, autojunk=False).ratio() >= SIMILAR
 

@@ -64,6 +64,9 @@ def test_episode_numbers_and_show_names_are_stripped_before_comparing() -> None:
     assert normalize_title("e2e testing is hard") == "e2e testing is hard"  # not an episode number
     assert same_title("#141 - How Postgres locks work", "How Postgres Locks Work | The Backend Engineering Show", names)
     assert not same_title("How Postgres Locks Work", "How MySQL Locks Work", names)
+    assert same_title("How Postgres Locks Work, explained", "How Postgres locks work explained!", names)
+    assert same_title("How Postgres Locks Really Work", "How Postgres Locks Realy Work", names)  # a typo
+    assert not same_title("Postgres internals deep dive part 1", "Postgres internals deep dive part 2", names)
     # The show name is configuration, not code: another creator's is not stripped.
     assert not same_title("Locks | Other Show", "Locks", names)
     assert same_title("Locks | Other Show", "Locks", ("Other Show",))
