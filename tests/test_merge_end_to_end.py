@@ -215,6 +215,14 @@ async def test_the_video_of_an_announced_episode_edits_its_messages(
     text = [s.text for s in explain(trail, routes=await store.list_routes(), now=NOW).steps]
     assert any("same release as event" in t.lower() for t in text), text
     assert any(t.startswith("Edited the message in discord") for t in text), text
+    # The episode's own `why` tells the edit its announcement got, and
+    # counts its posts (2), not the edits.
+    (episode_item,) = await store.items_by_link(["https://pod.example/e/141"])
+    episode_trail = await store.item_trail(episode_item.id)
+    assert episode_trail is not None
+    told = explain(episode_trail, routes=await store.list_routes(), now=NOW)
+    assert told.summary == "Delivered to all 2 destinations."
+    assert any("to add the link of the same release on another source" in s.text for s in told.steps)
     # Nothing left to deliver; a later poll changes nothing.
     await world.poll("youtube")
     assert (await world.deliver()).sent == 0 and len(fake.edits(CHANNEL_ID)) == 1
