@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
@@ -61,12 +62,31 @@ class MergeMatch:
     by: str  # BY_TITLE | BY_LINK
 
 
+def _fold(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@lru_cache(maxsize=64)
+def _names_pattern(show_names: tuple[str, ...]) -> re.Pattern[str] | None:
+    names = sorted({_fold(n) for n in show_names if n.strip()}, key=len, reverse=True)  # longest first
+    if not names:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in names) + r")(?!\w)")
+
+
 def normalize_title(title: str, show_names: Iterable[str] = ()) -> str:
     """A title reduced to what names the release (see the module doc)."""
-    text = " ".join(unicodedata.normalize("NFKC", title).casefold().split())
-    for name in sorted({" ".join(unicodedata.normalize("NFKC", n).casefold().split()) for n in show_names if n.strip()},
-                       key=len, reverse=True):  # longest first: "The Show with X" before "The Show"
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text)
+    return _normalize(title, tuple(show_names))
+
+
+# A poll compares each new item with every announcement of the window: the
+# same titles and texts are normalised over and over, so remember them.
+@lru_cache(maxsize=4096)
+def _normalize(title: str, show_names: tuple[str, ...]) -> str:
+    text = _fold(title)
+    names = _names_pattern(show_names)
+    if names is not None:
+        text = names.sub(" ", text)
     for _ in range(2):  # "E42: ... | #42"
         text = _LEADING.sub("", text)
         text = _TRAILING.sub("", text)
@@ -85,7 +105,9 @@ def same_title(a: str, b: str, show_names: Iterable[str] = ()) -> bool:
     # "… part 1" and "… part 2" are two releases however alike the rest is.
     if _DIGITS.findall(x) != _DIGITS.findall(y):
         return False
-    return SequenceMatcher(None, x, y, autojunk=False).ratio() >= SIMILAR
+    matcher = SequenceMatcher(None, x, y, autojunk=False)
+    # The cheap upper bounds first: most pairs are nothing alike.
+    return matcher.real_quick_ratio() >= SIMILAR and matcher.quick_ratio() >= SIMILAR and matcher.ratio() >= SIMILAR
 
 
 def _link_keys(url: str | None) -> set[str]:
@@ -105,19 +127,25 @@ def _link_keys(url: str | None) -> set[str]:
     return keys
 
 
-def item_keys(links: Iterable[str | None], video_id: str | None = None) -> set[str]:
+def item_keys(links: Iterable[str | None], video_id: str | None = None) -> frozenset[str]:
+    return _item_keys(tuple(links), video_id)
+
+
+@lru_cache(maxsize=4096)
+def _item_keys(links: tuple[str | None, ...], video_id: str | None) -> frozenset[str]:
     keys = {f"yt:{video_id}"} if video_id else set()
     for link in links:
         keys |= _link_keys(link)
-    return keys
+    return frozenset(keys)
 
 
-def mentioned_keys(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def mentioned_keys(text: str) -> frozenset[str]:
     """The keys of every link written in ``text`` (a post, a description)."""
     keys = {f"yt:{m.group(1)}" for m in _YOUTUBE_ID.finditer(text)}
     for url in _URL.findall(text):
         keys |= _link_keys(url.rstrip(".,;:!?"))
-    return keys
+    return frozenset(keys)
 
 
 def find_release(
