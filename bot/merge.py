@@ -168,7 +168,10 @@ def find_release(
         when = anchor.published_at or anchor.created_at
         if abs(published - when) > window:
             continue
-        theirs = item_keys(anchor.links, anchor.video_id)
+        # Links an edit added count as the announcement's own: a post linking
+        # the video finds the episode's announcement the video was merged into.
+        also = tuple(a.url for a in anchor.last_edit.also) if anchor.last_edit is not None else ()
+        theirs = item_keys((*anchor.links, *also), anchor.video_id)
         if (mine & mentioned_keys(f"{anchor.title}\n{anchor.summary}")) or (theirs & my_mentions):
             found.append(MergeMatch(anchor, BY_LINK))
         elif same_title(item.title, anchor.title, names):

@@ -184,3 +184,13 @@ def test_the_newest_edit_is_what_a_title_is_compared_with() -> None:
     anchor = replace(anchor, title="Second", last_edit=next_edit(None, anchor.event_id, CHANGE_TITLE, title="Second"))
     (edit,) = _retitled(anchor, "Third").events
     assert parse_edit(edit.payload).title == "Third"
+
+
+def test_a_post_linking_a_merged_video_finds_the_announcement_it_was_merged_into() -> None:
+    video_url = "https://www.youtube.com/watch?v=AbCdEfGhIjK"
+    merged = replace(podcast_announcement(), last_edit=next_edit(None, 10, CHANGE_MERGE,
+                                                                 also=AlsoLink("YouTube", video_url)))
+    post = Item(title="New one is out https://youtu.be/AbCdEfGhIjK", link="https://x.com/hnasr/status/9",
+                guid="x9", published_at=NOW)
+    (match,) = find_release(post, "x", (merged,), RULES, now=NOW)
+    assert match.anchor.event_id == 10 and match.by == BY_LINK
