@@ -519,7 +519,7 @@ def parse_log(lg: Mapping[str, Any]) -> LogConfig:
 
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log",
-             "youtube"}
+             "merge", "youtube"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")

@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
@@ -36,6 +37,7 @@ BY_LINK = "link"
 _NUMBER = r"(?:(?:episode|ep\.?|e)\s*\d+(?!\w)|#\s*\d+(?!\w))"
 _LEADING = re.compile(rf"^\s*\(?{_NUMBER}\)?\s*[:.|\-–—]*\s*", re.I)
 _TRAILING = re.compile(r"\s*[:|\-–—(]*\s*(?<!\w)(?:(?:episode|ep\.?|e)\s*\d+|#\s*\d+)\s*\)?\s*$", re.I)
+_DIGITS = re.compile(r"\d+")
 _PUNCT = re.compile(r"[^\w\s]+", re.UNICODE)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _YOUTUBE_ID = re.compile(
@@ -60,12 +62,31 @@ class MergeMatch:
     by: str  # BY_TITLE | BY_LINK
 
 
+def _fold(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+@lru_cache(maxsize=64)
+def _names_pattern(show_names: tuple[str, ...]) -> re.Pattern[str] | None:
+    names = sorted({_fold(n) for n in show_names if n.strip()}, key=len, reverse=True)  # longest first
+    if not names:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in names) + r")(?!\w)")
+
+
 def normalize_title(title: str, show_names: Iterable[str] = ()) -> str:
     """A title reduced to what names the release (see the module doc)."""
-    text = " ".join(unicodedata.normalize("NFKC", title).casefold().split())
-    for name in sorted({" ".join(unicodedata.normalize("NFKC", n).casefold().split()) for n in show_names if n.strip()},
-                       key=len, reverse=True):  # longest first: "The Show with X" before "The Show"
-        text = re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", text)
+    return _normalize(title, tuple(show_names))
+
+
+# A poll compares each new item with every announcement of the window: the
+# same titles and texts are normalised over and over, so remember them.
+@lru_cache(maxsize=4096)
+def _normalize(title: str, show_names: tuple[str, ...]) -> str:
+    text = _fold(title)
+    names = _names_pattern(show_names)
+    if names is not None:
+        text = names.sub(" ", text)
     for _ in range(2):  # "E42: ... | #42"
         text = _LEADING.sub("", text)
         text = _TRAILING.sub("", text)
@@ -81,7 +102,12 @@ def same_title(a: str, b: str, show_names: Iterable[str] = ()) -> bool:
         return True
     if min(len(x), len(y)) < MIN_SIMILAR_CHARS:
         return False
-    return SequenceMatcher(None, x, y, autojunk=False).ratio() >= SIMILAR
+    # "… part 1" and "… part 2" are two releases however alike the rest is.
+    if _DIGITS.findall(x) != _DIGITS.findall(y):
+        return False
+    matcher = SequenceMatcher(None, x, y, autojunk=False)
+    # The cheap upper bounds first: most pairs are nothing alike.
+    return matcher.real_quick_ratio() >= SIMILAR and matcher.quick_ratio() >= SIMILAR and matcher.ratio() >= SIMILAR
 
 
 def _link_keys(url: str | None) -> set[str]:
@@ -101,19 +127,25 @@ def _link_keys(url: str | None) -> set[str]:
     return keys
 
 
-def item_keys(links: Iterable[str | None], video_id: str | None = None) -> set[str]:
+def item_keys(links: Iterable[str | None], video_id: str | None = None) -> frozenset[str]:
+    return _item_keys(tuple(links), video_id)
+
+
+@lru_cache(maxsize=4096)
+def _item_keys(links: tuple[str | None, ...], video_id: str | None) -> frozenset[str]:
     keys = {f"yt:{video_id}"} if video_id else set()
     for link in links:
         keys |= _link_keys(link)
-    return keys
+    return frozenset(keys)
 
 
-def mentioned_keys(text: str) -> set[str]:
+@lru_cache(maxsize=4096)
+def mentioned_keys(text: str) -> frozenset[str]:
     """The keys of every link written in ``text`` (a post, a description)."""
     keys = {f"yt:{m.group(1)}" for m in _YOUTUBE_ID.finditer(text)}
     for url in _URL.findall(text):
         keys |= _link_keys(url.rstrip(".,;:!?"))
-    return keys
+    return frozenset(keys)
 
 
 def find_release(
@@ -136,7 +168,10 @@ def find_release(
         when = anchor.published_at or anchor.created_at
         if abs(published - when) > window:
             continue
-        theirs = item_keys(anchor.links, anchor.video_id)
+        # Links an edit added count as the announcement's own: a post linking
+        # the video finds the episode's announcement the video was merged into.
+        also = tuple(a.url for a in anchor.last_edit.also) if anchor.last_edit is not None else ()
+        theirs = item_keys((*anchor.links, *also), anchor.video_id)
         if (mine & mentioned_keys(f"{anchor.title}\n{anchor.summary}")) or (theirs & my_mentions):
             found.append(MergeMatch(anchor, BY_LINK))
         elif same_title(item.title, anchor.title, names):

@@ -47,7 +47,7 @@ log = logging.getLogger("showbot.poll")
 
 MAX_POLL_BACKOFF_S = 6 * 3600
 # A poll that keeps losing the race to announce (bot.errors.Stale) tries
-# this often, then fails like a database error (the next poll tries again).
+# this often, then gives up like a lost claim (the next poll tries again).
 STALE_RETRIES = 5
 BUSY = "poll already running (another process or task is polling this source); try again shortly"
 
@@ -392,7 +392,9 @@ class Poller:
                 # Another source announced meanwhile (maybe this release, from
                 # another instance): decide again from what is stored now.
                 if attempt == STALE_RETRIES:
-                    raise StorageError(f"{exc}; gave up after {attempt} tries") from exc
+                    # Nothing was written: the next poll fetches and decides again.
+                    raise ClaimLost(f"{exc}; gave up deciding after {attempt} tries, the next poll retries") \
+                        from exc
                 log.info("%s: %s; deciding again", source.name, exc)
         self._mark_released(claim)
         if written.new_items or written.events:

@@ -153,7 +153,8 @@ def _routing_steps(trail: EventTrail, routing: Routing, routes: Mapping[int, Rou
     kind = trail.event.kind.value
     steps = []
     if routing.edit_of is not None:
-        what = {"merge": "to add this item's link", "title": "to show the new title"}.get(
+        what = {"merge": "to add the link of the same release on another source",
+                "title": "to show the new title"}.get(
             routing.change or "", f"({routing.change})")
         where = len(routing.queued) + routing.direct
         return [Step(StepKind.EDIT, f"Edits announcement #{routing.edit_of} in place {what}, wherever it went "
@@ -245,6 +246,7 @@ def explain(
     else:
         steps.append(Step(StepKind.NO_RECORD, "Announced (stored before showbot kept decision records)."))
     deliveries: list[DeliveryTrail] = []
+    posts: list[DeliveryTrail] = []  # the deliveries that are posts (not edits of one)
     for event in trail.events:
         steps.append(Step(StepKind.ANNOUNCED, f"Event #{event.event.id} ({event.event.kind.value}) created "
                                               f"{at(event.event.created_at)}."))
@@ -252,8 +254,12 @@ def explain(
             steps.extend(_routing_steps(event, event.routing, by_id))
         for d in event.deliveries:
             deliveries.append(d)
+            if event.event.kind is not EventKind.EDIT:
+                posts.append(d)
             steps.append(_delivery_step(d, by_id, now, adapters, edit=event.event.kind is EventKind.EDIT))
-    outcome, summary = _summary(verdict, trail.events, deliveries, steps)
+    # An announced item is told by its posts; a merged one, by its edits too.
+    merged = verdict is not None and verdict.fate is ItemFate.MERGED
+    outcome, summary = _summary(verdict, trail.events, deliveries if merged or not posts else posts, steps)
     return Explanation(item.item.title, item.item.link or item.item.enclosure_url, source, outcome, summary,
                        tuple(steps))
 

@@ -103,3 +103,17 @@ def test_http_section_and_its_environment_overrides(tmp_path: Path) -> None:
     assert load_config(path, env=docker).http == HttpConfig(8080, "0.0.0.0")
     with pytest.raises(ConfigError, match="SHOWBOT_HTTP_PORT"):
         load_config(path, env={"SHOWBOT_HTTP_PORT": "eighty"})
+
+
+def test_merge_section_defaults_and_bad_values() -> None:
+    from bot.config import MergeConfig, parse_config
+    from bot.errors import ConfigError
+
+    assert parse_config({}).merge == MergeConfig(enabled=True, window_s=48 * 3600, show_names=())
+    merge = parse_config({"merge": {"enabled": False, "window": "12h", "show_names": ["The Show"]}}).merge
+    assert (merge.enabled, merge.window_s, merge.show_names, merge.edit_window_s) == (False, 43200, ("The Show",), 0)
+    for bad, key in (({"window": "0s"}, "merge.window"), ({"enabled": "yes"}, "merge.enabled"),
+                     ({"windw": "1h"}, "merge.windw"), ({"show_names": "x"}, "merge.show_names")):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"merge": bad})
+        assert err.value.key == key

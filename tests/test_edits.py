@@ -228,3 +228,25 @@ async def test_an_item_may_be_edited_any_number_of_times_and_the_newest_edit_is_
         assert (await store.load_poll_state(source, NOW, book_window_s=0)).announced == ()
     finally:
         await store.close()
+
+
+async def test_killed_during_an_edit_edits_once_after_the_restart_and_posts_nothing(db: Target) -> None:
+    store = await store_with_events(db, 1, [DISCORD])
+    try:
+        chat = RecordingAdapter()
+        clock = FrozenClock(NOW)
+        await outbox(store, chat, clock=clock, owner="first").dispatch_once()
+        (anchor,) = await announced(store)
+        await queue_edit(store, anchor, retitle(anchor, "Edited once"))
+        # A process claimed the edit and died mid-request (SIGKILL): at the
+        # next start its leases are expired and the row is taken over.
+        await store.claim_outbox("dead-process", clock(), clock() + timedelta(seconds=60),
+                                 budgets={Platform.DISCORD: 10}, per_destination=10)
+        await store.expire_outbox_leases()
+        (taken,) = [r for r in await store.outbox_rows() if r.status == "sending"]
+        report = await outbox(store, chat, clock=clock, owner="second").dispatch_once()
+        assert report.sent == 1 and chat.lookups == 0  # idempotent: edited again, never looked up or posted
+        assert len(chat.sent) == 1 and [a.edit_of for a in chat.edited] == ["m1"]
+        assert (await store.outbox_rows())[-1].status == "sent" and taken.event_id != anchor.event_id
+    finally:
+        await store.close()

@@ -64,6 +64,9 @@ def test_episode_numbers_and_show_names_are_stripped_before_comparing() -> None:
     assert normalize_title("e2e testing is hard") == "e2e testing is hard"  # not an episode number
     assert same_title("#141 - How Postgres locks work", "How Postgres Locks Work | The Backend Engineering Show", names)
     assert not same_title("How Postgres Locks Work", "How MySQL Locks Work", names)
+    assert same_title("How Postgres Locks Work, explained", "How Postgres locks work explained!", names)
+    assert same_title("How Postgres Locks Really Work", "How Postgres Locks Realy Work", names)  # a typo
+    assert not same_title("Postgres internals deep dive part 1", "Postgres internals deep dive part 2", names)
     # The show name is configuration, not code: another creator's is not stripped.
     assert not same_title("Locks | Other Show", "Locks", names)
     assert same_title("Locks | Other Show", "Locks", ("Other Show",))
@@ -181,3 +184,13 @@ def test_the_newest_edit_is_what_a_title_is_compared_with() -> None:
     anchor = replace(anchor, title="Second", last_edit=next_edit(None, anchor.event_id, CHANGE_TITLE, title="Second"))
     (edit,) = _retitled(anchor, "Third").events
     assert parse_edit(edit.payload).title == "Third"
+
+
+def test_a_post_linking_a_merged_video_finds_the_announcement_it_was_merged_into() -> None:
+    video_url = "https://www.youtube.com/watch?v=AbCdEfGhIjK"
+    merged = replace(podcast_announcement(), last_edit=next_edit(None, 10, CHANGE_MERGE,
+                                                                 also=AlsoLink("YouTube", video_url)))
+    post = Item(title="New one is out https://youtu.be/AbCdEfGhIjK", link="https://x.com/hnasr/status/9",
+                guid="x9", published_at=NOW)
+    (match,) = find_release(post, "x", (merged,), RULES, now=NOW)
+    assert match.anchor.event_id == 10 and match.by == BY_LINK

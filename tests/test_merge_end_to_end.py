@@ -11,6 +11,7 @@ outside the window is its own announcement."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -214,6 +215,14 @@ async def test_the_video_of_an_announced_episode_edits_its_messages(
     text = [s.text for s in explain(trail, routes=await store.list_routes(), now=NOW).steps]
     assert any("same release as event" in t.lower() for t in text), text
     assert any(t.startswith("Edited the message in discord") for t in text), text
+    # The episode's own `why` tells the edit its announcement got, and
+    # counts its posts (2), not the edits.
+    (episode_item,) = await store.items_by_link(["https://pod.example/e/141"])
+    episode_trail = await store.item_trail(episode_item.id)
+    assert episode_trail is not None
+    told = explain(episode_trail, routes=await store.list_routes(), now=NOW)
+    assert told.summary == "Delivered to all 2 destinations."
+    assert any("to add the link of the same release on another source" in s.text for s in told.steps)
     # Nothing left to deliver; a later poll changes nothing.
     await world.poll("youtube")
     assert (await world.deliver()).sent == 0 and len(fake.edits(CHANNEL_ID)) == 1
@@ -239,3 +248,55 @@ async def test_a_title_fixed_within_the_window_edits_the_messages(
     assert len(channel_posts(fake, CHANNEL_ID)) == 1 and len(fake.edits(CHANNEL_ID)) == 1
     assert fake.created_messages(CHANNEL_ID)[0]["embeds"][0]["title"] == "\\" + EPISODE + " (fixed)"
     assert len(stub.calls_to("chat.postMessage")) == 1 and len(stub.calls_to("chat.update")) == 1
+
+
+# -- two instances, two sources of one release, polled at the same moment --------------
+
+
+class RacingStore:
+    """A store whose poll-state reads wait at a barrier until both racing
+    polls have read: both decide from the same state (neither sees the
+    other's announcement), the worst case for two instances."""
+
+    def __init__(self, store: Storage, barrier: "asyncio.Barrier") -> None:
+        self._store = store
+        self._barrier = barrier
+        self.loads = 0
+
+    async def load_poll_state(self, *args: Any, **kwargs: Any) -> Any:
+        state = await self._store.load_poll_state(*args, **kwargs)
+        self.loads += 1
+        if self.loads == 1:
+            await self._barrier.wait()
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+async def test_two_instances_polling_both_sources_at_once_announce_the_release_once(
+        world: World, fake: FakeDiscord, stub: SlackStub) -> None:  # noqa: F811
+    barrier = asyncio.Barrier(2)
+    merge = MergeConfig(enabled=True, window_s=48 * 3600, show_names=(SHOW,))
+    stores = [await open_target(world.target) for _ in range(2)]
+    racing = [RacingStore(s, barrier) for s in stores]
+    fetchers = [HttpFetcher(timeout_s=5, allow_private_addresses=True) for _ in range(2)]
+    pollers = [Poller(r, {"rss": RssSource(f)}, clock=world.clock, merge=merge, owner=f"instance-{i}")  # type: ignore[arg-type]
+               for i, (r, f) in enumerate(zip(racing, fetchers))]
+    try:
+        world.server.add_feed("/podcast.xml", podcast_feed((141, EPISODE, NOW - timedelta(hours=2)), OLD_EPISODE))
+        world.server.add_feed("/youtube.xml", youtube_feed((VIDEO_ID, VIDEO_TITLE, NOW - timedelta(hours=1)),
+                                                           OLD_VIDEO), content_type="application/atom+xml")
+        reports = await asyncio.gather(pollers[0].poll("podcast", force=True), pollers[1].poll("youtube", force=True))
+        assert all(r.ok for r in reports), [r.error for r in reports]
+        # One of them lost the race, decided again from what the other wrote, and merged.
+        assert sorted(r.loads for r in racing) == [1, 2]
+        await world.deliver()
+    finally:
+        for f in fetchers:
+            await f.close()
+        for s in stores:
+            await s.close()
+    assert len(channel_posts(fake, CHANNEL_ID)) == 1 and len(fake.edits(CHANNEL_ID)) == 1
+    assert len(stub.calls_to("chat.postMessage")) == 1 and len(stub.calls_to("chat.update")) == 1
+    assert len(channel_posts(fake, VIDEO_CHANNEL)) == 1  # the video-only channel: the video, once

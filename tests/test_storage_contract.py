@@ -839,6 +839,72 @@ async def test_pg_search_stats_follow_inserts_edits_and_removals(pg_url: str) ->
         await store.close()
 
 
+# -- edits and merges (bot.edits, bot.merge) ---------------------------------------------------
+
+
+async def test_announced_lists_recent_announcements_with_live_rows_and_newest_edit(storage: Storage) -> None:
+    from bot.edits import CHANGE_TITLE, edit_payload, next_edit
+
+    pod = await storage.add_source(spec(), NOW)
+    yt = await storage.add_source(replace(spec("youtube"), content=ContentKind.VIDEO), NOW)
+    await write(storage, pod, [item(1, summary="See https://youtu.be/AbCdEfGhIjK")],
+                events=[announce("Episode 1", D1, D2, item=0)])
+    await write(storage, yt, [item(2, guid="yt2", link="https://www.youtube.com/watch?v=AbCdEfGhIjK",
+                                   video_id="AbCdEfGhIjK")],
+                events=[announce("Video", S1, kind=EventKind.VIDEO, item=0),
+                        PlannedEvent(EventKind.BOOK, "A follow-up", None, payload={"follow_up_of": 1})])
+    rows = await storage.outbox_rows()
+    await storage.claim_outbox("o", NOW, LEASE, budgets=BUDGETS, per_destination=10)
+    await storage.record_deliveries("o", [sent(rows[0].id), DeliveryResult(rows[1].id, DeliveryOutcome.FAILED, NOW,
+                                                                           error="gone")])
+    state = await storage.load_poll_state(pod, NOW + timedelta(hours=1), book_window_s=0, edit_window_s=86400)
+    first, video = state.announced
+    assert (first.kind, first.source, first.title, first.url) == (EventKind.EPISODE, "podcast", "Episode 1",
+                                                                 "https://example.com/e/1")
+    assert first.summary == "See https://youtu.be/AbCdEfGhIjK" and first.published_at == NOW - timedelta(days=1)
+    assert [d.destination for d in first.deliveries] == [D1]  # the failed row carries no edit
+    assert (video.source, video.video_id, [d.destination for d in video.deliveries]) == ("youtube", "AbCdEfGhIjK",
+                                                                                         [S1])
+    assert state.last_event_id == max(e.id for e in (await storage.events_by_id(list(range(1, 10)))).values())
+    # Edits: any number per item; the newest is loaded; an item's trail lists them.
+    for title in ("A", "B"):
+        spec_ = next_edit(None, first.event_id, CHANGE_TITLE, title=title)
+        (edit,) = await storage.queue_events([QueuedEvent(EventKind.EDIT, title, None, first.item_id, pod.id,
+                                                          (QueuedDelivery(D1),), payload=edit_payload(spec_))], NOW)
+    again = await storage.load_poll_state(pod, NOW, book_window_s=0, edit_window_s=86400)
+    assert again.announced[0].last_edit is not None and again.announced[0].last_edit.title == "B"
+    trail = await storage.item_trail(video.item_id)
+    assert trail is not None and [e.event.kind for e in trail.events] == [EventKind.VIDEO]
+    trail = await storage.item_trail(first.item_id)
+    assert trail is not None and [e.event.kind for e in trail.events] == [EventKind.EPISODE, EventKind.EDIT,
+                                                                          EventKind.EDIT]
+    # Outside the window, or with no window: none.
+    assert (await storage.load_poll_state(pod, NOW + timedelta(days=3), book_window_s=0,
+                                          edit_window_s=86400)).announced == ()
+    assert (await storage.load_poll_state(pod, NOW, book_window_s=0)).announced == ()
+
+
+async def test_a_poll_that_announces_is_refused_when_another_source_announced_since_it_read(
+        storage: Storage) -> None:
+    from bot.errors import Stale
+    from bot.intents import MergeCheck
+
+    pod = await storage.add_source(spec(), NOW)
+    yt = await storage.add_source(replace(spec("youtube"), content=ContentKind.VIDEO), NOW)
+    seen = (await storage.load_poll_state(pod, NOW, book_window_s=0, edit_window_s=86400)).last_event_id
+    await write(storage, yt, [item(2, guid="yt2")], events=[announce("Video", S1, kind=EventKind.VIDEO, item=0)])
+    with pytest.raises(Stale):
+        await write(storage, pod, [item(1)], events=[announce("Episode", D1, item=0)],
+                    merge_check=MergeCheck(seen))
+    assert [r.destination for r in await storage.outbox_rows()] == [S1]  # nothing of it was written
+    # Its own announcements don't count; decided again from now, it is written.
+    now_seen = (await storage.load_poll_state(pod, NOW, book_window_s=0, edit_window_s=86400)).last_event_id
+    await write(storage, pod, [item(1)], events=[announce("Episode", D1, item=0)], merge_check=MergeCheck(now_seen))
+    await write(storage, pod, [item(3, guid="g3")], events=[announce("Episode 3", D1, item=0)],
+                merge_check=MergeCheck(now_seen))
+    assert len(await storage.outbox_rows()) == 3
+
+
 # -- held announcements and followed premieres (issue #14) --------------------------
 
 

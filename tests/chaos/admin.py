@@ -13,6 +13,10 @@
                                           "gateway_connected": true, "timeout": S}
                                          -> {"reached": bool, "posts": n, "fault": {...}|null}
     GET    /_admin/posts?after_seq=N     the recorded posts (the JSONL ledger holds the same)
+    GET    /_admin/messages              every message as it reads NOW (edits applied, in memory):
+                                         {"discord": {channel: [{"id", "title", "edited"}]},
+                                          "slack": {channel: [{"ts", "text", "edited"}]}}
+    (wait also takes {"edited": N}: at least N messages were edited)
 
 Waiting happens here, on the events themselves, so tests never sleep.
 ``elapsed`` is the one clock condition: "the fault has been on for S
@@ -57,6 +61,7 @@ class Admin:
         app.router.add_post("/_admin/settings", self._settings)
         app.router.add_post("/_admin/wait", self._wait)
         app.router.add_get("/_admin/posts", self._posts)
+        app.router.add_get("/_admin/messages", self._messages)
         self._app = app
 
     async def start(self) -> None:
@@ -129,6 +134,8 @@ class Admin:
                 return False
             if want.get("gateway_connected") and not self._discord.connected:
                 return False
+            if want.get("edited") is not None and self._edited() < int(want["edited"]):
+                return False
             if fault is not None:
                 if want.get("hits") is not None and fault.hits < int(want["hits"]):
                     return False
@@ -156,6 +163,19 @@ class Admin:
         return web.json_response({
             "reached": ok, "posts": posts(), "waited_s": round(time.monotonic() - started, 3),
             "fault": fault.to_json() if fault is not None else None, "state": self.summary(),
+        })
+
+    def _edited(self) -> int:
+        return (sum(1 for ms in self._discord.messages.values() for m in ms if m.get("edited_timestamp"))
+                + sum(1 for ms in self._slack.history.values() for m in ms if m.get("edited")))
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "discord": {c: [{"id": m["id"], "title": (m.get("embeds") or [{}])[0].get("title"),
+                             "edited": bool(m.get("edited_timestamp"))} for m in ms]
+                        for c, ms in self._discord.messages.items()},
+            "slack": {c: [{"ts": m["ts"], "text": m.get("text"), "edited": bool(m.get("edited"))} for m in ms]
+                      for c, ms in self._slack.history.items()},
         })
 
     async def _posts(self, request: web.Request) -> web.Response:

@@ -52,6 +52,7 @@ class ChaosFeed:
         self.baseline = FeedItem(name, 0, self._start)
         self.items: list[FeedItem] = []  # published by the test, oldest first
         self.held: asyncio.Event | None = None  # set it to answer the fetches waiting
+        self.title_suffix = ""  # retitle(): the host fixes every published item's title
         self._serve()
 
     @property
@@ -69,6 +70,12 @@ class ChaosFeed:
         self.items.extend(new)
         self._serve(hold=hold)
         return new
+
+    def retitle(self, suffix: str) -> None:
+        """Every item published so far gets a new title (same GUID and link):
+        the bot edits their announcements in place, never posts again."""
+        self.title_suffix = suffix
+        self._serve()
 
     def release(self) -> None:
         if self.held is not None:
@@ -93,7 +100,8 @@ class ChaosFeed:
         return self._server.hits[self.path]
 
     def render(self) -> bytes:
-        entries = "".join(_item_xml(i) for i in reversed([self.baseline, *self.items]))
+        entries = "".join(_item_xml(i, self.title_suffix if i.n else "")
+                          for i in reversed([self.baseline, *self.items]))
         newest = (self.items[-1] if self.items else self.baseline).published
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
@@ -105,10 +113,10 @@ class ChaosFeed:
         ).encode()
 
 
-def _item_xml(item: FeedItem) -> str:
+def _item_xml(item: FeedItem, suffix: str = "") -> str:
     return (
         "<item>"
-        f"<title>{escape(item.title)}</title>"
+        f"<title>{escape(item.title + suffix)}</title>"
         f"<link>{escape(item.url)}</link>"
         f'<guid isPermaLink="true">{escape(item.url)}</guid>'
         f"<pubDate>{format_datetime(item.published, usegmt=True)}</pubDate>"

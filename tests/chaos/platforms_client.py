@@ -35,7 +35,10 @@ DISCORD_POSTS = r"^POST /channels/\d+/messages$"
 DISCORD_MESSAGES = r"^(GET|POST) /channels/\d+/messages$"  # posts and history lookups
 SLACK_POSTS = r"^POST chat\.postMessage$"
 SLACK_MESSAGES = r"^\w+ (chat\.postMessage|conversations\.(history|replies))$"
+DISCORD_EDITS = r"^PATCH /channels/\d+/messages/\d+$"
+SLACK_EDITS = r"^POST chat\.update$"
 POSTS = {"discord": DISCORD_POSTS, "slack": SLACK_POSTS}
+EDITS = {"discord": DISCORD_EDITS, "slack": SLACK_EDITS}
 MESSAGES = {"discord": DISCORD_MESSAGES, "slack": SLACK_MESSAGES}
 
 
@@ -167,6 +170,10 @@ class Platforms:
         """Long-poll until every condition holds (see tests/chaos/admin.py);
         the answer says ``reached`` false on timeout (callers decide)."""
         return await self._call("POST", "/_admin/wait", {**conditions, "timeout": timeout})
+
+    async def messages(self) -> dict[str, Any]:
+        """Every message as it reads now, edits applied (see tests/chaos/admin.py)."""
+        return await self._call("GET", "/_admin/messages")
 
     # --- what was posted ---
 

@@ -237,7 +237,8 @@ class CatalogTable(PostgresBase):
         # SQLite's order for the same answer.
         found = await self._all(
             "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
-            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce'), "
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce' "
+            "AND e.kind <> 'edit'), "
             "last.first_seen_at, last.title, "
             "(SELECT max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
             " WHERE e.source_id = s.id AND o.status = 'sent') "

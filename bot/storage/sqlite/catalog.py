@@ -160,7 +160,8 @@ class CatalogTable(SqliteBase):
     async def source_facts(self) -> dict[int, SourceFacts]:
         found = await self._all(
             "SELECT s.id, (SELECT count(*) FROM items i WHERE i.source_id = s.id), "
-            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce'), "
+            "(SELECT max(e.created_at) FROM events e WHERE e.source_id = s.id AND e.purpose = 'announce' "
+            "AND e.kind <> 'edit'), "
             "(SELECT i.first_seen_at || char(31) || i.title FROM items i WHERE i.source_id = s.id "
             " ORDER BY i.first_seen_at DESC, i.published_at DESC, i.id LIMIT 1), "
             "(SELECT max(o.sent_at) FROM outbox o JOIN events e ON e.id = o.event_id "
