@@ -272,15 +272,27 @@ def apply_holds(
                    releases=tuple(releases), live=decision.live + tuple(live))
 
 
-def plan_live(tracked: Sequence[TrackedLive], facts: Mapping[str, VideoFacts]) -> tuple[LiveIntent, ...]:
+# A premiere or stream still "upcoming" or "live" this long after it was
+# due (or announced) is no longer followed: a permanent waiting room or a
+# stream left on would cost a videos.list call every poll forever.
+FOLLOW_LIVE_S = 7 * 86400
+
+
+def plan_live(tracked: Sequence[TrackedLive], facts: Mapping[str, VideoFacts],
+              now: datetime | None = None) -> tuple[LiveIntent, ...]:
     """How the tracked premieres and streams moved since the last poll:
     upcoming -> live ("Live now"), upcoming/live -> ended (the finished
     video: ``liveBroadcastContent`` back to none with an actualEndTime, or
     none at all for a premiere that simply became a video). A video the
     API no longer knows (deleted, private) or could not be asked about
-    stays as it is."""
+    stays as it is -- until ``FOLLOW_LIVE_S`` past its scheduled start (or
+    its announcement), when following ends without an edit."""
     out: list[LiveIntent] = []
     for t in tracked:
+        since = t.scheduled_start_at or (t.anchor.created_at if t.anchor is not None else None)
+        if now is not None and since is not None and now >= since + timedelta(seconds=FOLLOW_LIVE_S):
+            out.append(LiveIntent(None, t.item_id, LiveState.NONE, done=True))
+            continue
         vf = facts.get(t.video_id)
         if vf is None or vf.live is None or vf.live is t.state:
             continue

@@ -156,7 +156,7 @@ def decide_poll(
                                content_event=content, is_book_news=is_book_news,
                                hold_unplayable_s=hold_unplayable_s, check_playable=check_playable)
         if state.live:
-            decision = replace(decision, live=decision.live + plan_live(state.live, facts or {}))
+            decision = replace(decision, live=decision.live + plan_live(state.live, facts or {}, now))
     announced = sorted({e.new_index for e in decision.events if e.new_index is not None})
     direct: list[tuple[int, Platform, str]] = []
     if announced and state.subscriptions:

@@ -199,6 +199,15 @@ def test_plan_live_follows_upcoming_to_live_to_finished_and_ignores_unknowns() -
     assert (done.state, done.actual_end_at, done.edit, done.done) == (LiveState.NONE, end, True, True)
 
 
+def test_a_premiere_that_never_starts_is_followed_a_week_past_its_start_then_let_go() -> None:
+    start = NOW + timedelta(hours=2)
+    tracked = (TrackedLive(3, 30, "a", LiveState.UPCOMING, start),)
+    upcoming = {"a": VideoFacts("a", live=LiveState.UPCOMING)}
+    assert plan_live(tracked, upcoming, start + timedelta(days=6)) == ()
+    [gone] = plan_live(tracked, upcoming, start + timedelta(days=7))
+    assert (gone.state, gone.done, gone.edit) == (LiveState.NONE, True, False)  # no edit: nothing changed
+
+
 def test_verdicts_with_holds_survive_json() -> None:
     out = hold(first_poll_decision(video("a")), TEN_MIN)
     assert verdict_from_json(verdict_to_json(out.verdicts[0])) == out.verdicts[0]
