@@ -96,6 +96,31 @@ class Chapter:
     title: str
 
 
+class DocumentKind(str, enum.Enum):
+    """A document an item links to and the bot fetches itself (Podcasting 2.0)."""
+
+    CHAPTERS = "chapters"  # podcast:chapters, JSON chapters
+    TRANSCRIPT = "transcript"  # podcast:transcript: SRT, WebVTT, JSON or HTML
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLink:
+    """``<podcast:chapters url=... type=...>`` / ``<podcast:transcript ...>`` as the feed gives it."""
+
+    kind: DocumentKind
+    url: str
+    media_type: str | None = None  # as declared, lower-cased; the body may say otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptSegment:
+    """One timed piece of a transcript (a cue, a paragraph)."""
+
+    start_s: int
+    text: str
+    end_s: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One entry of a feed, normalized; what a source hands to detection."""
@@ -112,6 +137,10 @@ class Item:
     image_url: str | None = None
     video_id: str | None = None
     chapters: tuple[Chapter, ...] = ()
+    # podcast:chapters / podcast:transcript links. Not stored on the item:
+    # the poller fetches them (bot.documents) and storage keeps each
+    # document's state and content in tables of their own.
+    documents: tuple[DocumentLink, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
