@@ -151,7 +151,7 @@ def test_broken_cues_are_skipped_not_fatal() -> None:
         (b"", "application/srt", "empty"),
         (b"   \n", "text/vtt", "empty"),
         (b"1\nnot a time\nhello\n", "application/srt", "no cue"),
-        (b"Hello, this is not WebVTT\n\nnor anything else", "text/vtt", "no cue"),
+        (b"Hello, this is not WebVTT\n\nnor anything else", "text/vtt", "start with WEBVTT"),
         (b'{"segments": "nope"}', "application/json", 'no "segments"'),
         (b'{"segments": [{"startTime": 0}]}', "application/json", "no segment"),
         (b'{"segments": [', "application/json", "not JSON"),

@@ -238,7 +238,9 @@ def merge_passages(segments: tuple[TranscriptSegment, ...], window_s: int = PASS
     (a passage starts at its first segment's time), in time order."""
     ordered = sorted(segments, key=lambda s: s.start_s)  # stable: file order within a second
     passages: list[TranscriptSegment] = []
-    start, end, parts, size = 0, None, [], 0
+    start, size = 0, 0
+    end: int | None = None
+    parts: list[str] = []
     for seg in ordered:
         if parts and (seg.start_s - start >= window_s or size + len(seg.text) > MAX_PASSAGE_CHARS):
             passages.append(TranscriptSegment(start, " ".join(parts), end))
