@@ -388,6 +388,21 @@ class AnnouncementView:
         return "".join(s.text for s in self.body)
 
 
+@dataclass(frozen=True, slots=True)
+class SectionLine:
+    text: str  # plain text ("at 12:30 in episode 141: …"); each renderer escapes it
+    url: str | None = None  # opens at that minute where the platform can, else the item's page
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySection:
+    """A labelled block under a reply's items ("In transcripts"), built by
+    bot.presenter so every adapter shows the same lines."""
+
+    label: str
+    lines: tuple[SectionLine, ...]
+
+
 # What a Reply answers: adapters and `ask --json` key on it ("error" is
 # shown privately; "failure" makes `showbot ask` exit 1).
 ReplyKind = Literal[
@@ -410,3 +425,4 @@ class Reply:
     # A preview: the announcement exactly as a channel would get it. Adapters
     # show it in place of ``items`` (which stay for ``ask --json``).
     announcement: AnnouncementView | None = None
+    sections: tuple[ReplySection, ...] = ()  # shown after the items

@@ -203,3 +203,15 @@ def test_any_bytes_give_chapters_or_a_parse_error(body: bytes) -> None:
     except DocumentParseError:
         return
     assert [c.start_s for c in chapters] == sorted({c.start_s for c in chapters})
+
+
+def test_snippet_cuts_around_the_first_query_word() -> None:
+    from bot.documents import snippet
+
+    text = " ".join(f"w{i}" for i in range(100)) + " replication slots held the WAL " + " ".join(
+        f"v{i}" for i in range(100))
+    cut = snippet(text, ["replication"], width=60)
+    assert cut.startswith("…") and cut.endswith("…") and "replication slots" in cut
+    assert len(cut) <= 60 + 2 + 10
+    assert snippet("short text", ["nothing"]) == "short text"
+    assert snippet("", ["x"]) == ""
