@@ -312,7 +312,7 @@ class Poller:
             )
             self._mark_released(claim)
             # Retries and the backlog of documents wait for no feed change.
-            await self._documents_after(source, None, [], now)
+            await self._documents_after_safely(source, None, [], now)
             return PollReport(source.name, ok=True, unchanged=True)
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
@@ -325,14 +325,18 @@ class Poller:
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
         documents = await self._store.load_documents(source.id) if self._fetch_document is not None else []
-        intent, before = await self._documents_before(intent, documents, now)
+        try:
+            intent, before = await self._documents_before(intent, documents, now)
+        except Exception:  # a bug here must cost the documents, never the poll (or every poll after it)
+            log.exception("%s: unexpected error preparing chapters documents; storing without them", source.name)
+            before = []
         written = await self._store.write_poll(source, intent, progress, claim=claim)
         self._mark_released(claim)
         if self._fetch_document is not None:
             ids = {k.identity: k.id for k in state.known}
             ids.update({u.identity: u.item_id for u in intent.updates})
             ids.update({s.identity: s.id for s in written.new_items})
-            await self._documents_after(source, _declared(fetched.items, ids), documents, now, before, ids)
+            await self._documents_after_safely(source, _declared(fetched.items, ids), documents, now, before, ids)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.
             log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
@@ -375,6 +379,20 @@ class Poller:
             new_items=tuple(replace(n, item=with_chapters(n.identity, n.item)) for n in intent.new_items),
             updates=tuple(replace(u, item=with_chapters(u.identity, u.item)) for u in intent.updates),
         ), outcomes
+
+    async def _documents_after_safely(
+        self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,
+        stored: Sequence[DocumentState], now: datetime,
+        before: Sequence[tuple[DocumentFetch, FetchedDocument | str]] = (), ids: Mapping[str, int] | None = None,
+    ) -> None:
+        """The poll is written by now: whatever goes wrong with its documents
+        is logged and retried by a later poll, never reported as the poll's failure."""
+        try:
+            await self._documents_after(source, declared, stored, now, before, ids)
+        except StorageError as exc:
+            log.warning("%s: could not store fetched documents (a later poll tries again): %s", source.name, exc)
+        except Exception:
+            log.exception("%s: unexpected error handling documents (a later poll tries again)", source.name)
 
     async def _documents_after(
         self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,

@@ -272,3 +272,25 @@ async def test_documents_are_fetched_concurrently_not_one_by_one(rig: Rig) -> No
     first.set()
     second.set()
     await asyncio.wait_for(poll, 10)
+
+
+async def test_a_bug_in_a_document_parser_costs_the_document_not_the_poll(
+    rig: Rig, caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(fetch: object) -> object:
+        raise RuntimeError("parser bug")
+
+    rig.poller._fetch_document = broken  # type: ignore[assignment]
+    rig.serve([Episode(1, "/ch/1.json", "/tr/1.srt")])
+    with caplog.at_level(logging.ERROR, logger="showbot.poll"):
+        report = await rig.poll()
+    assert report.ok and len(report.new) == 1  # type: ignore[attr-defined]
+    ep1 = await rig.item(1)
+    assert ep1.item.chapters == DESCRIPTION_CHAPTERS  # type: ignore[attr-defined]
+    states = await rig.states()
+    assert {s.kind: s.last_error for s in states.values()} == {  # type: ignore[attr-defined]
+        DocumentKind.CHAPTERS: "internal error: RuntimeError: parser bug",
+        DocumentKind.TRANSCRIPT: "internal error: RuntimeError: parser bug",
+    }
+    source = await rig.store.get_source("podcast")
+    assert source.consecutive_failures == 0 and source.last_error is None
