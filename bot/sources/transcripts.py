@@ -164,6 +164,10 @@ def parse_transcript_json(text: str) -> tuple[TranscriptSegment, ...]:
 # ---------------------------------------------------------------------- HTML
 
 _TIME_ELEMENT = re.compile(r"<time\b[^>]*>(.*?)</time\s*>", re.IGNORECASE | re.DOTALL)
+# Speaker labels (<cite>Hussein:</cite>) precede the <time> of their
+# paragraph, so they would land in the previous one; nor are they searched
+# for (WebVTT's <v Speaker> is dropped the same way).
+_CITE_ELEMENT = re.compile(r"<cite\b[^>]*>.*?</cite\s*>", re.IGNORECASE | re.DOTALL)
 _LEADING_CLOCK = re.compile(r"^\[?(?:(\d{1,2}):)?(\d{1,2}):(\d{2})\]?\s+", re.ASCII)
 _PARAGRAPH = re.compile(r"\n\s*\n")
 
@@ -176,7 +180,7 @@ def _clock(text: str) -> int | None:
 def parse_transcript_html(html: str) -> tuple[TranscriptSegment, ...]:
     """An HTML transcript -> one segment per paragraph, timed by the last time before it."""
     # <time>12:30</time> becomes a marker paragraph the loop below reads back.
-    marked = _TIME_ELEMENT.sub(lambda m: f"<p>\x00{strip_html(m.group(1))}\x00</p>", html)
+    marked = _TIME_ELEMENT.sub(lambda m: f"<p>\x00{strip_html(m.group(1))}\x00</p>", _CITE_ELEMENT.sub("", html))
     segments: list[TranscriptSegment] = []
     current = 0
     for paragraph in _PARAGRAPH.split(strip_html(marked)):
