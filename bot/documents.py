@@ -74,7 +74,7 @@ class DocumentState:
         return self.retry_at is None or self.retry_at <= now
 
 
-DocumentOutcome = Literal["declared", "fetched", "failed"]
+DocumentOutcome = Literal["declared", "fetched", "failed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,9 @@ class DocumentWrite:
     - ``fetched``: content from ``url`` (``chapters`` replace the item's
       chapters, ``segments`` its transcript); failures reset.
     - ``failed``: ``attempts`` failures in a row now, ``error``, ``retry_at``.
+    - ``withdrawn``: the feed no longer names a document of this kind: the
+      row goes, a transcript's passages too, and ``chapters`` (the item's
+      own, from its description) replace JSON chapters it had.
     """
 
     item_id: int
@@ -177,16 +180,26 @@ def plan_after_write(
     *,
     done: Iterable[tuple[int, DocumentKind]] = (),
     limit: int = MAX_FETCHES_PER_POLL,
+    own_chapters: Mapping[int, tuple[Chapter, ...]] | None = None,
 ) -> tuple[list[DocumentWrite], list[DocumentFetch]]:
     """After the poll's write: the declarations to record (a URL the feed
     names that the stored row does not), and the documents to fetch -- those
     whose declared URL was never fetched, oldest items' last, due retries
     included. ``declared`` is None when the feed was unchanged (304): the
     stored rows are then the whole truth. ``done`` were handled before the
-    write; ``limit`` counts what is left of this poll's fetches."""
+    write; ``limit`` counts what is left of this poll's fetches. A document
+    the feed stopped naming for an item it still lists is withdrawn, the
+    item's chapters going back to ``own_chapters`` (its description's)."""
     skip = set(done)
     by_key = {(s.item_id, s.kind): s for s in stored}
     writes: list[DocumentWrite] = []
+    for (item_id, kind), row in list(by_key.items()):
+        links = (declared or {}).get(item_id)
+        if links is None or any(link.kind is kind for link in links):
+            continue  # not in this fetch (or an unchanged feed), or still named
+        restore = (own_chapters or {}).get(item_id, ()) if kind is DocumentKind.CHAPTERS and row.fetched_url else None
+        writes.append(DocumentWrite(item_id, kind, row.url, "withdrawn", now, chapters=restore))
+        del by_key[(item_id, kind)]
     wanted: list[DocumentState] = []
     for item_id, links in (declared or {}).items():
         for link in links:

@@ -146,14 +146,19 @@ def decide_poll(
                      source=source.name)
 
 
-def _declared(items: Sequence[Item], ids: Mapping[str, int]) -> dict[int, tuple[DocumentLink, ...]]:
-    """Stored item id -> the document links its entry in this fetch declares."""
+def _declared(
+    items: Sequence[Item], ids: Mapping[str, int],
+) -> tuple[dict[int, tuple[DocumentLink, ...]], dict[int, tuple[Chapter, ...]]]:
+    """Stored item id -> the document links its entry in this fetch
+    declares, and -> its own (description) chapters."""
     declared: dict[int, tuple[DocumentLink, ...]] = {}
+    own: dict[int, tuple[Chapter, ...]] = {}
     for item in items:
         item_id = ids.get(item_identity(item))
         if item_id is not None and item_id not in declared:
             declared[item_id] = item.documents
-    return declared
+            own[item_id] = item.chapters
+    return declared, own
 
 
 class Poller:
@@ -336,7 +341,8 @@ class Poller:
             ids = {k.identity: k.id for k in state.known}
             ids.update({u.identity: u.item_id for u in intent.updates})
             ids.update({s.identity: s.id for s in written.new_items})
-            await self._documents_after_safely(source, _declared(fetched.items, ids), documents, now, before, ids)
+            declared, own = _declared(fetched.items, ids)
+            await self._documents_after_safely(source, declared, documents, now, before, ids, own)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.
             log.info("%s: %d new item(s), %d to announce, %d post(s) queued%s", source.name,
@@ -384,11 +390,12 @@ class Poller:
         self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,
         stored: Sequence[DocumentState], now: datetime,
         before: Sequence[tuple[DocumentFetch, FetchedDocument | str]] = (), ids: Mapping[str, int] | None = None,
+        own_chapters: Mapping[int, tuple[Chapter, ...]] | None = None,
     ) -> None:
         """The poll is written by now: whatever goes wrong with its documents
         is logged and retried by a later poll, never reported as the poll's failure."""
         try:
-            await self._documents_after(source, declared, stored, now, before, ids)
+            await self._documents_after(source, declared, stored, now, before, ids, own_chapters)
         except StorageError as exc:
             log.warning("%s: could not store fetched documents (a later poll tries again): %s", source.name, exc)
         except Exception:
@@ -398,6 +405,7 @@ class Poller:
         self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,
         stored: Sequence[DocumentState], now: datetime,
         before: Sequence[tuple[DocumentFetch, FetchedDocument | str]] = (), ids: Mapping[str, int] | None = None,
+        own_chapters: Mapping[int, tuple[Chapter, ...]] | None = None,
     ) -> None:
         """Record what the feed declares, fetch what is due (new URLs, the
         backlog, retries) within this poll's budget, and write every outcome,
@@ -414,7 +422,8 @@ class Poller:
                 done.append((item_id, fetch.kind))
                 writes.append(self._outcome(source, replace(fetch, item_id=item_id), outcome, now))
         declarations, wanted = plan_after_write(
-            declared, stored, now, done=done, limit=self._documents_per_poll - len(before))
+            declared, stored, now, done=done, limit=self._documents_per_poll - len(before),
+            own_chapters=own_chapters)
         for fetch, outcome in await self._fetch_documents(wanted):
             writes.append(self._outcome(source, fetch, outcome, now))
         # Declarations first: a fetch outcome for the same document follows its declaration.

@@ -294,3 +294,23 @@ async def test_a_bug_in_a_document_parser_costs_the_document_not_the_poll(
     }
     source = await rig.store.get_source("podcast")
     assert source.consecutive_failures == 0 and source.last_error is None
+
+
+async def test_a_document_the_feed_stops_naming_is_withdrawn(rig: Rig) -> None:
+    serve_documents(rig.server)
+    rig.serve([Episode(1, "/ch/1.json", "/tr/1.srt"), Episode(2)])
+    await rig.poll()
+    assert (await rig.item(1)).item.chapters == JSON_CHAPTERS  # type: ignore[attr-defined]
+    rig.serve([Episode(1), Episode(2)])  # the host dropped both tags
+    await rig.poll()
+    ep1 = await rig.item(1)
+    assert ep1.item.chapters == DESCRIPTION_CHAPTERS  # type: ignore[attr-defined]  # the description's again
+    assert await rig.states() == {}
+    assert await rig.store.search_transcripts(parse_query("logical slot")) == []
+    # an item the feed no longer lists at all keeps what it has (old episodes fall off feeds)
+    rig.serve([Episode(1, "/ch/1.json"), Episode(2)])
+    await rig.poll()
+    rig.serve([Episode(2)])
+    await rig.poll()
+    assert (await rig.item(1)).item.chapters == JSON_CHAPTERS  # type: ignore[attr-defined]
+    assert rig.server.hits["/ch/1.json"] == 2

@@ -504,9 +504,30 @@ async def test_transcripts_are_searchable_replaced_and_removed_with_their_source
                                                  NOW, segments=(TranscriptSegment(5, "Only pgbouncer now."),))])
     assert [h.item.id for h in await storage.search_transcripts(parse_query("wal"))] == [b]
     assert [h.start_s for h in await storage.search_transcripts(parse_query("pgbouncer"))] == [5]
+    # withdrawn: the row and the passages go
+    await storage.write_documents([DocumentWrite(b, DocumentKind.TRANSCRIPT, "https://t.example/b.vtt", "withdrawn",
+                                                 NOW)])
+    assert [h.item.id for h in await storage.search_transcripts(parse_query("wal"))] == []
+    assert [s.item_id for s in await storage.load_documents(source.id)] == [a]
     await storage.remove_source(source.name)
     assert await storage.search_transcripts(parse_query("lag")) == []
     assert await storage.load_documents(source.id) == []
+
+
+async def test_withdrawn_chapters_give_the_item_its_own_back(storage: Storage) -> None:
+    from bot.documents import DocumentWrite
+    from bot.models import DocumentKind
+
+    source, a, _ = await _two_items(storage)
+    url = "https://c.example/a.json"
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url, "fetched", NOW,
+                                                 chapters=(Chapter(0, "Json intro"),))])
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url, "withdrawn", NOW,
+                                                 chapters=(Chapter(0, "Intro"), Chapter(30, "Replication")))])
+    stored = await storage.find_item(a)
+    assert stored is not None and stored.item.chapters == (Chapter(0, "Intro"), Chapter(30, "Replication"))
+    assert await storage.load_documents(source.id) == []
+    assert await storage.search(parse_query("json intro")) == []
 
 
 async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Storage) -> None:

@@ -268,7 +268,9 @@ class Storage(Protocol):
         fetched_url = the write's url, failures reset; ``chapters`` replace
         the item's chapters (and their search index) and are kept as the
         row's content; ``segments`` replace the item's transcript. ``failed``:
-        url, attempts, last_error, retry_at; stored content kept. A write for
+        url, attempts, last_error, retry_at; stored content kept.
+        ``withdrawn``: the row removed, a transcript's passages too, and
+        ``chapters`` (when given) replace the item's chapters. A write for
         an item that no longer exists is skipped."""
 
     # -- routes --------------------------------------------------------------------------

@@ -73,6 +73,13 @@ class DocumentsTable(CatalogTable):
 
 
 async def _write_one(conn: asyncpg.Connection, w: DocumentWrite) -> None:
+    if w.outcome == "withdrawn":
+        await conn.execute("DELETE FROM item_documents WHERE item_id = $1 AND kind = $2", w.item_id, w.kind.value)
+        if w.kind is DocumentKind.TRANSCRIPT:
+            await conn.execute("DELETE FROM transcript_segments WHERE item_id = $1", w.item_id)
+        if w.chapters is not None:
+            await _replace_chapters(conn, w.item_id, w.chapters)
+        return
     if w.outcome == "declared":
         await conn.execute(
             "INSERT INTO item_documents (item_id, kind, url, media_type) VALUES ($1, $2, $3, $4) "

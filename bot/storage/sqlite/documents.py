@@ -76,6 +76,13 @@ class DocumentsTable(CatalogTable):
 
 async def _write_one(db: aiosqlite.Connection, w: DocumentWrite) -> None:
     at = to_db_time(w.at)
+    if w.outcome == "withdrawn":
+        await db.execute("DELETE FROM item_documents WHERE item_id = ? AND kind = ?", (w.item_id, w.kind.value))
+        if w.kind is DocumentKind.TRANSCRIPT:
+            await db.execute("DELETE FROM transcript_segments WHERE item_id = ?", (w.item_id,))
+        if w.chapters is not None:
+            await _replace_chapters(db, w.item_id, w.chapters)
+        return
     if w.outcome == "declared":
         await db.execute(
             "INSERT INTO item_documents (item_id, kind, url, media_type) VALUES (?, ?, ?, ?) "
