@@ -10,6 +10,7 @@ token is not set. Tests pass factories directly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -35,6 +36,7 @@ from bot.ports import ChatAdapter, CommandHandler, HttpMounts, TopicCompleter
 from bot.scheduler import PollScheduler
 from bot.shards import ShardLeases
 from bot.sources.feeds import parse_feed_off_loop
+from bot.sources.documents import fetch_document
 from bot.sources.http import HttpFetcher, fetcher_from_config
 from bot.sources.parsing import FeedParsers
 from bot.sources.rss import RssSource
@@ -148,7 +150,9 @@ class App:
                         hold_unplayable_s=config.youtube.hold_unplayable_s,
                         book_window_s=config.book_window_s,
                         failure_alert_after=config.failure_alert_after, merge=config.merge,
-                        owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics)
+                        owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics,
+                        # podcast:chapters / podcast:transcript: the same guarded fetcher as feeds
+                        fetch_document=functools.partial(fetch_document, fetcher))
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
                    clock=clock, parsers=parsers, metrics=metrics)
 

@@ -74,6 +74,11 @@ class FeedParseError(SourceError):
     """The bytes were fetched but are not a usable feed."""
 
 
+class DocumentParseError(SourceError):
+    """A document an item links to (podcast:chapters JSON, a transcript) was
+    fetched but is not usable: malformed, empty, or of an unknown format."""
+
+
 class DeliveryError(ShowbotError):
     """An adapter could not post an announcement.
 

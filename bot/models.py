@@ -100,6 +100,31 @@ class Chapter:
     title: str
 
 
+class DocumentKind(str, enum.Enum):
+    """A document an item links to and the bot fetches itself (Podcasting 2.0)."""
+
+    CHAPTERS = "chapters"  # podcast:chapters, JSON chapters
+    TRANSCRIPT = "transcript"  # podcast:transcript: SRT, WebVTT, JSON or HTML
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLink:
+    """``<podcast:chapters url=... type=...>`` / ``<podcast:transcript ...>`` as the feed gives it."""
+
+    kind: DocumentKind
+    url: str
+    media_type: str | None = None  # as declared, lower-cased; the body may say otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptSegment:
+    """One timed piece of a transcript (a cue, a paragraph)."""
+
+    start_s: int
+    text: str
+    end_s: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
     """One entry of a feed, normalized; what a source hands to detection."""
@@ -116,6 +141,10 @@ class Item:
     image_url: str | None = None
     video_id: str | None = None
     chapters: tuple[Chapter, ...] = ()
+    # podcast:chapters / podcast:transcript links. Not stored on the item:
+    # the poller fetches them (bot.documents) and storage keeps each
+    # document's state and content in tables of their own.
+    documents: tuple[DocumentLink, ...] = ()
 
 
 class LiveState(str, enum.Enum):
@@ -410,6 +439,21 @@ class AnnouncementView:
         return "".join(s.text for s in self.body)
 
 
+@dataclass(frozen=True, slots=True)
+class SectionLine:
+    text: str  # plain text ("at 12:30 in episode 141: …"); each renderer escapes it
+    url: str | None = None  # opens at that minute where the platform can, else the item's page
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySection:
+    """A labelled block under a reply's items ("In transcripts"), built by
+    bot.presenter so every adapter shows the same lines."""
+
+    label: str
+    lines: tuple[SectionLine, ...]
+
+
 # What a Reply answers: adapters and `ask --json` key on it ("error" is
 # shown privately; "failure" makes `showbot ask` exit 1).
 ReplyKind = Literal[
@@ -432,3 +476,4 @@ class Reply:
     # A preview: the announcement exactly as a channel would get it. Adapters
     # show it in place of ``items`` (which stay for ``ask --json``).
     announcement: AnnouncementView | None = None
+    sections: tuple[ReplySection, ...] = ()  # shown after the items

@@ -18,19 +18,31 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal, Mapping, Protocol, runtime_checkable
+from typing import Awaitable, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 from bot.backoff import backoff_s
 from bot.clock import Clock
 from bot.config import MergeConfig, SourceOptions, XSourceOptions
-from bot.detect import BookMatcher, Decision, decide
+from bot.detect import BookMatcher, Decision, decide, item_identity
+from bot.documents import (
+    MAX_ATTEMPTS as MAX_DOCUMENT_ATTEMPTS,
+    MAX_FETCHES_PER_POLL,
+    DocumentFetch,
+    DocumentState,
+    DocumentWrite,
+    failure,
+    plan_after_write,
+    plan_before_write,
+)
 from bot.errors import ClaimLost, SourceError, Stale, StorageError
-from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live, plan_live_edits
-from bot.models import ContentKind, VideoFacts
 from bot.filters import make_item_judge
-from bot.models import Event, EventKind, Platform, Source, StoredItem
+from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live, plan_live_edits
+from bot.models import (
+    Chapter, ContentKind, DocumentLink, Event, EventKind, Item, Platform, Source, StoredItem, VideoFacts,
+)
 from bot.profile import ProfileSnapshot, profile_changes
 from bot.replies import plural
+from bot.sources.documents import FetchedDocument
 from bot.sources.rss import Fetched
 from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.logs import log_context
@@ -49,6 +61,10 @@ MAX_POLL_BACKOFF_S = 6 * 3600
 # A poll that keeps losing the race to announce (bot.errors.Stale) tries
 # this often, then gives up like a lost claim (the next poll tries again).
 STALE_RETRIES = 5
+# Documents (chapters, transcripts) fetched at once by one poll.
+DOCUMENT_CONCURRENCY = 4
+
+DocumentFetcher = Callable[[DocumentFetch], Awaitable[FetchedDocument]]
 BUSY = "poll already running (another process or task is polling this source); try again shortly"
 
 
@@ -192,6 +208,21 @@ def decide_poll(
     return intent
 
 
+def _declared(
+    items: Sequence[Item], ids: Mapping[str, int],
+) -> tuple[dict[int, tuple[DocumentLink, ...]], dict[int, tuple[Chapter, ...]]]:
+    """Stored item id -> the document links its entry in this fetch
+    declares, and -> its own (description) chapters."""
+    declared: dict[int, tuple[DocumentLink, ...]] = {}
+    own: dict[int, tuple[Chapter, ...]] = {}
+    for item in items:
+        item_id = ids.get(item_identity(item))
+        if item_id is not None and item_id not in declared:
+            declared[item_id] = item.documents
+            own[item_id] = item.chapters
+    return declared, own
+
+
 class Poller:
     def __init__(
         self,
@@ -210,12 +241,17 @@ class Poller:
         source_options: Mapping[str, SourceOptions] | None = None,
         youtube: YouTubeChecks | None = None,
         hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S,
+        fetch_document: DocumentFetcher | None = None,
+        documents_per_poll: int = MAX_FETCHES_PER_POLL,
     ) -> None:
         self._source_options = dict(source_options or {})  # settle / shorts, per source name
         # The YouTube checks (Shorts, playability, premieres); None: none are made.
         self._youtube = youtube
         self._hold_unplayable_s = hold_unplayable_s
         self.owner = owner
+        # podcast:chapters / podcast:transcript (bot.documents); None: not fetched.
+        self._fetch_document = fetch_document
+        self._documents_per_poll = documents_per_poll
         self._released: set[str] = set()  # claims a write already gave up in its own transaction
         self._metrics = metrics or Metrics()
         self._lease_s = lease_s
@@ -356,6 +392,8 @@ class Poller:
                 etag=fetched.etag, last_modified=fetched.last_modified, release=claim,
             )
             self._mark_released(claim)
+            # Retries and the backlog of documents wait for no feed change.
+            await self._documents_after_safely(source, None, [], now)
             return PollReport(source.name, ok=True, unchanged=True)
         # Decide, then write: one read of everything deciding needs, the
         # pure decision off the loop (hashing 500 items is not free), one write.
@@ -367,6 +405,7 @@ class Poller:
             last_modified=fetched.last_modified, body_hash=fetched.body_hash, cursor=fetched.cursor,
         )
         edit_window_s = self._merge.window_s if self._merge is not None else 0.0
+        documents = await self._store.load_documents(source.id) if self._fetch_document is not None else []
         for attempt in range(1, STALE_RETRIES + 1):
             state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s,
                                                       edit_window_s=edit_window_s)
@@ -386,6 +425,12 @@ class Poller:
                 merge=self._merge, options=source_options, facts=facts,
                 hold_unplayable_s=self._hold_unplayable_s, check_playable=self._youtube is not None)
             try:
+                intent, before = await self._documents_before(intent, documents, now)
+            except Exception:  # a bug here must cost the documents, never the poll (or every poll after it)
+                log.exception("%s: unexpected error preparing chapters documents; storing without them",
+                              source.name)
+                before = []
+            try:
                 written = await self._store.write_poll(source, intent, progress, claim=claim)
                 break
             except Stale as exc:
@@ -397,6 +442,12 @@ class Poller:
                         from exc
                 log.info("%s: %s; deciding again", source.name, exc)
         self._mark_released(claim)
+        if self._fetch_document is not None:
+            ids = {k.identity: k.id for k in state.known}
+            ids.update({u.identity: u.item_id for u in intent.updates})
+            ids.update({s.identity: s.id for s in written.new_items})
+            declared, own = _declared(fetched.items, ids)
+            await self._documents_after_safely(source, declared, documents, now, before, ids, own)
         if written.new_items or written.events:
             # "2 event(s)" alone read as two posts made when no channel took them.
             edits = sum(1 for e in written.events if e.kind is EventKind.EDIT)
@@ -408,6 +459,125 @@ class Poller:
             source.name, ok=True, new=written.new_items, events=written.events,
             warnings=(fetched.warning,) if fetched.warning else (), queued=written.outbox_rows,
         )
+
+    # -- documents an item links to (bot.documents) -----------------------------------
+
+    async def _documents_before(
+        self, intent: PollIntent, stored: Sequence[DocumentState], now: datetime,
+    ) -> tuple[PollIntent, list[tuple[DocumentFetch, FetchedDocument | str]]]:
+        """Chapters documents of the items this poll stores or edits, fetched
+        before the write so their announcements show them; cached ones put
+        back after an edit. The intent with those chapters in its items."""
+        if self._fetch_document is None or not (intent.new_items or intent.updates):
+            return intent, []
+        fresh: list[tuple[str, int | None, tuple[DocumentLink, ...]]] = [
+            (n.identity, None, n.item.documents) for n in intent.new_items]
+        fresh += [(u.identity, u.item_id, u.item.documents) for u in intent.updates]
+        by_key = {(d.item_id, d.kind): d for d in stored}
+        chapters, wanted = plan_before_write(fresh, by_key, now, limit=self._documents_per_poll)
+        outcomes = await self._fetch_documents(wanted)
+        for fetch, outcome in outcomes:
+            if isinstance(outcome, FetchedDocument) and outcome.chapters:
+                chapters[fetch.identity] = outcome.chapters
+        if not chapters:
+            return intent, outcomes
+
+        def with_chapters(identity: str, item: Item) -> Item:
+            found: tuple[Chapter, ...] | None = chapters.get(identity)
+            return replace(item, chapters=found) if found is not None else item
+
+        # The content hashes stay the feed's own: JSON chapters are not an edit.
+        return replace(
+            intent,
+            new_items=tuple(replace(n, item=with_chapters(n.identity, n.item)) for n in intent.new_items),
+            updates=tuple(replace(u, item=with_chapters(u.identity, u.item)) for u in intent.updates),
+        ), outcomes
+
+    async def _documents_after_safely(
+        self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,
+        stored: Sequence[DocumentState], now: datetime,
+        before: Sequence[tuple[DocumentFetch, FetchedDocument | str]] = (), ids: Mapping[str, int] | None = None,
+        own_chapters: Mapping[int, tuple[Chapter, ...]] | None = None,
+    ) -> None:
+        """The poll is written by now: whatever goes wrong with its documents
+        is logged and retried by a later poll, never reported as the poll's failure."""
+        try:
+            await self._documents_after(source, declared, stored, now, before, ids, own_chapters)
+        except StorageError as exc:
+            log.warning("%s: could not store fetched documents (a later poll tries again): %s", source.name, exc)
+        except Exception:
+            log.exception("%s: unexpected error handling documents (a later poll tries again)", source.name)
+
+    async def _documents_after(
+        self, source: Source, declared: dict[int, tuple[DocumentLink, ...]] | None,
+        stored: Sequence[DocumentState], now: datetime,
+        before: Sequence[tuple[DocumentFetch, FetchedDocument | str]] = (), ids: Mapping[str, int] | None = None,
+        own_chapters: Mapping[int, tuple[Chapter, ...]] | None = None,
+    ) -> None:
+        """Record what the feed declares, fetch what is due (new URLs, the
+        backlog, retries) within this poll's budget, and write every outcome,
+        those fetched before the write included, in one transaction."""
+        if self._fetch_document is None:
+            return
+        if declared is None and not stored:
+            stored = await self._store.load_documents(source.id)
+        writes: list[DocumentWrite] = []
+        done = []
+        for fetch, outcome in before:
+            item_id = fetch.item_id if fetch.item_id is not None else (ids or {}).get(fetch.identity)
+            if item_id is not None:
+                done.append((item_id, fetch.kind))
+                writes.append(self._outcome(source, replace(fetch, item_id=item_id), outcome, now))
+        declarations, wanted = plan_after_write(
+            declared, stored, now, done=done, limit=self._documents_per_poll - len(before),
+            own_chapters=own_chapters)
+        for fetch, outcome in await self._fetch_documents(wanted):
+            writes.append(self._outcome(source, fetch, outcome, now))
+        # Declarations first: a fetch outcome for the same document follows its declaration.
+        if declarations or writes:
+            await self._store.write_documents([*declarations, *writes])
+
+    async def _fetch_documents(
+        self, wanted: Sequence[DocumentFetch],
+    ) -> list[tuple[DocumentFetch, FetchedDocument | str]]:
+        """Each document fetched and parsed, or the error that says why not."""
+        fetch_document = self._fetch_document
+        if fetch_document is None or not wanted:
+            return []
+        gate = asyncio.Semaphore(DOCUMENT_CONCURRENCY)
+
+        async def one(fetch: DocumentFetch) -> tuple[DocumentFetch, FetchedDocument | str]:
+            async with gate:
+                try:
+                    return fetch, await fetch_document(fetch)
+                except SourceError as exc:
+                    return fetch, str(exc)
+                except Exception as exc:  # a bug in a parser costs this document, not the poll
+                    log.exception("unexpected error fetching %s", fetch.url)
+                    return fetch, f"internal error: {type(exc).__name__}: {exc}"
+
+        return list(await asyncio.gather(*(one(f) for f in wanted)))
+
+    def _outcome(self, source: Source, fetch: DocumentFetch, outcome: FetchedDocument | str,
+                 now: datetime) -> DocumentWrite:
+        assert fetch.item_id is not None
+        if isinstance(outcome, FetchedDocument):
+            log.info("%s: %s document of item %d stored from %s", source.name, fetch.kind.value, fetch.item_id,
+                     fetch.url)
+            return DocumentWrite(fetch.item_id, fetch.kind, fetch.url, "fetched", now, media_type=fetch.media_type,
+                                 chapters=outcome.chapters, segments=outcome.segments)
+        written = failure(fetch, fetch.item_id, outcome, now)
+        # Logged once per URL (and once more when given up): a missing
+        # transcript is the host's business, not a reason to fill the log.
+        if fetch.attempts == 0:
+            log.warning("%s: %s document %s failed (the item keeps what it had; will retry): %s",
+                        source.name, fetch.kind.value, fetch.url, outcome)
+        elif written.attempts >= MAX_DOCUMENT_ATTEMPTS:
+            log.warning("%s: %s document %s failed %d times; not trying it again until its URL changes: %s",
+                        source.name, fetch.kind.value, fetch.url, written.attempts, outcome)
+        else:
+            log.debug("%s: %s document %s failed again: %s", source.name, fetch.kind.value, fetch.url, outcome)
+        return written
 
     def _mark_released(self, claim: str | None) -> None:
         """The write gave the claim up in its own transaction: one fewer per poll."""

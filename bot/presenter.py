@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from bot.edits import edit_note, parse_edit
+from bot.documents import TranscriptHit, snippet
 from bot.errors import UserError
 from bot.models import (
     Announcement,
@@ -27,6 +28,8 @@ from bot.models import (
     Event,
     EventKind,
     Fact,
+    ReplySection,
+    SectionLine,
     Segment,
     SegmentRole,
     StoredItem,
@@ -36,6 +39,7 @@ from bot.replies import (
     format_date,
     format_duration,
     format_timestamp,
+    link_at,
     more_chapters,
     plural,
     timed_link,
@@ -59,6 +63,26 @@ TEST_PREFIX = "Test post"
 MAX_CHAPTERS = 10
 MAX_ENTRIES = 25
 SUMMARY_CHARS = 300
+
+
+TRANSCRIPTS_LABEL = "In transcripts"
+
+
+def transcript_section(hits: Sequence[TranscriptHit], words: Sequence[str]) -> ReplySection | None:
+    """Transcript hits as one labelled section: "at 12:30 in episode 141:
+    …snippet…", linked to that minute where the platform can seek (YouTube
+    ``t=``), else to the item's page as it is."""
+    lines = []
+    for hit in hits:
+        stored = hit.item
+        item = stored.item
+        if stored.kind.value == "episode" and item.episode_number is not None:
+            where = f"episode {item.episode_number}"
+        else:
+            where = f"{stored.kind.value} “{' '.join(item.title.split())}”"
+        text = f"at {format_timestamp(hit.start_s)} in {where}: {snippet(hit.text, words)}"
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, hit.start_s)))
+    return ReplySection(TRANSCRIPTS_LABEL, tuple(lines)) if lines else None
 
 
 def heading_of(kind: EventKind) -> str:

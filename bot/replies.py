@@ -149,6 +149,10 @@ def render_text(reply: Reply, *, max_chapters: int = 3) -> str:
                 lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
             if hidden:
                 lines.append(f"   ↳ {more_chapters(hidden)}")
+    for section in reply.sections:
+        lines.append(f"{section.label}:")
+        for line in section.lines:
+            lines.append(f"   ↳ {line.text}" + (f"  {line.url}" if line.url else ""))
     if reply.more:
         lines.append(f"More: {reply.more}")
     return "\n".join(lines)
@@ -175,4 +179,8 @@ def item_to_json(item: ReplyItem) -> dict[str, Any]:
 
 def reply_to_json(reply: Reply) -> dict[str, Any]:
     """The ``ask --json`` object of DESIGN.md ("The CLI contract")."""
-    return {"kind": reply.kind, "text": reply.text, "items": [item_to_json(i) for i in reply.items]}
+    out: dict[str, Any] = {"kind": reply.kind, "text": reply.text, "items": [item_to_json(i) for i in reply.items]}
+    if reply.sections:  # only when there are some: the contract's three keys stay as they were
+        out["sections"] = [{"label": s.label, "lines": [{"text": line.text, "url": line.url} for line in s.lines]}
+                           for s in reply.sections]
+    return out

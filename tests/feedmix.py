@@ -67,7 +67,7 @@ class _Mix:
                 "title", "title", "desc", "desc", "link", "guid", "date", "date2", "enc", "itimg", "dur",
                 "ep", "thumb", "mcontent", "mgroup", "content", "isum", "dctitle", "mtitle", "cat",
                 "author", "source", "alink", "mdesc", "yt", "plain", "comments", "case", "nsattr",
-                "nested", "empty", "atomin", "misc", "misc",
+                "nested", "empty", "atomin", "misc", "misc", "p20", "p20",
             ))
             if kind == "title":
                 out.append(f"<title{a(('type', maybe(one('text', 'html', 'text/plain', 'TEXT'), 0.3)))}>{t()}</title>")
@@ -131,6 +131,17 @@ class _Mix:
                 out.append(one(f"<itunes:episodeType>{t()}</itunes:episodeType>", "<podcast:transcript url='http://t'/>",
                                f"<googleplay:description>{t()}</googleplay:description>",
                                f"<foo:bar><foo:baz>{t()}</foo:baz></foo:bar>"))
+            elif kind == "p20":  # Podcasting 2.0: episode numbers, chapters and transcript links
+                url = one(t(), "https://cdn.example/ch/12.json?a=1&amp;b=2", "https://cdn.example/ch/12.json?x=&amp;amp;y",
+                          "/relative/chapters.json", "")
+                out.append(one(
+                    f"<podcast:episode>{t()}</podcast:episode>",
+                    f"<podcast:episode>{self.r.randint(0, 999)}</podcast:episode>",
+                    f"<podcast:episode display={quoteattr(t())}>{self.r.randint(1, 9)}</podcast:episode>",
+                    f"<podcast:chapters{a(('url', maybe(url, 0.9)), ('type', maybe(one('application/json+chapters', 'Application/JSON'))))}/>",
+                    f"<podcast:transcript{a(('url', maybe(url, 0.9)), ('type', maybe(one('application/srt', 'text/vtt', 'text/html', 'application/json'))), ('language', maybe('en')))}/>",
+                    f"<podcast:chapters>{t()}</podcast:chapters>",
+                ))
             elif kind == "comments":
                 out.append(f"<comments>{t()}</comments>")
             elif kind == "case":

@@ -27,6 +27,8 @@ from bot.sources.rss import RssSource
 from bot.storage import RouteSeed, SqliteStorage, Storage
 from bot.storage.migrate import TABLES, MigrationRefused, migrate
 from bot.storage.records import QueuedDelivery, QueuedEvent
+from bot.documents import DocumentWrite
+from bot.models import Chapter, DocumentKind, TranscriptSegment
 from tests.backends import PgRun, open_target, run_of
 from tests.fake_chat import RecordingAdapter
 from tests.feedgen import make_podcast_feed
@@ -76,6 +78,15 @@ async def build_sqlite(path: Path, server: FeedServer) -> FrozenClock:
         await store.add_filter(source.id, FilterRule("exclude", "sponsor"), clock(), audit=(Platform.DISCORD, "42"))
         await store.add_subscription(Platform.DISCORD, "1001", "kafka", clock(), 10)
         await store.set_setting("discord.guild", "g1")
+        # Documents an item links to: JSON chapters, a transcript, a failure.
+        await store.write_documents([
+            DocumentWrite(stored.id, DocumentKind.CHAPTERS, "https://c.example/6.json", "fetched", clock(),
+                          media_type="application/json+chapters", chapters=(Chapter(0, "Intro"), Chapter(61, "Slots"))),
+            DocumentWrite(stored.id, DocumentKind.TRANSCRIPT, "https://t.example/6.vtt", "fetched", clock(),
+                          segments=(TranscriptSegment(0, "Welcome back."), TranscriptSegment(750, "The logical slot."))),
+            DocumentWrite(stored.id - 1, DocumentKind.TRANSCRIPT, "https://t.example/5.vtt", "failed", clock(),
+                          error="HTTP 404", attempts=1, retry_at=clock() + timedelta(minutes=15)),
+        ])
         x = await store.add_source(SourceSpec("x", "x", None, ContentKind.POST, handle="hnasr", provider="api"), clock())
         for n in range(3):
             snap = SnapshotRow(clock() - timedelta(days=n), 100 - n, 5, 7, "bio", None, None, None, '{"n": %d}' % n)
@@ -106,6 +117,8 @@ async def dump(store: Storage) -> dict[str, Any]:
         "setting": await store.find_setting("discord.guild"),
         "snapshot": [await store.latest_snapshot_json(s.id) for s in sources],
         "search": sorted(h.item_id for h in await store.search(parse_query("episode"))),
+        "documents": [await store.load_documents(s.id) for s in sources],
+        "transcripts": [(h.item.id, h.start_s, h.text) for h in await store.search_transcripts(parse_query("slot"))],
         "version": await store.catalogue_version(),
         # The decision records `why` reads: verdicts, routings, message links.
         "trails": [await store.item_trail(i.id) for i in await store.latest_items(limit=1000)],
@@ -123,6 +136,7 @@ async def test_a_migrated_database_holds_the_same_and_announces_nothing_old(
     copied = await migrate(db, url, out=out)
     assert copied["items"] == 6 and copied["outbox"] == 5 and copied["profile_snapshots"] == 3
     assert copied["digests"] == 1
+    assert copied["item_documents"] == 3 and copied["transcript_segments"] == 2
     assert "items: 6/6" in out.getvalue() and out.getvalue().rstrip().splitlines()[-1].startswith("done: ")
 
     sqlite, pg = await SqliteStorage.open(db), await open_target(url)

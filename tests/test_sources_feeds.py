@@ -445,3 +445,35 @@ def test_generator_knobs() -> None:
     assert [i.guid for i in feed.items] == ["anchor-3", "anchor-2", "anchor-1"]
     assert feed.items[-1].title == episode_title(1) + " (remastered)"
     assert feed.items[-1].published_at == start + timedelta(hours=5)
+
+
+# ------------------------------------------------------------ Podcasting 2.0 and YouTube chapters
+
+
+def test_podcasting20_episode_number_and_document_links() -> None:
+    from bot.models import DocumentKind, DocumentLink
+
+    feed = parse_feed((Path(__file__).parent / "fixtures" / "podcast20.xml").read_bytes(),
+                      url="https://anchor.fm/s/1eb6d14/podcast/rss")
+    first, second = feed.items
+    assert first.episode_number == 141  # podcast:episode wins over itunes:episode (7)
+    assert [(c.start_s, c.title) for c in first.chapters] == [
+        (72, "How slots work"), (520, "The alert that never fired"), (1265, "max_slot_wal_keep_size")]
+    # two transcripts: the last one is kept (what feedparser does; both readers agree)
+    assert first.documents == (
+        DocumentLink(DocumentKind.CHAPTERS, "https://chapters.example.com/ep141.json", "application/json+chapters"),
+        DocumentLink(DocumentKind.TRANSCRIPT, "https://transcripts.example.com/ep141.srt", "application/srt"),
+    )
+    # podcast:episode with a display attribute still gives its number
+    assert second.episode_number == 140
+    assert second.documents == (DocumentLink(
+        DocumentKind.TRANSCRIPT, "https://transcripts.example.com/ep140.json?fmt=json&v=2", "application/json"),)
+
+
+def test_youtube_description_chapters_starting_late() -> None:
+    body = (Path(__file__).parent / "fixtures" / "youtube.xml").read_bytes()
+    body = body.replace(b"0:00 Intro\n", b"")  # a description that leaves out "0:00 Intro"
+    for fast in (True, False):
+        video = parse_feed(body, url="https://www.youtube.com/feeds/videos.xml?channel_id=x", fast=fast).items[0]
+        assert video.chapters[0].start_s == 150 and video.chapters[0].title == "The Discovery"
+        assert len(video.chapters) == 7

@@ -225,12 +225,33 @@ def test_chapters_hours() -> None:
         "",
         "no timestamps here",
         "Recorded live at 5:30 in Austin",  # a single timestamp is a mention
-        "2:00 Late start 4:00 More",  # first chapter must start under 60 s
+        "2:00 Late start 4:00 More",  # two late timestamps inside prose: mentions, not a list
+        "We met at 10:30 and left at 11:45",  # clock times in prose
         "0:00 1:00 2:00",  # all titles empty
     ],
 )
 def test_no_chapters(text: str) -> None:
     assert parse_chapters(text) == ()
+
+
+def test_list_starting_late_is_kept() -> None:
+    # Show notes that leave out "0:00 Intro": the whole list used to be dropped.
+    text = "In this episode 1:05 Why locks 12:30 Row locks 25:00 Deadlocks 40:10 Summary"
+    assert _pairs(parse_chapters(text)) == [
+        (65, "Why locks"), (750, "Row locks"), (1500, "Deadlocks"), (2410, "Summary"),
+    ]
+
+
+def test_late_two_chapter_list_needs_line_starts() -> None:
+    text = "Chapters:\n2:15 The bug\n- 9:40 The fix\n"
+    assert _pairs(parse_chapters(text)) == [(135, "The bug"), (580, "The fix")]
+    assert parse_chapters("the bug at 2:15 and the fix at 9:40 tonight") == ()
+
+
+def test_late_list_after_clock_time_mention() -> None:
+    text = "Live at 20:30 UTC.\n1:00 Intro\n5:00 Topic\n9:00 End"
+    # the longest increasing run wins, not the run from the first timestamp
+    assert _pairs(parse_chapters(text)) == [(60, "Intro"), (300, "Topic"), (540, "End")]
 
 
 def test_non_increasing_timestamp_is_title_text() -> None:
@@ -282,3 +303,16 @@ def _assert_valid_chapters(chapters: tuple[Chapter, ...]) -> None:
         assert c.title and c.title == c.title.strip()
         assert len(c.title) <= MAX_CHAPTER_TITLE
         assert c.start_s >= 0
+
+
+def test_youtube_timed_links_are_chapter_marks() -> None:
+    text = ("Watch: https://www.youtube.com/watch?v=abc123XYZ_0\n"
+            "https://www.youtube.com/watch?v=abc123XYZ_0&t=0s Intro\n"
+            "https://youtu.be/abc123XYZ_0?t=754 The discovery\n"
+            "https://www.youtube.com/watch?v=abc123XYZ_0&t=1h2m5s Wrap up")
+    assert _pairs(parse_chapters(text)) == [(0, "Intro"), (754, "The discovery"), (3725, "Wrap up")]
+
+
+def test_youtube_link_without_time_is_just_a_link() -> None:
+    assert parse_chapters("see https://www.youtube.com/watch?v=abc&t= and 0:00 a 1:00 b") == (
+        Chapter(0, "a"), Chapter(60, "b"))

@@ -413,6 +413,123 @@ async def _catalog(storage: Storage) -> dict[str, int]:
     return {s.item.title: s.id for s in written.new_items}  # type: ignore[attr-defined]
 
 
+# -- documents an item links to (bot.documents) --------------------------------------
+
+
+async def _two_items(storage: Storage) -> tuple[Source, int, int]:
+    source = await storage.add_source(spec(), NOW)
+    first = item(1, title="Postgres replication slots", summary="slots", chapters=(Chapter(0, "Intro"),))
+    second = item(2, title="Kafka lag")
+    written = await write(storage, source, [first, second])
+    a, b = written.new_items  # type: ignore[attr-defined]
+    return source, a.id, b.id
+
+
+async def test_documents_declared_fetched_failed_and_loaded(storage: Storage) -> None:
+    from bot.documents import DocumentState, DocumentWrite
+    from bot.models import DocumentKind
+
+    source, a, b = await _two_items(storage)
+    assert await storage.load_documents(source.id) == []
+    url, url2 = "https://c.example/a.json", "https://c.example/a2.json"
+    await storage.write_documents([
+        DocumentWrite(a, DocumentKind.CHAPTERS, url, "declared", NOW, media_type="application/json+chapters"),
+        DocumentWrite(b, DocumentKind.TRANSCRIPT, "https://t.example/b.srt", "failed", NOW, error="HTTP 404",
+                      attempts=1, retry_at=NOW + timedelta(minutes=15)),
+    ])
+    assert await storage.load_documents(source.id) == [
+        DocumentState(a, DocumentKind.CHAPTERS, url, "application/json+chapters"),
+        DocumentState(b, DocumentKind.TRANSCRIPT, "https://t.example/b.srt", None, None, 1,
+                      NOW + timedelta(minutes=15), "HTTP 404"),
+    ]
+    json_chapters = (Chapter(0, "Welcome"), Chapter(75, "How replication slots work"))
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url, "fetched", NOW,
+                                                 chapters=json_chapters)])
+    (state, _) = await storage.load_documents(source.id)
+    assert state.fetched_url == url and state.current and state.chapters == json_chapters
+    stored = await storage.find_item(a)
+    assert stored is not None and stored.item.chapters == json_chapters  # replaced the description's
+    assert stored.item.title == "Postgres replication slots" and stored.item.summary == "slots"
+    # their search index follows: the JSON chapter titles are found, the old one is not
+    assert [h.item_id for h in await storage.search(parse_query("how replication slots work"))] == [a]
+    page = await storage.page_items([a], parse_query("welcome"))
+    assert page[0][1] == [Chapter(0, "Welcome")]
+    # the item's content hash is still the feed's: a re-poll of the same feed is not an edit
+    known = {k.id: k for k in (await storage.load_poll_state(source, NOW, book_window_s=0)).known}
+    assert known[a].content_hash == content_hash(item(1, title="Postgres replication slots", summary="slots",
+                                                      chapters=(Chapter(0, "Intro"),)))
+    # a new URL declared: failures reset, the content and fetched_url are kept until it is fetched
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url2, "failed", NOW, error="timed out",
+                                                 attempts=2, retry_at=NOW)])
+    (state, _) = await storage.load_documents(source.id)
+    assert (state.url, state.fetched_url, state.attempts, state.chapters) == (url2, url, 2, json_chapters)
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url2, "declared", NOW)])
+    (state, _) = await storage.load_documents(source.id)
+    assert (state.url, state.fetched_url, state.attempts, state.last_error) == (url2, url, 0, None)
+    # a write for an item that is gone is skipped, the rest is written
+    await storage.write_documents([
+        DocumentWrite(9999, DocumentKind.CHAPTERS, url, "declared", NOW),
+        DocumentWrite(b, DocumentKind.TRANSCRIPT, "https://t.example/b.srt", "declared", NOW),
+    ])
+    assert [s.attempts for s in await storage.load_documents(source.id)] == [0, 0]
+
+
+async def test_transcripts_are_searchable_replaced_and_removed_with_their_source(storage: Storage) -> None:
+    from bot.documents import DocumentWrite
+    from bot.models import DocumentKind, TranscriptSegment
+
+    source, a, b = await _two_items(storage)
+    passages = (TranscriptSegment(0, "Welcome to the show, today replication slots.", 29),
+                TranscriptSegment(750, "The WAL kept growing because the logical slot held back every segment."),
+                TranscriptSegment(1500, "Set max_slot_wal_keep_size and alert on slot lag."))
+    await storage.write_documents([
+        DocumentWrite(a, DocumentKind.TRANSCRIPT, "https://t.example/a.vtt", "fetched", NOW, segments=passages),
+        DocumentWrite(b, DocumentKind.TRANSCRIPT, "https://t.example/b.vtt", "fetched", NOW,
+                      segments=(TranscriptSegment(12, "Consumer lag grows when the WAL of a broker fills."),)),
+    ])
+    (hit,) = await storage.search_transcripts(parse_query("logical slot"))
+    assert (hit.item.id, hit.start_s) == (a, 750) and "held back every segment" in hit.text
+    assert hit.item.item.title == "Postgres replication slots"
+    # one hit per item, best passage first, every term required, prefixes, kind filter, limit
+    assert {h.item.id for h in await storage.search_transcripts(parse_query("wal"))} == {a, b}
+    assert len(await storage.search_transcripts(parse_query("wal"), limit=1)) == 1
+    assert [h.start_s for h in await storage.search_transcripts(parse_query("max_slot_wal_keep"))] == [1500]
+    assert await storage.search_transcripts(parse_query("slot kubernetes")) == []
+    assert await storage.search_transcripts(parse_query("wal"), ContentKind.ARTICLE) == []
+    assert await storage.search_transcripts(parse_query("")) == []
+    for hostile in HOSTILE:
+        assert isinstance(await storage.search_transcripts(parse_query(hostile)), list)
+    # fetched again (a new URL): the old passages are gone from the index
+    await storage.write_documents([DocumentWrite(a, DocumentKind.TRANSCRIPT, "https://t.example/a2.vtt", "fetched",
+                                                 NOW, segments=(TranscriptSegment(5, "Only pgbouncer now."),))])
+    assert [h.item.id for h in await storage.search_transcripts(parse_query("wal"))] == [b]
+    assert [h.start_s for h in await storage.search_transcripts(parse_query("pgbouncer"))] == [5]
+    # withdrawn: the row and the passages go
+    await storage.write_documents([DocumentWrite(b, DocumentKind.TRANSCRIPT, "https://t.example/b.vtt", "withdrawn",
+                                                 NOW)])
+    assert [h.item.id for h in await storage.search_transcripts(parse_query("wal"))] == []
+    assert [s.item_id for s in await storage.load_documents(source.id)] == [a]
+    await storage.remove_source(source.name)
+    assert await storage.search_transcripts(parse_query("lag")) == []
+    assert await storage.load_documents(source.id) == []
+
+
+async def test_withdrawn_chapters_give_the_item_its_own_back(storage: Storage) -> None:
+    from bot.documents import DocumentWrite
+    from bot.models import DocumentKind
+
+    source, a, _ = await _two_items(storage)
+    url = "https://c.example/a.json"
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url, "fetched", NOW,
+                                                 chapters=(Chapter(0, "Json intro"),))])
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, url, "withdrawn", NOW,
+                                                 chapters=(Chapter(0, "Intro"), Chapter(30, "Replication")))])
+    stored = await storage.find_item(a)
+    assert stored is not None and stored.item.chapters == (Chapter(0, "Intro"), Chapter(30, "Replication"))
+    assert await storage.load_documents(source.id) == []
+    assert await storage.search(parse_query("json intro")) == []
+
+
 async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Storage) -> None:
     ids = await _catalog(storage)
 

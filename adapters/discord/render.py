@@ -238,6 +238,12 @@ def render_reply(reply: Reply) -> RenderedMessage:
         embeds = fit_embeds([item_embed(i) for i in reply.items])
         if len(embeds) < len(reply.items):
             text += f"\n(showing {len(embeds)} of {len(reply.items)})"
+        for section in reply.sections:
+            text += f"\n\n**{escape_text(section.label)}**"
+            for line in section.lines:
+                url = safe_url(line.url)
+                # <url> keeps Discord from adding a preview per line
+                text += f"\n• {escape_text(line.text)}" + (f" <{url}>" if url else "")
     content: str | None = truncate(text.strip(), CONTENT_MAX) or None
     if content is None and not embeds:
         content = "(nothing to show)"

@@ -168,6 +168,12 @@ def render_reply(reply: Reply) -> dict[str, Any]:
         shown += 1
     if shown < len(reply.items):
         blocks.append(context([f"… and {len(reply.items) - shown} more not shown"]))
+    for labelled in reply.sections:
+        if len(blocks) >= MAX_BLOCKS - reserve:
+            break
+        # The clock part is the link: "<url|at 12:30 in episode 141>: …snippet…"
+        rows = [f"• {_section_line(line.text, line.url)}" for line in labelled.lines]
+        blocks.append(section(f"*{escape(labelled.label)}*\n" + "\n".join(rows)))
     if more:
         blocks.append(more)
     if not blocks:
@@ -176,7 +182,16 @@ def render_reply(reply: Reply) -> dict[str, Any]:
     lines = [escape(reply.text)] if reply.text else []
     for item in reply.items:
         lines.append("• " + link(item.url, item.title or "untitled", label_limit=150))
+    for labelled in reply.sections:
+        lines += [escape(labelled.label)] + ["• " + _section_line(line.text, line.url) for line in labelled.lines]
     return {"text": fallback(lines), "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _section_line(text: str, url: str | None) -> str:
+    where, sep, rest = text.partition(": ")
+    if not sep or safe_url(url) is None:
+        return escape(text)
+    return f"{link(url, where)}: {escape(rest)}"
 
 
 # ---------------------------------------------------------------- announcements

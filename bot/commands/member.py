@@ -4,11 +4,13 @@ personal subscriptions."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.errors import NotFound, UserError
-from bot.models import Caller, ContentKind, Reply, ReplyItem
+from bot.models import Caller, ContentKind, Reply, ReplyItem, ReplySection
+from bot.presenter import transcript_section
 from bot.replies import reply_item
 from bot.search import Query, parse_query
 from bot.storage import SearchHit
@@ -63,7 +65,35 @@ async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyIt
             for stored, chapters in await ctx.store.page_items(ids, query)]
 
 
+# -- transcript hits (issue #15): a section of their own under the results ------------
+
+TRANSCRIPT_HITS = 3
+
+
+async def _transcripts(ctx: Context, query: Query, kind: ContentKind | None, page: int) -> ReplySection | None:
+    """Where the words were said: a separate channel from the ranked items
+    (not pushed through their ranking), on the first page only."""
+    if page != 1 or query.empty:
+        return None
+    hits = await ctx.store.search_transcripts(query, kind, limit=TRANSCRIPT_HITS)
+    return transcript_section(hits, query.words)
+
+
 async def search(ctx: Context, cmd: Search) -> Reply:
+    reply = await _search(ctx, cmd)
+    if reply.kind != "search" or reply.announcement is not None:
+        return reply
+    query = parse_query(cmd.topic, ctx.synonyms)
+    section = await _transcripts(ctx, query, cmd.kind, cmd.page)
+    if section is None:
+        return reply
+    if not reply.items:  # nothing in titles, chapters or notes, but said in an episode
+        return Reply(kind="search", text=f"Nothing in titles or show notes for “{query.echo}”, but it was said:",
+                     sections=(section,))
+    return replace(reply, sections=(*reply.sections, section))
+
+
+async def _search(ctx: Context, cmd: Search) -> Reply:
     query = parse_query(cmd.topic, ctx.synonyms)
     if query.empty:
         return Reply(kind="search", text="Nothing found: give me a word to look for, "

@@ -45,6 +45,7 @@ from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin
 from lxml import etree
 
+from bot.sources import feedparser_ext  # noqa: F401 - before the handler table below is read
 from bot.sources.feeddoc import FeedDoc
 
 # --------------------------------------------------------------- the parser
@@ -493,6 +494,21 @@ class _Reader:
         else:
             self._visit(el)  # its own value is never read; its children may be
 
+    def _podcast_episode(self, el: Any, attrs: dict[str, str], tag: _Tag) -> None:
+        """bot.sources.feedparser_ext's handler: the text, whatever the attributes."""
+        self._pop(el, "podcast_episode")
+
+    def _attributes_only(self, el: Any, attrs: dict[str, str], tag: _Tag) -> None:
+        """An element with no feedparser handler whose attributes are read
+        (podcast:chapters, podcast:transcript): feedparser's unknown_starttag
+        stores its attributes as a dict under its name (the last one of a
+        kind wins), or, with none, its text like any unknown element."""
+        if not attrs:
+            self._pop(el, tag.handler)  # its text replaces an earlier one's attributes
+            return
+        self._context()[tag.handler] = dict(attrs)
+        self._visit(el)
+
     def _rss(self, el: Any, attrs: dict[str, str], tag: _Tag) -> Iterator[None]:
         if self.depth != 1:
             raise _Decline("nested <rss>")
@@ -713,6 +729,11 @@ _REPLAY: dict[str, _Replay] = {
     "media_thumbnail": _R._media_thumbnail,
     "media_content": _R._media_content,
     **dict.fromkeys(("url", "uri", "homepage", "href"), _R._href),
+    # The Podcasting 2.0 namespace is unknown to feedparser: its elements are
+    # named by the prefix the feed declares ("podcast" in practice; another
+    # prefix gives other keys, the same in both readers).
+    "podcast_episode": _R._podcast_episode,
+    **dict.fromkeys(("podcast_chapters", "podcast_transcript"), _R._attributes_only),
     "psc_chapters": _R._psc_chapters,
     "psc_chapter": _R._psc_chapter,
     **dict.fromkeys(

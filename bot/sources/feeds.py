@@ -31,7 +31,8 @@ from feedparser.encodings import convert_to_utf8
 from feedparser.exceptions import ThingsNobodyCaresAboutButMe
 
 from bot.errors import FeedParseError
-from bot.models import Chapter, Item, ParsedFeed
+from bot.models import Chapter, DocumentKind, DocumentLink, Item, ParsedFeed
+from bot.sources import feedparser_ext  # noqa: F401 - feedparser reads <podcast:episode> (see there)
 from bot.sources.fastfeed import Declined, drain, read_feed_steps
 from bot.sources.feeddoc import FeedDoc
 from bot.sources.text import (
@@ -483,9 +484,18 @@ def _episode_number(value: object) -> int | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text.isdigit() or len(text) > 9:  # isdigit is False for "-3" and "1.5"
+    # isdigit is False for "-3" and "1.5", and True for "²", which int() refuses
+    if not text.isdigit() or not text.isascii() or len(text) > 9:
         return None
     return int(text)
+
+
+def _first_number(*values: object) -> int | None:
+    for value in values:
+        number = _episode_number(value)
+        if number is not None:
+            return number
+    return None
 
 
 def _enclosure(entry: Mapping[str, Any], base: str | None) -> str | None:
@@ -532,6 +542,23 @@ def _chapters(summary: str) -> tuple[Chapter, ...]:
     return parse_chapters(summary)
 
 
+def _documents(entry: Mapping[str, Any], base: str | None) -> tuple[DocumentLink, ...]:
+    """podcast:chapters and podcast:transcript (one of each: with several
+    transcripts both readers keep the last, as feedparser does)."""
+    found = []
+    for key, kind in (("podcast_chapters", DocumentKind.CHAPTERS), ("podcast_transcript", DocumentKind.TRANSCRIPT)):
+        attrs = _get(entry, key)
+        if not isinstance(attrs, dict):
+            continue  # no attributes: feedparser kept its text, which names nothing
+        url = _http_url(_get(attrs, "url"), base)
+        if url is None:
+            continue
+        media_type = _get(attrs, "type")
+        found.append(DocumentLink(kind, url, media_type.strip().lower() or None
+                                  if isinstance(media_type, str) else None))
+    return tuple(found)
+
+
 def _item(entry: Mapping[str, Any], base: str | None) -> Item:
     summary = _summary(entry)
     guid = _get(entry, "id")
@@ -544,9 +571,12 @@ def _item(entry: Mapping[str, Any], base: str | None) -> Item:
         published_at=_utc(_get(entry, "published_parsed")),
         updated_at=_utc(_get(entry, "updated_parsed")),
         duration_s=parse_duration_text(_get(entry, "itunes_duration")),
-        episode_number=_episode_number(_get(entry, "itunes_episode")),
+        # podcast:episode (Podcasting 2.0) is the number players show; it
+        # wins over itunes:episode, which some hosts fill with a season index.
+        episode_number=_first_number(_get(entry, "podcast_episode"), _get(entry, "itunes_episode")),
         enclosure_url=_enclosure(entry, base),
         image_url=_entry_image(entry, base),
         video_id=(video_id.strip() or None) if isinstance(video_id, str) else None,
         chapters=_chapters(summary),
+        documents=_documents(entry, base),
     )

@@ -350,10 +350,14 @@ class HttpFetcher:
         )
 
     async def fetch(
-        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None,
+        max_body_bytes: int | None = None,
     ) -> FetchResult:
-        """GET ``url`` (conditionally). Raises FetchError, and only FetchError."""
-        return await self._within_deadline(self._fetch(url, etag, last_modified), url)
+        """GET ``url`` (conditionally). Raises FetchError, and only FetchError.
+        ``max_body_bytes`` lowers the fetcher's cap for this call (a chapters
+        document has no business being as big as a feed)."""
+        cap = self._max_body if max_body_bytes is None else min(max_body_bytes, self._max_body)
+        return await self._within_deadline(self._fetch(url, etag, last_modified, cap), url)
 
     async def get_api(
         self,
@@ -426,7 +430,7 @@ class HttpFetcher:
             log.error("unexpected error fetching %s\n%s", _scrub(url, secrets), trace.rstrip())
             raise FetchError(f"unexpected error: {type(exc).__name__}: {exc}") from None
 
-    async def _fetch(self, url: str, etag: str | None, last_modified: str | None) -> FetchResult:
+    async def _fetch(self, url: str, etag: str | None, last_modified: str | None, cap: int) -> FetchResult:
         current = _parse_url(url)
         headers = {}
         if etag:
@@ -440,7 +444,7 @@ class HttpFetcher:
                 if resp.status in _REDIRECTS and "Location" in resp.headers:
                     current = self._next_hop(current, resp.headers["Location"])
                     continue
-                return await self._result(resp, current, etag, last_modified)
+                return await self._result(resp, current, etag, last_modified, cap)
         raise FetchError(f"too many redirects (more than {self._max_redirects})")
 
     async def _get_api(
@@ -473,6 +477,7 @@ class HttpFetcher:
         url: URL,
         etag: str | None,
         last_modified: str | None,
+        cap: int | None = None,
     ) -> FetchResult:
         status = resp.status
         new_etag = resp.headers.get("ETag")
@@ -487,7 +492,7 @@ class HttpFetcher:
             raise FetchError(_status_text(status, resp.reason) + hint, retry_after=retry_after)
         if not 200 <= status < 300:
             raise FetchError(_status_text(status, resp.reason))
-        body = await self._read_capped(resp)
+        body = await self._read_capped(resp, cap)
         return FetchResult(status, body, new_etag, new_modified, str(url),
                            resp.headers.get("Content-Type"))
 

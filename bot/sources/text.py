@@ -163,6 +163,11 @@ _BULLET_TOKEN = re.compile(r"(?:(?<=\s)|^)[⁃•·▪►▸◦●○■□➤�
 _EDGE_PUNCT = " \t\n-–—|:⁃•·▪►▸◦●○■□➤→,;"
 MAX_CHAPTER_TITLE = 100
 MAX_FIRST_START_S = 60
+# A list that starts at 60 s or later needs this many timestamps, or two
+# that each begin a line ("1:30 Intro" / "5:00 Topic").
+LATE_LIST_MIN = 3
+# Starts tried for a late list: bounds the work on hostile text full of colons.
+MAX_START_CANDIDATES = 64
 
 
 def _timestamp_seconds(m: re.Match[str]) -> int | None:
@@ -223,16 +228,38 @@ def _find_timestamps(text: str) -> list[tuple[int, int, int]]:
     return found
 
 
-def _chapter_boundaries(stamps: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+def _chapter_boundaries(text: str, stamps: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """The timestamps that start chapters, per the rules of ``parse_chapters``."""
     first = next((i for i, s in enumerate(stamps) if s[2] < MAX_FIRST_START_S), None)
-    if first is None:
-        return []
+    if first is not None:
+        chosen = _increasing_from(stamps, first)
+        if len(chosen) >= 2:
+            return chosen
+    # No list from the beginning: the longest increasing run starting
+    # anywhere (earliest on a tie), held to a stricter standard because a
+    # late-starting list is harder to tell from clock times in prose.
+    best: list[tuple[int, int, int]] = []
+    for start in range(min(len(stamps), MAX_START_CANDIDATES)):
+        chain = _increasing_from(stamps, start)
+        if len(chain) > len(best):
+            best = chain
+    if len(best) >= LATE_LIST_MIN or (len(best) >= 2 and all(_starts_line(text, s[0]) for s in best)):
+        return best
+    return []
+
+
+def _increasing_from(stamps: list[tuple[int, int, int]], first: int) -> list[tuple[int, int, int]]:
     chosen = [stamps[first]]
     for stamp in stamps[first + 1 :]:
         if stamp[2] > chosen[-1][2]:
             chosen.append(stamp)
-    return chosen if len(chosen) >= 2 else []
+    return chosen
+
+
+def _starts_line(text: str, offset: int) -> bool:
+    """Whether only whitespace, bullets or an opening bracket precede ``offset`` on its line."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return not text[line_start:offset].strip(_EDGE_PUNCT + "([")
 
 
 def _blank(m: re.Match[str]) -> str:
@@ -275,16 +302,49 @@ def _url_starts(lower: str) -> list[int]:
     return sorted(starts)
 
 
+# A YouTube link that opens a video at a time ("watch?v=ID&t=754s",
+# "youtu.be/ID?t=1h2m5s"): YouTube descriptions pasted elsewhere keep these
+# as the chapter markers once the visible "12:34" link text is lost.
+_YOUTUBE_TIMED = re.compile(
+    r"(?:https?://)?(?:www\.|m\.)?(?:youtube\.com/watch\?|youtu\.be/)[^\s]*?[?&]t="
+    r"(?:(\d{1,6})s?|(?:(\d{1,2})h)?(?:(\d{1,3})m)?(?:(\d{1,2})s)?)(?![\w])[^\s]*",
+    re.IGNORECASE | re.ASCII,
+)
+
+
+def _youtube_clock(m: re.Match[str]) -> str:
+    if m.group(1) is not None:
+        seconds = int(m.group(1))
+    else:
+        seconds = int(m.group(2) or 0) * 3600 + int(m.group(3) or 0) * 60 + int(m.group(4) or 0)
+        if not (m.group(2) or m.group(3) or m.group(4)):
+            return m.group(0)  # "t=" with no time: an ordinary link
+    hours, rest = divmod(seconds, 3600)
+    clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    return f" {clock} "
+
+
+def _timed_links_to_clock(text: str) -> str:
+    lower = text.lower()
+    if "t=" not in lower or "youtu" not in lower:
+        return text
+    return _YOUTUBE_TIMED.sub(_youtube_clock, text)
+
+
 def parse_chapters(text: str) -> tuple[Chapter, ...]:
     """Chapters ("0:00 Intro 2:30 The Discovery ...") found in a plain-text description.
 
     Rules, and why:
-    - URLs are blanked first: links sit next to chapter lists and their
+    - A YouTube link to a time ("watch?v=ID&t=754s") counts as that
+      timestamp; other URLs are blanked first: links sit next to chapter lists and their
       digits/colons must not become timestamps or titles.
     - At least two timestamps: one lone "5:30" is a mention, not a list.
-    - The list starts at the first timestamp under 60 s (usually 0:00):
-      players and YouTube only treat a list as chapters when it starts at the
-      beginning, and this skips earlier clock-time mentions ("live at 10:30").
+    - The list starts at the first timestamp under 60 s (usually 0:00) when
+      that gives two chapters or more: this skips earlier clock-time mentions
+      ("live at 10:30"). Otherwise the list may start anywhere (show notes
+      often leave out "0:00 Intro"; dropping such a list lost whole chapter
+      lists): the longest strictly increasing run wins, if it has at least
+      three timestamps, or two that each begin a line.
     - Strictly increasing: a later timestamp that is not greater than the
       previous chapter's start is a mention inside a title, not a boundary.
     - A title is the text up to the next timestamp (the last one: to the end
@@ -296,8 +356,8 @@ def parse_chapters(text: str) -> tuple[Chapter, ...]:
     """
     if not text or ":" not in text:
         return ()
-    scrubbed = _blank_urls(text)
-    boundaries = _chapter_boundaries(_find_timestamps(scrubbed))
+    scrubbed = _blank_urls(_timed_links_to_clock(text))
+    boundaries = _chapter_boundaries(scrubbed, _find_timestamps(scrubbed))
     chapters: list[Chapter] = []
     for i, (_, end, seconds) in enumerate(boundaries):
         stop = boundaries[i + 1][0] if i + 1 < len(boundaries) else len(scrubbed)

@@ -69,6 +69,7 @@ class Table:
     key: tuple[str, ...]  # the primary key: the copy's order, and what a resumed copy skips
     convert: dict[str, Callable[[Any], Any]]
     extra: str = ""  # more target columns computed from the row (chapters' search vector)
+    search_from: int = 3  # with extra="search": the column whose text it is made of
 
     def select(self) -> str:
         after = " AND ".join(f"{k} IS NOT NULL" for k in self.key)
@@ -132,6 +133,13 @@ TABLES: tuple[Table, ...] = (
     Table("live_videos", ("item_id", "source_id", "event_id", "video_id", "state", "scheduled_start_at",
                           "actual_start_at", "actual_end_at", "updated_at"), ("item_id",),
           {"scheduled_start_at": T, "actual_start_at": T, "actual_end_at": T, "updated_at": T}),
+    # Documents an item links to (bot.documents): their state, JSON chapters
+    # kept as content, and transcript passages with their search vectors.
+    Table("item_documents", ("item_id", "kind", "url", "media_type", "fetched_url", "fetched_at", "content",
+                             "attempts", "last_error", "retry_at"), ("item_id", "kind"),
+          {"fetched_at": T, "retry_at": T}),
+    Table("transcript_segments", ("id", "item_id", "start_s", "end_s", "text"), ("id",), {},
+          extra="search", search_from=4),
 )
 SEQUENCED = [t.name for t in TABLES if t.key == ("id",)]
 
@@ -163,7 +171,7 @@ async def _copy_table(source: Any, target: Any, table: Table, out: TextIO) -> in
             break
         batch = [table.row(r) for r in raw]
         if table.extra == "search":
-            batch = [(*r, search_text(r[3])) for r in batch]
+            batch = [(*r, search_text(r[table.search_from])) for r in batch]
         async with target._tx(f"copying {table.name}") as conn:
             before = await conn.fetchval(f"SELECT count(*) FROM {table.name}")
             await conn.executemany(insert, batch)

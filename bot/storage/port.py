@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from bot.documents import DocumentState, DocumentWrite, TranscriptHit
 from bot.intents import FilterRule, PollIntent, PollState, SourceProgress, Subscription
 from bot.models import (
     Chapter,
@@ -263,6 +264,33 @@ class Storage(Protocol):
         """The items of ``ids`` in that order, each with the chapters whose
         titles match any term of ``query`` (best first, at most ``limit``;
         none when ``query`` is None)."""
+
+    async def search_transcripts(
+        self, query: Query, kind: ContentKind | None = None, *, limit: int = 5
+    ) -> list[TranscriptHit]:
+        """Transcript passages matching every term of ``query`` (as ``search``
+        matches items: alternatives, prefixes; user text never query
+        syntax), at most one per item (its best passage, earliest on a tie),
+        best first, at most ``limit``; with ``kind``, only items of it. Each
+        hit carries its item (with chapters), the passage's start and text."""
+
+    # -- documents an item links to (bot.documents) ------------------------------------
+
+    async def load_documents(self, source_id: int) -> list[DocumentState]:
+        """The state of every document of the source's items (chapters with
+        their stored JSON chapters), in item id order then kind."""
+
+    async def write_documents(self, writes: Sequence[DocumentWrite]) -> None:
+        """Write these outcomes in ONE transaction, in order, deciding nothing
+        (bot.documents did). ``declared``: the row's url and media type,
+        failures reset; fetched_url and content kept. ``fetched``: url =
+        fetched_url = the write's url, failures reset; ``chapters`` replace
+        the item's chapters (and their search index) and are kept as the
+        row's content; ``segments`` replace the item's transcript. ``failed``:
+        url, attempts, last_error, retry_at; stored content kept.
+        ``withdrawn``: the row removed, a transcript's passages too, and
+        ``chapters`` (when given) replace the item's chapters. A write for
+        an item that no longer exists is skipped."""
 
     # -- routes --------------------------------------------------------------------------
 

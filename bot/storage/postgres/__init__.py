@@ -19,7 +19,7 @@ the platform may already have.
 
 from __future__ import annotations
 
-from bot.storage.postgres.catalog import CatalogTable
+from bot.storage.postgres.documents import DocumentsTable
 from bot.storage.postgres.members import MembersTable
 from bot.storage.postgres.outbox import OutboxTable
 from bot.storage.postgres.polls import PollsTable
@@ -30,7 +30,7 @@ from bot.storage.postgres.trails import TrailsTable
 
 
 class PostgresStorage(
-    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
+    SourcesTable, PollsTable, DocumentsTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
 ):
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> "PostgresStorage":

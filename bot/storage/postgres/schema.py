@@ -326,6 +326,34 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX live_videos_source ON live_videos (source_id) WHERE state != 'none';
     """,
+    # -> +1: documents an item links to (issue #15), as on SQLite: the
+    # per-(item, kind) state with the URL its content came from, and
+    # transcript passages with a tsvector each (GIN-indexed).
+    """
+    CREATE TABLE item_documents (
+        item_id bigint NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        kind text NOT NULL CHECK (kind IN ('chapters', 'transcript')),
+        url text NOT NULL,
+        media_type text,
+        fetched_url text,
+        fetched_at timestamptz,
+        content text,
+        attempts integer NOT NULL DEFAULT 0,
+        last_error text,
+        retry_at timestamptz,
+        PRIMARY KEY (item_id, kind)
+    );
+    CREATE TABLE transcript_segments (
+        id bigserial PRIMARY KEY,
+        item_id bigint NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        start_s bigint NOT NULL,
+        end_s bigint,
+        text text NOT NULL,
+        search tsvector NOT NULL DEFAULT ''::tsvector
+    );
+    CREATE INDEX transcript_segments_item ON transcript_segments (item_id, start_s);
+    CREATE INDEX transcript_segments_search ON transcript_segments USING gin (search);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -336,4 +364,5 @@ TABLES = (
     "sources", "items", "chapters", "routes", "events", "digests", "outbox", "filters", "subscriptions",
     "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
     "held_items", "live_videos",
+    "item_documents", "transcript_segments",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.storage.sqlite.catalog import CatalogTable
+from bot.storage.sqlite.documents import DocumentsTable
 from bot.storage.sqlite.members import MembersTable
 from bot.storage.sqlite.outbox import OutboxTable
 from bot.storage.sqlite.polls import PollsTable
@@ -17,7 +17,7 @@ from bot.storage.sqlite.trails import TrailsTable
 
 
 class SqliteStorage(
-    SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
+    SourcesTable, PollsTable, DocumentsTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
 ):
     @classmethod
     async def open(cls, path: Path | str) -> "SqliteStorage":

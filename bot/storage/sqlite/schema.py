@@ -395,6 +395,47 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX live_videos_source ON live_videos (source_id) WHERE state != 'none';
     """,
+    # -> +1: documents an item links to (issue #15: podcast:chapters JSON,
+    # podcast:transcript), in tables of their own, not columns on items.
+    # - item_documents: per (item, kind) the URL the feed declares now, the
+    #   URL the stored content came from (fetched_url: "cached by URL", a
+    #   later poll fetches again only when the two differ), failures in a row
+    #   for the declared URL and when to try again, and for chapters their
+    #   parsed JSON (re-applied without a fetch when an edit of the item
+    #   rewrites its chapters from the description).
+    # - transcript_segments: timed passages; transcript_fts indexes their
+    #   text (external content, kept by triggers: a transcript is written
+    #   once per URL, in one statement, so a trigger per row costs nothing
+    #   worth batching).
+    """
+    CREATE TABLE item_documents (
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('chapters', 'transcript')),
+        url TEXT NOT NULL,
+        media_type TEXT,
+        fetched_url TEXT,
+        fetched_at TEXT,
+        content TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        retry_at TEXT,
+        PRIMARY KEY (item_id, kind)
+    );
+    CREATE TABLE transcript_segments (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        start_s INTEGER NOT NULL,
+        end_s INTEGER,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX transcript_segments_item ON transcript_segments (item_id, start_s);
+    CREATE VIRTUAL TABLE transcript_fts USING fts5(
+        text, content = 'transcript_segments', content_rowid = 'id',
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER transcript_fts_insert AFTER INSERT ON transcript_segments BEGIN INSERT INTO transcript_fts (rowid, text) VALUES (new.id, new.text); END;
+    CREATE TRIGGER transcript_fts_delete AFTER DELETE ON transcript_segments BEGIN INSERT INTO transcript_fts (transcript_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
