@@ -66,7 +66,8 @@ def videos(n: int) -> list[Item]:
 
 
 def clear_caches() -> None:
-    for cached in (merge_module._normalize, merge_module._item_keys, merge_module.mentioned_keys):
+    for cached in (merge_module._normalize, merge_module._item_keys, merge_module.mentioned_keys,
+                   merge_module._anchor_keys):
         cached.cache_clear()
 
 

@@ -168,15 +168,21 @@ def find_release(
         when = anchor.published_at or anchor.created_at
         if abs(published - when) > window:
             continue
-        # Links an edit added count as the announcement's own: a post linking
-        # the video finds the episode's announcement the video was merged into.
-        also = tuple(a.url for a in anchor.last_edit.also) if anchor.last_edit is not None else ()
-        theirs = item_keys((*anchor.links, *also), anchor.video_id)
-        if (mine & mentioned_keys(f"{anchor.title}\n{anchor.summary}")) or (theirs & my_mentions):
+        theirs, their_mentions = _anchor_keys(anchor)
+        if (mine & their_mentions) or (theirs & my_mentions):
             found.append(MergeMatch(anchor, BY_LINK))
         elif same_title(item.title, anchor.title, names):
             found.append(MergeMatch(anchor, BY_TITLE))
     return found
+
+
+@lru_cache(maxsize=1024)
+def _anchor_keys(anchor: AnnouncedEvent) -> tuple[frozenset[str], frozenset[str]]:
+    """(what identifies it, what it links), once per announcement and poll."""
+    # Links an edit added count as the announcement's own: a post linking
+    # the video finds the episode's announcement the video was merged into.
+    also = tuple(a.url for a in anchor.last_edit.also) if anchor.last_edit is not None else ()
+    return item_keys((*anchor.links, *also), anchor.video_id), mentioned_keys(f"{anchor.title}\n{anchor.summary}")
 
 
 def also_label(url: str | None, source: str) -> str:

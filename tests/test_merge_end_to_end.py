@@ -300,3 +300,65 @@ async def test_two_instances_polling_both_sources_at_once_announce_the_release_o
     assert len(channel_posts(fake, CHANNEL_ID)) == 1 and len(fake.edits(CHANNEL_ID)) == 1
     assert len(stub.calls_to("chat.postMessage")) == 1 and len(stub.calls_to("chat.update")) == 1
     assert len(channel_posts(fake, VIDEO_CHANNEL)) == 1  # the video-only channel: the video, once
+
+
+# -- the CLI contract: `showbot poll --json` shows the merge -----------------------------
+
+
+async def test_poll_json_lists_the_merge_as_an_edit(tmp_path: Path, feed_server: FeedServer) -> None:  # noqa: F811
+    import json
+
+    from tests.test_app import run_cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[storage]
+path = "{tmp_path / 'showbot.db'}"
+
+[network]
+allow_private_addresses = true
+
+[merge]
+enabled = true
+window = "48h"
+show_names = ["{SHOW}"]
+
+[[sources]]
+name = "podcast"
+kind = "rss"
+url = "{feed_server.url('/podcast.xml')}"
+content = "episode"
+
+[[sources]]
+name = "youtube"
+kind = "rss"
+url = "{feed_server.url('/youtube.xml')}"
+content = "video"
+
+[[routes]]
+platform = "console"
+channel = "terminal"
+kinds = ["episode", "video"]
+""")
+    feed_server.add_feed("/podcast.xml", podcast_feed(OLD_EPISODE))
+    feed_server.add_feed("/youtube.xml", youtube_feed(OLD_VIDEO), content_type="application/atom+xml")
+    code, _, err = await run_cli("poll", "--json", "--config", str(config))
+    assert code == 0, err
+    feed_server.add_feed("/podcast.xml", podcast_feed((141, EPISODE, NOW - timedelta(hours=2)), OLD_EPISODE))
+    code, out, err = await run_cli("poll", "--json", "--config", str(config), "--source", "podcast")
+    assert code == 0, err
+    (podcast,) = json.loads(out)["sources"]
+    assert [e["kind"] for e in podcast["events"]] == ["episode"] and podcast["edits"] == []
+    feed_server.add_feed("/youtube.xml", youtube_feed((VIDEO_ID, VIDEO_TITLE, NOW - timedelta(hours=1)), OLD_VIDEO),
+                         content_type="application/atom+xml")
+    code, out, err = await run_cli("poll", "--json", "--config", str(config), "--source", "youtube")
+    assert code == 0, err
+    (youtube,) = json.loads(out)["sources"]
+    video_url = f"https://www.youtube.com/watch?v={VIDEO_ID}"
+    assert youtube["events"] == []  # the only channel had the episode: edited, not posted
+    (edit,) = youtube["edits"]
+    assert (edit["change"], edit["title"], edit["url"]) == ("merge", VIDEO_TITLE, video_url)
+    assert edit["also"] == [{"label": "YouTube", "url": video_url}] and isinstance(edit["edit_of"], int)
+    code, out, err = await run_cli("why", "--config", str(config), video_url)
+    assert code == 0, err
+    assert f"The same release as event #{edit['edit_of']}" in out
