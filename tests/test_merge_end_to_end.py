@@ -323,6 +323,9 @@ enabled = true
 window = "48h"
 show_names = ["{SHOW}"]
 
+[youtube]
+base_url = "{feed_server.base_url}"
+
 [[sources]]
 name = "podcast"
 kind = "rss"
@@ -342,6 +345,11 @@ kinds = ["episode", "video"]
 """)
     feed_server.add_feed("/podcast.xml", podcast_feed(OLD_EPISODE))
     feed_server.add_feed("/youtube.xml", youtube_feed(OLD_VIDEO), content_type="application/atom+xml")
+    # The keyless YouTube checks ([youtube] base_url): not a Short (the
+    # /shorts/ address redirects), and a watch page without a player
+    # response, which holds nothing.
+    feed_server.add_redirect(f"/shorts/{VIDEO_ID}", feed_server.url("/watch"), status=303)
+    feed_server.add_feed("/watch", b"<html><body>a video</body></html>", content_type="text/html")
     code, _, err = await run_cli("poll", "--json", "--config", str(config))
     assert code == 0, err
     feed_server.add_feed("/podcast.xml", podcast_feed((141, EPISODE, NOW - timedelta(hours=2)), OLD_EPISODE))
