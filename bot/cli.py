@@ -293,7 +293,8 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     # about as fast as Python does (bench/bench_cli.py measures it).
     from bot.clock import utc_now
     from bot.commands import Commands
-    from bot.replies import render_text, reply_to_json
+    from bot.plaintext import render_text
+    from bot.replies import reply_to_json
     from bot.storage import open_storage
 
     text = " ".join(args.text)

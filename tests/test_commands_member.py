@@ -11,7 +11,8 @@ import pytest
 
 from bot.commands import Commands, reply_to_json
 from bot.models import Chapter, Reply
-from bot.replies import format_duration, link_at, render_text
+from bot.plaintext import render_text
+from bot.replies import format_duration, link_at
 from tests.catalog_helpers import MEMBER
 from tests.chat import Chat as ChatHarness
 

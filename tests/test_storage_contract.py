@@ -437,6 +437,35 @@ async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Stor
     assert await storage.page_items([], parse_query("kafka")) == []
 
 
+
+async def test_search_ranks_exact_words_above_prefix_matches_and_short_tokens_whole(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    # The prefix-only match is the newest and says it twice: the exact word still ranks first.
+    written = await write(storage, source, [
+        item(1, title="Shows: the grpc tutorial", summary="An older one.", published_at=NOW - timedelta(days=30)),
+        item(2, title="grpcurl and grpcui", summary="Tools.", published_at=NOW),
+        item(3, title="Echo servers", summary="An echo server in C.", published_at=NOW),
+        item(4, title="Encrypted Client Hello", summary="ECH hides the SNI.", published_at=NOW - timedelta(days=9)),
+    ])
+    ids = {s.item.title: s.id for s in written.new_items}  # type: ignore[attr-defined]
+    hits = await storage.search(parse_query("grpc"))
+    assert [h.item_id for h in hits] == [ids["Shows: the grpc tutorial"], ids["grpcurl and grpcui"]]
+    # <= 3 letters: whole words only ("ech" is not the start of "echo")
+    assert [h.item_id for h in await storage.search(parse_query("ech"))] == [ids["Encrypted Client Hello"]]
+    # hits carry their publication time (for `search X newest`)
+    assert hits[0].published_at == NOW - timedelta(days=30) and hits[1].published_at == NOW
+
+
+async def test_search_breaks_score_ties_by_recency(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    written = await write(storage, source, [
+        item(n, title="Kafka", summary="Same words.", published_at=NOW - timedelta(days=10 * n)) for n in range(1, 4)
+    ])
+    newest_first = [s.id for s in sorted(written.new_items, key=lambda s: s.item.published_at,  # type: ignore[attr-defined]
+                                         reverse=True)]
+    assert [h.item_id for h in await storage.search(parse_query("kafka"))] == newest_first
+
+
 HOSTILE = ['"NEAR(', "*", ":", "&|!", "'", "''", '"', "\\", "a:*", "(kafka", "kafka)", "NOT kafka", "-kafka",
            "kafka <-> queues", "title:kafka", "^kafka", "épée", "日本語", "\x00", "x" * 10_000,
            " ".join(["kafka"] * 2_000), "\u200b\u0301", "AND OR NOT", "k:* & | ! ( ) <->"]

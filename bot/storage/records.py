@@ -152,6 +152,7 @@ class SearchHit:
     item_id: int
     score: float  # the backend's own relevance units: compare only within one search
     strong: bool  # a query term matched the title or a chapter title
+    published_at: datetime | None = None  # for `search X newest`
 
 
 @dataclass(frozen=True, slots=True)

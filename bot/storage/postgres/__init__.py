@@ -3,7 +3,7 @@
 One module per table group, one asyncpg pool (``base.PostgresBase``) they
 share; ``PostgresStorage`` is all of them, the ``bot.storage.Storage``
 protocol in full. asyncpg is imported here only: a SQLite-only showbot never
-loads it (``bot.storage.url.open_url`` imports this package on demand).
+loads it (``bot.storage.open_storage`` imports this package on demand).
 
 Every once-only action is a claim in the database, safe across processes:
 polls (``claim_poll``: INSERT ... ON CONFLICT ... WHERE the lease ran out),
