@@ -66,3 +66,29 @@ def test_subscriptions_and_search_share_one_lexicon() -> None:
         assert TopicMatcher(topic).matches(stems), topic
     assert not TopicMatcher("kafka").matches(stems)
     assert TopicMatcher("pg", SynonymIndex({})).matches(stems) is False  # synonyms can be replaced
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from bot.search import MAX_TERMS, MIN_PREFIX_LEN  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=500) | st.lists(st.sampled_from(
+    ["postgres", "pg", "tls", "ssl", "copy", "on", "write", "kafka", "ech", "http", "2", "the", "k8s", "x"]),
+    max_size=12).map(" ".join))
+def test_the_query_builder_rules_hold_for_any_text(text: str) -> None:
+    query = parse_query(text)
+    typed = set(tokens(text[:4000]))
+    assert len(query.terms) <= MAX_TERMS and len(query.words) == len(query.terms)
+    for term in query.terms:
+        assert term.alternatives and all(p and all(w for w in p) for p in term.alternatives)
+        assert set(term.alternatives[0]) <= typed  # the first alternative is what was typed
+    prefixed = [t for t in query.terms if t.prefix]
+    assert prefixed == [] or prefixed == [query.terms[-1]]  # only the last term may be a prefix...
+    for t in prefixed:  # ...a single word of at least MIN_PREFIX_LEN letters
+        assert len(t.alternatives) == 1 and len(t.alternatives[0]) == 1
+        assert len(t.alternatives[0][0]) >= MIN_PREFIX_LEN
+    assert not query.exact().has_prefix and query.exact().words == query.words
+    # a term never repeats, synonyms included
+    assert len({frozenset(t.alternatives) for t in query.terms}) == len(query.terms)

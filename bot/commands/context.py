@@ -18,6 +18,8 @@ Health = Callable[[], Mapping[str, bool]]
 Queued = Callable[[], None]
 # The differences between the config file and the database, one line each.
 Drift = Callable[[], Awaitable[list[str]]]
+# The catalogue's title words, most frequent first (for "did you mean" on a search).
+Vocabulary = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(slots=True)
@@ -34,3 +36,4 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)  # the no-op unless the HTTP server is on
     on_queued: Queued | None = None  # something was put in the outbox: deliver it now
     drift: Drift | None = None
+    vocabulary: Vocabulary | None = None

@@ -3,13 +3,15 @@ personal subscriptions."""
 
 from __future__ import annotations
 
+import difflib
 import time
 
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
+from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
 from bot.models import Caller, ContentKind, Reply, ReplyItem
-from bot.replies import reply_item
+from bot.replies import plural, reply_item
 from bot.search import Query, parse_query
 from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
@@ -66,12 +68,24 @@ async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyIt
 async def search(ctx: Context, cmd: Search) -> Reply:
     query = parse_query(cmd.topic, ctx.synonyms)
     if query.empty:
+        if cmd.bare:
+            return unknown_reply(cmd.topic)
         return Reply(kind="search", text="Nothing found: give me a word to look for, "
                                          "like `search postgres`.")
     hits = await _ranked(ctx, query, cmd.kind)
     what = _plural(cmd.kind)
     if not hits:
-        return Reply(kind="search", text=f"Nothing found for “{query.echo}”.")
+        hint = await _suggestion(ctx, query, cmd)
+        if cmd.bare:  # text that was maybe not meant as a topic at all ("tell me a joke")
+            return Reply(kind="help", ephemeral=True, text=(
+                f"I didn't catch that. {hint + ' ' if hint else ''}Try `latest`, `search <topic>` or "
+                "`episode <number>`; `help` lists everything."))
+        return Reply(kind="search", text=f"Nothing found for “{query.echo}”." + (f" {hint}" if hint else ""))
+    if cmd.newest:
+        # By date instead of relevance: the same hits (the same gate), newest first, undated last.
+        hits = sorted(hits, key=lambda h: (h.published_at is not None,
+                                           h.published_at.timestamp() if h.published_at else 0.0, h.item_id),
+                      reverse=True)
     start = (cmd.page - 1) * ctx.page_size
     page = hits[start:start + ctx.page_size]
     if not page:
@@ -81,8 +95,57 @@ async def search(ctx: Context, cmd: Search) -> Reply:
     count = f"{len(hits)} {what if len(hits) != 1 else what[:-1]}"
     span = f" ({start + 1}–{start + len(page)})" if len(page) < len(hits) else ""
     text = f"{count} on “{query.echo}”{span}:"
-    more = f"{cmd.phrase} {query.text} page {cmd.page + 1}" if remaining > 0 else None
+    order = " newest" if cmd.newest else ""
+    if cmd.newest:
+        text = f"{count} on “{query.echo}”, newest first{span}:"
+    more = f"{cmd.phrase} {query.text}{order} page {cmd.page + 1}" if remaining > 0 else None
     return Reply(kind="search", text=text, items=tuple(items), more=more)
+
+
+# At most this many extra searches to find what would work when nothing did.
+MAX_SUGGESTION_SEARCHES = 8
+
+
+async def _suggestion(ctx: Context, query: Query, cmd: Search) -> str:
+    """What would find something, when nothing did: fewer words (the largest
+    subset of the member's words with hits, dropping one word at a time),
+    else the indexed title word closest to a word that finds nothing alone
+    (a misspelling)."""
+    words = list(query.words)
+    budget = MAX_SUGGESTION_SEARCHES
+    alone: dict[str, int] = {}
+    if len(words) > 1:
+        for drop in range(len(words)):
+            if budget == 0:
+                break
+            fewer = " ".join(w for i, w in enumerate(words) if i != drop)
+            budget -= 1
+            found = await ctx.store.search(parse_query(fewer, ctx.synonyms), cmd.kind)
+            if found:
+                return f"“{fewer}” finds {plural(len(found), _plural(cmd.kind)[:-1])}: try `search {fewer}`."
+        for word in words:
+            if budget == 0:
+                break
+            budget -= 1
+            alone[word] = len(await ctx.store.search(parse_query(word, ctx.synonyms), cmd.kind))
+        found_alone = [w for w in words if alone.get(w)]
+        if found_alone:
+            best = max(found_alone, key=lambda w: alone[w])
+            return f"“{best}” alone finds {plural(alone[best], _plural(cmd.kind)[:-1])}: try `search {best}`."
+    if ctx.vocabulary is None:
+        return ""
+    vocabulary = await ctx.vocabulary()
+    fixed = []
+    for word in words:
+        if " " in word or alone.get(word) or len(word) < 3:
+            fixed.append(word)
+            continue
+        close = difflib.get_close_matches(word, vocabulary, n=1, cutoff=0.75)
+        fixed.append(close[0] if close else word)
+    if fixed != words:
+        spelled = " ".join(fixed)
+        return f"Did you mean `search {spelled}`?"
+    return ""
 
 
 async def episode(ctx: Context, cmd: EpisodeNumber) -> Reply:
