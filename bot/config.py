@@ -145,6 +145,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchConfig:
+    """``[search]``: semantic = false keeps search lexical (no model loaded)."""
+
+    semantic: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     """Tokens, read from the environment only. Never logged (repr hides them)."""
 
@@ -202,6 +209,7 @@ class Config:
     delivery: DeliveryConfig = DeliveryConfig()
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
+    search: SearchConfig = SearchConfig()
     origin: Path | None = None  # the file this was read from
 
 
@@ -427,8 +435,16 @@ def parse_log(lg: Mapping[str, Any]) -> LogConfig:
     return LogConfig(level=level, format=fmt)
 
 
+def parse_search(table: Mapping[str, Any]) -> SearchConfig:
+    for k in table:
+        if k != "semantic":
+            raise ConfigError(f"search.{k}", "unknown key (known: semantic)")
+    return SearchConfig(semantic=_bool(table, "semantic", "search", True))
+
+
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
-    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log"}
+    known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log",
+             "search"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
@@ -545,6 +561,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         delivery=delivery,
         http=parse_http(_table(raw, "http")),
         log=parse_log(_table(raw, "log")),
+        search=parse_search(_table(raw, "search")),
         origin=origin,
     )
 

@@ -466,6 +466,54 @@ async def test_search_breaks_score_ties_by_recency(storage: Storage) -> None:
     assert [h.item_id for h in await storage.search(parse_query("kafka"))] == newest_first
 
 
+
+# -- search vectors (bot/hybrid.py) -------------------------------------------------------
+
+async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(storage: Storage) -> None:
+    from bot.detect import ItemUpdate
+    from bot.storage.records import ItemVectors
+
+    source = await storage.add_source(spec(), NOW)
+    first = item(1, title="Kafka", chapters=(Chapter(0, "Intro"), Chapter(60, "Partitions")))
+    (a, b) = (await write(storage, source, [first, item(2, title="Redis")])).new_items  # type: ignore[attr-defined]
+    due = await storage.items_needing_vectors(10)
+    assert [j.item.id for j in due] == [a.id, b.id]  # oldest id first
+    assert due[0].item.item.chapters == first.chapters and due[0].content_hash == content_hash(first)
+    assert [j.item.id for j in await storage.items_needing_vectors(1)] == [a.id]
+    await storage.put_vectors([ItemVectors(a.id, due[0].content_hash, b"item-a", (b"ch0", b"ch1")),
+                               ItemVectors(b.id, due[1].content_hash, b"item-b")])
+    assert await storage.items_needing_vectors(10) == []
+    assert await storage.find_vectors([a.id, b.id, 999]) == {a.id: b"item-a", b.id: b"item-b"}
+    assert await storage.chapter_vectors([a.id, b.id]) == {a.id: [b"ch0", b"ch1"]}
+    # an edit makes the item due again; its new vectors replace all the old ones
+    edited = replace(first, title="Kafka partitions", chapters=(Chapter(0, "Intro"),))
+    await storage.write_poll(source, PollIntent(updates=(ItemUpdate(a.id, edited, content_hash(edited),
+                                                                    item_identity(edited)),)), progress())
+    (job,) = await storage.items_needing_vectors(10)
+    assert job.item.id == a.id and job.content_hash == content_hash(edited)
+    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"item-a2", (b"c0",))])
+    assert (await storage.find_vectors([a.id]))[a.id] == b"item-a2"
+    assert await storage.chapter_vectors([a.id]) == {a.id: [b"c0"]}
+    assert await storage.find_vectors([]) == {} and await storage.chapter_vectors([]) == {}
+
+
+async def test_vectors_of_an_item_edited_or_removed_meanwhile_are_not_saved(storage: Storage) -> None:
+    from bot.storage.records import ItemVectors
+
+    source = await storage.add_source(spec(), NOW)
+    (a,) = (await write(storage, source, [item(1, title="Kafka")])).new_items  # type: ignore[attr-defined]
+    await storage.put_vectors([ItemVectors(a.id, "not-its-content", b"stale"),
+                               ItemVectors(12345, "x", b"gone")])
+    assert await storage.find_vectors([a.id, 12345]) == {}
+    assert [j.item.id for j in await storage.items_needing_vectors(10)] == [a.id]  # still due
+    await storage.put_vectors([])
+    # removing the source takes its items' vectors with them
+    (job,) = await storage.items_needing_vectors(10)
+    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"v")])
+    await storage.remove_source(source.name)
+    assert await storage.find_vectors([a.id]) == {}
+
+
 HOSTILE = ['"NEAR(', "*", ":", "&|!", "'", "''", '"', "\\", "a:*", "(kafka", "kafka)", "NOT kafka", "-kafka",
            "kafka <-> queues", "title:kafka", "^kafka", "épée", "日本語", "\x00", "x" * 10_000,
            " ".join(["kafka"] * 2_000), "\u200b\u0301", "AND OR NOT", "k:* & | ! ( ) <->"]

@@ -32,6 +32,7 @@ from bot.config import BookConfig
 from bot.errors import ConfigError, PermissionDenied, UserError
 from bot.metrics import Metrics
 from bot.models import Caller, ParsedFeed, Reply
+from bot.hybrid import SemanticModel
 from bot.replies import reply_to_json
 from bot.search import SynonymIndex, tokens
 from bot.storage import Storage
@@ -59,6 +60,7 @@ class Commands:
         rng: random.Random | None = None,
         book_config: BookConfig | None = None,
         metrics: Metrics | None = None,
+        semantic: SemanticModel | None = None,
     ) -> None:
         """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
         given; ``rng`` makes `random` reproducible in tests; ``book_config``
@@ -71,6 +73,7 @@ class Commands:
             health=health, metrics=metrics or Metrics(), on_queued=on_queued, drift=drift,
         )
         self._ctx.vocabulary = self._title_vocabulary
+        self._ctx.semantic = semantic
         self._metrics = self._ctx.metrics
         self._book = book_config
         self._vocabulary: tuple[tuple[int, int], list[str]] | None = None

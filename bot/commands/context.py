@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from bot.clock import Clock
+from bot.hybrid import SemanticModel
 from bot.metrics import Metrics
 from bot.models import ParsedFeed
 from bot.search import SynonymIndex
@@ -37,3 +38,4 @@ class Context:
     on_queued: Queued | None = None  # something was put in the outbox: deliver it now
     drift: Drift | None = None
     vocabulary: Vocabulary | None = None
+    semantic: SemanticModel | None = None  # None or not loadable: lexical search only

@@ -6,10 +6,13 @@ from __future__ import annotations
 import difflib
 import time
 
+import numpy as np
+
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
+from bot.hybrid import Candidate, Embedder, from_bytes, fuse, lexical_order, soft_and
 from bot.models import Caller, ContentKind, Reply, ReplyItem
 from bot.replies import plural, reply_item
 from bot.search import Query, parse_query
@@ -55,8 +58,46 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
 async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
     started = time.perf_counter()
     hits = await ctx.store.search(query, kind)
+    embedder = ctx.semantic.get() if ctx.semantic is not None and ctx.semantic.enabled else None
+    if embedder is not None:
+        hits = await _hybrid(ctx, embedder, query, kind, hits)
     ctx.metrics.searched(time.perf_counter() - started)
     return hits
+
+
+async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentKind | None,
+                  gate: list[SearchHit]) -> list[SearchHit]:
+    """Soft-AND and fused ranking (bot/hybrid.py): the documents with every
+    word (``gate``), plus those lacking some words whose missing words are
+    close in meaning, ordered by RRF of the lexical and the dense order."""
+    by_id = {h.item_id: h for h in gate}
+    present: dict[int, set[int]] = {h.item_id: set(range(len(query.terms))) for h in gate}
+    scores: dict[int, float] = {h.item_id: h.score for h in gate}
+    if len(query.terms) > 1:
+        for t, term in enumerate(query.terms):  # which words each document has (OR, term by term)
+            for h in await ctx.store.search(Query((term,), (query.words[t],)), kind):
+                if h.item_id in by_id and t in present[h.item_id]:
+                    continue
+                by_id.setdefault(h.item_id, h)
+                present.setdefault(h.item_id, set()).add(t)
+                scores[h.item_id] = scores.get(h.item_id, 0.0) + h.score
+    if not by_id:
+        return gate
+    ids = list(by_id)
+    raw = await ctx.store.find_vectors(ids)
+    docs = {i: from_bytes(v) for i, v in raw.items()}
+    cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
+        if missing not in cache:
+            cache[missing] = embedder.embed([" ".join(query.words[t] for t in missing)])[0]
+        return cache[missing]
+
+    candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
+    kept = lexical_order(soft_and(candidates, missing_vector, docs, len(query.terms)))
+    whole = embedder.embed([query.text])[0]
+    dense = {c.item_id: float(docs[c.item_id] @ whole) for c in kept if c.item_id in docs}
+    return [by_id[i] for i in fuse([c.item_id for c in kept], dense)]
 
 
 async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:

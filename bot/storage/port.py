@@ -61,7 +61,9 @@ from bot.storage.records import (
     RouteFacts,
     RouteSeed,
     RouteTally,
+    ItemVectors,
     SearchHit,
+    VectorJob,
     SourceActivity,
     SourceFacts,
 )
@@ -244,6 +246,24 @@ class Storage(Protocol):
         """The items of ``ids`` in that order, each with the chapters whose
         titles match any term of ``query`` (best first, at most ``limit``;
         none when ``query`` is None)."""
+
+    # -- search vectors (bot/hybrid.py) ------------------------------------------------
+
+    async def items_needing_vectors(self, limit: int = 64) -> list[VectorJob]:
+        """Items with no search vectors, or vectors of older content (an
+        edited item), oldest id first, at most ``limit``, each with the
+        content hash it has now."""
+
+    async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
+        """Replace each item's vectors (its own and its chapters', in chapter
+        order), in one transaction; an item that is gone, or whose content
+        changed since ``content_hash`` was read, is skipped (it stays due)."""
+
+    async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
+        """The items' own vectors, for those of ``item_ids`` that have one."""
+
+    async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
+        """The items' chapter vectors in chapter order, for those that have them."""
 
     # -- routes --------------------------------------------------------------------------
 

@@ -285,3 +285,22 @@ class RouteActivity:
     last_sent_at: datetime | None
     unsent: int  # pending or being sent
     failed: int  # given up on, ever
+
+
+@dataclass(frozen=True, slots=True)
+class VectorJob:
+    """An item whose search vectors are missing or older than its content."""
+
+    item: StoredItem
+    content_hash: str  # the item's content when read: what the vectors will be of
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVectors:
+    """An item's search vectors (float32 bytes, bot/hybrid.py): one for the
+    item, one per chapter in chapter order."""
+
+    item_id: int
+    content_hash: str
+    item: bytes
+    chapters: tuple[bytes, ...] = ()

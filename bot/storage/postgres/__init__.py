@@ -27,10 +27,12 @@ from bot.storage.postgres.routes import RoutesTable
 from bot.storage.postgres.sources import SourcesTable
 from bot.storage.postgres.stats import StatsTable
 from bot.storage.postgres.trails import TrailsTable
+from bot.storage.postgres.vectors import VectorsTable
 
 
 class PostgresStorage(
     SourcesTable, PollsTable, CatalogTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
+    VectorsTable,
 ):
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> "PostgresStorage":

@@ -289,6 +289,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
     CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
     """,
+    # -> n+1: search vectors (issue #15; bot/hybrid.py). Derived data, rebuilt
+    # from the items (so `showbot migrate` does not copy it).
+    """
+    CREATE TABLE item_vectors (
+        item_id bigint NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position integer NOT NULL,  -- -1: the item itself; else the chapter's position
+        content_hash text NOT NULL,  -- items.content_hash the vector was computed from
+        vector bytea NOT NULL,  -- float32, little-endian
+        PRIMARY KEY (item_id, position)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -297,5 +308,5 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # them between cases; search_stats is one row, reset instead).
 TABLES = (
     "sources", "items", "chapters", "routes", "events", "digests", "outbox", "filters", "subscriptions",
-    "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
+    "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases", "item_vectors",
 )

@@ -357,6 +357,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_route_sent ON outbox (route_id, sent_at) WHERE status = 'sent';
     CREATE INDEX outbox_held ON outbox (route_id, id) WHERE status = 'held';
     """,
+    # -> n+1: search vectors (issue #15; bot/hybrid.py). Derived data, rebuilt
+    # from the items (so `showbot migrate` does not copy it).
+    """
+    CREATE TABLE item_vectors (
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,  -- -1: the item itself; else the chapter's position
+        content_hash TEXT NOT NULL,  -- items.content_hash the vector was computed from
+        vector BLOB NOT NULL,  -- float32, little-endian
+        PRIMARY KEY (item_id, position)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
