@@ -41,16 +41,17 @@ DIM = 256
 RRF_K = 60
 # A document's missing words (embedded together) are matched by meaning when
 # their cosine to the document's vector reaches this. Calibrated on the
-# judged set (bench/bench_quality.py --sweep, and the candidates' cosines):
-# just above every candidate that is not a relevant answer (the highest,
-# 0.327, is an episode touching "cpu cache" for that question). Static word
-# vectors separate poorly: lower lets noise in, higher finds less.
-SOFT_AND_THRESHOLD = 0.33
+# judged set (bench/bench_quality.py --sweep, and every soft-AND candidate's
+# cosine): just above the highest candidate that is not a relevant answer
+# (0.340: an episode only touching "cpu cache"). Lower lets noise in (0.25:
+# 1 of 16 no-answer questions answered, 0.20: 2). Static word vectors
+# separate poorly, so on this set the fallback rarely fires.
+SOFT_AND_THRESHOLD = 0.35
 # What a document's vector is made of: its title, chapter titles and the
 # start of its description (show notes end in link footers that every
 # episode shares; they would pull every vector to the same place).
 DOC_CHARS = 600
-EMBED_BATCH = 64
+EMBED_BATCH = 256  # items a batch: one read, one embed call in a thread, one write
 
 
 class Embedder(Protocol):
@@ -59,20 +60,78 @@ class Embedder(Protocol):
 
 
 class WordLlamaEmbedder:
+    """wordllama's static embeddings, pooled over our own word tokens.
+
+    The model averages the vectors of a text's subword tokens; running its
+    tokenizer over every document costs ~80 us a text (25,000 posts: 2 s, far
+    more than storing them). The same average is a sum of per-word sums, so
+    each distinct word is tokenized once and cached (its token-vector sum
+    and count), and a document is the normalized sum of its words' sums:
+    ~10x faster, and identical for query and document sides. Words are
+    ``bot.lexicon.tokens`` (lower case), as search sees them."""
+
+    MAX_WORDS = 200_000  # ~200 MB of cache at most; cleared when full
+
     def __init__(self, model: Any) -> None:
+        import numpy as np
+
         self._model = model
-        # The tokenizer is not documented as thread-safe; ingest and search may
-        # embed at once from two threads.
+        self._matrix = np.asarray(model.embedding, dtype=np.float32)
+        self._index: dict[str, int] = {}
+        self._sums = np.zeros((1024, DIM), dtype=np.float32)
+        # The tokenizer is not documented as thread-safe, and ingest and
+        # search may embed at once from two threads.
         self._lock = threading.Lock()
+
+    def _learn(self, words: Sequence[str]) -> None:
+        import numpy as np
+
+        new = [w for w in dict.fromkeys(words) if w not in self._index]
+        if not new:
+            return
+        if len(self._index) + len(new) > self.MAX_WORDS:
+            self._index.clear()
+            new = list(dict.fromkeys(words))
+        encoded = self._model.tokenizer.encode_batch(new, is_pretokenized=False, add_special_tokens=False)
+        need = len(self._index) + len(new)
+        if need > len(self._sums):
+            grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
+            grown[:len(self._index)] = self._sums[:len(self._index)]
+            self._sums = grown
+        for word, enc in zip(new, encoded):
+            row = len(self._index)
+            # A batch is padded to its longest word: the mask says which ids are real.
+            ids = [i for i, real in zip(enc.ids, enc.attention_mask) if real]
+            self._sums[row] = self._matrix[ids].sum(axis=0) if ids else 0.0
+            self._index[word] = row
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         import numpy as np
 
+        from bot.lexicon import tokens
+
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
         if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
+            return out
+        split = [tokens(t) for t in texts]
         with self._lock:
-            vectors = self._model.embed(list(texts), norm=True, batch_size=EMBED_BATCH)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            self._learn([w for words in split for w in words])
+            index = self._index
+            for at in range(0, len(split), 512):
+                part = split[at:at + 512]
+                flat = np.fromiter((index[w] for words in part for w in words), dtype=np.intp)
+                if not flat.size:
+                    continue
+                lengths = np.fromiter((len(words) for words in part), dtype=np.intp, count=len(part))
+                # Bag of words as a (documents x distinct words) count matrix,
+                # times those words' sums: one BLAS product per chunk.
+                distinct, column = np.unique(flat, return_inverse=True)
+                row = np.repeat(np.arange(len(part)), lengths)
+                counts = np.bincount(row * len(distinct) + column, minlength=len(part) * len(distinct))
+                out[at:at + len(part)] = counts.reshape(len(part), len(distinct)).astype(np.float32) @ self._sums[distinct]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
 
 
 def load_wordllama() -> Embedder:
@@ -134,12 +193,16 @@ def from_bytes(data: bytes) -> "np.ndarray":
     return np.frombuffer(data, dtype="<f4")
 
 
-def document_text(item: "Item") -> str:
-    return "\n".join([item.title, *(c.title for c in item.chapters), item.summary[:DOC_CHARS]])
+def document_text(title: str, chapters: Sequence[str], summary: str) -> str:
+    return "\n".join([title, *chapters, summary[:DOC_CHARS]])
 
 
-def chapter_text(item: "Item", title: str) -> str:
-    return f"{item.title}: {title}"
+def item_document(item: "Item") -> str:
+    return document_text(item.title, [c.title for c in item.chapters], item.summary)
+
+
+def chapter_text(episode_title: str, title: str) -> str:
+    return f"{episode_title}: {title}"
 
 
 def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVectors"]:
@@ -148,14 +211,13 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
 
     texts: list[str] = []
     for job in jobs:
-        item = job.item.item
-        texts.append(document_text(item))
-        texts.extend(chapter_text(item, c.title) for c in item.chapters)
+        texts.append(document_text(job.title, job.chapters, job.summary))
+        texts.extend(chapter_text(job.title, c) for c in job.chapters)
     vectors = embedder.embed(texts)
     out, at = [], 0
     for job in jobs:
-        n = len(job.item.item.chapters)
-        out.append(ItemVectors(job.item.id, job.content_hash, to_bytes(vectors[at]),
+        n = len(job.chapters)
+        out.append(ItemVectors(job.item_id, job.content_hash, to_bytes(vectors[at]),
                                tuple(to_bytes(v) for v in vectors[at + 1:at + 1 + n])))
         at += 1 + n
     return out
@@ -166,14 +228,15 @@ async def embed_pending(store: "Storage", embedder: Embedder, *, batch: int = EM
     """Embed every item whose vectors are missing or stale (new items after a
     poll, all items after an upgrade or with semantic search newly on), batch
     by batch, the model in a worker thread. Returns how many were written."""
-    done = 0
+    done, after = 0, 0
     for _ in range(max_batches):
-        jobs = await store.items_needing_vectors(batch)
+        jobs = await store.items_needing_vectors(batch, after_id=after, summary_chars=DOC_CHARS)
         if not jobs:
             break
         vectors = await asyncio.to_thread(embed_jobs, embedder, jobs)
         await store.put_vectors(vectors)
         done += len(vectors)
+        after = jobs[-1].item_id
         if len(jobs) < batch:
             break
     return done

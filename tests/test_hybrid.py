@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot import hybrid
 from bot.clock import FrozenClock
 from bot.commands import Commands
 from bot.config import parse_config
@@ -45,6 +46,15 @@ def test_the_model_loads_offline_from_its_wheel(monkeypatch: pytest.MonkeyPatch)
     assert vectors.shape == (2, DIM) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert embedder.embed([]).shape == (0, DIM)
+
+
+def test_pooling_over_cached_words_equals_the_model_on_lower_case_text() -> None:
+    embedder = load_wordllama()
+    texts = ["kafka", "postgres connection pooling", "The Journey of a Request to the Backend", "", "!!"]
+    ours = embedder.embed(texts)
+    theirs = embedder._model.embed([t.lower() for t in texts[:3]], norm=True)  # type: ignore[attr-defined]
+    assert np.allclose((ours[:3] * theirs).sum(axis=1), 1.0, atol=1e-4)
+    assert not ours[3].any() and not ours[4].any()  # no words: a zero vector, never NaN
 
 
 def test_a_model_that_cannot_load_is_one_log_line_and_lexical_search(caplog: pytest.LogCaptureFixture) -> None:
@@ -139,7 +149,7 @@ def test_rrf_on_a_hand_computed_case() -> None:
 # -- ingest and search end to end ------------------------------------------------------------
 
 async def test_vectors_are_embedded_off_the_loop_in_batches_and_search_uses_them(
-        db: Target, model: SemanticModel) -> None:
+        db: Target, model: SemanticModel, monkeypatch: pytest.MonkeyPatch) -> None:
     async with await open_target(db) as store:
         await store_catalogue(store, NOW)
         embedder = model.get()
@@ -162,12 +172,17 @@ async def test_vectors_are_embedded_off_the_loop_in_batches_and_search_uses_them
         assert await embed_pending(store, embedder) == 0
         lexical = Commands(store, clock=FrozenClock(NOW))
         semantic = Commands(store, clock=FrozenClock(NOW), semantic=model)
-        # The XFS episode never says "performance" or "different" or "filesystems"
-        # (it says "file system"): all-words finds nothing, the soft-AND finds it...
+        # The XFS episode never says "performance", "different" or "filesystems"
+        # (it says "file system"): all-words finds nothing. Those words
+        # together are close to it (cosine ~0.27), under the calibrated
+        # threshold (static vectors rarely pass it) but over a lower one:
         question = "search kafka performance on different filesystems"
         assert (await lexical(question, MEMBER)).items == ()
-        found = await semantic(question, MEMBER)
-        assert found.items[0].title == "Kafka tail latency dropped 80% by switching to XFS"
+        assert (await semantic(question, MEMBER)).items == ()
+        monkeypatch.setattr(hybrid, "SOFT_AND_THRESHOLD", 0.25)
+        found = [i.title for i in (await semantic(question, MEMBER)).items]
+        assert "Kafka tail latency dropped 80% by switching to XFS" in found
+        monkeypatch.undo()
         # ...while questions with no good answer still find nothing
         for text in ("rust borrow checker", "best microphone for podcasting", "react hooks"):
             assert (await semantic(f"search {text}", MEMBER)).items == (), text

@@ -477,9 +477,11 @@ async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(stora
     first = item(1, title="Kafka", chapters=(Chapter(0, "Intro"), Chapter(60, "Partitions")))
     (a, b) = (await write(storage, source, [first, item(2, title="Redis")])).new_items  # type: ignore[attr-defined]
     due = await storage.items_needing_vectors(10)
-    assert [j.item.id for j in due] == [a.id, b.id]  # oldest id first
-    assert due[0].item.item.chapters == first.chapters and due[0].content_hash == content_hash(first)
-    assert [j.item.id for j in await storage.items_needing_vectors(1)] == [a.id]
+    assert [j.item_id for j in due] == [a.id, b.id]  # oldest id first
+    assert due[0].chapters == ("Intro", "Partitions") and due[0].content_hash == content_hash(first)
+    assert due[0].title == "Kafka" and due[1].chapters == ()
+    assert [j.item_id for j in await storage.items_needing_vectors(1)] == [a.id]
+    assert [j.item_id for j in await storage.items_needing_vectors(10, after_id=a.id)] == [b.id]  # a cursor
     await storage.put_vectors([ItemVectors(a.id, due[0].content_hash, b"item-a", (b"ch0", b"ch1")),
                                ItemVectors(b.id, due[1].content_hash, b"item-b")])
     assert await storage.items_needing_vectors(10) == []
@@ -490,7 +492,7 @@ async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(stora
     await storage.write_poll(source, PollIntent(updates=(ItemUpdate(a.id, edited, content_hash(edited),
                                                                     item_identity(edited)),)), progress())
     (job,) = await storage.items_needing_vectors(10)
-    assert job.item.id == a.id and job.content_hash == content_hash(edited)
+    assert job.item_id == a.id and job.content_hash == content_hash(edited) and job.title == "Kafka partitions"
     await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"item-a2", (b"c0",))])
     assert (await storage.find_vectors([a.id]))[a.id] == b"item-a2"
     assert await storage.chapter_vectors([a.id]) == {a.id: [b"c0"]}
@@ -501,11 +503,12 @@ async def test_vectors_of_an_item_edited_or_removed_meanwhile_are_not_saved(stor
     from bot.storage.records import ItemVectors
 
     source = await storage.add_source(spec(), NOW)
-    (a,) = (await write(storage, source, [item(1, title="Kafka")])).new_items  # type: ignore[attr-defined]
+    (a,) = (await write(storage, source, [item(1, title="Kafka", summary="x" * 2000)])).new_items  # type: ignore[attr-defined]
+    assert len((await storage.items_needing_vectors(1, summary_chars=600))[0].summary) == 600
     await storage.put_vectors([ItemVectors(a.id, "not-its-content", b"stale"),
                                ItemVectors(12345, "x", b"gone")])
     assert await storage.find_vectors([a.id, 12345]) == {}
-    assert [j.item.id for j in await storage.items_needing_vectors(10)] == [a.id]  # still due
+    assert [j.item_id for j in await storage.items_needing_vectors(10)] == [a.id]  # still due
     await storage.put_vectors([])
     # removing the source takes its items' vectors with them
     (job,) = await storage.items_needing_vectors(10)

@@ -249,10 +249,13 @@ class Storage(Protocol):
 
     # -- search vectors (bot/hybrid.py) ------------------------------------------------
 
-    async def items_needing_vectors(self, limit: int = 64) -> list[VectorJob]:
+    async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
+                                    summary_chars: int = 600) -> list[VectorJob]:
         """Items with no search vectors, or vectors of older content (an
-        edited item), oldest id first, at most ``limit``, each with the
-        content hash it has now."""
+        edited item), with an id above ``after_id`` (a cursor: a backfill
+        reads the catalogue once, not from the start each batch), oldest id
+        first, at most ``limit``: each with the content hash it has now, its
+        title, the start of its description and its chapter titles."""
 
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         """Replace each item's vectors (its own and its chapters', in chapter

@@ -289,10 +289,15 @@ class RouteActivity:
 
 @dataclass(frozen=True, slots=True)
 class VectorJob:
-    """An item whose search vectors are missing or older than its content."""
+    """An item whose search vectors are missing or older than its content:
+    what they are computed from (a backfill reads the whole catalogue, so not
+    a full StoredItem)."""
 
-    item: StoredItem
+    item_id: int
     content_hash: str  # the item's content when read: what the vectors will be of
+    title: str
+    summary: str  # its first ``summary_chars`` characters
+    chapters: tuple[str, ...] = ()  # chapter titles, in order
 
 
 @dataclass(frozen=True, slots=True)

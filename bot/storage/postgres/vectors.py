@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.records import ItemVectors, VectorJob
 
@@ -13,33 +12,39 @@ ITEM_POSITION = -1  # item_vectors.position of the item's own vector
 
 
 class VectorsTable(PostgresBase):
-    async def items_needing_vectors(self, limit: int = 64) -> list[VectorJob]:
+    async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
+                                    summary_chars: int = 600) -> list[VectorJob]:
         found = await self._all(
-            f"SELECT {rows.ITEM_COLUMNS}, i.content_hash FROM items i JOIN sources s ON s.id = i.source_id "
+            "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, $1) FROM items i "
             "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
-            "WHERE v.item_id IS NULL OR v.content_hash != i.content_hash ORDER BY i.id LIMIT $1",
-            (max(0, limit),), doing="reading items to embed",
+            "WHERE i.id > $2 AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT $3",
+            (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
         )
         chapters = await self._chapters([r[0] for r in found])  # type: ignore[attr-defined]
-        return [VectorJob(rows.stored_item(r, chapters.get(r[0], ())), r["content_hash"]) for r in found]
+        return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(c.title for c in chapters.get(r[0], ())))
+                for r in found]
 
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         if not vectors:
             return
+        # Only while the item still has that content: an edit in the meantime
+        # leaves it to be embedded again; a removed item, nothing.
         async with self._tx("saving search vectors") as conn:
-            for v in vectors:
-                # Only while the item still has that content: an edit in the
-                # meantime leaves it to be embedded again; a removed item, nothing.
-                current = await conn.fetchval("SELECT 1 FROM items WHERE id = $1 AND content_hash = $2 FOR UPDATE",
-                                              v.item_id, v.content_hash)
-                if current is None:
-                    continue
-                await conn.execute("DELETE FROM item_vectors WHERE item_id = $1", v.item_id)
-                await conn.executemany(
-                    "INSERT INTO item_vectors (item_id, position, content_hash, vector) VALUES ($1, $2, $3, $4)",
-                    [(v.item_id, ITEM_POSITION, v.content_hash, v.item),
-                     *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters))],
-                )
+            ids = [v.item_id for v in vectors]
+            hashes = [v.content_hash for v in vectors]
+            current = set(await conn.fetch(
+                "SELECT i.id FROM items i JOIN unnest($1::bigint[], $2::text[]) AS c(id, h) "
+                "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes))
+            found = {r[0] for r in current}
+            keep = [v for v in vectors if v.item_id in found]
+            if not keep:
+                return
+            await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
+            await conn.copy_records_to_table(
+                "item_vectors", columns=["item_id", "position", "content_hash", "vector"],
+                records=[row for v in keep
+                         for row in ((v.item_id, ITEM_POSITION, v.content_hash, v.item),
+                                     *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters)))])
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         if not item_ids:
