@@ -100,6 +100,7 @@ class App:
         # first search instead); [search] semantic = false: never.
         self.semantic = SemanticModel(enabled=config.search.semantic)
         self._vectors_due = asyncio.Event()
+        self.vectors_indexed = asyncio.Event()  # set after each embedding pass (tests wait on it)
         self.commands = Commands(
             store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
             health=self.health, book_config=config.book, metrics=self.metrics, on_queued=self._queued,
@@ -191,6 +192,8 @@ class App:
             except StorageError as exc:  # the next poll retries; search works without them meanwhile
                 log.warning("search vectors not saved: %s", exc)
                 continue
+            finally:
+                self.vectors_indexed.set()
             if done:
                 log.info("search vectors: %d item(s) embedded", done)
 
@@ -237,6 +240,8 @@ class App:
             reports.append(await self.poller.poll(n, force=True))
         if self.outbox is not None and any(r.events for r in reports):
             self.outbox.wake()  # running: deliver now, not at the next tick
+        if any(r.new for r in reports):
+            self._vectors_due.set()  # running: embed them now (a no-op until run() starts)
         return reports
 
     async def run(
