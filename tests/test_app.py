@@ -363,3 +363,22 @@ async def test_a_running_bot_loads_the_model_once_backfills_and_embeds_each_poll
         stop.set()
         await asyncio.wait_for(run, WAIT_S)
         stdin.close()
+
+
+async def test_semantic_off_loads_no_model_and_embeds_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
+    from dataclasses import replace
+
+    from bot.config import SearchConfig
+
+    config = replace(load_config(write_config(tmp_path, feed_server)), search=SearchConfig(semantic=False))
+    async with await App.open(config, Secrets()) as off:
+        def never():  # type: ignore[no-untyped-def]
+            raise AssertionError("the model was loaded")
+
+        off.semantic._loader = never
+        feed_server.add_feed("/podcast.xml", weekly_feed(3))
+        (report,) = await off.poll_now()
+        word = report.new[0].item.title.split()[0]
+        reply = await off.commands(f"search {word}", MEMBER)
+        assert reply.kind == "search" and reply.items
+        assert not off.semantic.ready and len(await off.store.items_needing_vectors(10)) == 3
