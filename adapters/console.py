@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from adapters.boundary import ask_core
 from bot.models import Announcement, Caller, Delivered, Platform
-from bot.plaintext import render_announcement, render_edit
-from bot.replies import render_text
+from bot.plaintext import render_announcement, render_edit, render_text
 
 if TYPE_CHECKING:
     from bot.app import AdapterContext

@@ -23,6 +23,7 @@ from typing import Callable, Mapping, TextIO
 
 from bot.clock import Clock, utc_now
 from bot.commands import Commands
+from bot.hybrid import SemanticModel, embed_pending
 from bot.config import Config, Secrets
 from bot.detect import make_book_matcher
 from bot.drift import config_drift, route_seed
@@ -98,10 +99,15 @@ class App:
         self.clock = clock
         self.parsers = parsers
         self.metrics = metrics or Metrics()
+        # Loaded once, when run() starts (a one-shot command loads it on the
+        # first search instead); [search] semantic = false: never.
+        self.semantic = SemanticModel(enabled=config.search.semantic)
+        self._vectors_due = asyncio.Event()
+        self.vectors_indexed = asyncio.Event()  # set after each embedding pass (tests wait on it)
         self.commands = Commands(
             store, clock=clock, preview=self.preview, on_sources_changed=self._sources_changed,
             health=self.health, book_config=config.book, metrics=self.metrics, on_queued=self._queued,
-            drift=self.drift_lines,
+            drift=self.drift_lines, semantic=self.semantic,
         )
         self.web: WebServer | None = None
         self.running = asyncio.Event()  # set once run() has started everything (tests wait on it)
@@ -177,6 +183,27 @@ class App:
         parse = self.parsers.parse if self.parsers is not None else parse_feed_off_loop
         return await parse(result.body, url=result.url, content_type=result.content_type)
 
+    async def _index_vectors(self, stop: asyncio.Event) -> None:
+        """Semantic search's ingest side: load the model once (off the loop),
+        embed what has no vectors yet (the whole catalogue after an upgrade:
+        the backfill), then again after every poll that stored new items."""
+        embedder = await self.semantic.load()
+        if embedder is None:
+            return  # SemanticModel logged why, once; search stays lexical
+        self._vectors_due.set()
+        while not stop.is_set():
+            await self._vectors_due.wait()
+            self._vectors_due.clear()
+            try:
+                done = await embed_pending(self.store, embedder)
+            except StorageError as exc:  # the next poll retries; search works without them meanwhile
+                log.warning("search vectors not saved: %s", exc)
+                continue
+            finally:
+                self.vectors_indexed.set()
+            if done:
+                log.info("search vectors: %d item(s) embedded", done)
+
     def _queued(self) -> None:
         if self.outbox is not None:
             self.outbox.wake()  # a test post or a backfill: deliver now, not at the next tick
@@ -220,6 +247,8 @@ class App:
             reports.append(await self.poller.poll(n, force=True))
         if self.outbox is not None and any(r.events for r in reports):
             self.outbox.wake()  # running: deliver now, not at the next tick
+        if any(r.new for r in reports):
+            self._vectors_due.set()  # running: embed them now (a no-op until run() starts)
         return reports
 
     async def run(
@@ -269,16 +298,22 @@ class App:
                              policy=delivery_policy(self.config), owner=self.owner, faults=self.faults,
                              metrics=self.metrics)
         outbox = self.outbox
-        self.scheduler = PollScheduler(
-            self.store, self.poller, clock=self.clock,
-            on_polled=lambda report: outbox.wake() if report.events else None,
-            faults=self.faults,
-        )
+
+        def polled(report: PollReport) -> None:
+            if report.events:
+                outbox.wake()
+            if report.new:
+                self._vectors_due.set()
+
+        self.scheduler = PollScheduler(self.store, self.poller, clock=self.clock, on_polled=polled,
+                                       faults=self.faults)
         await self.scheduler.start()
         settle_heap()
         outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
         shards_task = asyncio.create_task(shards.run(stop), name="showbot-shards")
         heartbeat_task = asyncio.create_task(self._heartbeat(stop, heartbeat_s), name="showbot-heartbeat")
+        vectors_task = (asyncio.create_task(self._index_vectors(stop), name="showbot-vectors")
+                        if self.semantic.enabled else None)
         lag_task = (asyncio.create_task(watch_loop_lag(stop, self.metrics), name="showbot-loop-lag")
                     if self.metrics.enabled else None)
         try:
@@ -292,7 +327,7 @@ class App:
             self.scheduler = None
             await outbox_task  # returns after the delivery in flight
             await asyncio.gather(shards_task, return_exceptions=True)
-            for task in (heartbeat_task, lag_task):
+            for task in (heartbeat_task, lag_task, vectors_task):
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)

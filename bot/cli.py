@@ -319,7 +319,9 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     # about as fast as Python does (bench/bench_cli.py measures it).
     from bot.clock import utc_now
     from bot.commands import Commands
-    from bot.replies import render_text, reply_to_json
+    from bot.hybrid import SemanticModel
+    from bot.plaintext import render_text
+    from bot.replies import reply_to_json
     from bot.storage import open_storage
 
     text = " ".join(args.text)
@@ -329,7 +331,9 @@ def _ask(config: Config, args: argparse.Namespace) -> int:
     async def go() -> Any:
         store = await open_storage(config.storage_path, secrets.database_url or config.storage_url)
         try:
-            return await Commands(store, clock=utc_now, book_config=config.book)(text, caller)
+            # The model loads only if TEXT is a search (SemanticModel.get on first use).
+            semantic = SemanticModel(enabled=config.search.semantic)
+            return await Commands(store, clock=utc_now, book_config=config.book, semantic=semantic)(text, caller)
         finally:
             await store.close()
 

@@ -192,6 +192,13 @@ class LogConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchConfig:
+    """``[search]``: semantic = false keeps search lexical (no model loaded)."""
+
+    semantic: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Secrets:
     """Tokens, read from the environment only. Never logged (repr hides them)."""
 
@@ -256,6 +263,7 @@ class Config:
     merge: MergeConfig = MergeConfig()
     http: HttpConfig = HttpConfig()
     log: LogConfig = LogConfig()
+    search: SearchConfig = SearchConfig()
     origin: Path | None = None  # the file this was read from
 
 
@@ -517,9 +525,16 @@ def parse_log(lg: Mapping[str, Any]) -> LogConfig:
     return LogConfig(level=level, format=fmt)
 
 
+def parse_search(table: Mapping[str, Any]) -> SearchConfig:
+    for k in table:
+        if k != "semantic":
+            raise ConfigError(f"search.{k}", "unknown key (known: semantic)")
+    return SearchConfig(semantic=_bool(table, "semantic", "search", True))
+
+
 def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
     known = {"storage", "network", "sources", "routes", "book", "discord", "slack", "delivery", "http", "log",
-             "merge", "youtube"}
+             "merge", "youtube", "search"}
     for k in raw:
         if k not in known:
             raise ConfigError(k, f"unknown section (known: {', '.join(sorted(known))})")
@@ -645,6 +660,7 @@ def parse_config(raw: Mapping[str, Any], origin: Path | None = None) -> Config:
         merge=merge,
         http=parse_http(_table(raw, "http")),
         log=parse_log(_table(raw, "log")),
+        search=parse_search(_table(raw, "search")),
         origin=origin,
     )
 

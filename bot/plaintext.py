@@ -7,9 +7,9 @@ reads like Discord and Slack.
 
 from __future__ import annotations
 
-from bot.models import Announcement, AnnouncementView, Fact, SegmentRole
+from bot.models import Announcement, AnnouncementView, Fact, Reply, SegmentRole
 from bot.presenter import present
-from bot.replies import more_chapters
+from bot.replies import format_timestamp, item_line, more_chapters, shown_chapters
 
 INDENT = "  "
 
@@ -63,3 +63,27 @@ def render_edit(announcement: Announcement) -> str:
     one line saying what changed ("+ also on YouTube: …", "(edited) …")."""
     view = present(announcement)
     return view.edit_note or f"(edited) {view.heading}: {view.title}"
+
+
+def render_text(reply: Reply, *, max_chapters: int = 3) -> str:
+    """Plain text for terminals: the headline, then one line per item with
+    its matched chapters (or the first few) indented under it. A preview
+    shows the announcement itself, as the console would post it."""
+    lines = [reply.text]
+    if reply.announcement is not None:
+        lines.append(render_view(reply.announcement))
+    else:
+        for n, item in enumerate(reply.items, start=1):
+            lines.append(f"{n}. {item_line(item)}")
+            chapters, hidden = shown_chapters(item.chapters, max_chapters)
+            for chapter in chapters:
+                lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
+            if hidden:
+                lines.append(f"   ↳ {more_chapters(hidden)}")
+    for section in reply.sections:
+        lines.append(f"{section.label}:")
+        for line in section.lines:
+            lines.append(f"   ↳ {line.text}" + (f"  {line.url}" if line.url else ""))
+    if reply.more:
+        lines.append(f"More: {reply.more}")
+    return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Building and serializing Replies: chat-neutral, pure.
 
-Adapters render a Reply however their platform likes; ``render_text`` is the
+Adapters render a Reply however their platform likes; ``bot.plaintext.render_text`` is the
 plain-text rendering (console, ``showbot ask``), and ``reply_to_json`` is the
 ``ask --json`` contract of DESIGN.md.
 """
@@ -129,33 +129,6 @@ def shown_chapters(chapters: Sequence[Chapter], limit: int) -> tuple[list[Chapte
 
 def more_chapters(n: int) -> str:
     return f"… {plural(n, 'more chapter')}"
-
-
-def render_text(reply: Reply, *, max_chapters: int = 3) -> str:
-    """Plain text for terminals: the headline, then one line per item with
-    its matched chapters (or the first few) indented under it. A preview
-    shows the announcement itself, as the console would post it."""
-    lines = [reply.text]
-    if reply.announcement is not None:
-        # Imported here: plaintext builds on this module (via the presenter).
-        from bot.plaintext import render_view
-
-        lines.append(render_view(reply.announcement))
-    else:
-        for n, item in enumerate(reply.items, start=1):
-            lines.append(f"{n}. {item_line(item)}")
-            chapters, hidden = shown_chapters(item.chapters, max_chapters)
-            for chapter in chapters:
-                lines.append(f"   ↳ {format_timestamp(chapter.start_s)} {chapter.title}")
-            if hidden:
-                lines.append(f"   ↳ {more_chapters(hidden)}")
-    for section in reply.sections:
-        lines.append(f"{section.label}:")
-        for line in section.lines:
-            lines.append(f"   ↳ {line.text}" + (f"  {line.url}" if line.url else ""))
-    if reply.more:
-        lines.append(f"More: {reply.more}")
-    return "\n".join(lines)
 
 
 def _iso(value: datetime | None) -> str | None:

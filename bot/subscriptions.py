@@ -1,10 +1,10 @@
 """Personal subscriptions: which members want to hear about a new item. Pure.
 
 A topic matches an item the way a search would: the same tokenizer, stopwords
-and synonyms as ``bot.search`` (every word of the topic, or one of its
+and synonyms (``bot.lexicon``) (every word of the topic, or one of its
 synonyms, must appear in the title, a chapter title or the description).
 SQLite's porter stemmer is not available in Python, so both sides go through
-the same small suffix stemmer instead (plurals, -ing, -ed): "page fault"
+the same small suffix stemmer instead (``bot.lexicon.stem``) (plurals, -ing, -ed): "page fault"
 matches "Page Faults", "index" matches "indexes".
 """
 
@@ -16,19 +16,19 @@ from bot.models import Item, Platform
 
 if TYPE_CHECKING:
     from bot.intents import Subscription
-from bot.search import Phrase, SynonymIndex, parse_query, tokens
+from bot.lexicon import STOPWORDS, Phrase, SynonymIndex, group_words, stem, tokens
 
 MAX_TOPIC_CHARS = 100
+MAX_TOPIC_TERMS = 8  # as a search query takes (bot.search.MAX_TERMS)
 
 
-def stem(word: str) -> str:
-    for suffix, replacement in (("sses", "ss"), ("ies", "y"), ("xes", "x"), ("ches", "ch"),
-                                ("shes", "sh"), ("ing", ""), ("ed", ""), ("es", "e"), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith(("ss", "us", "is")):
-                return word
-            return word[: len(word) - len(suffix)] + replacement
-    return word
+_DEFAULT: list[SynonymIndex] = []
+
+
+def _default_index() -> SynonymIndex:
+    if not _DEFAULT:
+        _DEFAULT.append(SynonymIndex())
+    return _DEFAULT[0]
 
 
 def _stems(phrase: Phrase) -> tuple[str, ...]:
@@ -44,8 +44,9 @@ class TopicMatcher:
     """Compiled topics; ``matches(text)`` tests one item's text."""
 
     def __init__(self, topic: str, synonyms: SynonymIndex | None = None) -> None:
-        query = parse_query(topic[:MAX_TOPIC_CHARS], synonyms, prefix_last=False)
-        self.terms = [[_stems(p) for p in term.alternatives] for term in query.terms]
+        words = [w for w in tokens(topic[:MAX_TOPIC_CHARS]) if w not in STOPWORDS]
+        grouped, _ = group_words(words, synonyms or _default_index(), MAX_TOPIC_TERMS)
+        self.terms = [[_stems(p) for p in sorted(group)] for _, group in grouped]
 
     @property
     def empty(self) -> bool:
@@ -81,7 +82,7 @@ def match_subscriptions(
 ) -> list[tuple[int, Platform, str]]:
     """(item index, platform, user id) for every member with a topic matching
     a new item: at most one per item per member however many of their topics
-    match. ``synonyms`` defaults to bot.search.DEFAULT_SYNONYMS."""
+    match. ``synonyms`` defaults to bot/synonyms.txt."""
     index = SynonymIndex(synonyms)
     matchers: dict[str, TopicMatcher] = {}
     out: list[tuple[int, Platform, str]] = []

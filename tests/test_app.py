@@ -20,6 +20,7 @@ from bot.app import App, heartbeat_path, write_heartbeat
 from bot.cli import main
 from bot.config import Secrets, load_config
 from bot.models import Caller, Platform
+from tests.catalog_helpers import MEMBER
 from tests.feedgen import make_podcast_feed
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 
@@ -321,3 +322,63 @@ def test_the_heartbeat_makes_its_folder_when_no_sqlite_file_did(
     assert json.loads(beat.read_text())["adapters"] == {"console": True}
     assert main(["health", "--config", str(path)]) == 0
     assert capsys.readouterr().out.strip() == "ok"
+
+
+
+async def test_a_running_bot_loads_the_model_once_backfills_and_embeds_each_poll(
+    app: App, feed_server: FeedServer
+) -> None:
+    assert app.commands._ctx.semantic is app.semantic and app.semantic.enabled
+    loads = []
+    real_loader = app.semantic._loader
+
+    def counted():  # type: ignore[no-untyped-def]
+        loads.append(1)
+        return real_loader()
+
+    app.semantic._loader = counted
+    feed_server.add_feed("/podcast.xml", weekly_feed(5))
+    await app.poll_now()  # stored before the bot runs: the start's backfill embeds them
+    assert len(await app.store.items_needing_vectors(100)) == 5
+    read_fd, write_fd = os.pipe()
+    stdin = os.fdopen(read_fd, "r")
+    stop = asyncio.Event()
+    run = asyncio.create_task(app.run(stop, {"console": build_console}, console_in=stdin,
+                                      console_out=Screen(), heartbeat_s=3600))
+    try:
+        await asyncio.wait_for(app.vectors_indexed.wait(), WAIT_S)
+        assert await app.store.items_needing_vectors(100) == []
+        app.vectors_indexed.clear()
+        feed_server.add_feed("/podcast.xml", weekly_feed(6))
+        (report,) = await app.poll_now()
+        assert len(report.new) == 1
+        await asyncio.wait_for(app.vectors_indexed.wait(), WAIT_S)
+        assert await app.store.items_needing_vectors(100) == []
+        assert len(await app.store.find_vectors([report.new[0].id])) == 1
+        assert loads == [1]  # once, at start
+        reply = await app.commands("search episode", MEMBER)  # a search with the loaded model
+        assert loads == [1] and reply.kind == "search"
+    finally:
+        os.close(write_fd)
+        stop.set()
+        await asyncio.wait_for(run, WAIT_S)
+        stdin.close()
+
+
+async def test_semantic_off_loads_no_model_and_embeds_nothing(tmp_path: Path, feed_server: FeedServer) -> None:
+    from dataclasses import replace
+
+    from bot.config import SearchConfig
+
+    config = replace(load_config(write_config(tmp_path, feed_server)), search=SearchConfig(semantic=False))
+    async with await App.open(config, Secrets()) as off:
+        def never():  # type: ignore[no-untyped-def]
+            raise AssertionError("the model was loaded")
+
+        off.semantic._loader = never
+        feed_server.add_feed("/podcast.xml", weekly_feed(3))
+        (report,) = await off.poll_now()
+        word = report.new[0].item.title.split()[0]
+        reply = await off.commands(f"search {word}", MEMBER)
+        assert reply.kind == "search" and reply.items
+        assert not off.semantic.ready and len(await off.store.items_needing_vectors(10)) == 3

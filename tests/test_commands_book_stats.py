@@ -20,7 +20,7 @@ from bot.commands.grammar import Book, Help, Stats, parse
 from bot.config import BookConfig
 from bot.detect import decide
 from bot.models import ContentKind, Item, Reply, SourceSpec
-from bot.replies import render_text
+from bot.plaintext import render_text
 from bot.storage import SqliteStorage
 from bot.storage.sqlite.base import to_db_time
 from tests.catalog_helpers import MEMBER, NOW

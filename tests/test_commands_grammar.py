@@ -118,7 +118,8 @@ def test_phrasing_parses_to_the_intended_command(text: str, expected: object) ->
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lates", "serch kafka", "tell me a joke", "/latest", "@showbot latest"])
+@pytest.mark.parametrize("text", ["lates", "serch kafka", "subscirbe kafka", "/latest", "@showbot latest", "hi",
+                                  "thanks", "???!", "one two three four five six seven eight nine"])
 def test_unknown_input_is_unknown_not_an_error(text: str) -> None:
     # Mention prefixes and slash-command names are the adapter's to strip.
     assert isinstance(parse(text), Unknown)
@@ -145,3 +146,69 @@ def test_huge_numbers_do_not_overflow() -> None:
 @given(st.text(max_size=3000))
 def test_any_text_parses(text: str) -> None:
     parse(text)
+
+
+# -- natural questions (issue #15) ------------------------------------------------------
+
+NATURAL = [
+    ("postgres", Search("postgres", bare=True)),
+    ("kafka consumer groups", Search("kafka consumer groups", bare=True)),
+    ("how does postgres handle concurrent updates?", Search("how does postgres handle concurrent updates", bare=True)),
+    ("what's the latest episode?", Latest(EPISODE, single=True)),
+    ("What is the newest video", Latest(VIDEO, single=True)),
+    ("what’s the latest", Latest()),
+    ("whats the most recent article?", Latest(ARTICLE, single=True)),
+    ("any episodes about kafka?", Search("kafka", EPISODE, phrase="episodes on")),
+    ("are there any videos on tls", Search("tls", VIDEO, phrase="videos on")),
+    ("is there a video on http/2?", Search("http/2", VIDEO, phrase="videos on")),
+    ("is there an episode about io_uring", Search("io_uring", EPISODE, phrase="episodes on")),
+    ("do you have any articles on postgres locks", Search("postgres locks", ARTICLE, phrase="articles on")),
+    ("has he talked about io_uring?", Search("io_uring")),
+    ("did he ever cover postgres vacuum", Search("postgres vacuum")),
+    ("has hussein discussed sharding", Search("sharding")),
+    ("has he done a video on kafka", Search("kafka", VIDEO)),
+    ("search kafka newest", Search("kafka", newest=True)),
+    ("episodes on postgres newest page 2", Search("postgres", EPISODE, 2, phrase="episodes on", newest=True)),
+    ("search tls by date", Search("tls", newest=True)),
+    ("search newest", Search("newest")),  # the modifier needs a topic before it
+]
+
+
+@pytest.mark.parametrize("text,expected", NATURAL, ids=[p[0] for p in NATURAL])
+def test_natural_questions_map_to_the_commands(text: str, expected: object) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lates", "serch kafka", "subscirbe kafka", "unsubscribe", "statss", "bok",
+                                  "episdoe 12", "hepl"])
+def test_a_misspelled_command_is_not_taken_for_a_topic(text: str) -> None:
+    # "did you mean" must still get these (they are Unknown, not a bare search)
+    from bot.commands.grammar import closest_command
+
+    parsed = parse(text)
+    assert not (isinstance(parsed, Search) and parsed.bare), parsed
+    if isinstance(parsed, Unknown):
+        assert closest_command(text) is not None
+
+
+_WORDS = st.text(alphabet=st.characters(categories=("Ll", "Lu", "Nd")), min_size=1, max_size=12)
+_TOPIC = st.lists(_WORDS, min_size=1, max_size=5).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_TOPIC, st.sampled_from(["episodes", "videos", "articles", "posts"]),
+       st.sampled_from(["any {k} about {t}?", "are there any {k} on {t}", "{k} on {t}", "{k} about {t}"]))
+def test_any_kind_question_keeps_the_topic_verbatim(topic: str, kind: str, shape: str) -> None:
+    parsed = parse(shape.format(k=kind, t=topic))
+    assert isinstance(parsed, Search) and parsed.kind is not None
+    # the topic comes back as typed, unless it ended in a modifier or a page
+    assert topic.startswith(parsed.topic) or parsed.page > 1 or parsed.newest
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_a_bare_parse_is_a_short_topic_or_unknown(text: str) -> None:
+    parsed = parse(text)
+    if isinstance(parsed, Search) and parsed.bare:
+        assert len(parsed.topic.split(" ")) <= 8 and any(c.isalnum() for c in parsed.topic)
+        assert parsed.topic[0] not in "@/"

@@ -11,7 +11,8 @@ import pytest
 
 from bot.commands import Commands, reply_to_json
 from bot.models import Chapter, Reply
-from bot.replies import format_duration, link_at, render_text
+from bot.plaintext import render_text
+from bot.replies import format_duration, link_at
 from tests.catalog_helpers import MEMBER
 from tests.chat import Chat as ChatHarness
 
@@ -203,3 +204,56 @@ async def test_render_text_reads_like_chat(bot: Chat) -> None:
         "https://podcasters.spotify.com/pod/show/hnasr/episodes/graceful-shutdown-in-http-e213",
         "   ↳ 17:40 HTTP/2 GoAWAY frame",
     ]
+
+
+# -- search: natural questions, newest, and what to try when nothing is found -------------
+
+async def test_a_bare_topic_searches_and_natural_questions_answer(bot: Chat) -> None:
+    bare = await bot("kafka")
+    assert bare.kind == "search" and bare.items and all("kafka" in (i.title + i.summary).casefold()
+                                                        or i.chapters for i in bare.items)
+    assert (await bot("any episodes about kafka?")).text.startswith("4 episodes on “kafka”")
+    latest = await bot("what's the latest episode?")
+    assert latest.kind == "latest" and [i.title for i in latest.items] == ["Postgres is half as fast in Linux 7.0"]
+    assert (await bot("is there a video on page faults?")).items[0].title == "Page faults under a microscope with perf"
+
+
+async def test_a_bare_text_that_finds_nothing_gets_the_short_help(bot: Chat) -> None:
+    reply = await bot("tell me a joke")
+    assert reply.kind == "help" and reply.text.startswith("I didn't catch that.")
+    assert "`help` lists everything" in reply.text
+
+
+async def test_search_newest_sorts_the_same_hits_by_date(bot: Chat) -> None:
+    relevance = await bot("search kafka")
+    newest = await bot("search kafka newest")
+    assert newest.text.startswith("5 items on “kafka”, newest first")
+    dates = [i.published_at for i in newest.items]
+    assert dates == sorted(dates, reverse=True)  # type: ignore[type-var]
+    assert {i.title for i in newest.items} == {i.title for i in relevance.items}  # same gate, other order
+    assert [i.title for i in newest.items] != [i.title for i in relevance.items]
+
+
+async def test_newest_keeps_its_order_on_the_next_page(bot: Chat) -> None:
+    reply = await bot("search postgres newest")
+    assert reply.more == "search postgres newest page 2"
+    second = await bot(reply.more)
+    assert second.items and second.items[0].published_at <= reply.items[-1].published_at  # type: ignore[operator]
+
+
+async def test_nothing_found_suggests_fewer_words(bot: Chat) -> None:
+    reply = await bot("search kafka gardening")
+    assert reply.kind == "search" and reply.items == ()
+    assert reply.text == "Nothing found for “kafka gardening”. “kafka” finds 5 items: try `search kafka`."
+
+
+async def test_nothing_found_suggests_the_closest_indexed_word(bot: Chat) -> None:
+    reply = await bot("search kafak")
+    assert reply.text == "Nothing found for “kafak”. Did you mean `search kafka`?"
+    follow = await bot("search kafka")
+    assert follow.items  # the suggestion works
+
+
+async def test_nothing_found_with_nothing_close_says_only_that(bot: Chat) -> None:
+    reply = await bot("search quantum chromodynamics")
+    assert reply.text == "Nothing found for “quantum chromodynamics”."

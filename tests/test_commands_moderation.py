@@ -12,7 +12,7 @@ from bot.filters import compile_filter, make_item_filter
 from bot.intents import FilterRule
 from bot.models import ContentKind, EventKind, Platform
 from tests.catalog_helpers import MEMBER, NOW
-from bot.replies import render_text
+from bot.plaintext import render_text
 from tests.chat import FEED, FEED_URL, Chat
 
 @pytest.mark.parametrize("text", [

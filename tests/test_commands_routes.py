@@ -11,7 +11,7 @@ import pytest
 
 from bot.models import Caller, DigestPeriod, EventKind, EventPurpose, Platform, SegmentRole
 from bot.presenter import present
-from bot.replies import render_text
+from bot.plaintext import render_text
 from tests.backends import Target
 from tests.catalog_helpers import MODERATOR
 from tests.chat import FEED_URL, Chat, open_chat

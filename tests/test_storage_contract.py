@@ -554,6 +554,86 @@ async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Stor
     assert await storage.page_items([], parse_query("kafka")) == []
 
 
+
+async def test_search_ranks_exact_words_above_prefix_matches_and_short_tokens_whole(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    # The prefix-only match is the newest and says it twice: the exact word still ranks first.
+    written = await write(storage, source, [
+        item(1, title="Shows: the grpc tutorial", summary="An older one.", published_at=NOW - timedelta(days=30)),
+        item(2, title="grpcurl and grpcui", summary="Tools.", published_at=NOW),
+        item(3, title="Echo servers", summary="An echo server in C.", published_at=NOW),
+        item(4, title="Encrypted Client Hello", summary="ECH hides the SNI.", published_at=NOW - timedelta(days=9)),
+    ])
+    ids = {s.item.title: s.id for s in written.new_items}  # type: ignore[attr-defined]
+    hits = await storage.search(parse_query("grpc"))
+    assert [h.item_id for h in hits] == [ids["Shows: the grpc tutorial"], ids["grpcurl and grpcui"]]
+    # <= 3 letters: whole words only ("ech" is not the start of "echo")
+    assert [h.item_id for h in await storage.search(parse_query("ech"))] == [ids["Encrypted Client Hello"]]
+    # hits carry their publication time (for `search X newest`)
+    assert hits[0].published_at == NOW - timedelta(days=30) and hits[1].published_at == NOW
+
+
+async def test_search_breaks_score_ties_by_recency(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    written = await write(storage, source, [
+        item(n, title="Kafka", summary="Same words.", published_at=NOW - timedelta(days=10 * n)) for n in range(1, 4)
+    ])
+    newest_first = [s.id for s in sorted(written.new_items, key=lambda s: s.item.published_at,  # type: ignore[attr-defined]
+                                         reverse=True)]
+    assert [h.item_id for h in await storage.search(parse_query("kafka"))] == newest_first
+
+
+
+# -- search vectors (bot/hybrid.py) -------------------------------------------------------
+
+async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(storage: Storage) -> None:
+    from bot.detect import ItemUpdate
+    from bot.storage.records import ItemVectors
+
+    source = await storage.add_source(spec(), NOW)
+    first = item(1, title="Kafka", chapters=(Chapter(0, "Intro"), Chapter(60, "Partitions")))
+    (a, b) = (await write(storage, source, [first, item(2, title="Redis")])).new_items  # type: ignore[attr-defined]
+    due = await storage.items_needing_vectors(10)
+    assert [j.item_id for j in due] == [a.id, b.id]  # oldest id first
+    assert due[0].chapters == ("Intro", "Partitions") and due[0].content_hash == content_hash(first)
+    assert due[0].title == "Kafka" and due[1].chapters == ()
+    assert [j.item_id for j in await storage.items_needing_vectors(1)] == [a.id]
+    assert [j.item_id for j in await storage.items_needing_vectors(10, after_id=a.id)] == [b.id]  # a cursor
+    await storage.put_vectors([ItemVectors(a.id, due[0].content_hash, b"item-a", (b"ch0", b"ch1")),
+                               ItemVectors(b.id, due[1].content_hash, b"item-b")])
+    assert await storage.items_needing_vectors(10) == []
+    assert await storage.find_vectors([a.id, b.id, 999]) == {a.id: b"item-a", b.id: b"item-b"}
+    assert await storage.chapter_vectors([a.id, b.id]) == {a.id: [b"ch0", b"ch1"]}
+    # an edit makes the item due again; its new vectors replace all the old ones
+    edited = replace(first, title="Kafka partitions", chapters=(Chapter(0, "Intro"),))
+    await storage.write_poll(source, PollIntent(updates=(ItemUpdate(a.id, edited, content_hash(edited),
+                                                                    item_identity(edited)),)), progress())
+    (job,) = await storage.items_needing_vectors(10)
+    assert job.item_id == a.id and job.content_hash == content_hash(edited) and job.title == "Kafka partitions"
+    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"item-a2", (b"c0",))])
+    assert (await storage.find_vectors([a.id]))[a.id] == b"item-a2"
+    assert await storage.chapter_vectors([a.id]) == {a.id: [b"c0"]}
+    assert await storage.find_vectors([]) == {} and await storage.chapter_vectors([]) == {}
+
+
+async def test_vectors_of_an_item_edited_or_removed_meanwhile_are_not_saved(storage: Storage) -> None:
+    from bot.storage.records import ItemVectors
+
+    source = await storage.add_source(spec(), NOW)
+    (a,) = (await write(storage, source, [item(1, title="Kafka", summary="x" * 2000)])).new_items  # type: ignore[attr-defined]
+    assert len((await storage.items_needing_vectors(1, summary_chars=600))[0].summary) == 600
+    await storage.put_vectors([ItemVectors(a.id, "not-its-content", b"stale"),
+                               ItemVectors(12345, "x", b"gone")])
+    assert await storage.find_vectors([a.id, 12345]) == {}
+    assert [j.item_id for j in await storage.items_needing_vectors(10)] == [a.id]  # still due
+    await storage.put_vectors([])
+    # removing the source takes its items' vectors with them
+    (job,) = await storage.items_needing_vectors(10)
+    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"v")])
+    await storage.remove_source(source.name)
+    assert await storage.find_vectors([a.id]) == {}
+
+
 HOSTILE = ['"NEAR(', "*", ":", "&|!", "'", "''", '"', "\\", "a:*", "(kafka", "kafka)", "NOT kafka", "-kafka",
            "kafka <-> queues", "title:kafka", "^kafka", "épée", "日本語", "\x00", "x" * 10_000,
            " ".join(["kafka"] * 2_000), "\u200b\u0301", "AND OR NOT", "k:* & | ! ( ) <->"]

@@ -32,6 +32,7 @@ from bot.config import BookConfig
 from bot.errors import ConfigError, PermissionDenied, UserError
 from bot.metrics import Metrics
 from bot.models import Caller, ParsedFeed, Reply
+from bot.hybrid import SemanticModel
 from bot.replies import reply_to_json
 from bot.search import SynonymIndex, tokens
 from bot.storage import Storage
@@ -59,6 +60,7 @@ class Commands:
         rng: random.Random | None = None,
         book_config: BookConfig | None = None,
         metrics: Metrics | None = None,
+        semantic: SemanticModel | None = None,
     ) -> None:
         """``synonyms`` (from TOML) replaces bot.search.DEFAULT_SYNONYMS when
         given; ``rng`` makes `random` reproducible in tests; ``book_config``
@@ -70,6 +72,8 @@ class Commands:
             page_size=max(1, page_size), preview=preview, on_sources_changed=on_sources_changed,
             health=health, metrics=metrics or Metrics(), on_queued=on_queued, drift=drift,
         )
+        self._ctx.vocabulary = self._title_vocabulary
+        self._ctx.semantic = semantic
         self._metrics = self._ctx.metrics
         self._book = book_config
         self._vocabulary: tuple[tuple[int, int], list[str]] | None = None
@@ -180,9 +184,14 @@ class Commands:
 
     async def complete_topic(self, prefix: str, limit: int = 25) -> list[str]:
         """Words from titles starting with ``prefix``, most frequent first
-        (autocomplete). The word list is rebuilt when the catalogue changes."""
+        (autocomplete)."""
         words = tokens(prefix[:64])
         stem = words[-1] if words else ""
+        return [w for w in await self._title_vocabulary() if w.startswith(stem)][:max(0, limit)]
+
+    async def _title_vocabulary(self) -> list[str]:
+        """The catalogue's title words, most frequent first; rebuilt when the
+        catalogue changes (autocomplete, and a search's "did you mean")."""
         version = await self._ctx.store.catalogue_version()
         if self._vocabulary is None or self._vocabulary[0] != version:
             counts = Counter(
@@ -190,7 +199,7 @@ class Commands:
                 for w in tokens(title) if len(w) > 1 and _WORD.match(w) and not w.isdigit()
             )
             self._vocabulary = (version, [w for w, _ in sorted(counts.items(), key=lambda p: (-p[1], p[0]))])
-        return [w for w in self._vocabulary[1] if w.startswith(stem)][:max(0, limit)]
+        return self._vocabulary[1]
 
 
 def _command_name(class_name: str) -> str:

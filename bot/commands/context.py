@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
 from bot.clock import Clock
+from bot.hybrid import SemanticModel
 from bot.metrics import Metrics
 from bot.models import ParsedFeed
 from bot.search import SynonymIndex
@@ -18,6 +19,8 @@ Health = Callable[[], Mapping[str, bool]]
 Queued = Callable[[], None]
 # The differences between the config file and the database, one line each.
 Drift = Callable[[], Awaitable[list[str]]]
+# The catalogue's title words, most frequent first (for "did you mean" on a search).
+Vocabulary = Callable[[], Awaitable[list[str]]]
 
 
 @dataclass(slots=True)
@@ -34,3 +37,5 @@ class Context:
     metrics: Metrics = field(default_factory=Metrics)  # the no-op unless the HTTP server is on
     on_queued: Queued | None = None  # something was put in the outbox: deliver it now
     drift: Drift | None = None
+    vocabulary: Vocabulary | None = None
+    semantic: SemanticModel | None = None  # None or not loadable: lexical search only

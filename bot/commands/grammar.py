@@ -13,6 +13,7 @@ linear in the input.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -47,6 +48,8 @@ class Search:
     kind: ContentKind | None = None
     page: int = 1
     phrase: str = "search"  # how the member asked, reused for "more" ("episodes on")
+    newest: bool = False  # `search X newest`: by date, newest first, instead of by relevance
+    bare: bool = False  # no command word: a topic typed alone ("postgres"); no hits -> the short help
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +260,20 @@ _RANDOM = _m(r"(?:a\s+)?random(?:\s+" + _KIND + r")?(?:\s+(?:on|about)\s+(\S.*))
 _SEARCH = _m(r"(?:search|find|lookup|look\s+up)(?:\s+for)?\s+(\S.*?)" + _PAGE)
 _KIND_ON = _m(_KIND + r"\s+(?:on|about|for|with|covering)\s+(\S.*?)" + _PAGE)
 _ANYTHING_ON = _m(r"(?:anything|something|stuff|everything)\s+(?:on|about)\s+(\S.*?)" + _PAGE)
+# Natural questions (issue #15). Each is anchored and its free text is one
+# trailing group, so matching stays linear.
+_LATEST_QUESTION = _m(r"(?:what'?s|what\s+is|whats|which\s+is|show\s+me|give\s+me|tell\s+me)\s+(?:the\s+|his\s+)?"
+                      r"(?:latest|newest|most\s+recent|last|new)(?:\s+" + _KIND + r")?(?:\s+out)?")
+_ANY_KIND_ON = _m(r"(?:(?:are\s+there|is\s+there|do\s+you\s+have|does\s+he\s+have|got)\s+)?(?:any|an?|some)\s+"
+                  + _KIND + r"\s+(?:on|about|for|covering|that\s+covers?|talking\s+about|discussing)\s+(\S.*?)" + _PAGE)
+_TALKED_ABOUT = _m(r"(?:has|did|does|have)\s+(?:he|she|they|hussein|you)\s+(?:ever\s+)?"
+                   r"(?:talk(?:ed)?|spoken?|speak|cover(?:ed)?|discuss(?:ed)?|mention(?:ed)?|(?:done|do|made|make)\s+(?:an?\s+)?"
+                   + _KIND + r")(?:\s+(?:about|on|of))?\s+(\S.*?)" + _PAGE)
+# `search X newest`: the modifier is the topic's last word(s).
+_NEWEST = re.compile(r"\s+(?:newest(?:\s+first)?|latest(?:\s+first)?|by\s+date|most\s+recent)$", re.IGNORECASE)
+# A bare topic ("postgres", "kafka consumer groups") is a search when it is
+# short and not a misspelled command (those get "did you mean").
+MAX_BARE_WORDS = 8
 _SUBSCRIBE = _m(r"(?:subscribe|follow)(?:\s+to)?\s+(\S.*)")
 _UNSUBSCRIBE = _m(r"(?:unsubscribe|unfollow)(?:\s+from)?\s+(\S.*)")
 _SUBSCRIPTIONS = _m(r"(?:my\s+)?(?:subscriptions|subs|topics)")
@@ -317,16 +334,19 @@ def _parse_member(text: str) -> Command:
         kind = _kind(m.group(1)) or ContentKind.EPISODE
         topic = m.group(2).strip() if m.group(2) else None
         return RandomPick(kind, topic)
+    if m := _LATEST_QUESTION.match(text):
+        word = m.group(1)
+        return Latest(_kind(word), single=word is not None and not word.casefold().endswith("s"))
     if m := _SEARCH.match(text):
-        return Search(m.group(1).strip(), None, _page(m.group(2)))
+        return _search(m.group(1), None, m.group(2))
     if m := _KIND_ON.match(text):
-        word = m.group(1).casefold()
-        phrase = f"{word if word.endswith('s') else word + 's'} on"
-        if word in ("ep", "podcast", "podcasts"):
-            phrase = "episodes on"
-        return Search(m.group(2).strip(), _kind(word), _page(m.group(3)), phrase=phrase)
+        return _kind_search(m.group(1), m.group(2), m.group(3))
+    if m := _ANY_KIND_ON.match(text):
+        return _kind_search(m.group(1), m.group(2), m.group(3))
     if m := _ANYTHING_ON.match(text):
-        return Search(m.group(1).strip(), None, _page(m.group(2)))
+        return _search(m.group(1), None, m.group(2))
+    if m := _TALKED_ABOUT.match(text):
+        return _search(m.group(2), _kind(m.group(1)) if m.group(1) else None, m.group(3))
     if _SUBSCRIPTIONS.match(text):
         return Subscriptions()
     if m := _UNSUBSCRIBE.match(text):
@@ -337,7 +357,53 @@ def _parse_member(text: str) -> Command:
         return Stats()
     if _BOOK.match(text):
         return Book()
-    return Unknown(text)
+    return _bare(text)
+
+
+def _search(topic: str, kind: ContentKind | None, page: str | None, phrase: str = "search") -> Search:
+    topic = topic.strip()
+    newest = _NEWEST.search(topic)
+    if newest is not None and newest.start() > 0:
+        return Search(topic[:newest.start()].strip(), kind, _page(page), phrase=phrase, newest=True)
+    return Search(topic, kind, _page(page), phrase=phrase)
+
+
+def _kind_search(word: str, topic: str, page: str | None) -> Search:
+    word = word.casefold()
+    phrase = f"{word if word.endswith('s') else word + 's'} on"
+    if word in ("ep", "podcast", "podcasts"):
+        phrase = "episodes on"
+    return _search(topic, _kind(word), page, phrase)
+
+
+def _bare(text: str) -> Command:
+    """A bare topic is a search, unless it reads like a command mistyped
+    (the first word or two close to one: "lates", "serch kafka", "subscirbe
+    x") or is too long to be a topic."""
+    if closest_command(text) is not None or len(text.split(" ")) > MAX_BARE_WORDS:
+        return Unknown(text)
+    if not any(ch.isalnum() for ch in text) or text.casefold() in _CHATTER or text[0] in "@/!<#":
+        return Unknown(text)  # (a mention or a slash-command name is the adapter's to strip)
+    found = _search(text, None, None)
+    return Search(found.topic, found.kind, found.page, found.phrase, found.newest, bare=True)
+
+
+# Small talk is not a topic: the member gets the "try latest, search" help.
+_CHATTER = frozenset((*"hi hey hello yo sup thanks thx ty ok okay cool nice lol yes no please".split(),
+                      "thank you", "good bot", "bad bot", "hello there", "hi there"))
+
+
+def closest_command(text: str) -> str | None:
+    """The command the member most likely meant, by the first word or two."""
+    words = text.casefold().split()
+    if not words:
+        return None
+    candidates = [" ".join(words[:2]), words[0]]
+    for candidate in candidates:
+        close = difflib.get_close_matches(candidate[:40], COMMAND_WORDS, n=1, cutoff=0.6)
+        if close:
+            return close[0]
+    return None
 
 
 _FEED_USAGE = "feed add <url> [as episode|video|article|post] [name <name>] [every <interval>]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from bot.commands.grammar import COMMAND_WORDS
+from bot.commands.grammar import closest_command
 from bot.models import Reply
 
 MEMBER_HELP = """\
@@ -110,19 +110,6 @@ def help_reply(topic: str | None, *, moderator: bool) -> Reply:
     hint = f" Did you mean `help {close[0]}`?" if close else ""
     return Reply(kind="help", text=f"I have no help on that.{hint} `help` lists everything.",
                  ephemeral=True)
-
-
-def closest_command(text: str) -> str | None:
-    """The command the member most likely meant, by the first word or two."""
-    words = text.casefold().split()
-    if not words:
-        return None
-    candidates = [" ".join(words[:2]), words[0]]
-    for candidate in candidates:
-        close = difflib.get_close_matches(candidate[:40], COMMAND_WORDS, n=1, cutoff=0.6)
-        if close:
-            return close[0]
-    return None
 
 
 def unknown_reply(text: str) -> Reply:

@@ -3,15 +3,20 @@ personal subscriptions."""
 
 from __future__ import annotations
 
+import difflib
 import time
 from dataclasses import replace
 
+import numpy as np
+
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
+from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
+from bot.hybrid import Candidate, Embedder, from_bytes, fuse, lexical_order, soft_and
 from bot.models import Caller, ContentKind, Reply, ReplyItem, ReplySection
 from bot.presenter import transcript_section
-from bot.replies import reply_item
+from bot.replies import plural, reply_item
 from bot.search import Query, parse_query
 from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
@@ -55,8 +60,46 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
 async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
     started = time.perf_counter()
     hits = await ctx.store.search(query, kind)
+    embedder = ctx.semantic.get() if ctx.semantic is not None and ctx.semantic.enabled else None
+    if embedder is not None:
+        hits = await _hybrid(ctx, embedder, query, kind, hits)
     ctx.metrics.searched(time.perf_counter() - started)
     return hits
+
+
+async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentKind | None,
+                  gate: list[SearchHit]) -> list[SearchHit]:
+    """Soft-AND and fused ranking (bot/hybrid.py): the documents with every
+    word (``gate``), plus those lacking some words whose missing words are
+    close in meaning, ordered by RRF of the lexical and the dense order."""
+    by_id = {h.item_id: h for h in gate}
+    present: dict[int, set[int]] = {h.item_id: set(range(len(query.terms))) for h in gate}
+    scores: dict[int, float] = {h.item_id: h.score for h in gate}
+    if len(query.terms) > 1:
+        for t, term in enumerate(query.terms):  # which words each document has (OR, term by term)
+            for h in await ctx.store.search(Query((term,), (query.words[t],)), kind):
+                if h.item_id in by_id and t in present[h.item_id]:
+                    continue
+                by_id.setdefault(h.item_id, h)
+                present.setdefault(h.item_id, set()).add(t)
+                scores[h.item_id] = scores.get(h.item_id, 0.0) + h.score
+    if not by_id:
+        return gate
+    ids = list(by_id)
+    raw = await ctx.store.find_vectors(ids)
+    docs = {i: from_bytes(v) for i, v in raw.items()}
+    cache: dict[tuple[int, ...], np.ndarray] = {}
+
+    def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
+        if missing not in cache:
+            cache[missing] = embedder.embed([" ".join(query.words[t] for t in missing)])[0]
+        return cache[missing]
+
+    candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
+    kept = lexical_order(soft_and(candidates, missing_vector, docs, len(query.terms)))
+    whole = embedder.embed([query.text])[0]
+    dense = {c.item_id: float(docs[c.item_id] @ whole) for c in kept if c.item_id in docs}
+    return [by_id[i] for i in fuse([c.item_id for c in kept], dense)]
 
 
 async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:
@@ -96,12 +139,24 @@ async def search(ctx: Context, cmd: Search) -> Reply:
 async def _search(ctx: Context, cmd: Search) -> Reply:
     query = parse_query(cmd.topic, ctx.synonyms)
     if query.empty:
+        if cmd.bare:
+            return unknown_reply(cmd.topic)
         return Reply(kind="search", text="Nothing found: give me a word to look for, "
                                          "like `search postgres`.")
     hits = await _ranked(ctx, query, cmd.kind)
     what = _plural(cmd.kind)
     if not hits:
-        return Reply(kind="search", text=f"Nothing found for “{query.echo}”.")
+        hint = await _suggestion(ctx, query, cmd)
+        if cmd.bare:  # text that was maybe not meant as a topic at all ("tell me a joke")
+            return Reply(kind="help", ephemeral=True, text=(
+                f"I didn't catch that. {hint + ' ' if hint else ''}Try `latest`, `search <topic>` or "
+                "`episode <number>`; `help` lists everything."))
+        return Reply(kind="search", text=f"Nothing found for “{query.echo}”." + (f" {hint}" if hint else ""))
+    if cmd.newest:
+        # By date instead of relevance: the same hits (the same gate), newest first, undated last.
+        hits = sorted(hits, key=lambda h: (h.published_at is not None,
+                                           h.published_at.timestamp() if h.published_at else 0.0, h.item_id),
+                      reverse=True)
     start = (cmd.page - 1) * ctx.page_size
     page = hits[start:start + ctx.page_size]
     if not page:
@@ -111,8 +166,57 @@ async def _search(ctx: Context, cmd: Search) -> Reply:
     count = f"{len(hits)} {what if len(hits) != 1 else what[:-1]}"
     span = f" ({start + 1}–{start + len(page)})" if len(page) < len(hits) else ""
     text = f"{count} on “{query.echo}”{span}:"
-    more = f"{cmd.phrase} {query.text} page {cmd.page + 1}" if remaining > 0 else None
+    order = " newest" if cmd.newest else ""
+    if cmd.newest:
+        text = f"{count} on “{query.echo}”, newest first{span}:"
+    more = f"{cmd.phrase} {query.text}{order} page {cmd.page + 1}" if remaining > 0 else None
     return Reply(kind="search", text=text, items=tuple(items), more=more)
+
+
+# At most this many extra searches to find what would work when nothing did.
+MAX_SUGGESTION_SEARCHES = 8
+
+
+async def _suggestion(ctx: Context, query: Query, cmd: Search) -> str:
+    """What would find something, when nothing did: fewer words (the largest
+    subset of the member's words with hits, dropping one word at a time),
+    else the indexed title word closest to a word that finds nothing alone
+    (a misspelling)."""
+    words = list(query.words)
+    budget = MAX_SUGGESTION_SEARCHES
+    alone: dict[str, int] = {}
+    if len(words) > 1:
+        for drop in range(len(words)):
+            if budget == 0:
+                break
+            fewer = " ".join(w for i, w in enumerate(words) if i != drop)
+            budget -= 1
+            found = await ctx.store.search(parse_query(fewer, ctx.synonyms), cmd.kind)
+            if found:
+                return f"“{fewer}” finds {plural(len(found), _plural(cmd.kind)[:-1])}: try `search {fewer}`."
+        for word in words:
+            if budget == 0:
+                break
+            budget -= 1
+            alone[word] = len(await ctx.store.search(parse_query(word, ctx.synonyms), cmd.kind))
+        found_alone = [w for w in words if alone.get(w)]
+        if found_alone:
+            best = max(found_alone, key=lambda w: alone[w])
+            return f"“{best}” alone finds {plural(alone[best], _plural(cmd.kind)[:-1])}: try `search {best}`."
+    if ctx.vocabulary is None:
+        return ""
+    vocabulary = await ctx.vocabulary()
+    fixed = []
+    for word in words:
+        if " " in word or alone.get(word) or len(word) < 3:
+            fixed.append(word)
+            continue
+        close = difflib.get_close_matches(word, vocabulary, n=1, cutoff=0.75)
+        fixed.append(close[0] if close else word)
+    if fixed != words:
+        spelled = " ".join(fixed)
+        return f"Did you mean `search {spelled}`?"
+    return ""
 
 
 async def episode(ctx: Context, cmd: EpisodeNumber) -> Reply:

@@ -24,9 +24,11 @@ async def open_storage(path: Path | str, url: str | None = None) -> Storage:
     """The storage of a config: ``url`` (postgresql://...) when given, else
     the SQLite file at ``path``. Migrates it to this showbot's schema."""
     if url:
-        from bot.storage.url import open_url
+        # Imported here: asyncpg loads only for a PostgreSQL config.
+        from bot.storage.postgres import PostgresStorage
+        from bot.storage.url import check_url
 
-        return await open_url(url)
+        return await PostgresStorage.open(check_url(url, "storage.url"))
     return await SqliteStorage.open(path)
 
 

@@ -62,7 +62,9 @@ from bot.storage.records import (
     RouteFacts,
     RouteSeed,
     RouteTally,
+    ItemVectors,
     SearchHit,
+    VectorJob,
     SourceActivity,
     SourceFacts,
 )
@@ -291,6 +293,27 @@ class Storage(Protocol):
         ``withdrawn``: the row removed, a transcript's passages too, and
         ``chapters`` (when given) replace the item's chapters. A write for
         an item that no longer exists is skipped."""
+
+    # -- search vectors (bot/hybrid.py) ------------------------------------------------
+
+    async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
+                                    summary_chars: int = 600) -> list[VectorJob]:
+        """Items with no search vectors, or vectors of older content (an
+        edited item), with an id above ``after_id`` (a cursor: a backfill
+        reads the catalogue once, not from the start each batch), oldest id
+        first, at most ``limit``: each with the content hash it has now, its
+        title, the start of its description and its chapter titles."""
+
+    async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
+        """Replace each item's vectors (its own and its chapters', in chapter
+        order), in one transaction; an item that is gone, or whose content
+        changed since ``content_hash`` was read, is skipped (it stays due)."""
+
+    async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
+        """The items' own vectors, for those of ``item_ids`` that have one."""
+
+    async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
+        """The items' chapter vectors in chapter order, for those that have them."""
 
     # -- routes --------------------------------------------------------------------------
 

@@ -152,6 +152,7 @@ class SearchHit:
     item_id: int
     score: float  # the backend's own relevance units: compare only within one search
     strong: bool  # a query term matched the title or a chapter title
+    published_at: datetime | None = None  # for `search X newest`
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,3 +285,27 @@ class RouteActivity:
     last_sent_at: datetime | None
     unsent: int  # pending or being sent
     failed: int  # given up on, ever
+
+
+@dataclass(frozen=True, slots=True)
+class VectorJob:
+    """An item whose search vectors are missing or older than its content:
+    what they are computed from (a backfill reads the whole catalogue, so not
+    a full StoredItem)."""
+
+    item_id: int
+    content_hash: str  # the item's content when read: what the vectors will be of
+    title: str
+    summary: str  # its first ``summary_chars`` characters
+    chapters: tuple[str, ...] = ()  # chapter titles, in order
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVectors:
+    """An item's search vectors (float32 bytes, bot/hybrid.py): one for the
+    item, one per chapter in chapter order."""
+
+    item_id: int
+    content_hash: str
+    item: bytes
+    chapters: tuple[bytes, ...] = ()

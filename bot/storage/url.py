@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from bot.errors import ConfigError
-from bot.storage.port import Storage
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -31,10 +30,3 @@ def check_url(url: str, key: str) -> str:
     if scheme not in POSTGRES_SCHEMES:
         raise ConfigError(key, f"expected a postgresql://host:5432/db URL, got scheme {scheme!r}")
     return url
-
-
-async def open_url(url: str) -> Storage:
-    check_url(url, "storage.url")
-    from bot.storage.postgres import PostgresStorage
-
-    return await PostgresStorage.open(url)

@@ -3,7 +3,7 @@
 One module per table group, one asyncpg pool (``base.PostgresBase``) they
 share; ``PostgresStorage`` is all of them, the ``bot.storage.Storage``
 protocol in full. asyncpg is imported here only: a SQLite-only showbot never
-loads it (``bot.storage.url.open_url`` imports this package on demand).
+loads it (``bot.storage.open_storage`` imports this package on demand).
 
 Every once-only action is a claim in the database, safe across processes:
 polls (``claim_poll``: INSERT ... ON CONFLICT ... WHERE the lease ran out),
@@ -27,10 +27,12 @@ from bot.storage.postgres.routes import RoutesTable
 from bot.storage.postgres.sources import SourcesTable
 from bot.storage.postgres.stats import StatsTable
 from bot.storage.postgres.trails import TrailsTable
+from bot.storage.postgres.vectors import VectorsTable
 
 
 class PostgresStorage(
     SourcesTable, PollsTable, DocumentsTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
+    VectorsTable,
 ):
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> "PostgresStorage":

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Chapter, ContentKind, StoredItem
-from bot.search import Phrase, Query, Term, TitleMatcher
+from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
 from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.schema import TS_CONFIG
@@ -113,7 +113,7 @@ WITH stats AS MATERIALIZED (
            greatest(ln((s.n - a.df + 0.5) / (a.df + 0.5)), 1e-6) AS idf
     FROM unnest($2::text[], $3::float8[]) AS a(r, df) CROSS JOIN stats s
 ), scored AS (
-    SELECT i.id, i.title, i.published_at, (
+    SELECT i.id, i.title, i.published_at, i.search, (
         SELECT sum(a.idf * f.v * ({K1} + 1) / (f.v + {K1} * norm.l))
         FROM alts a CROSS JOIN LATERAL (SELECT ts_rank('{WEIGHTS}', i.search, a.rq, 0)::float8 AS v) f
     ) AS score
@@ -125,6 +125,7 @@ WITH stats AS MATERIALIZED (
     ORDER BY score DESC LIMIT $4
 )
 SELECT f.id, f.score, f.published_at,
+       ($7::text IS NULL OR f.search @@ to_tsquery('{TS_CONFIG}', $7)),
        CASE WHEN f.score < $6 THEN f.title END,
        CASE WHEN f.score < $6 THEN (
            SELECT string_agg(c.title, E'\\n' ORDER BY c.position) FROM chapters c WHERE c.item_id = f.id) END
@@ -280,12 +281,13 @@ class CatalogTable(PostgresBase):
         ranked, matched = ts_alternatives(query)
         frequencies = await self._frequencies(matched)
         found = await self._all(
-            _SEARCH_SQL, (ts_all(query), ranked, frequencies, limit, kind.value if kind else None, SUMMARY_FLOOR),
+            _SEARCH_SQL, (ts_all(query), ranked, frequencies, limit, kind.value if kind else None, SUMMARY_FLOOR,
+                          ts_all(query.exact()) if query.has_prefix else None),
             doing="searching",
         )
         matcher: TitleMatcher | None = None
         hits = []
-        for item_id, raw_score, published_at, title, chapters in found:
+        for item_id, raw_score, published_at, exact_hit, title, chapters in found:
             score = float(raw_score)
             strong = score >= SUMMARY_FLOOR
             if not strong:
@@ -295,12 +297,11 @@ class CatalogTable(PostgresBase):
                 strong = matcher(f"{title}\n{chapters or ''}")
                 if not strong:
                     continue  # only in the description, and weakly: noise
-            hits.append((SearchHit(item_id, score, strong), published_at))
-        # Best score first; among (near-)equal scores the newest (undated
-        # last, as SQLite's '' sorts), then the newest id.
-        hits.sort(key=lambda h: (round(h[0].score, TIE_DIGITS), h[1] is not None,
-                                 h[1].timestamp() if h[1] is not None else 0.0, h[0].item_id), reverse=True)
-        return [h for h, _ in hits]
+            hit = SearchHit(item_id, score, strong, published_at)
+            hits.append((rank_key(bool(exact_hit), round(score, TIE_DIGITS), published_at.timestamp() if published_at else None,
+                                  item_id), hit))
+        hits.sort(key=lambda h: h[0], reverse=True)
+        return [h for _, h in hits]
 
     async def _frequencies(self, matched: Sequence[str]) -> list[float]:
         """How many items match each alternative (its IDF's document

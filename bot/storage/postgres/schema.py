@@ -354,6 +354,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX transcript_segments_item ON transcript_segments (item_id, start_s);
     CREATE INDEX transcript_segments_search ON transcript_segments USING gin (search);
     """,
+    # -> n+1: search vectors (issue #15; bot/hybrid.py). Derived data, rebuilt
+    # from the items (so `showbot migrate` does not copy it).
+    """
+    CREATE TABLE item_vectors (
+        item_id bigint NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position integer NOT NULL,  -- -1: the item itself; else the chapter's position
+        content_hash text NOT NULL,  -- items.content_hash the vector was computed from
+        vector bytea NOT NULL,  -- float32, little-endian
+        PRIMARY KEY (item_id, position)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -364,5 +375,5 @@ TABLES = (
     "sources", "items", "chapters", "routes", "events", "digests", "outbox", "filters", "subscriptions",
     "audit", "settings", "config_seeds", "profile_snapshots", "poll_claims", "leases",
     "held_items", "live_videos",
-    "item_documents", "transcript_segments",
+    "item_documents", "transcript_segments", "item_vectors",
 )

@@ -14,10 +14,12 @@ from bot.storage.sqlite.routes import RoutesTable
 from bot.storage.sqlite.sources import SourcesTable
 from bot.storage.sqlite.stats import StatsTable
 from bot.storage.sqlite.trails import TrailsTable
+from bot.storage.sqlite.vectors import VectorsTable
 
 
 class SqliteStorage(
     SourcesTable, PollsTable, DocumentsTable, RoutesTable, OutboxTable, MembersTable, StatsTable, TrailsTable,
+    VectorsTable,
 ):
     @classmethod
     async def open(cls, path: Path | str) -> "SqliteStorage":

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from bot.models import Chapter, ContentKind, StoredItem
-from bot.search import Phrase, Query, Term, TitleMatcher
+from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
 from bot.storage.records import KindStats, SearchHit, SourceFacts
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, from_db_time
@@ -26,6 +26,8 @@ WEIGHTS = (10.0, 4.0, 1.0)
 # this (-bm25 with WEIGHTS). A rare word mentioned once in a long description
 # scores ~1.5; the same word in a short description about it scores 3+.
 SUMMARY_FLOOR = 2.5
+# Scores equal to this many digits are a tie, broken by recency.
+TIE_DIGITS = 2
 
 
 def _quote(phrase: Phrase) -> str:
@@ -54,13 +56,18 @@ _W_TITLE, _W_CHAPTERS, _W_SUMMARY = WEIGHTS
 # for hits below the score floor, their title and chapter titles for the
 # ``strong`` check (a rowid look-up each).
 _SEARCH_SQL = (
-    "SELECT f.rowid, f.score, i.published_at, "
+    "SELECT f.rowid, f.score, i.published_at, {exact}, "
     "CASE WHEN f.score < ?1 THEN (SELECT t.title FROM catalog_fts t WHERE t.rowid = f.rowid) END, "
     "CASE WHEN f.score < ?1 THEN (SELECT t.chapters FROM catalog_fts t WHERE t.rowid = f.rowid) END "
     f"FROM (SELECT rowid, -bm25(catalog_fts, {_W_TITLE}, {_W_CHAPTERS}, {_W_SUMMARY}, 0.0) AS score "
     "FROM catalog_fts WHERE catalog_fts MATCH ?2 ORDER BY score DESC LIMIT ?3) f "
     "JOIN items i ON i.id = f.rowid"
 )
+# With a prefix term: whether the hit matches the query with every word
+# whole (a rowid look-up per hit in the exact query's doclist).
+_SEARCH_PREFIX_SQL = _SEARCH_SQL.format(
+    exact="f.rowid IN (SELECT rowid FROM catalog_fts WHERE catalog_fts MATCH ?4)")
+_SEARCH_SQL = _SEARCH_SQL.format(exact="1")
 _ITEM_WIDTH = rows.ITEM_COLUMNS.count(",") + 1
 _CHAPTER_PAD = ", NULL" * (_ITEM_WIDTH - 5)
 
@@ -207,13 +214,16 @@ class CatalogTable(SqliteBase):
         # The member's terms are limited to the text columns and the kind is
         # ANDed in as a token of the ``kind`` column: "episodes on X" is an
         # intersection inside FTS5, not a ranking of every post mentioning X.
-        scope = f"{{title chapters summary}} : ({fts_all(query)})"
-        if kind is not None:
-            scope += f' AND kind : "{kind.value}"'  # an enum value, never member text
-        found = await self._all(_SEARCH_SQL, (SUMMARY_FLOOR, scope, limit), doing="searching")
+        kind_clause = f' AND kind : "{kind.value}"' if kind is not None else ""  # an enum value, never member text
+        scope = f"{{title chapters summary}} : ({fts_all(query)}){kind_clause}"
+        if query.has_prefix:
+            exact = f"{{title chapters summary}} : ({fts_all(query.exact())}){kind_clause}"
+            found = await self._all(_SEARCH_PREFIX_SQL, (SUMMARY_FLOOR, scope, limit, exact), doing="searching")
+        else:
+            found = await self._all(_SEARCH_SQL, (SUMMARY_FLOOR, scope, limit), doing="searching")
         matcher: TitleMatcher | None = None
         hits = []
-        for item_id, raw_score, published_at, title, chapters in found:
+        for item_id, raw_score, published_at, exact_hit, title, chapters in found:
             score = float(raw_score)
             strong = score >= SUMMARY_FLOOR
             if not strong:
@@ -223,10 +233,11 @@ class CatalogTable(SqliteBase):
                 strong = matcher(f"{title}\n{chapters}")
                 if not strong:
                     continue  # only in the description, and weakly: noise
-            hits.append((SearchHit(item_id, score, strong), published_at or ""))
-        # Best score first; among (near-)equal scores the newest, then the newest id.
-        hits.sort(key=lambda h: (round(h[0].score, 2), h[1], h[0].item_id), reverse=True)
-        return [h for h, _ in hits]
+            published = from_db_time(published_at) if published_at else None
+            hit = SearchHit(item_id, score, strong, published)
+            hits.append((rank_key(bool(exact_hit), round(score, TIE_DIGITS), published.timestamp() if published else None, item_id), hit))
+        hits.sort(key=lambda h: h[0], reverse=True)
+        return [h for _, h in hits]
 
     async def page_items(
         self, ids: Sequence[int], query: Query | None, limit: int = 5

@@ -436,6 +436,17 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER transcript_fts_insert AFTER INSERT ON transcript_segments BEGIN INSERT INTO transcript_fts (rowid, text) VALUES (new.id, new.text); END;
     CREATE TRIGGER transcript_fts_delete AFTER DELETE ON transcript_segments BEGIN INSERT INTO transcript_fts (transcript_fts, rowid, text) VALUES ('delete', old.id, old.text); END;
     """,
+    # -> n+1: search vectors (issue #15; bot/hybrid.py). Derived data, rebuilt
+    # from the items (so `showbot migrate` does not copy it).
+    """
+    CREATE TABLE item_vectors (
+        item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,  -- -1: the item itself; else the chapter's position
+        content_hash TEXT NOT NULL,  -- items.content_hash the vector was computed from
+        vector BLOB NOT NULL,  -- float32, little-endian
+        PRIMARY KEY (item_id, position)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

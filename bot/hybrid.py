@@ -1,0 +1,289 @@
+"""Semantic half of search (issue #15): static word embeddings (wordllama,
+256 dimensions, weights inside its wheel) for a soft-AND fallback and a fused
+ranking. See docs/design.md "Search".
+
+- The lexical gate stays: a document must contain every word of the question
+  (a synonym counts), except that a word it lacks may be matched by meaning:
+  the missing word's vector must be close enough to the document's
+  (``SOFT_AND_THRESHOLD``, calibrated on the judged set, tests/judged.py). A
+  document containing none of the words is never a candidate, so questions
+  with no good answer still find nothing.
+- Survivors are ranked by reciprocal rank fusion (k = 60) of the lexical
+  order (all words first, then how many words, then bm25) and the cosine of
+  the whole question to the document.
+- Vectors are computed off the event loop (``asyncio.to_thread``) in batches,
+  stored per item and per chapter by the storage (``put_vectors``), and
+  recomputed when an item's content changes.
+
+Pure apart from ``SemanticModel`` (loads the model, once) and ``embed_pending``
+(reads items, embeds, writes vectors: the ingest side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bot.models import Item
+    from bot.storage import Storage
+    from bot.storage.records import ItemVectors, VectorJob
+
+log = logging.getLogger(__name__)
+
+DIM = 256
+RRF_K = 60
+# A document's missing words (embedded together) are matched by meaning when
+# their cosine to the document's vector reaches this. Calibrated on the
+# judged set (bench/bench_quality.py --sweep, and every soft-AND candidate's
+# cosine): just above the highest candidate that is not a relevant answer
+# (0.340: an episode only touching "cpu cache"). Lower lets noise in (0.25:
+# 1 of 16 no-answer questions answered, 0.20: 2). Static word vectors
+# separate poorly, so on this set the fallback rarely fires.
+SOFT_AND_THRESHOLD = 0.35
+# What a document's vector is made of: its title, chapter titles and the
+# start of its description (show notes end in link footers that every
+# episode shares; they would pull every vector to the same place).
+DOC_CHARS = 600
+EMBED_BATCH = 256  # items a batch: one read, one embed call in a thread, one write
+
+
+class Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        """(len(texts), DIM) float32, each row L2-normalized (a zero row for empty text)."""
+
+
+class WordLlamaEmbedder:
+    """wordllama's static embeddings, pooled over our own word tokens.
+
+    The model averages the vectors of a text's subword tokens; running its
+    tokenizer over every document costs ~80 us a text (25,000 posts: 2 s, far
+    more than storing them). The same average is a sum of per-word sums, so
+    each distinct word is tokenized once and cached (its token-vector sum
+    and count), and a document is the normalized sum of its words' sums:
+    ~10x faster, and identical for query and document sides. Words are
+    ``bot.lexicon.tokens`` (lower case), as search sees them."""
+
+    MAX_WORDS = 200_000  # ~200 MB of cache at most; cleared when full
+
+    def __init__(self, model: Any) -> None:
+        import numpy as np
+
+        self._model = model
+        self._matrix = np.asarray(model.embedding, dtype=np.float32)
+        self._index: dict[str, int] = {}
+        self._sums = np.zeros((1024, DIM), dtype=np.float32)
+        # The tokenizer is not documented as thread-safe, and ingest and
+        # search may embed at once from two threads.
+        self._lock = threading.Lock()
+
+    def _learn(self, words: Sequence[str]) -> None:
+        import numpy as np
+
+        new = [w for w in dict.fromkeys(words) if w not in self._index]
+        if not new:
+            return
+        if len(self._index) + len(new) > self.MAX_WORDS:
+            self._index.clear()
+            new = list(dict.fromkeys(words))
+        encoded = self._model.tokenizer.encode_batch(new, is_pretokenized=False, add_special_tokens=False)
+        need = len(self._index) + len(new)
+        if need > len(self._sums):
+            grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
+            grown[:len(self._index)] = self._sums[:len(self._index)]
+            self._sums = grown
+        for word, enc in zip(new, encoded):
+            row = len(self._index)
+            # A batch is padded to its longest word: the mask says which ids are real.
+            ids = [i for i, real in zip(enc.ids, enc.attention_mask) if real]
+            self._sums[row] = self._matrix[ids].sum(axis=0) if ids else 0.0
+            self._index[word] = row
+
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
+        from bot.lexicon import tokens
+
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        if not texts:
+            return out
+        split = [tokens(t) for t in texts]
+        with self._lock:
+            self._learn([w for words in split for w in words])
+            index = self._index
+            for at in range(0, len(split), 512):
+                part = split[at:at + 512]
+                flat = np.fromiter((index[w] for words in part for w in words), dtype=np.intp)
+                if not flat.size:
+                    continue
+                lengths = np.fromiter((len(words) for words in part), dtype=np.intp, count=len(part))
+                # Bag of words as a (documents x distinct words) count matrix,
+                # times those words' sums: one BLAS product per chunk.
+                distinct, column = np.unique(flat, return_inverse=True)
+                row = np.repeat(np.arange(len(part)), lengths)
+                counts = np.bincount(row * len(distinct) + column, minlength=len(part) * len(distinct))
+                out[at:at + len(part)] = counts.reshape(len(part), len(distinct)).astype(np.float32) @ self._sums[distinct]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+
+def load_wordllama() -> Embedder:
+    """The model from the weights inside the wordllama wheel, never the network
+    (without these arguments it tries to download a tokenizer)."""
+    import wordllama
+    from wordllama import WordLlama
+
+    return WordLlamaEmbedder(WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True))
+
+
+class SemanticModel:
+    """The embedder, loaded once: at start by a running bot (``load``), on the
+    first query that needs it by a one-shot command (``get``). When it cannot
+    load, search is lexical and says so in ONE log line."""
+
+    def __init__(self, enabled: bool = True, loader: Callable[[], Embedder] = load_wordllama) -> None:
+        self.enabled = enabled
+        self._loader = loader
+        self._model: Embedder | None = None
+        self._failed = not enabled
+        self._lock = threading.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    def get(self) -> Embedder | None:
+        if self._model is not None or self._failed:
+            return self._model
+        with self._lock:
+            if self._model is None and not self._failed:
+                try:
+                    self._model = self._loader()
+                except Exception as exc:  # any import or load failure: lexical search still works
+                    self._failed = True
+                    log.warning("semantic search is off: the embedding model did not load (%s: %s); "
+                                "search is lexical only", type(exc).__name__, exc)
+        return self._model
+
+    async def load(self) -> Embedder | None:
+        """``get`` off the event loop (the load reads ~19 MB of weights)."""
+        if self._model is not None or self._failed:
+            return self._model
+        return await asyncio.to_thread(self.get)
+
+
+# -- vectors ---------------------------------------------------------------------------
+
+def to_bytes(vector: "np.ndarray") -> bytes:
+    import numpy as np
+
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def from_bytes(data: bytes) -> "np.ndarray":
+    import numpy as np
+
+    return np.frombuffer(data, dtype="<f4")
+
+
+def document_text(title: str, chapters: Sequence[str], summary: str) -> str:
+    return "\n".join([title, *chapters, summary[:DOC_CHARS]])
+
+
+def item_document(item: "Item") -> str:
+    return document_text(item.title, [c.title for c in item.chapters], item.summary)
+
+
+def chapter_text(episode_title: str, title: str) -> str:
+    return f"{episode_title}: {title}"
+
+
+def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVectors"]:
+    """One embed call for a batch: every item's document and its chapters."""
+    from bot.storage.records import ItemVectors
+
+    texts: list[str] = []
+    for job in jobs:
+        texts.append(document_text(job.title, job.chapters, job.summary))
+        texts.extend(chapter_text(job.title, c) for c in job.chapters)
+    vectors = embedder.embed(texts)
+    out, at = [], 0
+    for job in jobs:
+        n = len(job.chapters)
+        out.append(ItemVectors(job.item_id, job.content_hash, to_bytes(vectors[at]),
+                               tuple(to_bytes(v) for v in vectors[at + 1:at + 1 + n])))
+        at += 1 + n
+    return out
+
+
+async def embed_pending(store: "Storage", embedder: Embedder, *, batch: int = EMBED_BATCH,
+                        max_batches: int = 10_000) -> int:
+    """Embed every item whose vectors are missing or stale (new items after a
+    poll, all items after an upgrade or with semantic search newly on), batch
+    by batch, the model in a worker thread. Returns how many were written."""
+    done, after = 0, 0
+    for _ in range(max_batches):
+        jobs = await store.items_needing_vectors(batch, after_id=after, summary_chars=DOC_CHARS)
+        if not jobs:
+            break
+        vectors = await asyncio.to_thread(embed_jobs, embedder, jobs)
+        await store.put_vectors(vectors)
+        done += len(vectors)
+        after = jobs[-1].item_id
+        if len(jobs) < batch:
+            break
+    return done
+
+
+# -- ranking (pure) -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    item_id: int
+    present: frozenset[int]  # indices of the query terms the document contains
+    lexical_score: float  # the backend's score summed over the terms it contains
+
+
+def soft_and(candidates: Sequence[Candidate], missing_vector: Callable[[tuple[int, ...]], "np.ndarray"],
+             doc_vectors: Mapping[int, "np.ndarray"], n_terms: int,
+             threshold: float | None = None) -> list[Candidate]:
+    """The candidates that contain every term, or whose missing terms, embedded
+    together (``missing_vector`` of their indices), are close enough in
+    meaning to the document. A document with none of the terms, or with no
+    vector yet, must contain every term."""
+    limit = SOFT_AND_THRESHOLD if threshold is None else threshold
+    kept = []
+    for c in candidates:
+        missing = tuple(t for t in range(n_terms) if t not in c.present)
+        if not missing:
+            kept.append(c)
+            continue
+        doc = doc_vectors.get(c.item_id)
+        if not c.present or doc is None:
+            continue
+        if float(missing_vector(missing) @ doc) >= limit:
+            kept.append(c)
+    return kept
+
+
+def lexical_order(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """bm25 over the words present (OR), documents with more of the words first."""
+    return sorted(candidates, key=lambda c: (-len(c.present), -c.lexical_score, -c.item_id))
+
+
+def fuse(lexical: Sequence[int], dense: Mapping[int, float], k: int = RRF_K) -> list[int]:
+    """Reciprocal rank fusion of the lexical order and the dense cosine order
+    (documents without a vector rank last in the dense list). Ties keep the
+    lexical order."""
+    by_cosine = sorted(lexical, key=lambda i: (i not in dense, -dense.get(i, 0.0)))
+    dense_rank = {item_id: r for r, item_id in enumerate(by_cosine)}
+    score = {item_id: 1 / (k + r + 1) + 1 / (k + dense_rank[item_id] + 1) for r, item_id in enumerate(lexical)}
+    position = {item_id: r for r, item_id in enumerate(lexical)}
+    return sorted(lexical, key=lambda i: (-score[i], position[i]))

@@ -1,0 +1,64 @@
+"""Search vectors per item and per chapter (issue #15, bot/hybrid.py): derived
+data, keyed by the item's content hash so an edited item is re-embedded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.storage.postgres.base import PostgresBase
+from bot.storage.records import ItemVectors, VectorJob
+
+ITEM_POSITION = -1  # item_vectors.position of the item's own vector
+
+
+class VectorsTable(PostgresBase):
+    async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
+                                    summary_chars: int = 600) -> list[VectorJob]:
+        found = await self._all(
+            "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, $1) FROM items i "
+            "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
+            "WHERE i.id > $2 AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT $3",
+            (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
+        )
+        chapters = await self._chapters([r[0] for r in found])  # type: ignore[attr-defined]
+        return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(c.title for c in chapters.get(r[0], ())))
+                for r in found]
+
+    async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
+        if not vectors:
+            return
+        # Only while the item still has that content: an edit in the meantime
+        # leaves it to be embedded again; a removed item, nothing.
+        async with self._tx("saving search vectors") as conn:
+            ids = [v.item_id for v in vectors]
+            hashes = [v.content_hash for v in vectors]
+            current = set(await conn.fetch(
+                "SELECT i.id FROM items i JOIN unnest($1::bigint[], $2::text[]) AS c(id, h) "
+                "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes))
+            found = {r[0] for r in current}
+            keep = [v for v in vectors if v.item_id in found]
+            if not keep:
+                return
+            await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
+            await conn.copy_records_to_table(
+                "item_vectors", columns=["item_id", "position", "content_hash", "vector"],
+                records=[row for v in keep
+                         for row in ((v.item_id, ITEM_POSITION, v.content_hash, v.item),
+                                     *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters)))])
+
+    async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
+        if not item_ids:
+            return {}
+        found = await self._all("SELECT item_id, vector FROM item_vectors WHERE position = -1 "
+                                "AND item_id = ANY($1::bigint[])", (list(item_ids),))
+        return {r[0]: bytes(r[1]) for r in found}
+
+    async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
+        if not item_ids:
+            return {}
+        found = await self._all("SELECT item_id, vector FROM item_vectors WHERE position >= 0 "
+                                "AND item_id = ANY($1::bigint[]) ORDER BY item_id, position", (list(item_ids),))
+        out: dict[int, list[bytes]] = {}
+        for r in found:
+            out.setdefault(r[0], []).append(bytes(r[1]))
+        return out

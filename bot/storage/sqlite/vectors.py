@@ -1,0 +1,69 @@
+"""Search vectors per item and per chapter (issue #15, bot/hybrid.py): derived
+data, keyed by the item's content hash so an edited item is re-embedded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.storage.records import ItemVectors, VectorJob
+from bot.storage.sqlite.base import SqliteBase
+
+ITEM_POSITION = -1  # item_vectors.position of the item's own vector
+
+
+class VectorsTable(SqliteBase):
+    async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
+                                    summary_chars: int = 600) -> list[VectorJob]:
+        found = await self._all(
+            "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, ?) FROM items i "
+            "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
+            "WHERE i.id > ? AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT ?",
+            (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
+        )
+        chapters = await self._chapters([r[0] for r in found])  # type: ignore[attr-defined]
+        return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(c.title for c in chapters.get(r[0], ())))
+                for r in found]
+
+    async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
+        if not vectors:
+            return
+        # One look-up and one insert for the batch: only while the item still
+        # has that content -- an edit in the meantime leaves it to be embedded
+        # again; a removed item, nothing.
+        async with self._tx("saving search vectors") as db:
+            current: set[int] = set()
+            for start in range(0, len(vectors), 400):  # under SQLite's bound-parameter limit
+                chunk = vectors[start:start + 400]
+                pairs = " OR ".join("(id = ? AND content_hash = ?)" for _ in chunk)
+                cur = await db.execute(f"SELECT id FROM items WHERE {pairs}",
+                                       [x for v in chunk for x in (v.item_id, v.content_hash)])
+                current.update(r[0] for r in await cur.fetchall())
+            keep = [v for v in vectors if v.item_id in current]
+            await db.executemany("DELETE FROM item_vectors WHERE item_id = ?", [(v.item_id,) for v in keep])
+            await db.executemany(
+                "INSERT INTO item_vectors (item_id, position, content_hash, vector) VALUES (?, ?, ?, ?)",
+                [row for v in keep
+                 for row in ((v.item_id, ITEM_POSITION, v.content_hash, v.item),
+                             *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters)))],
+            )
+
+    async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for start in range(0, len(item_ids), 500):  # under SQLite's bound-parameter limit
+            chunk = list(item_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for r in await self._all(
+                f"SELECT item_id, vector FROM item_vectors WHERE position = -1 AND item_id IN ({marks})", chunk):
+                out[r[0]] = bytes(r[1])
+        return out
+
+    async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
+        out: dict[int, list[bytes]] = {}
+        for start in range(0, len(item_ids), 500):
+            chunk = list(item_ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for r in await self._all(
+                f"SELECT item_id, vector FROM item_vectors WHERE position >= 0 AND item_id IN ({marks}) "
+                "ORDER BY item_id, position", chunk):
+                out.setdefault(r[0], []).append(bytes(r[1]))
+        return out
