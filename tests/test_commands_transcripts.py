@@ -12,7 +12,7 @@ from bot.commands import reply_to_json
 from bot.documents import DocumentWrite
 from bot.models import ContentKind, DocumentKind, TranscriptSegment
 from bot.presenter import TRANSCRIPTS_LABEL
-from bot.replies import render_text
+from bot.plaintext import render_text
 from tests.catalog_helpers import MEMBER, NOW
 from tests.chat import Chat
 
