@@ -30,7 +30,7 @@ from bot.storage import SqliteStorage, Storage  # noqa: E402
 from tests.backends import PgRun  # noqa: E402
 from tests.catalog_helpers import MEMBER  # noqa: E402
 from tests.judged import (  # noqa: E402
-    Answer, Question, load_catalogue, load_questions, ndcg, score, store_catalogue,
+    Answer, Question, Setting, choose_setting, load_catalogue, load_questions, ndcg, score, store_catalogue,
 )
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
@@ -80,11 +80,22 @@ async def main() -> None:
             questions, answers = await evaluate(store, show=args.show, semantic=semantic)
             if args.sweep:
                 by_title = {e.item.title: e.id for e in load_catalogue()}
-                for t in (0.2, 0.25, 0.3, 0.33, 0.35, 0.4, 0.5, 1.01):
-                    hybrid.SOFT_AND_THRESHOLD = t
-                    s = score(*await evaluate(store, semantic=semantic, stored=by_title))
-                    print(f"threshold {t:.2f}: nDCG@5 {s.ndcg5:.3f} hit@1 {s.hit1:.3f} noise {s.noise:.3f} "
-                          f"chapters {s.chapter_accuracy:.3f}")
+                saved = hybrid.SOFT_AND_THRESHOLD, hybrid.MIN_PRESENT_SHARE, hybrid.MULTI_VIEW
+                rows = []
+                for multi_view in (False, True):
+                    for share in (0.0, 0.5, 0.67):
+                        for t in (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.01):
+                            hybrid.SOFT_AND_THRESHOLD, hybrid.MIN_PRESENT_SHARE, hybrid.MULTI_VIEW = t, share, multi_view
+                            s = score(*await evaluate(store, semantic=semantic, stored=by_title))
+                            rows.append(Setting(t, share, multi_view, s))
+                            print(f"views {'doc+title+chapters' if multi_view else 'doc only          '} "
+                                  f"share >= {share:.2f} threshold {t:.2f}: nDCG@5 {s.ndcg5:.3f} "
+                                  f"hit@1 {s.hit1:.3f} noise {s.noise:.3f} chapters {s.chapter_accuracy:.3f}")
+                hybrid.SOFT_AND_THRESHOLD, hybrid.MIN_PRESENT_SHARE, hybrid.MULTI_VIEW = saved
+                best = choose_setting(rows)
+                print(f"chosen (zero noise, then best nDCG@5): views "
+                      f"{'doc+title+chapters' if best.multi_view else 'doc only'} share >= {best.min_share:.2f} "
+                      f"threshold {best.threshold:.2f} (nDCG@5 {best.scores.ndcg5:.3f}, noise {best.scores.noise:.3f})")
         finally:
             await store.close()
             if pg is not None:

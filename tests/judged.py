@@ -138,3 +138,24 @@ def score(questions: Sequence[Question], answers: Sequence[Answer]) -> Scores:
         chapter_accuracy=mean([1.0 if q.chapter and chapter_found(a, q.chapter) else 0.0 for q, a in chapters]),
         answered=len(graded), noise_questions=len(noise), chapter_questions=len(chapters),
     )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of bench_quality --sweep: a soft-AND setting and its scores."""
+
+    threshold: float
+    min_share: float
+    multi_view: bool
+    scores: Scores
+
+
+def choose_setting(rows: Sequence[Setting]) -> Setting:
+    """The stated rule: zero noise on the no-answer questions first, then the
+    best nDCG@5; ties go to the higher threshold (the stricter gate), then the
+    larger share. Without a zero-noise row, the least noise wins the same way."""
+    if not rows:
+        raise ValueError("no settings to choose from")
+    least = min(r.scores.noise for r in rows)
+    quiet = [r for r in rows if r.scores.noise == least]
+    return max(quiet, key=lambda r: (round(r.scores.ndcg5, 9), r.threshold, r.min_share))

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tests.judged import Answer, Question, chapter_found, dcg, hit_at_1, load_catalogue, load_questions, ndcg, score
+from tests.judged import Answer, Question, Scores, Setting, chapter_found, choose_setting, dcg, hit_at_1, load_catalogue, load_questions, ndcg, score
 
 
 def test_the_judged_set_loads_and_every_grade_names_a_real_episode() -> None:
@@ -69,3 +69,18 @@ def test_score_splits_questions_by_kind() -> None:
     s = score(qs, answers)
     assert (s.ndcg5, s.hit1, s.noise, s.chapter_accuracy) == (1.0, 1.0, 0.5, 0.0)
     assert (s.answered, s.noise_questions, s.chapter_questions) == (2, 2, 1)
+
+
+def _setting(t: float, share: float, ndcg5: float, noise: float) -> Setting:
+    return Setting(t, share, True, Scores(ndcg5, 0.0, noise, 0.0, 10, 5, 2))
+
+
+def test_the_threshold_rule_is_least_noise_then_best_ndcg_then_the_stricter_gate() -> None:
+    rows = [_setting(0.1, 0.5, 0.90, 0.2), _setting(0.15, 0.5, 0.80, 0.0), _setting(0.2, 0.5, 0.78, 0.0),
+            _setting(0.3, 0.5, 0.80, 0.0), _setting(0.15, 0.0, 0.85, 0.4)]
+    best = choose_setting(rows)
+    assert (best.threshold, best.min_share) == (0.3, 0.5)  # 0.80 twice at zero noise: the higher threshold
+    # no row at zero noise: the least noise, then nDCG
+    assert choose_setting([_setting(0.1, 0.0, 0.9, 0.3), _setting(0.2, 0.0, 0.7, 0.1)]).threshold == 0.2
+    with pytest.raises(ValueError):
+        choose_setting([])

@@ -13,6 +13,7 @@ from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
+from bot import hybrid
 from bot.hybrid import Candidate, Embedder, from_bytes, fuse, lexical_order, soft_and
 from bot.models import Caller, ContentKind, Reply, ReplyItem, ReplySection
 from bot.presenter import transcript_section
@@ -87,7 +88,19 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentK
         return gate
     ids = list(by_id)
     raw = await ctx.store.find_vectors(ids)
-    docs = {i: from_bytes(v) for i, v in raw.items()}
+    docs: dict[int, np.ndarray] = {i: from_bytes(v) for i, v in raw.items()}
+    views = docs
+    partial = [i for i in ids if i in docs and 0 < len(present[i]) < len(query.terms)]
+    if partial and hybrid.MULTI_VIEW:
+        # Those lacking a word are judged against every view of them: the
+        # whole item, its title (embedded now: cached words, one call) and
+        # each stored chapter vector; the best view counts (hybrid.soft_and).
+        titles = await ctx.store.items_by_id(partial)
+        chapters = await ctx.store.chapter_vectors(partial)
+        title_vectors = embedder.embed([titles[i].item.title if i in titles else "" for i in partial])
+        views = dict(docs)
+        for i, title_vector in zip(partial, title_vectors):
+            views[i] = np.vstack([docs[i], title_vector, *(from_bytes(v) for v in chapters.get(i, []))])
     cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
@@ -96,7 +109,7 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentK
         return cache[missing]
 
     candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
-    kept = lexical_order(soft_and(candidates, missing_vector, docs, len(query.terms)))
+    kept = lexical_order(soft_and(candidates, missing_vector, views, len(query.terms)))
     whole = embedder.embed([query.text])[0]
     dense = {c.item_id: float(docs[c.item_id] @ whole) for c in kept if c.item_id in docs}
     return [by_id[i] for i in fuse([c.item_id for c in kept], dense)]
