@@ -26,6 +26,8 @@ from bot.clock import FrozenClock  # noqa: E402
 from bot import hybrid  # noqa: E402
 from bot.commands import Commands  # noqa: E402
 from bot.hybrid import SemanticModel, embed_pending  # noqa: E402
+from bot.models import ContentKind, StoredItem  # noqa: E402
+from bot.presenter import CHAPTERS_LABEL, chapter_section  # noqa: E402
 from bot.storage import SqliteStorage, Storage  # noqa: E402
 from tests.backends import PgRun  # noqa: E402
 from tests.catalog_helpers import MEMBER  # noqa: E402
@@ -36,11 +38,29 @@ from tests.judged import (  # noqa: E402
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
 
 
+def chapter_lines() -> dict[str, tuple[str, str]]:
+    """Each catalogue chapter's line in the "In chapters" section -> (episode id, chapter title)."""
+    out = {}
+    for e in load_catalogue():
+        stored = StoredItem(0, "podcast", ContentKind.EPISODE, e.id, e.item, NOW)
+        for c in e.item.chapters:
+            section = chapter_section([(stored, c)])
+            assert section is not None
+            out[section.lines[0].text] = (e.id, c.title)
+    return out
+
+
+_LINES: dict[str, tuple[str, str]] = {}
+
+
 async def answer(bot: Commands, by_title: dict[str, str], question: Question) -> Answer:
+    if not _LINES:
+        _LINES.update(chapter_lines())
     reply = await bot(f"search {question.text}", MEMBER)
     ranked = tuple(by_title[i.title] for i in reply.items)
     chapters = {by_title[i.title]: tuple(c.title for c in i.chapters) for i in reply.items}
-    return Answer(ranked, chapters)
+    hits = tuple(_LINES[line.text] for s in reply.sections if s.label == CHAPTERS_LABEL for line in s.lines)
+    return Answer(ranked, chapters, hits)
 
 
 async def evaluate(store: Storage, *, show: bool = False, semantic: SemanticModel | None = None,
@@ -90,7 +110,8 @@ async def main() -> None:
                             rows.append(Setting(t, share, multi_view, s))
                             print(f"views {'doc+title+chapters' if multi_view else 'doc only          '} "
                                   f"share >= {share:.2f} threshold {t:.2f}: nDCG@5 {s.ndcg5:.3f} "
-                                  f"hit@1 {s.hit1:.3f} noise {s.noise:.3f} chapters {s.chapter_accuracy:.3f}")
+                                  f"hit@1 {s.hit1:.3f} noise {s.noise:.3f} chapters {s.chapter_accuracy:.3f} "
+                                  f"channel {s.chapter_channel:.3f}")
                 hybrid.SOFT_AND_THRESHOLD, hybrid.MIN_PRESENT_SHARE, hybrid.MULTI_VIEW = saved
                 best = choose_setting(rows)
                 print(f"chosen (zero noise, then best nDCG@5): views "
@@ -107,7 +128,8 @@ async def main() -> None:
     print(f"nDCG@5            {s.ndcg5:.3f}")
     print(f"hit@1             {s.hit1:.3f}")
     print(f"noise             {s.noise:.3f}")
-    print(f"chapter accuracy  {s.chapter_accuracy:.3f}")
+    print(f"chapter accuracy  {s.chapter_accuracy:.3f}  (the chapter listed first under its episode)")
+    print(f"chapter channel   {s.chapter_channel:.3f}  (the chapter first in the \"In chapters\" section)")
 
 
 if __name__ == "__main__":

@@ -303,3 +303,45 @@ def fuse(lexical: Sequence[int], dense: Mapping[int, float], k: int = RRF_K) -> 
     score = {item_id: 1 / (k + r + 1) + 1 / (k + dense_rank[item_id] + 1) for r, item_id in enumerate(lexical)}
     position = {item_id: r for r, item_id in enumerate(lexical)}
     return sorted(lexical, key=lambda i: (-score[i], position[i]))
+
+
+# -- the chapter channel (pure) -------------------------------------------------------
+
+CHAPTER_HITS = 3  # chapter matches shown under the results
+
+
+@dataclass(frozen=True, slots=True)
+class ChapterCandidate:
+    """A chapter as its own document, "episode title: chapter title"."""
+
+    item_id: int
+    position: int
+    present: frozenset[int]  # the query terms the document contains (episode or chapter title)
+    lexical_score: float  # the backend's chapter-title score (bm25 on SQLite)
+
+
+def rank_chapters(candidates: Sequence[ChapterCandidate],
+                  missing_vector: Callable[[tuple[int, ...]], "np.ndarray"] | None,
+                  vectors: Mapping[tuple[int, int], "np.ndarray"], whole: "np.ndarray | None",
+                  n_terms: int, *, limit: int = CHAPTER_HITS) -> list[ChapterCandidate]:
+    """The chapter channel: the candidates (each has a term in its own chapter
+    title, which is how the storage found it) that contain every term, or
+    that pass the same soft-AND rule as items against their own vector
+    (``soft_and``); ranked by reciprocal rank fusion of the lexical order
+    (more terms, then the chapter-title score) and the question's cosine to
+    the chapter vector. Without a model (``missing_vector`` None) every term
+    must be there and the lexical order stands. Not the episode gate: a
+    chapter answers even when its episode as a whole does not."""
+    keyed = {n: c for n, c in enumerate(candidates)}
+    as_items = [Candidate(n, c.present, c.lexical_score) for n, c in keyed.items()]
+    if missing_vector is None:
+        kept = [c for c in as_items if len(c.present) == n_terms]
+    else:
+        views = {n: vectors[(c.item_id, c.position)] for n, c in keyed.items() if (c.item_id, c.position) in vectors}
+        kept = soft_and(as_items, missing_vector, views, n_terms)
+    order = [c.item_id for c in lexical_order(kept)]
+    if whole is not None:
+        dense = {n: float(vectors[(keyed[n].item_id, keyed[n].position)] @ whole)
+                 for n in order if (keyed[n].item_id, keyed[n].position) in vectors}
+        order = fuse(order, dense)
+    return [keyed[n] for n in order[:limit]]

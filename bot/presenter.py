@@ -66,6 +66,19 @@ SUMMARY_CHARS = 300
 
 
 TRANSCRIPTS_LABEL = "In transcripts"
+CHAPTERS_LABEL = "In chapters"
+
+
+def chapter_section(hits: Sequence[tuple[StoredItem, Chapter]]) -> ReplySection | None:
+    """Chapter matches as one labelled section, best first: "“episode
+    title”: chapter title (at 12:30)", linked to that minute where the
+    platform can seek, else to the item's page as it is."""
+    lines = []
+    for stored, chapter in hits:
+        item = stored.item
+        text = f"“{' '.join(item.title.split())}”: {' '.join(chapter.title.split())} (at {format_timestamp(chapter.start_s)})"
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, chapter.start_s)))
+    return ReplySection(CHAPTERS_LABEL, tuple(lines)) if lines else None
 
 
 def transcript_section(hits: Sequence[TranscriptHit], words: Sequence[str]) -> ReplySection | None:

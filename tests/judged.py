@@ -104,6 +104,8 @@ class Answer:
 
     ranked: tuple[str, ...]
     chapters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the chapter channel ("In chapters" section), best first: (episode id, chapter title)
+    chapter_hits: tuple[tuple[str, str], ...] = ()
 
 
 def chapter_found(answer: Answer, target: tuple[str, str], depth: int = DEPTH) -> bool:
@@ -116,11 +118,12 @@ def chapter_found(answer: Answer, target: tuple[str, str], depth: int = DEPTH) -
 class Scores:
     ndcg5: float
     hit1: float
-    noise: float  # share of no-answer questions that got any result
+    noise: float  # share of no-answer questions that got any result (an item or a chapter match)
     chapter_accuracy: float
     answered: int
     noise_questions: int
     chapter_questions: int
+    chapter_channel: float = 0.0  # the target chapter first in the chapter channel
 
 
 def score(questions: Sequence[Question], answers: Sequence[Answer]) -> Scores:
@@ -134,9 +137,10 @@ def score(questions: Sequence[Question], answers: Sequence[Answer]) -> Scores:
     return Scores(
         ndcg5=mean([ndcg(a.ranked, q.grades) for q, a in graded]),
         hit1=mean([1.0 if hit_at_1(a.ranked, q.grades) else 0.0 for q, a in graded]),
-        noise=mean([1.0 if a.ranked else 0.0 for a in noise]),
+        noise=mean([1.0 if a.ranked or a.chapter_hits else 0.0 for a in noise]),
         chapter_accuracy=mean([1.0 if q.chapter and chapter_found(a, q.chapter) else 0.0 for q, a in chapters]),
         answered=len(graded), noise_questions=len(noise), chapter_questions=len(chapters),
+        chapter_channel=mean([1.0 if q.chapter and a.chapter_hits[:1] == (q.chapter,) else 0.0 for q, a in chapters]),
     )
 
 

@@ -11,7 +11,7 @@ from adapters.slack.render import render_reply as slack_reply
 from bot.commands import reply_to_json
 from bot.documents import DocumentWrite
 from bot.models import ContentKind, DocumentKind, TranscriptSegment
-from bot.presenter import TRANSCRIPTS_LABEL
+from bot.presenter import CHAPTERS_LABEL, TRANSCRIPTS_LABEL
 from bot.plaintext import render_text
 from tests.catalog_helpers import MEMBER, NOW
 from tests.chat import Chat
@@ -41,8 +41,9 @@ async def transcribed(chat: Chat) -> Chat:
 
 async def test_search_shows_transcript_hits_in_their_own_section(transcribed: Chat) -> None:
     reply = await transcribed.say("search spinlock", MEMBER)
-    (section,) = reply.sections
-    assert section.label == TRANSCRIPTS_LABEL
+    # the episode's "Spinlocks" chapter is its own section (tests/test_search_chapters.py); transcripts last
+    assert [s.label for s in reply.sections] == [CHAPTERS_LABEL, TRANSCRIPTS_LABEL]
+    section = reply.sections[-1]
     podcast = next(line for line in section.lines if "episode 220" in line.text)
     assert podcast.text.startswith("at 12:30 in episode 220: ")
     assert "spinlock contention" in podcast.text
@@ -54,7 +55,7 @@ async def test_search_shows_transcript_hits_in_their_own_section(transcribed: Ch
 
     text = render_text(reply)
     assert f"{TRANSCRIPTS_LABEL}:" in text and "↳ at 12:30 in episode 220: " in text
-    urls = {line["url"] for line in reply_to_json(reply)["sections"][0]["lines"]}
+    urls = {line["url"] for line in reply_to_json(reply)["sections"][-1]["lines"]}
     assert urls == {EPISODE_PAGE, "https://www.youtube.com/watch?v=5_pYJ3bq4IA&t=95"}
     discord = discord_reply(reply).content or ""
     assert f"**{TRANSCRIPTS_LABEL}**" in discord and "<https://www.youtube.com/watch?v=5_pYJ3bq4IA&t=95>" in discord
@@ -86,5 +87,8 @@ async def test_kind_and_pages_and_nothing_found(transcribed: Chat) -> None:
 
 async def test_no_transcripts_no_section(chat: Chat) -> None:
     reply = await chat.say("search postgres", MEMBER)
+    assert reply.items and TRANSCRIPTS_LABEL not in [s.label for s in reply.sections]
+    # a question no chapter title answers: no section at all, and ask --json keeps its three keys
+    reply = await chat.say("search incremental backups", MEMBER)
     assert reply.items and reply.sections == ()
-    assert "sections" not in reply_to_json(reply)  # ask --json keeps its three keys
+    assert "sections" not in reply_to_json(reply)

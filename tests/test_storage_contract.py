@@ -555,6 +555,29 @@ async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Stor
 
 
 
+async def test_search_chapters_matches_any_word_of_a_chapter_title_best_first(storage: Storage) -> None:
+    source = await storage.add_source(spec(), NOW)
+    written = await write(storage, source, [
+        item(1, title="Queues", summary="About queues.",
+             chapters=(Chapter(0, "Intro"), Chapter(60, "Kafka consumer groups"), Chapter(120, "Kafka"))),
+        item(2, title="Kafka in 20 minutes", summary="No chapters: the item title is not a chapter."),
+        item(3, title="Databases", summary="Rows.", chapters=(Chapter(0, "Consumer lag in PostgreSQL"),)),
+    ])
+    ids = {s.item.title: s.id for s in written.new_items}  # type: ignore[attr-defined]
+    q = ids["Queues"]
+    hits = await storage.search_chapters(parse_query("kafka"))
+    # a chapter title that is only the word scores above a longer one; positions are 0-based in chapter order
+    assert [(h.item_id, h.position) for h in hits] == [(q, 2), (q, 1)]
+    assert hits[0].score >= hits[1].score
+    # ANY word: "postgres" (a synonym of postgresql) or "consumer"
+    assert {(h.item_id, h.position) for h in await storage.search_chapters(parse_query("postgres consumer"))} == {
+        (q, 1), (ids["Databases"], 0)}
+    assert len(await storage.search_chapters(parse_query("kafka"), limit=1)) == 1
+    assert await storage.search_chapters(parse_query("kafka"), ContentKind.ARTICLE) == []
+    assert await storage.search_chapters(parse_query("quantum")) == []
+    assert await storage.search_chapters(parse_query("")) == []
+
+
 async def test_search_ranks_exact_words_above_prefix_matches_and_short_tokens_whole(storage: Storage) -> None:
     source = await storage.add_source(spec(), NOW)
     # The prefix-only match is the newest and says it twice: the exact word still ranks first.

@@ -14,11 +14,13 @@ from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
 from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
 from bot import hybrid
-from bot.hybrid import Candidate, Embedder, from_bytes, fuse, lexical_order, soft_and
+from bot.hybrid import (
+    ChapterCandidate, Candidate, Embedder, chapter_text, from_bytes, fuse, lexical_order, rank_chapters, soft_and,
+)
 from bot.models import Caller, ContentKind, Reply, ReplyItem, ReplySection
-from bot.presenter import transcript_section
+from bot.presenter import TRANSCRIPTS_LABEL, chapter_section, transcript_section
 from bot.replies import plural, reply_item
-from bot.search import Query, parse_query
+from bot.search import Query, TitleMatcher, parse_query
 from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
 
@@ -61,7 +63,7 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
 async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
     started = time.perf_counter()
     hits = await ctx.store.search(query, kind)
-    embedder = ctx.semantic.get() if ctx.semantic is not None and ctx.semantic.enabled else None
+    embedder = _embedder(ctx)
     if embedder is not None:
         hits = await _hybrid(ctx, embedder, query, kind, hits)
     ctx.metrics.searched(time.perf_counter() - started)
@@ -135,18 +137,65 @@ async def _transcripts(ctx: Context, query: Query, kind: ContentKind | None, pag
     return transcript_section(hits, query.words)
 
 
+# -- chapter hits (issue #15): their own channel, "episode title: chapter title" --------
+
+CHAPTER_CANDIDATES = 50  # chapters whose title has a word of the question, best first
+
+
+def _embedder(ctx: Context) -> Embedder | None:
+    return ctx.semantic.get() if ctx.semantic is not None and ctx.semantic.enabled else None
+
+
+async def _chapters(ctx: Context, query: Query, kind: ContentKind | None, page: int) -> ReplySection | None:
+    """Chapters that answer the question on their own (bot.hybrid.rank_chapters):
+    not pushed through the episode ranking, on the first page only."""
+    if page != 1 or query.empty:
+        return None
+    hits = await ctx.store.search_chapters(query, kind, limit=CHAPTER_CANDIDATES)
+    if not hits:
+        return None
+    items = await ctx.store.items_by_id(list(dict.fromkeys(h.item_id for h in hits)))
+    matchers = [TitleMatcher(Query((term,), (query.words[t],))) for t, term in enumerate(query.terms)]
+    candidates = []
+    for h in hits:
+        stored = items.get(h.item_id)
+        if stored is None or h.position >= len(stored.item.chapters):
+            continue
+        document = chapter_text(stored.item.title, stored.item.chapters[h.position].title)
+        present = frozenset(t for t, match in enumerate(matchers) if match(document))
+        candidates.append(ChapterCandidate(h.item_id, h.position, present, h.score))
+    embedder = _embedder(ctx)
+    if embedder is None:
+        ranked = rank_chapters(candidates, None, {}, None, len(query.terms))
+    else:
+        stored_vectors = await ctx.store.chapter_vectors(list(dict.fromkeys(c.item_id for c in candidates)))
+        vectors = {(i, n): from_bytes(v) for i, vs in stored_vectors.items() for n, v in enumerate(vs)}
+        cache: dict[tuple[int, ...], np.ndarray] = {}
+
+        def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
+            if missing not in cache:
+                cache[missing] = embedder.embed([" ".join(query.words[t] for t in missing)])[0]
+            return cache[missing]
+
+        ranked = rank_chapters(candidates, missing_vector, vectors, embedder.embed([query.text])[0],
+                               len(query.terms))
+    return chapter_section([(items[c.item_id], items[c.item_id].item.chapters[c.position]) for c in ranked])
+
+
 async def search(ctx: Context, cmd: Search) -> Reply:
     reply = await _search(ctx, cmd)
     if reply.kind != "search" or reply.announcement is not None:
         return reply
     query = parse_query(cmd.topic, ctx.synonyms)
-    section = await _transcripts(ctx, query, cmd.kind, cmd.page)
-    if section is None:
+    sections = [s for s in (await _chapters(ctx, query, cmd.kind, cmd.page),
+                            await _transcripts(ctx, query, cmd.kind, cmd.page)) if s is not None]
+    if not sections:
         return reply
-    if not reply.items:  # nothing in titles, chapters or notes, but said in an episode
-        return Reply(kind="search", text=f"Nothing in titles or show notes for “{query.echo}”, but it was said:",
-                     sections=(section,))
-    return replace(reply, sections=(*reply.sections, section))
+    if not reply.items:  # nothing in titles or notes as a whole, but a chapter or a transcript has it
+        but = "it was said:" if len(sections) == 1 and sections[0].label == TRANSCRIPTS_LABEL else "chapters have it:"
+        return Reply(kind="search", text=f"Nothing in titles or show notes for “{query.echo}”, but {but}",
+                     sections=tuple(sections))
+    return replace(reply, sections=(*reply.sections, *sections))
 
 
 async def _search(ctx: Context, cmd: Search) -> Reply:

@@ -49,6 +49,7 @@ from bot.storage.records import (
     AuditRow,
     BookNews,
     Cadence,
+    ChapterHit,
     DeliveryResult,
     DeliveryTrail,
     EventTrail,
@@ -266,6 +267,16 @@ class Storage(Protocol):
         """The items of ``ids`` in that order, each with the chapters whose
         titles match any term of ``query`` (best first, at most ``limit``;
         none when ``query`` is None)."""
+
+    async def search_chapters(
+        self, query: Query, kind: ContentKind | None = None, *, limit: int = 200
+    ) -> list[ChapterHit]:
+        """Chapters whose own title matches ANY term of ``query`` (as
+        ``search`` matches: alternatives, prefixes; user text never query
+        syntax), best chapter-title score first (earlier item and position on
+        a tie), at most ``limit``; with ``kind``, only items of it. The
+        chapter channel of search (bot.hybrid.rank_chapters) decides which
+        of them answer the question."""
 
     async def search_transcripts(
         self, query: Query, kind: ContentKind | None = None, *, limit: int = 5

@@ -156,6 +156,15 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class ChapterHit:
+    """A chapter whose title matched a search (``Storage.search_chapters``)."""
+
+    item_id: int
+    position: int  # the chapter's place in its item's chapter order (0-based)
+    score: float  # the backend's own chapter-title relevance: compare only within one search
+
+
+@dataclass(frozen=True, slots=True)
 class KindStats:
     kind: str
     count: int

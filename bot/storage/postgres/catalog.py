@@ -34,7 +34,7 @@ from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
 from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.schema import TS_CONFIG
-from bot.storage.records import KindStats, SearchHit, SourceFacts
+from bot.storage.records import ChapterHit, KindStats, SearchHit, SourceFacts
 
 # ts_rank weights, in PostgreSQL's order {D, C, B, A}: description (C) 0.1,
 # chapter titles (B) 0.4, title (A) 1.0 -- SQLite's bm25 weights 1:4:10.
@@ -318,6 +318,19 @@ class CatalogTable(PostgresBase):
             for m, n in counted:
                 self._df_cache[m] = (now, int(n))
         return [float(self._df_cache[m][1]) for m in matched]
+
+    async def search_chapters(
+        self, query: Query, kind: ContentKind | None = None, *, limit: int = 200
+    ) -> list[ChapterHit]:
+        if query.empty or limit <= 0:
+            return []
+        found = await self._all(
+            f"SELECT c.item_id, c.position, ts_rank(c.search, q, {CHAPTER_NORMALIZATION}) AS score "
+            f"FROM chapters c JOIN items i ON i.id = c.item_id, to_tsquery('{TS_CONFIG}', $1) q "
+            "WHERE c.search @@ q AND ($2::text IS NULL OR i.kind = $2) "
+            "ORDER BY score DESC, c.item_id, c.position LIMIT $3",
+            (ts_any(query), kind.value if kind is not None else None, limit), doing="searching chapters")
+        return [ChapterHit(int(r[0]), int(r[1]), float(r[2])) for r in found]
 
     async def page_items(
         self, ids: Sequence[int], query: Query | None, limit: int = 5

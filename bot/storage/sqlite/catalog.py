@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from bot.models import Chapter, ContentKind, StoredItem
 from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
-from bot.storage.records import KindStats, SearchHit, SourceFacts
+from bot.storage.records import ChapterHit, KindStats, SearchHit, SourceFacts
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, from_db_time
 from bot.storage.sqlite.schema import CHAPTER_ROWID_SPAN
@@ -238,6 +238,20 @@ class CatalogTable(SqliteBase):
             hits.append((rank_key(bool(exact_hit), round(score, TIE_DIGITS), published.timestamp() if published else None, item_id), hit))
         hits.sort(key=lambda h: h[0], reverse=True)
         return [h for _, h in hits]
+
+    async def search_chapters(
+        self, query: Query, kind: ContentKind | None = None, *, limit: int = 200
+    ) -> list[ChapterHit]:
+        if query.empty or limit <= 0:
+            return []
+        kind_value = kind.value if kind is not None else None
+        found = await self._all(
+            "SELECT f.rowid, f.score FROM (SELECT rowid, -bm25(chapters_fts) AS score FROM chapters_fts "
+            "WHERE chapters_fts MATCH ?) f "
+            f"JOIN items i ON i.id = f.rowid / {CHAPTER_ROWID_SPAN} WHERE ? IS NULL OR i.kind = ? "
+            "ORDER BY f.score DESC, f.rowid LIMIT ?",
+            (fts_any(query), kind_value, kind_value, limit), doing="searching chapters")
+        return [ChapterHit(r // CHAPTER_ROWID_SPAN, r % CHAPTER_ROWID_SPAN, float(score)) for r, score in found]
 
     async def page_items(
         self, ids: Sequence[int], query: Query | None, limit: int = 5

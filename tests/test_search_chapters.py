@@ -1,0 +1,112 @@
+"""The chapter channel of search (issue #15): "episode title: chapter title"
+documents found by a word of the question in the chapter title, kept by
+the same soft-AND rule as items (against the chapter's own vector), ranked
+by RRF of the lexical order and the dense cosine, shown as a labelled
+"In chapters" section (bot.presenter.chapter_section) on the first page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from adapters.discord.render import render_reply as discord_reply
+from bot.clock import FrozenClock
+from bot.commands import Commands, reply_to_json
+from bot.hybrid import ChapterCandidate, SemanticModel, embed_pending, rank_chapters
+from bot.models import Chapter, ContentKind, Item, StoredItem
+from bot.plaintext import render_text
+from bot.presenter import CHAPTERS_LABEL, chapter_section
+from tests.backends import Target, open_target
+from tests.catalog_helpers import MEMBER
+from tests.judged import store_catalogue
+
+NOW = datetime(2026, 6, 20, 12, tzinfo=timezone.utc)
+
+
+# -- the rule (pure) ------------------------------------------------------------------
+
+def _c(item_id: int, position: int, present: set[int], score: float) -> ChapterCandidate:
+    return ChapterCandidate(item_id, position, frozenset(present), score)
+
+
+def test_without_a_model_a_chapter_needs_every_word_and_the_lexical_order_stands() -> None:
+    cands = [_c(1, 0, {0}, 9.0), _c(2, 3, {0, 1}, 1.0), _c(3, 1, {0, 1}, 2.0)]
+    ranked = rank_chapters(cands, None, {}, None, 2)
+    assert [(c.item_id, c.position) for c in ranked] == [(3, 1), (2, 3)]  # more words, then the score
+
+
+def test_a_missing_word_close_to_the_chapter_vector_keeps_it_and_rrf_orders_by_both() -> None:
+    x, y = np.array([1.0, 0.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32)
+    vectors = {(1, 0): x, (2, 0): y, (3, 0): y}
+    cands = [_c(1, 0, {0}, 5.0),  # "missing" is close to its vector: kept
+             _c(2, 0, {0}, 4.0),  # far: dropped
+             _c(3, 0, {0, 1}, 1.0),  # every word: kept whatever its vector
+             _c(4, 0, {0}, 9.0)]  # no vector yet: must have every word
+    ranked = rank_chapters(cands, lambda missing: x, vectors, x, 2)
+    # lexical order: 3 (both words) then 1; dense: 1 (cosine 1) then 3 (0): an RRF tie keeps the lexical order
+    assert [c.item_id for c in ranked] == [3, 1]
+    # a question close to neither changes nothing; the limit cuts
+    assert [c.item_id for c in rank_chapters(cands, lambda missing: x, vectors, x, 2, limit=1)] == [3]
+    # one word of three is not a real share of the question: never by meaning
+    assert rank_chapters([_c(1, 0, {0}, 5.0)], lambda missing: x, vectors, x, 3) == []
+    assert rank_chapters([], None, {}, None, 1) == []
+
+
+def test_the_section_line_names_the_episode_and_opens_the_chapter_where_it_can() -> None:
+    def stored(link: str) -> StoredItem:
+        item = Item(title="Kafka  consumer groups", link=link, guid="g", chapters=(Chapter(1080, "Rebalancing"),))
+        return StoredItem(1, "pod", ContentKind.EPISODE, "g", item, NOW)
+
+    page = stored("https://pod.example.org/e085")
+    video = stored("https://www.youtube.com/watch?v=abcdefghijk")
+    section = chapter_section([(page, page.item.chapters[0]), (video, video.item.chapters[0])])
+    assert section is not None and section.label == CHAPTERS_LABEL
+    first, second = section.lines
+    assert first.text == "“Kafka consumer groups”: Rebalancing (at 18:00)"
+    assert first.url == "https://pod.example.org/e085"  # a podcast page cannot seek
+    assert second.url == "https://www.youtube.com/watch?v=abcdefghijk&t=1080"
+    assert chapter_section([]) is None
+
+
+# -- through the bot, on both backends --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model() -> SemanticModel:
+    semantic = SemanticModel()
+    assert semantic.get() is not None
+    return semantic
+
+
+def _lines(reply: object) -> list[str]:
+    sections = [s for s in reply.sections if s.label == CHAPTERS_LABEL]  # type: ignore[attr-defined]
+    return [line.text for s in sections for line in s.lines]
+
+
+async def test_chapters_answer_in_their_own_section(db: Target, model: SemanticModel) -> None:
+    async with await open_target(db) as store:
+        await store_catalogue(store, NOW)
+        embedder = model.get()
+        assert embedder is not None
+        await embed_pending(store, embedder)
+        semantic = Commands(store, clock=FrozenClock(NOW), semantic=model)
+        lexical = Commands(store, clock=FrozenClock(NOW))
+
+        reply = await semantic("search kafka rebalancing", MEMBER)
+        assert _lines(reply)[:1] == ["“Kafka consumer groups and partitions”: Rebalancing (at 18:00)"]
+        assert _lines(await lexical("search kafka rebalancing", MEMBER))[:1] == _lines(reply)[:1]
+        assert "In chapters:" in render_text(reply)
+        assert f"**{CHAPTERS_LABEL}**" in (discord_reply(reply).content or "")
+        assert reply_to_json(reply)["sections"][0]["label"] == CHAPTERS_LABEL
+
+        # "overhead" is in no chapter of the XFS episode: lexically no chapter, by meaning its chapter
+        question = "search ext4 journal overhead"
+        assert _lines(await lexical(question, MEMBER)) == []
+        assert _lines(await semantic(question, MEMBER))[:1] == [
+            "“Kafka tail latency dropped 80% by switching to XFS”: ext4 journaling (at 14:30)"]
+
+        # the first page only; never for questions with no good answer
+        assert _lines(await semantic("search kafka page 2", MEMBER)) == []
+        for text in ("linux desktop gaming", "hiring backend engineers", "postgres gui client", "react hooks"):
+            assert _lines(await semantic(f"search {text}", MEMBER)) == [], text
