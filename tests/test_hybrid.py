@@ -57,6 +57,29 @@ def test_pooling_over_cached_words_equals_the_model_on_lower_case_text() -> None
     assert not ours[3].any() and not ours[4].any()  # no words: a zero vector, never NaN
 
 
+def test_the_batched_fast_path_equals_the_reference_pooling() -> None:
+    from bot.hybrid import batch_words
+    from bot.lexicon import MAX_TOKEN_LEN, tokens
+    from tests.judged import load_catalogue
+
+    embedder = load_wordllama()
+    texts = [hybrid.item_document(e.item) for e in load_catalogue()]
+    texts += ["", "!!", "kafka", "x" * (MAX_TOKEN_LEN + 10) + " long", "two  spaces\nand lines"]
+    fast = embedder.embed(texts)  # type: ignore[attr-defined]
+    reference = embedder.embed_reference(texts)  # type: ignore[attr-defined]
+    assert fast.shape == reference.shape and np.abs(fast - reference).max() < 1e-6
+    words, lengths = batch_words(texts)
+    assert words == [w for t in texts for w in tokens(t)] and list(lengths) == [len(tokens(t)) for t in texts]
+    # not ASCII, or a text holding the batch's marker: text by text, the same tokens
+    odd = ["Café Ünïcode crème", "a\x01b", "plain"]
+    words, lengths = batch_words(odd)
+    assert words == [w for t in odd for w in tokens(t)] and list(lengths) == [len(tokens(t)) for t in odd]
+    assert np.abs(embedder.embed(odd) - embedder.embed_reference(odd)).max() < 1e-6  # type: ignore[attr-defined]
+    # more texts than one pooled product holds
+    many = texts * (hybrid.POOL_TEXTS // len(texts) + 2)
+    assert np.abs(embedder.embed(many) - embedder.embed_reference(many)).max() < 1e-6  # type: ignore[attr-defined]
+
+
 def test_a_model_that_cannot_load_is_one_log_line_and_lexical_search(caplog: pytest.LogCaptureFixture) -> None:
     calls = []
 

@@ -39,7 +39,9 @@ class VectorsTable(SqliteBase):
                                        [x for v in chunk for x in (v.item_id, v.content_hash)])
                 current.update(r[0] for r in await cur.fetchall())
             keep = [v for v in vectors if v.item_id in current]
-            await db.executemany("DELETE FROM item_vectors WHERE item_id = ?", [(v.item_id,) for v in keep])
+            for start in range(0, len(keep), 400):  # one statement per 400 items, not one per item
+                ids = [v.item_id for v in keep[start:start + 400]]
+                await db.execute(f"DELETE FROM item_vectors WHERE item_id IN ({','.join('?' * len(ids))})", ids)
             await db.executemany(
                 "INSERT INTO item_vectors (item_id, position, content_hash, vector) VALUES (?, ?, ?, ?)",
                 [row for v in keep
