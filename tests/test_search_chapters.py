@@ -14,10 +14,12 @@ import pytest
 from adapters.discord.render import render_reply as discord_reply
 from bot.clock import FrozenClock
 from bot.commands import Commands, reply_to_json
+from bot.commands.member import chapter_matches
 from bot.hybrid import ChapterCandidate, SemanticModel, embed_pending, rank_chapters
 from bot.models import Chapter, ContentKind, Item, StoredItem
 from bot.plaintext import render_text
 from bot.presenter import CHAPTERS_LABEL, chapter_section
+from bot.search import parse_query
 from tests.backends import Target, open_target
 from tests.catalog_helpers import MEMBER
 from tests.judged import store_catalogue
@@ -93,20 +95,32 @@ async def test_chapters_answer_in_their_own_section(db: Target, model: SemanticM
         semantic = Commands(store, clock=FrozenClock(NOW), semantic=model)
         lexical = Commands(store, clock=FrozenClock(NOW))
 
+        async def channel(bot: Commands, text: str) -> list[str]:
+            return [f"{s.item.title}: {c.title}" for s, c in await chapter_matches(bot._ctx, parse_query(text), None)]
+
+        rebalancing = "Kafka consumer groups and partitions: Rebalancing"
+        assert (await channel(semantic, "kafka rebalancing"))[:1] == [rebalancing]
+        assert (await channel(lexical, "kafka rebalancing"))[:1] == [rebalancing]
+        # the reply does not repeat a chapter already listed under its episode on the page
         reply = await semantic("search kafka rebalancing", MEMBER)
-        assert _lines(reply)[:1] == ["“Kafka consumer groups and partitions”: Rebalancing (at 18:00)"]
-        assert _lines(await lexical("search kafka rebalancing", MEMBER))[:1] == _lines(reply)[:1]
-        assert "In chapters:" in render_text(reply)
-        assert f"**{CHAPTERS_LABEL}**" in (discord_reply(reply).content or "")
-        assert reply_to_json(reply)["sections"][0]["label"] == CHAPTERS_LABEL
+        assert any(c.title == "Rebalancing" for i in reply.items for c in i.chapters)
+        assert not any(line.endswith("Rebalancing (at 18:00)") for line in _lines(reply))
 
         # "overhead" is in no chapter of the XFS episode: lexically no chapter, by meaning its chapter
-        question = "search ext4 journal overhead"
-        assert _lines(await lexical(question, MEMBER)) == []
-        assert _lines(await semantic(question, MEMBER))[:1] == [
-            "“Kafka tail latency dropped 80% by switching to XFS”: ext4 journaling (at 14:30)"]
+        assert await channel(lexical, "ext4 journal overhead") == []
+        assert (await channel(semantic, "ext4 journal overhead"))[:1] == [
+            "Kafka tail latency dropped 80% by switching to XFS: ext4 journaling"]
 
-        # the first page only; never for questions with no good answer
-        assert _lines(await semantic("search kafka page 2", MEMBER)) == []
+        # chapters the page does not list get their own section, rendered on every surface
+        reply = await semantic("search page faults", MEMBER)
+        assert "“CPU and Kernel Page Faults”: File backed page fault (at 39:39)" in _lines(reply)
+        assert "In chapters:" in render_text(reply)
+        assert f"**{CHAPTERS_LABEL}**" in (discord_reply(reply).content or "")
+        assert CHAPTERS_LABEL in [s["label"] for s in reply_to_json(reply)["sections"]]
+        # the first page only
+        assert _lines(await semantic("search page faults page 2", MEMBER)) == []
+
+        # never for questions with no good answer
         for text in ("linux desktop gaming", "hiring backend engineers", "postgres gui client", "react hooks"):
+            assert await channel(semantic, text) == [], text
             assert _lines(await semantic(f"search {text}", MEMBER)) == [], text

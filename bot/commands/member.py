@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import time
 from dataclasses import replace
+from typing import Sequence
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from bot import hybrid
 from bot.hybrid import (
     ChapterCandidate, Candidate, Embedder, chapter_text, from_bytes, fuse, lexical_order, rank_chapters, soft_and,
 )
-from bot.models import Caller, ContentKind, Reply, ReplyItem, ReplySection
+from bot.models import Caller, Chapter, ContentKind, Reply, ReplyItem, ReplySection, StoredItem
 from bot.presenter import TRANSCRIPTS_LABEL, chapter_section, transcript_section
 from bot.replies import plural, reply_item
 from bot.search import Query, TitleMatcher, parse_query
@@ -146,14 +147,15 @@ def _embedder(ctx: Context) -> Embedder | None:
     return ctx.semantic.get() if ctx.semantic is not None and ctx.semantic.enabled else None
 
 
-async def _chapters(ctx: Context, query: Query, kind: ContentKind | None, page: int) -> ReplySection | None:
-    """Chapters that answer the question on their own (bot.hybrid.rank_chapters):
-    not pushed through the episode ranking, on the first page only."""
-    if page != 1 or query.empty:
-        return None
+async def chapter_matches(ctx: Context, query: Query, kind: ContentKind | None) -> list[tuple[StoredItem, Chapter]]:
+    """The chapter channel, best first (bot.hybrid.rank_chapters): chapters
+    that answer the question on their own, not pushed through the episode
+    ranking. bench/bench_quality.py measures this list."""
+    if query.empty:
+        return []
     hits = await ctx.store.search_chapters(query, kind, limit=CHAPTER_CANDIDATES)
     if not hits:
-        return None
+        return []
     items = await ctx.store.items_by_id(list(dict.fromkeys(h.item_id for h in hits)))
     matchers = [TitleMatcher(Query((term,), (query.words[t],))) for t, term in enumerate(query.terms)]
     candidates = []
@@ -179,7 +181,19 @@ async def _chapters(ctx: Context, query: Query, kind: ContentKind | None, page: 
 
         ranked = rank_chapters(candidates, missing_vector, vectors, embedder.embed([query.text])[0],
                                len(query.terms))
-    return chapter_section([(items[c.item_id], items[c.item_id].item.chapters[c.position]) for c in ranked])
+    return [(items[c.item_id], items[c.item_id].item.chapters[c.position]) for c in ranked]
+
+
+async def _chapters(ctx: Context, query: Query, kind: ContentKind | None, page: int,
+                    shown: Sequence[ReplyItem]) -> ReplySection | None:
+    """The chapter channel as a section on the first page, without the
+    chapters the page already lists under their episode (the same line
+    twice would be noise)."""
+    if page != 1:
+        return None
+    listed = {(i.title, c.start_s, c.title) for i in shown for c in i.chapters}
+    return chapter_section([(stored, c) for stored, c in await chapter_matches(ctx, query, kind)
+                            if (stored.item.title, c.start_s, c.title) not in listed])
 
 
 async def search(ctx: Context, cmd: Search) -> Reply:
@@ -187,7 +201,7 @@ async def search(ctx: Context, cmd: Search) -> Reply:
     if reply.kind != "search" or reply.announcement is not None:
         return reply
     query = parse_query(cmd.topic, ctx.synonyms)
-    sections = [s for s in (await _chapters(ctx, query, cmd.kind, cmd.page),
+    sections = [s for s in (await _chapters(ctx, query, cmd.kind, cmd.page, reply.items),
                             await _transcripts(ctx, query, cmd.kind, cmd.page)) if s is not None]
     if not sections:
         return reply
