@@ -6,9 +6,7 @@ from __future__ import annotations
 import difflib
 import time
 from dataclasses import replace
-from typing import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
@@ -24,6 +22,9 @@ from bot.replies import plural, reply_item
 from bot.search import Query, TitleMatcher, parse_query
 from bot.storage import SearchHit
 from bot.subscriptions import MAX_TOPIC_CHARS, TopicMatcher, normalize_topic
+
+if TYPE_CHECKING:  # numpy (~15 MB, ~100 ms) is imported only when a search embeds
+    import numpy as np
 
 _KIND_PLURAL = {None: "items", ContentKind.EPISODE: "episodes", ContentKind.VIDEO: "videos",
                 ContentKind.ARTICLE: "articles", ContentKind.POST: "posts"}
@@ -76,6 +77,8 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentK
     """Soft-AND and fused ranking (bot/hybrid.py): the documents with every
     word (``gate``), plus those lacking some words whose missing words are
     close in meaning, ordered by RRF of the lexical and the dense order."""
+    import numpy as np
+
     by_id = {h.item_id: h for h in gate}
     present: dict[int, set[int]] = {h.item_id: set(range(len(query.terms))) for h in gate}
     scores: dict[int, float] = {h.item_id: h.score for h in gate}
