@@ -308,6 +308,10 @@ class App:
         self.scheduler = PollScheduler(self.store, self.poller, clock=self.clock, on_polled=polled,
                                        faults=self.faults)
         await self.scheduler.start()
+        # The embedding model loads once, before the heap is settled: its
+        # objects are then frozen with the rest of start-up instead of being
+        # scanned by every full collection (bench_poll's semantic rows).
+        await self.semantic.load()
         settle_heap()
         outbox_task = asyncio.create_task(outbox.run(stop), name="showbot-outbox")
         shards_task = asyncio.create_task(shards.run(stop), name="showbot-shards")
