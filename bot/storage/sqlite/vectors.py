@@ -14,15 +14,24 @@ ITEM_POSITION = -1  # item_vectors.position of the item's own vector
 class VectorsTable(SqliteBase):
     async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
                                     summary_chars: int = 600) -> list[VectorJob]:
-        found = await self._all(
-            "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, ?) FROM items i "
-            "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
-            "WHERE i.id > ? AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT ?",
-            (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
-        )
-        chapters = await self._chapters([r[0] for r in found])  # type: ignore[attr-defined]
-        return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(c.title for c in chapters.get(r[0], ())))
-                for r in found]
+        # On the write connection, between writes: this background read
+        # (a batch of items with their chapters) must not queue members'
+        # replies behind it on the read connection (bench_poll's semantic rows).
+        async with self._lock, self._errors("reading items to embed"):
+            found = list(await self._conn.execute_fetchall(
+                "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, ?) FROM items i "
+                "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
+                "WHERE i.id > ? AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT ?",
+                (max(0, summary_chars), after_id, max(0, limit))))
+            titles: dict[int, list[str]] = {}
+            ids = [r[0] for r in found]
+            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+                chunk = ids[start:start + 500]
+                for r in await self._conn.execute_fetchall(
+                    f"SELECT item_id, title FROM chapters WHERE item_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY item_id, position", chunk):
+                    titles.setdefault(r[0], []).append(r[1])
+        return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(titles.get(r[0], ()))) for r in found]
 
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         if not vectors:
