@@ -200,10 +200,10 @@ async def _chapters(ctx: Context, query: Query, kind: ContentKind | None, page: 
 
 
 async def search(ctx: Context, cmd: Search) -> Reply:
-    reply = await _search(ctx, cmd)
+    query = parse_query(cmd.topic, ctx.synonyms)
+    reply = await _search(ctx, cmd, query)
     if reply.kind != "search" or reply.announcement is not None:
         return reply
-    query = parse_query(cmd.topic, ctx.synonyms)
     sections = [s for s in (await _chapters(ctx, query, cmd.kind, cmd.page, reply.items),
                             await _transcripts(ctx, query, cmd.kind, cmd.page)) if s is not None]
     if not sections:
@@ -215,8 +215,7 @@ async def search(ctx: Context, cmd: Search) -> Reply:
     return replace(reply, sections=(*reply.sections, *sections))
 
 
-async def _search(ctx: Context, cmd: Search) -> Reply:
-    query = parse_query(cmd.topic, ctx.synonyms)
+async def _search(ctx: Context, cmd: Search, query: Query) -> Reply:
     if query.empty:
         if cmd.bare:
             return unknown_reply(cmd.topic)
@@ -244,10 +243,8 @@ async def _search(ctx: Context, cmd: Search) -> Reply:
     remaining = len(hits) - start - len(page)
     count = f"{len(hits)} {what if len(hits) != 1 else what[:-1]}"
     span = f" ({start + 1}–{start + len(page)})" if len(page) < len(hits) else ""
-    text = f"{count} on “{query.echo}”{span}:"
     order = " newest" if cmd.newest else ""
-    if cmd.newest:
-        text = f"{count} on “{query.echo}”, newest first{span}:"
+    text = f"{count} on “{query.echo}”{', newest first' if cmd.newest else ''}{span}:"
     more = f"{cmd.phrase} {query.text}{order} page {cmd.page + 1}" if remaining > 0 else None
     return Reply(kind="search", text=text, items=tuple(items), more=more)
 
