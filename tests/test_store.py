@@ -137,3 +137,33 @@ async def test_migration_4_drops_the_insert_trigger_and_chapters_stay_searchable
         (stored,) = [i for i in await store.latest_items() if i.source_name == "podcast"]
         hits = await store._all("SELECT rowid FROM chapters_fts WHERE chapters_fts MATCH 'spinlocks' ORDER BY rowid")
         assert [r[0] for r in hits] == [70_000, stored.id * 10_000 + 1]  # the old row and the new, once each
+
+
+async def test_migration_13_drops_the_per_chapter_vectors_and_the_items_are_due_again(tmp_path: Path) -> None:
+    """Vectors are derived data: the old layout (a row per chapter, float32)
+    is dropped, not converted, and the items come back as due so the next
+    start's backfill embeds them in the new one."""
+    from bot.storage.records import ItemVectors
+    from bot.storage.sqlite.base import split_sql as _split_sql
+    from bot.storage.sqlite.schema import MIGRATIONS
+
+    path = tmp_path / "v12.db"
+    con = sqlite3.connect(path)
+    for migration in MIGRATIONS[:12]:
+        for statement in _split_sql(migration):
+            con.execute(statement)
+    con.execute("PRAGMA user_version = 12")
+    con.execute("INSERT INTO sources (id, name, kind, content, every_s, max_age_s, created_at) "
+                "VALUES (1, 'old', 'rss', 'episode', 900, 86400, '2026-01-01')")
+    con.execute("INSERT INTO items (id, source_id, identity, content_hash, kind, title, first_seen_at) "
+                "VALUES (7, 1, 'guid:a', 'h', 'episode', 'Old one', '2026-01-01')")
+    con.execute("INSERT INTO item_vectors VALUES (7, -1, 'h', x'00000000'), (7, 0, 'h', x'00000000')")
+    con.commit()
+    con.close()
+    async with await SqliteStorage.open(path) as store:
+        assert [j.item_id for j in await store.items_needing_vectors(10)] == [7]
+        await store.put_vectors([ItemVectors(7, "h", b"it", (b"c0", b"c1", b"c2"))])
+        assert await store.items_needing_vectors(10) == []
+        assert await store.find_vectors([7]) == {7: b"it"}
+        assert await store.chapter_vectors([7]) == {7: [b"c0", b"c1", b"c2"]}
+        assert [tuple(r) for r in await store._all("SELECT item_id, chapter_count FROM item_vectors")] == [(7, 3)]

@@ -317,4 +317,12 @@ class ItemVectors:
     item_id: int
     content_hash: str
     item: bytes
-    chapters: tuple[bytes, ...] = ()
+    chapters: tuple[bytes, ...] = ()  # all of one length (stored concatenated, split_chapters)
+
+
+def split_chapters(blob: bytes, count: int) -> list[bytes]:
+    """``ItemVectors.chapters`` from their concatenation, as both backends store them."""
+    if count <= 0:
+        return []
+    size = len(blob) // count
+    return [blob[n * size:(n + 1) * size] for n in range(count)]

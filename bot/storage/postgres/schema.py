@@ -365,6 +365,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (item_id, position)
     );
     """,
+    # -> n+1: one row of vectors per item, float16 (as SQLite's migration 13:
+    # 540 rows for a 540-episode feed instead of 5,940). Derived data: dropped
+    # and re-embedded by the next start's backfill.
+    """
+    DROP TABLE item_vectors;
+    CREATE TABLE item_vectors (
+        item_id bigint PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        content_hash text NOT NULL,  -- items.content_hash the vectors were computed from
+        vector bytea NOT NULL,  -- the item's own
+        chapters bytea NOT NULL,  -- its chapters' vectors, concatenated in chapter order
+        chapter_count integer NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

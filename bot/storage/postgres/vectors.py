@@ -1,14 +1,13 @@
 """Search vectors per item and per chapter (issue #15, bot/hybrid.py): derived
-data, keyed by the item's content hash so an edited item is re-embedded."""
+data, keyed by the item's content hash so an edited item is re-embedded. One
+row per item, as on SQLite (bot/storage/sqlite/vectors.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from bot.storage.postgres.base import PostgresBase
-from bot.storage.records import ItemVectors, VectorJob
-
-ITEM_POSITION = -1  # item_vectors.position of the item's own vector
+from bot.storage.records import ItemVectors, VectorJob, split_chapters
 
 
 class VectorsTable(PostgresBase):
@@ -16,7 +15,7 @@ class VectorsTable(PostgresBase):
                                     summary_chars: int = 600) -> list[VectorJob]:
         found = await self._all(
             "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, $1) FROM items i "
-            "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
+            "LEFT JOIN item_vectors v ON v.item_id = i.id "
             "WHERE i.id > $2 AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT $3",
             (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
         )
@@ -41,24 +40,19 @@ class VectorsTable(PostgresBase):
                 return
             await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
             await conn.copy_records_to_table(
-                "item_vectors", columns=["item_id", "position", "content_hash", "vector"],
-                records=[row for v in keep
-                         for row in ((v.item_id, ITEM_POSITION, v.content_hash, v.item),
-                                     *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters)))])
+                "item_vectors", columns=["item_id", "content_hash", "vector", "chapters", "chapter_count"],
+                records=[(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters)) for v in keep])
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         if not item_ids:
             return {}
-        found = await self._all("SELECT item_id, vector FROM item_vectors WHERE position = -1 "
-                                "AND item_id = ANY($1::bigint[])", (list(item_ids),))
+        found = await self._all("SELECT item_id, vector FROM item_vectors WHERE item_id = ANY($1::bigint[])",
+                                (list(item_ids),))
         return {r[0]: bytes(r[1]) for r in found}
 
     async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
         if not item_ids:
             return {}
-        found = await self._all("SELECT item_id, vector FROM item_vectors WHERE position >= 0 "
-                                "AND item_id = ANY($1::bigint[]) ORDER BY item_id, position", (list(item_ids),))
-        out: dict[int, list[bytes]] = {}
-        for r in found:
-            out.setdefault(r[0], []).append(bytes(r[1]))
-        return out
+        found = await self._all("SELECT item_id, chapters, chapter_count FROM item_vectors "
+                                "WHERE chapter_count > 0 AND item_id = ANY($1::bigint[])", (list(item_ids),))
+        return {r[0]: split_chapters(bytes(r[1]), r[2]) for r in found}

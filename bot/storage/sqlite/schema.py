@@ -447,6 +447,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (item_id, position)
     );
     """,
+    # -> n+1: one row of vectors per item, not one per chapter (issue #15's
+    # ingest budget): a 540-episode feed wrote 5,940 rows, now 540, and the
+    # vectors are float16 (bot/hybrid.py to_bytes), half the bytes. Derived
+    # data: the old rows are dropped and the bot's start re-embeds the
+    # catalogue (its backfill), ~1 s for 25,000 items.
+    """
+    DROP TABLE item_vectors;
+    CREATE TABLE item_vectors (
+        item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+        content_hash TEXT NOT NULL,  -- items.content_hash the vectors were computed from
+        vector BLOB NOT NULL,  -- the item's own
+        chapters BLOB NOT NULL,  -- its chapters' vectors, concatenated in chapter order
+        chapter_count INTEGER NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,14 +1,14 @@
 """Search vectors per item and per chapter (issue #15, bot/hybrid.py): derived
-data, keyed by the item's content hash so an edited item is re-embedded."""
+data, keyed by the item's content hash so an edited item is re-embedded. One
+row per item: its own vector and its chapters' concatenated (they are all
+one length), so a 540-episode feed is 540 rows, not 5,940."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.storage.records import ItemVectors, VectorJob
+from bot.storage.records import ItemVectors, VectorJob, split_chapters
 from bot.storage.sqlite.base import SqliteBase
-
-ITEM_POSITION = -1  # item_vectors.position of the item's own vector
 
 
 class VectorsTable(SqliteBase):
@@ -20,7 +20,7 @@ class VectorsTable(SqliteBase):
         async with self._lock, self._errors("reading items to embed"):
             found = list(await self._conn.execute_fetchall(
                 "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, ?) FROM items i "
-                "LEFT JOIN item_vectors v ON v.item_id = i.id AND v.position = -1 "
+                "LEFT JOIN item_vectors v ON v.item_id = i.id "
                 "WHERE i.id > ? AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT ?",
                 (max(0, summary_chars), after_id, max(0, limit))))
             titles: dict[int, list[str]] = {}
@@ -36,7 +36,7 @@ class VectorsTable(SqliteBase):
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         if not vectors:
             return
-        # One look-up and one insert for the batch: only while the item still
+        # One look-up and one upsert for the batch: only while the item still
         # has that content -- an edit in the meantime leaves it to be embedded
         # again; a removed item, nothing.
         async with self._tx("saving search vectors") as db:
@@ -47,15 +47,11 @@ class VectorsTable(SqliteBase):
                 cur = await db.execute(f"SELECT id FROM items WHERE {pairs}",
                                        [x for v in chunk for x in (v.item_id, v.content_hash)])
                 current.update(r[0] for r in await cur.fetchall())
-            keep = [v for v in vectors if v.item_id in current]
-            for start in range(0, len(keep), 400):  # one statement per 400 items, not one per item
-                ids = [v.item_id for v in keep[start:start + 400]]
-                await db.execute(f"DELETE FROM item_vectors WHERE item_id IN ({','.join('?' * len(ids))})", ids)
             await db.executemany(
-                "INSERT INTO item_vectors (item_id, position, content_hash, vector) VALUES (?, ?, ?, ?)",
-                [row for v in keep
-                 for row in ((v.item_id, ITEM_POSITION, v.content_hash, v.item),
-                             *((v.item_id, n, v.content_hash, c) for n, c in enumerate(v.chapters)))],
+                "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters))
+                 for v in vectors if v.item_id in current],
             )
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
@@ -63,8 +59,7 @@ class VectorsTable(SqliteBase):
         for start in range(0, len(item_ids), 500):  # under SQLite's bound-parameter limit
             chunk = list(item_ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
-            for r in await self._all(
-                f"SELECT item_id, vector FROM item_vectors WHERE position = -1 AND item_id IN ({marks})", chunk):
+            for r in await self._all(f"SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", chunk):
                 out[r[0]] = bytes(r[1])
         return out
 
@@ -74,7 +69,7 @@ class VectorsTable(SqliteBase):
             chunk = list(item_ids[start:start + 500])
             marks = ",".join("?" * len(chunk))
             for r in await self._all(
-                f"SELECT item_id, vector FROM item_vectors WHERE position >= 0 AND item_id IN ({marks}) "
-                "ORDER BY item_id, position", chunk):
-                out.setdefault(r[0], []).append(bytes(r[1]))
+                f"SELECT item_id, chapters, chapter_count FROM item_vectors "
+                f"WHERE chapter_count > 0 AND item_id IN ({marks})", chunk):
+                out[r[0]] = split_chapters(bytes(r[1]), r[2])
         return out
