@@ -60,12 +60,19 @@ MULTI_VIEW = True
 # start of its description (show notes end in link footers that every
 # episode shares; they would pull every vector to the same place).
 DOC_CHARS = 600
-EMBED_BATCH = 256  # items a batch: one read, one embed call in a thread, one write
+EMBED_BATCH = 256  # items a batch: one read, one write
+EMBED_GROUP = 32  # items embedded per call in the worker thread (see embed_pending)
+EMBED_PAUSE_S = 0.002  # and the pause between two calls
 
 
 class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         """(len(texts), DIM) float32, each row L2-normalized (a zero row for empty text)."""
+
+    def sums(self, texts: Sequence[str]) -> "np.ndarray":
+        """What ``embed`` normalizes: (len(texts), DIM) float32 sums over the
+        texts' words, so that the texts' words joined by separators have the
+        sum of their sums (``embed_jobs`` builds documents from parts)."""
 
 
 class WordLlamaEmbedder:
@@ -85,6 +92,23 @@ class WordLlamaEmbedder:
         import numpy as np
 
         self._model = model
+        # The model's tokenizer pads a batch to its longest entry; ours is a
+        # copy without padding (words are a few tokens each): 2.5x faster to
+        # encode a vocabulary, and every id is a real token.
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_str(model.tokenizer.to_str())
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        # One BLAS thread for the whole process (OpenBLAS's setting is
+        # global; nothing else in the bot multiplies matrices): the pooling's
+        # products are a few MB, and OpenBLAS's default of a spinning thread
+        # per core made them 3-4x slower (wall) on a 2-core machine busy with
+        # the loop, the store's thread and other processes (540 episodes and
+        # their chapters: 95-154 -> 32-35 ms).
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
         self._matrix = np.asarray(model.embedding, dtype=np.float32)
         self._index: dict[str, int] = {}
         self._sums = np.zeros((1024, DIM), dtype=np.float32)
@@ -95,57 +119,71 @@ class WordLlamaEmbedder:
     def _learn(self, words: Sequence[str]) -> None:
         import numpy as np
 
-        new = [w for w in dict.fromkeys(words) if w not in self._index]
+        new = list(set(words).difference(self._index))
         if not new:
             return
         if len(self._index) + len(new) > self.MAX_WORDS:
             self._index.clear()
-            new = list(dict.fromkeys(words))
-        encoded = self._model.tokenizer.encode_batch(new, is_pretokenized=False, add_special_tokens=False)
+            new = list(set(words))
+        encoded = self._tokenizer.encode_batch(new, is_pretokenized=False, add_special_tokens=False)
         need = len(self._index) + len(new)
         if need > len(self._sums):
             grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
             grown[:len(self._index)] = self._sums[:len(self._index)]
             self._sums = grown
-        for word, enc in zip(new, encoded):
-            row = len(self._index)
-            # A batch is padded to its longest word: the mask says which ids are real.
-            ids = [i for i, real in zip(enc.ids, enc.attention_mask) if real]
-            self._sums[row] = self._matrix[ids].sum(axis=0) if ids else 0.0
-            self._index[word] = row
+        # Every new word's token vectors summed at once: the token rows
+        # gathered in one take, added up per word by one reduceat (a word
+        # with no tokens keeps a zero row; reduceat can't express an empty
+        # run).
+        lengths = np.fromiter((len(e.ids) for e in encoded), dtype=np.intp, count=len(encoded))
+        first = len(self._index)
+        rows = np.arange(first, first + len(new))
+        self._sums[rows] = 0.0
+        if lengths.any():
+            flat = np.fromiter(chain.from_iterable(e.ids for e in encoded), dtype=np.intp, count=int(lengths.sum()))
+            starts = (np.cumsum(lengths) - lengths)[lengths > 0]
+            self._sums[rows[lengths > 0]] = np.add.reduceat(self._matrix[flat], starts, axis=0)
+        self._index.update(zip(new, rows.tolist()))
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
-        """The batch's words in one pass (``batch_words``), mapped to rows of
-        the cached word sums in one ``map``, pooled per chunk of texts as a
-        (texts x distinct words) count matrix times those words' sums: one
-        BLAS product per chunk, no Python loop per text or per word beyond
-        the tokenizer's. (``np.add.reduceat`` over the gathered rows gives
-        the same vectors but measured 4-8x slower here: its axis-0 reduction
-        of a 2-D array is not vectorized.)"""
+        """Texts pooled a chunk at a time (``chunk_bounds``): each C-level
+        step of ``_pool`` holds the GIL for its whole call, and over a whole
+        batch (~45,000 words for 256 episodes) the word-to-row map alone held
+        it 15-30 ms, so the event loop, waiting for the GIL, stalled as long
+        and a member's query waited as long for the cache lock (bench_poll's
+        semantic rows). Between chunks the thread runs bytecode again and
+        hands the GIL over at the switch interval."""
+        return normalized(self.sums(texts))
+
+    def sums(self, texts: Sequence[str]) -> "np.ndarray":
         import numpy as np
 
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        if not texts:
-            return out
+        for start, stop in chunk_bounds(texts):
+            self._pool(texts[start:stop], out[start:stop])
+        return out
+
+    def _pool(self, texts: Sequence[str], out: "np.ndarray") -> None:
+        """The chunk's words in one pass (``batch_words``), mapped to rows of
+        the cached word sums in one ``map``, pooled as a (texts x distinct
+        words) count matrix times those words' sums: one BLAS product, no
+        Python loop per text or per word beyond the tokenizer's. (``np.add.
+        reduceat`` over the gathered rows gives the same vectors but measured
+        4-8x slower here: its axis-0 reduction of a 2-D array is not
+        vectorized.) Unnormalized sums into ``out``."""
+        import numpy as np
+
         words, lengths = batch_words(texts)
+        if not words:
+            return
         with self._lock:
             self._learn(words)
             ids = np.fromiter(map(self._index.__getitem__, words), dtype=np.intp, count=len(words))
             sums = self._sums
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        for at in range(0, len(texts), POOL_TEXTS):
-            stop = min(len(texts), at + POOL_TEXTS)
-            flat = ids[starts[at]:ends[stop - 1]]
-            if not flat.size:
-                continue
-            distinct, column = np.unique(flat, return_inverse=True)
-            row = np.repeat(np.arange(stop - at), lengths[at:stop])
-            counts = np.bincount(row * len(distinct) + column, minlength=(stop - at) * len(distinct))
-            out[at:stop] = counts.reshape(stop - at, len(distinct)).astype(np.float32) @ sums[distinct]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        distinct, column = np.unique(ids, return_inverse=True)
+        row = np.repeat(np.arange(len(texts)), lengths)
+        counts = np.bincount(row * len(distinct) + column, minlength=len(texts) * len(distinct))
+        out[:] = counts.reshape(len(texts), len(distinct)).astype(np.float32) @ sums[distinct]
 
     def embed_reference(self, texts: Sequence[str]) -> "np.ndarray":
         """The plain per-text pooling the fast path must equal (tests): each
@@ -166,7 +204,34 @@ class WordLlamaEmbedder:
         return out
 
 
-POOL_TEXTS = 512  # texts pooled per product: their count matrix stays a few MB
+def normalized(rows: "np.ndarray") -> "np.ndarray":
+    """Each row L2-normalized in place (a zero row stays zero, never NaN)."""
+    import numpy as np
+
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    np.divide(rows, norms, out=rows, where=norms > 0)
+    return rows
+
+
+# A chunk: at most this many characters and texts. ~1 ms of work, so no
+# single call holds the GIL long; its count matrix stays a few MB.
+CHUNK_CHARS = 16_384
+CHUNK_TEXTS = 512
+
+
+def chunk_bounds(texts: Sequence[str], max_chars: int = CHUNK_CHARS,
+                 max_texts: int = CHUNK_TEXTS) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive chunks covering ``texts``, each within
+    both limits unless a single text is longer than ``max_chars``."""
+    bounds, start, size = [], 0, 0
+    for n, text in enumerate(texts):
+        if n > start and (size + len(text) > max_chars or n - start >= max_texts):
+            bounds.append((start, n))
+            start, size = n, 0
+        size += len(text)
+    if start < len(texts):
+        bounds.append((start, len(texts)))
+    return bounds
 
 
 def batch_words(texts: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
@@ -243,16 +308,24 @@ class SemanticModel:
 
 # -- vectors ---------------------------------------------------------------------------
 
-def to_bytes(vector: "np.ndarray") -> bytes:
+# Stored as float16: half the bytes to write and read, and a cosine off by
+# ~1e-3 at most, far below what the threshold can tell (bench_quality
+# measured the same scores).
+def as_stored(vectors: "np.ndarray") -> "np.ndarray":
+    """Vectors (one or a matrix of them) in their stored encoding."""
     import numpy as np
 
-    return np.asarray(vector, dtype="<f4").tobytes()
+    return np.asarray(vectors, dtype="<f2")
+
+
+def to_bytes(vector: "np.ndarray") -> bytes:
+    return as_stored(vector).tobytes()
 
 
 def from_bytes(data: bytes) -> "np.ndarray":
     import numpy as np
 
-    return np.frombuffer(data, dtype="<f4")
+    return np.frombuffer(data, dtype="<f2").astype(np.float32)
 
 
 def document_text(title: str, chapters: Sequence[str], summary: str) -> str:
@@ -268,34 +341,65 @@ def chapter_text(episode_title: str, title: str) -> str:
 
 
 def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVectors"]:
-    """One embed call for a batch: every item's document and its chapters."""
+    """A batch's vectors from one pooling call: each item's document
+    (``document_text``) and, for an item with chapters, its title and each
+    chapter title alone. Pooling is a sum, so a chapter's text ("episode
+    title: chapter title", ``chapter_text``) is its title's sum plus its
+    own: the same vectors as embedding that text (tests), without pooling
+    the episode's title once more for every chapter (a 540-episode feed
+    with 10 chapters each: 99,000 words pooled -> 79,000)."""
+    import numpy as np
+
     from bot.storage.records import ItemVectors
 
     texts: list[str] = []
     for job in jobs:
         texts.append(document_text(job.title, job.chapters, job.summary))
-        texts.extend(chapter_text(job.title, c) for c in job.chapters)
-    vectors = embedder.embed(texts)
+        if job.chapters:
+            texts.append(job.title)
+            texts.extend(job.chapters)
+    sums = embedder.sums(texts)
+    sizes = np.fromiter((1 + (1 + len(job.chapters) if job.chapters else 0) for job in jobs),
+                        dtype=np.intp, count=len(jobs))
+    starts = np.cumsum(sizes) - sizes
+    chapter_rows = np.ones(len(texts), dtype=bool)
+    chapter_rows[starts] = False  # documents
+    chapter_rows[(starts + 1)[sizes > 1]] = False  # titles
+    titles = np.repeat(starts + 1, np.maximum(sizes - 2, 0))
+    doc_bytes = [row.tobytes() for row in as_stored(normalized(sums[starts]))]  # one conversion a batch
+    chapter_bytes = [row.tobytes() for row in as_stored(normalized(sums[chapter_rows] + sums[titles]))]
     out, at = [], 0
-    for job in jobs:
+    for job, document in zip(jobs, doc_bytes):
         n = len(job.chapters)
-        out.append(ItemVectors(job.item_id, job.content_hash, to_bytes(vectors[at]),
-                               tuple(to_bytes(v) for v in vectors[at + 1:at + 1 + n])))
-        at += 1 + n
+        out.append(ItemVectors(job.item_id, job.content_hash, document, tuple(chapter_bytes[at:at + n])))
+        at += n
     return out
 
 
-async def embed_pending(store: "Storage", embedder: Embedder, *, batch: int = EMBED_BATCH,
-                        max_batches: int = 10_000) -> int:
+async def embed_pending(store: "Storage", embedder: Embedder, *, batch: int | None = None,
+                        max_batches: int = 10_000, pause_s: float | None = None) -> int:
     """Embed every item whose vectors are missing or stale (new items after a
     poll, all items after an upgrade or with semantic search newly on), batch
-    by batch, the model in a worker thread. Returns how many were written."""
+    by batch, the model in a worker thread. Returns how many were written.
+
+    A batch is embedded a group of ``EMBED_GROUP`` items at a time (~1-2 ms
+    of CPU each) with ``pause_s`` between groups, the thread idle: while it
+    runs, the loop and the store's thread each wait up to a switch interval
+    (5 ms) for the GIL at every hand-over, and a member's reply makes several.
+    Embedding is background work no one waits for; the pause leaves the GIL
+    to them (bench_poll's semantic rows)."""
+    batch = EMBED_BATCH if batch is None else batch
+    pause_s = EMBED_PAUSE_S if pause_s is None else pause_s
     done, after = 0, 0
     for _ in range(max_batches):
         jobs = await store.items_needing_vectors(batch, after_id=after, summary_chars=DOC_CHARS)
         if not jobs:
             break
-        vectors = await asyncio.to_thread(embed_jobs, embedder, jobs)
+        vectors: list[ItemVectors] = []
+        for start in range(0, len(jobs), EMBED_GROUP):
+            if start:
+                await asyncio.sleep(pause_s)
+            vectors += await asyncio.to_thread(embed_jobs, embedder, jobs[start:start + EMBED_GROUP])
         await store.put_vectors(vectors)
         done += len(vectors)
         after = jobs[-1].item_id

@@ -75,9 +75,21 @@ def test_the_batched_fast_path_equals_the_reference_pooling() -> None:
     words, lengths = batch_words(odd)
     assert words == [w for t in odd for w in tokens(t)] and list(lengths) == [len(tokens(t)) for t in odd]
     assert np.abs(embedder.embed(odd) - embedder.embed_reference(odd)).max() < 1e-6  # type: ignore[attr-defined]
-    # more texts than one pooled product holds
-    many = texts * (hybrid.POOL_TEXTS // len(texts) + 2)
+    # more texts than one chunk holds: pooled chunk by chunk, the same vectors
+    many = texts * (hybrid.CHUNK_TEXTS // len(texts) + 2)
+    assert len(hybrid.chunk_bounds(many)) > 1
     assert np.abs(embedder.embed(many) - embedder.embed_reference(many)).max() < 1e-6  # type: ignore[attr-defined]
+
+
+def test_chunks_cover_every_text_once_within_both_limits() -> None:
+    texts = ["a" * 10, "b" * 10, "c" * 25, "d" * 5, "", "e" * 3, "f" * 40]
+    bounds = hybrid.chunk_bounds(texts, max_chars=20, max_texts=2)
+    assert [i for start, stop in bounds for i in range(start, stop)] == list(range(len(texts)))
+    for start, stop in bounds:
+        chunk = texts[start:stop]
+        assert len(chunk) <= 2
+        assert sum(map(len, chunk)) <= 20 or len(chunk) == 1  # only a text longer than the limit stands alone
+    assert hybrid.chunk_bounds([]) == []
 
 
 def test_a_model_that_cannot_load_is_one_log_line_and_lexical_search(caplog: pytest.LogCaptureFixture) -> None:
@@ -137,10 +149,11 @@ def test_config_example_documents_the_search_section() -> None:
 
 # -- pure ranking ------------------------------------------------------------------------
 
-def test_vectors_round_trip_as_float32_bytes() -> None:
+def test_vectors_round_trip_as_float16_bytes_and_come_back_float32() -> None:
     v = np.arange(DIM, dtype=np.float32) / DIM
     data = to_bytes(v)
-    assert len(data) == DIM * 4 and np.array_equal(from_bytes(data), v)
+    assert len(data) == DIM * 2 and np.abs(from_bytes(data) - v).max() < 1e-3
+    assert from_bytes(data).dtype == np.float32
 
 
 def test_soft_and_keeps_a_document_whose_missing_words_are_close_in_meaning() -> None:
@@ -232,3 +245,27 @@ async def test_vectors_are_embedded_off_the_loop_in_batches_and_search_uses_them
         # one-word questions keep their lexical hits, reordered at most
         kafka_plain = {i.title for i in (await lexical("search kafka", MEMBER)).items}
         assert {i.title for i in (await semantic("search kafka", MEMBER)).items} == kafka_plain
+
+
+def test_embed_jobs_builds_the_same_vectors_as_embedding_the_whole_texts() -> None:
+    """embed_jobs pools each part once and adds them up: the item's document
+    and each "episode title: chapter title" must come out as if embedded whole."""
+    from bot.storage.records import VectorJob
+    from tests.judged import load_catalogue
+
+    embedder = load_wordllama()
+    jobs = [VectorJob(n, "h", e.item.title, e.item.summary[:hybrid.DOC_CHARS], tuple(c.title for c in e.item.chapters))
+            for n, e in enumerate(load_catalogue())]
+    jobs.append(VectorJob(999, "h", "", "", ()))  # nothing to embed: zero vectors, never NaN
+    assert any(j.chapters for j in jobs) and any(not j.chapters for j in jobs)
+    vectors = hybrid.embed_jobs(embedder, jobs)
+    assert [v.item_id for v in vectors] == [j.item_id for j in jobs]
+    documents = embedder.embed([hybrid.document_text(j.title, j.chapters, j.summary) for j in jobs])
+    for job, got, want in zip(jobs, vectors, documents):
+        assert np.abs(from_bytes(got.item) - want).max() < 2e-3  # float16 as stored
+        assert len(got.chapters) == len(job.chapters)
+        if job.chapters:
+            whole = embedder.embed([hybrid.chapter_text(job.title, c) for c in job.chapters])
+            assert np.abs(np.vstack([from_bytes(c) for c in got.chapters]) - whole).max() < 2e-3
+    assert not from_bytes(vectors[-1].item).any()
+    assert hybrid.embed_jobs(embedder, []) == []
