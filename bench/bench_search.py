@@ -168,7 +168,9 @@ async def main() -> None:
                 ingest_s += stored_s
                 if embedder is not None:
                     t2 = time.perf_counter()
-                    embedded = await embed_pending(store, embedder)
+                    # Without the pauses a running bot leaves between groups
+                    # (idle time, not work: bot/hybrid.py embed_pending).
+                    embedded = await embed_pending(store, embedder, pause_s=0)
                     embed_s = time.perf_counter() - t2
                     print(f"first ingest of {len(items)} {what}: stored in {stored_s:.2f}s, embedding them "
                           f"{embed_s:.2f}s = {100 * embed_s / stored_s:.0f}% of it (target <= 20%), "
