@@ -34,7 +34,7 @@ from bot.storage import SqliteStorage, Storage  # noqa: E402
 from tests.backends import PgRun  # noqa: E402
 from tests.catalog_helpers import MEMBER  # noqa: E402
 from tests.judged import (  # noqa: E402
-    Answer, Question, Setting, choose_setting, load_catalogue, load_questions, ndcg, score, store_catalogue,
+    Answer, Question, Setting, choose_chapter_threshold, choose_setting, load_catalogue, load_questions, ndcg, score, store_catalogue,
 )
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
@@ -92,6 +92,8 @@ async def main() -> None:
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--lexical", action="store_true", help="semantic search off ([search] semantic = false)")
     ap.add_argument("--sweep", action="store_true", help="calibrate the soft-AND threshold")
+    ap.add_argument("--sweep-chapters", action="store_true",
+                    help="calibrate the chapter channel's own threshold (the items' settings as they are)")
     args = ap.parse_args()
     semantic = None if args.lexical else SemanticModel()
     pg = PgRun(args.url) if args.backend == "postgresql" else None
@@ -122,6 +124,18 @@ async def main() -> None:
                 print(f"chosen (zero noise, then best nDCG@5): views "
                       f"{'doc+title+chapters' if best.multi_view else 'doc only'} share >= {best.min_share:.2f} "
                       f"threshold {best.threshold:.2f} (nDCG@5 {best.scores.ndcg5:.3f}, noise {best.scores.noise:.3f})")
+            if args.sweep_chapters:
+                by_title = {e.item.title: e.id for e in load_catalogue()}
+                saved_chapter = hybrid.CHAPTER_THRESHOLD
+                chapter_rows = []
+                for t in (-1.01, -0.1, -0.05, 0.0, 0.02, 0.05, 0.08, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.01):
+                    hybrid.CHAPTER_THRESHOLD = t
+                    s = score(*await evaluate(store, semantic=semantic, stored=by_title))
+                    chapter_rows.append((t, s))
+                    print(f"chapter threshold {t:.2f}: channel {s.chapter_channel:.3f} noise {s.noise:.3f} "
+                          f"(nDCG@5 {s.ndcg5:.3f}, chapters {s.chapter_accuracy:.3f})")
+                hybrid.CHAPTER_THRESHOLD = saved_chapter
+                print(f"chosen (least noise, then best channel accuracy): {choose_chapter_threshold(chapter_rows):.2f}")
         finally:
             await store.close()
             if pg is not None:

@@ -44,11 +44,20 @@ RRF_K = 60
 # their cosine to the best of the document's views (whole item, title, each
 # chapter) reaches this. Chosen by bench/bench_quality.py --sweep with a
 # stated rule (tests/judged.py choose_setting): least noise on the no-answer
-# questions (0.038 there is one lexical hit, with or without this), then the
-# best nDCG@5: 0.15 with MIN_PRESENT_SHARE 0.5 gave 0.815 against 0.746 with
-# the fallback off. The margin is thin: 0.10 lets noise in (0.154), and
-# without the share rule 0.15 answers 42% of the no-answer questions.
-SOFT_AND_THRESHOLD = 0.15
+# questions (0.056 there is two lexical hits, with or without this), then the
+# best nDCG@5: 0.25 with MIN_PRESENT_SHARE 0.5 gives 0.767 against 0.746 with
+# the fallback off. It was 0.15 (0.815) until the no-answer set gained ten
+# two-word questions pairing a catalogue word with one no episode uses
+# ("postgres certification", "ssd pricing"): 0.15 answered seven of them
+# (noise 0.222), 0.20 two. Static word vectors put "pricing" near "cost".
+SOFT_AND_THRESHOLD = 0.25
+# The chapter channel's own (rank_chapters): a chapter title is a few words,
+# so its vector and the cosines to it behave unlike a whole episode's.
+# None: the same as items'. bench_quality --sweep-chapters (tests/judged.py
+# choose_chapter_threshold) chose 0.25 too: below it the two-word no-answer
+# questions find chapters (0.15: noise 0.111), above it fewer chapter
+# questions are answered.
+CHAPTER_THRESHOLD: float | None = None
 # A document must hold at least this share of the question's words before its
 # missing ones may be matched by meaning: one shared word of a long question
 # is a coincidence, not a topic.
@@ -496,7 +505,7 @@ def rank_chapters(candidates: Sequence[ChapterCandidate],
         kept = [c for c in as_items if len(c.present) == n_terms]
     else:
         views = {n: vectors[(c.item_id, c.position)] for n, c in keyed.items() if (c.item_id, c.position) in vectors}
-        kept = soft_and(as_items, missing_vector, views, n_terms)
+        kept = soft_and(as_items, missing_vector, views, n_terms, threshold=CHAPTER_THRESHOLD)
     order = [c.item_id for c in lexical_order(kept)]
     if whole is not None:
         dense = {n: float(vectors[(keyed[n].item_id, keyed[n].position)] @ whole)

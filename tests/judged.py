@@ -163,3 +163,15 @@ def choose_setting(rows: Sequence[Setting]) -> Setting:
     least = min(r.scores.noise for r in rows)
     quiet = [r for r in rows if r.scores.noise == least]
     return max(quiet, key=lambda r: (round(r.scores.ndcg5, 9), r.threshold, r.min_share))
+
+
+
+def choose_chapter_threshold(rows: Sequence[tuple[float, Scores]]) -> float:
+    """The chapter channel's own soft-AND threshold, by the same kind of rule:
+    least noise on the no-answer questions (a chapter match counts as an
+    answer), then the best chapter-channel accuracy; ties go to the higher
+    threshold (the stricter gate)."""
+    if not rows:
+        raise ValueError("no thresholds to choose from")
+    least = min(s.noise for _, s in rows)
+    return max(((t, s) for t, s in rows if s.noise == least), key=lambda r: (round(r[1].chapter_channel, 9), r[0]))[0]

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tests.judged import Answer, Question, Scores, Setting, chapter_found, choose_setting, dcg, hit_at_1, load_catalogue, load_questions, ndcg, score
+from tests.judged import Answer, Question, Scores, Setting, chapter_found, choose_chapter_threshold, choose_setting, dcg, hit_at_1, load_catalogue, load_questions, ndcg, score
 
 
 def test_the_judged_set_loads_and_every_grade_names_a_real_episode() -> None:
@@ -84,3 +84,16 @@ def test_the_threshold_rule_is_least_noise_then_best_ndcg_then_the_stricter_gate
     assert choose_setting([_setting(0.1, 0.0, 0.9, 0.3), _setting(0.2, 0.0, 0.7, 0.1)]).threshold == 0.2
     with pytest.raises(ValueError):
         choose_setting([])
+
+
+def _channel(noise: float, channel: float) -> Scores:
+    return Scores(0.8, 0.8, noise, 0.5, 10, 5, 2, chapter_channel=channel)
+
+
+def test_the_chapter_threshold_rule_is_least_noise_then_best_channel_then_the_stricter_gate() -> None:
+    rows = [(0.1, _channel(0.2, 0.95)), (0.15, _channel(0.0, 0.80)), (0.25, _channel(0.0, 0.80)),
+            (0.3, _channel(0.0, 0.75)), (1.01, _channel(0.0, 0.60))]
+    assert choose_chapter_threshold(rows) == 0.25  # 0.80 twice at zero noise: the higher threshold
+    assert choose_chapter_threshold([(0.1, _channel(0.3, 0.9)), (0.2, _channel(0.1, 0.5))]) == 0.2
+    with pytest.raises(ValueError):
+        choose_chapter_threshold([])
