@@ -15,17 +15,17 @@
   that work is done. A real pause, not just a turn of the loop: with only
   ``sleep(0)`` the loop thread keeps the GIL and the store's thread waits a
   switch interval at each of its GIL hand-overs. Measured with bench_poll
-  (7 runs each, one session, medians; reply max with semantic search off /
-  on): always pausing 2 ms (the old rule) made the parse inside a first poll
-  129 ms wall for 62 ms of CPU (first poll 200 ms), replies during three
-  concurrent ingests max 11.4 / 35 ms; never pausing (``sleep(0)`` alone):
-  first poll 130 ms, replies max 61 / 65 ms; pausing on the signal, one
-  2 ms pause: 11.4 / 40 ms; up to 4, 6, 8 ms: 9.7 / 24, 9.3 / 21, 9.4 /
-  20 ms, the parse at CPU speed (61-64 ms) in all. 6 ms: replies as good
-  as the longer caps (the rest is noise), and under unbroken contention
-  the parse still gets a quarter of the loop. Without a signal
-  (``contended=None``) every slice pauses ``pause_s``: nothing can tell it
-  no one is waiting.
+  in one session (medians of 7 runs, 3 for never pausing, 4 for the 6 ms
+  cap; replies' max during three concurrent ingests, semantic search off /
+  on): always pausing 2 ms (the old rule): the parse inside a first poll
+  129 ms wall for 62 ms of CPU, first poll 200 ms, replies 11.4 / 35 ms;
+  never pausing (``sleep(0)`` alone): first poll 130 ms, replies 61 / 65
+  ms; pausing on the signal, one 2 ms pause: 11.4 / 40 ms; up to 4, 6 or
+  8 ms: 9.7 / 24, 9.3 / 21, 9.4 / 20 ms, the parse at CPU speed (61-64 ms)
+  in all. Hence 6 ms: replies as good as with the longer cap (within the
+  noise), and under unbroken contention the parse still gets a quarter of
+  the loop. Without a signal (``contended=None``) every slice pauses
+  ``pause_s``: nothing tells it no one is waiting.
 - A document the fast reader declines goes to feedparser, one long call of
   pure Python: a big one to a worker process (its own GIL, and a crash or a
   MemoryError kills the worker, not the bot), a small one to a thread. The
