@@ -45,7 +45,7 @@ from typing import Any, Awaitable, Callable
 import feedparser
 from lxml import etree
 
-from bot.app import settle_heap
+from bot.app import feed_parsers, settle_heap
 from bot.clock import FrozenClock
 from bot.commands import Commands
 from bot.hybrid import SemanticModel, embed_pending
@@ -357,7 +357,7 @@ async def _memory_probe() -> dict[str, float]:
     server.add_feed("/plain.xml", body)
     del body
     fetcher = HttpFetcher(allow_private_addresses=True, max_body_bytes=16 * 1024 * 1024)
-    parsers = FeedParsers()
+    parsers = feed_parsers()
     with tempfile.TemporaryDirectory(prefix="showbot-bench-mem-") as tmp:
         store = await SqliteStorage.open(Path(tmp) / "mem.db")
         try:
@@ -407,7 +407,7 @@ async def main(rounds: int) -> list[Figure]:
                                                             title_suffix=f" ({k})"))
     tmp = Path(tempfile.mkdtemp(prefix="showbot-bench-"))
     fetcher = HttpFetcher(allow_private_addresses=True, max_body_bytes=16 * 1024 * 1024)
-    parsers = FeedParsers()  # as the app builds it
+    parsers = feed_parsers()  # as the app builds it
     try:
         await parsers.parse(body)  # warm up (a worker's spawn and imports, if any) outside the timing
         model = SemanticModel()  # the default: loaded at start, as App.run does before settling the heap

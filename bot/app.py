@@ -44,6 +44,7 @@ from bot.sources.rss import RssSource
 from bot.sources.x import XSource
 from bot.sources.youtube.checks import YouTubeChecks
 from bot.storage import Storage, open_storage
+from bot.storage.sqlite import threads_busy
 from bot.web.server import WebDeps, WebServer
 
 log = logging.getLogger("showbot")
@@ -70,6 +71,14 @@ class AdapterContext:
 
 
 AdapterFactory = Callable[[AdapterContext], "ChatAdapter | None"]
+
+
+def feed_parsers() -> FeedParsers:
+    """The feed parsers as the bot runs them: the fast reader's slices step
+    aside only while a SQLite connection thread of this process (a member's
+    query, a poll's write) wants the GIL. PostgreSQL's driver runs on the
+    loop, which every slice yields to anyway (bot/sources/parsing.py)."""
+    return FeedParsers(contended=threads_busy)
 
 
 def discover_adapter_factories() -> dict[str, AdapterFactory]:
@@ -139,7 +148,7 @@ class App:
             await store.close()
             raise
         fetcher = fetcher_from_config(config)
-        parsers = FeedParsers()
+        parsers = feed_parsers()
         book_words = [*config.book.keywords, *([config.book.title] if config.book.title else [])]
         is_book_news = (make_book_matcher(book_words, config.book.links)
                         if (book_words or config.book.links) else None)

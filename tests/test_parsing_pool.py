@@ -10,12 +10,15 @@ import time
 from collections.abc import Generator
 from multiprocessing.connection import wait as wait_for_processes
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
+from bot.app import feed_parsers
 from bot.errors import FeedParseError
 from bot.sources import parsing
 from bot.sources.parsing import FeedParsers
+from bot.storage.sqlite import SqliteStorage, threads_busy
 from tests.feedgen import make_podcast_feed
 
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -84,6 +87,97 @@ async def test_concurrent_fast_parses_take_turns(monkeypatch: pytest.MonkeyPatch
     assert [len(f.items) for f in feeds] == [5, 5]
     assert events == ["start https://a.example/a", "end https://a.example/a",
                       "start https://a.example/b", "end https://a.example/b"]
+
+
+class _Sleeps:
+    """Records every ``asyncio.sleep`` the parser asks for (then sleeps for real)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.delays: list[float] = []
+        real = asyncio.sleep
+
+        async def recorded(delay: float, result: object = None) -> object:
+            self.delays.append(delay)
+            return await real(delay, result)
+
+        monkeypatch.setattr(parsing.asyncio, "sleep", recorded)
+
+    @property
+    def pauses(self) -> list[float]:
+        return [d for d in self.delays if d > 0]
+
+
+async def test_an_uncontended_parse_never_pauses_but_still_hands_the_loop_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = _Sleeps(monkeypatch)
+    parsers = FeedParsers(slice_s=0, pause_s=0.004, pause_step_s=0.001, contended=lambda: False)
+    try:
+        feed = await parsers.parse(make_podcast_feed(10, start=START))
+    finally:
+        parsers.close()
+    assert len(feed.items) == 10
+    assert len(sleeps.delays) >= 10  # a turn of the loop after every slice
+    assert sleeps.pauses == []  # and never a real pause: no one was waiting
+
+
+async def test_a_contended_parse_pauses_until_the_other_work_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three checks find the store busy, then it is idle: three 1 ms steps in
+    all, not a pause after every slice."""
+    sleeps = _Sleeps(monkeypatch)
+    answers = iter([True, True, True])
+    parsers = FeedParsers(slice_s=0, pause_s=0.004, pause_step_s=0.001,
+                          contended=lambda: next(answers, False))
+    try:
+        feed = await parsers.parse(make_podcast_feed(10, start=START))
+    finally:
+        parsers.close()
+    assert len(feed.items) == 10
+    assert sleeps.pauses == [0.001, 0.001, 0.001]
+
+
+async def test_a_pause_is_bounded_however_long_the_contention_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = _Sleeps(monkeypatch)
+    parsers = FeedParsers(slice_s=0, pause_s=0.003, pause_step_s=0.002, contended=lambda: True)
+    try:
+        feed = await parsers.parse(make_podcast_feed(3, start=START))
+    finally:
+        parsers.close()
+    assert len(feed.items) == 3  # the parse made progress all along
+    steps_aside = sum(1 for d in sleeps.delays if d == 0)
+    assert steps_aside >= 3
+    # Every step aside pauses 2 + 1 ms (the cap), never more.
+    assert sleeps.pauses == [0.002, 0.001] * steps_aside
+
+
+async def test_without_a_signal_every_slice_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = _Sleeps(monkeypatch)
+    parsers = FeedParsers(slice_s=0, pause_s=0.001)
+    try:
+        await parsers.parse(make_podcast_feed(3, start=START))
+    finally:
+        parsers.close()
+    assert sleeps.pauses and len(sleeps.pauses) == sum(1 for d in sleeps.delays if d == 0)
+
+
+async def test_the_app_parses_with_sqlite_threads_as_the_signal(tmp_path: Path) -> None:
+    """threads_busy() is true exactly while a store's operation is in flight
+    on its connection thread, and the app's parsers step aside on it."""
+    assert feed_parsers()._contended is threads_busy
+    store = await SqliteStorage.open(tmp_path / "busy.db")
+    try:
+        assert not threads_busy()
+        query = asyncio.create_task(store.list_sources())
+        await asyncio.sleep(0)  # the query is sent to the reader thread, its answer not back yet
+        assert threads_busy()
+        assert await query == []
+        assert not threads_busy()
+        with pytest.raises(RuntimeError):
+            async with store._tx("failing on purpose"):
+                assert threads_busy()
+                raise RuntimeError("boom")
+        assert not threads_busy()  # an operation that fails is not in flight any more
+    finally:
+        await store.close()
 
 
 async def test_declined_big_feeds_go_to_a_worker_process_and_small_ones_to_a_thread() -> None:

@@ -2,16 +2,30 @@
 
 - The fast reader (lxml, most feeds) runs on the loop itself, in slices of
   2 ms: ``parse_fast_steps`` yields between a chunk of bytes, an entry and
-  an item, and after each slice the parse pauses for as long again, one
-  parse at a time. Not in a thread: CPU-bound Python in a thread holds the
-  GIL, and the loop then waits up to a switch interval (5 ms) each time it
-  wants it back; three 540-item ingests parsed in threads stalled the loop
-  50-60 ms (bench/bench_poll.py). The pause is real time, not just a turn
-  of the loop: with only ``sleep(0)`` the loop thread kept the GIL, and the
-  store's thread, which runs every query of a member's reply, waited a
-  switch interval per query (replies during three parses: p50 ~40 ms; with
-  the pause ~2 ms). A parse so takes about twice its CPU time, which no one
-  waits for.
+  an item, and after each slice the parse steps aside, one parse at a time.
+  Not in a thread: CPU-bound Python in a thread holds the GIL, and the loop
+  then waits up to a switch interval (5 ms) each time it wants it back;
+  three 540-item ingests parsed in threads stalled the loop 50-60 ms
+  (bench/bench_poll.py).
+- Stepping aside is ``sleep(0)`` (the loop's other callbacks run: a reply's
+  coroutine, a timer) and then, only while ``contended()`` says a thread
+  off the loop wants the GIL (the app passes SQLite's ``threads_busy``: a
+  member's query or a poll's write in flight on a connection thread), a
+  real pause of up to ``pause_s`` (6 ms) in 1 ms steps, ending as soon as
+  that work is done. A real pause, not just a turn of the loop: with only
+  ``sleep(0)`` the loop thread keeps the GIL and the store's thread waits a
+  switch interval at each of its GIL hand-overs. Measured with bench_poll
+  in one session (medians of 7 runs, 3 for never pausing, 4 for the 6 ms
+  cap; replies' max during three concurrent ingests, semantic search off /
+  on): always pausing 2 ms (the old rule): the parse inside a first poll
+  129 ms wall for 62 ms of CPU, first poll 200 ms, replies 11.4 / 35 ms;
+  never pausing (``sleep(0)`` alone): first poll 130 ms, replies 61 / 65
+  ms; pausing on the signal, one 2 ms pause: 11.4 / 40 ms; up to 4, 6 or
+  8 ms: 9.7 / 24, 9.3 / 21, 9.4 / 20 ms, the parse at CPU speed (61-64 ms)
+  in all. Hence 6 ms: replies as good as with the longer cap (within the
+  noise), and under unbroken contention the parse still gets a quarter of
+  the loop. Without a signal (``contended=None``) every slice pauses
+  ``pause_s``: nothing tells it no one is waiting.
 - A document the fast reader declines goes to feedparser, one long call of
   pure Python: a big one to a worker process (its own GIL, and a crash or a
   MemoryError kills the worker, not the bot), a small one to a thread. The
@@ -42,8 +56,12 @@ PROCESS_THRESHOLD_BYTES = 256 * 1024
 # How long the fast reader may hold the loop before letting others run: a
 # reply awaits the store several times and waits up to a slice at each.
 SLICE_S = 0.002
-# Then how long it leaves the loop (and the GIL) to everything else.
-PAUSE_S = 0.002
+# Then, while work off the loop wants the GIL, the longest it leaves the
+# loop (and the GIL) to it: a reply's several queries, or a poll's write.
+PAUSE_S = 0.006
+# That pause is taken in steps this long (epoll's resolution is 1 ms) and
+# ends at the first step that finds no one waiting.
+PAUSE_STEP_S = 0.001
 # A parse worker with nothing to do for this long exits.
 IDLE_EXIT_S = 60.0
 
@@ -61,8 +79,14 @@ class FeedParsers:
         slice_s: float = SLICE_S,
         pause_s: float = PAUSE_S,
         idle_exit_s: float = IDLE_EXIT_S,
+        contended: Callable[[], bool] | None = None,
+        pause_step_s: float = PAUSE_STEP_S,
     ) -> None:
         self._threshold = threshold_bytes
+        # Whether work off the loop (a store's connection thread) wants the
+        # GIL now; None: nothing can tell, so assume it always does.
+        self._contended = contended
+        self._pause_step_s = pause_step_s if pause_step_s > 0 else pause_s
         self._workers = workers
         self._slice_s = slice_s
         self._pause_s = pause_s
@@ -97,10 +121,21 @@ class FeedParsers:
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 if time.perf_counter() >= deadline:
-                    await asyncio.sleep(self._pause_s)
+                    await self._step_aside()
                     deadline = time.perf_counter() + self._slice_s
         finally:
             steps.close()  # cancelled mid-parse: drop the half-read document now
+
+    async def _step_aside(self) -> None:
+        """Between two slices: the loop's other callbacks run, then, only
+        while work off the loop wants the GIL, a pause of up to ``pause_s``
+        that ends once it is done. Uncontended, a parse runs at CPU speed."""
+        await asyncio.sleep(0)
+        paused = 0.0
+        while paused < self._pause_s and (self._contended is None or self._contended()):
+            step = min(self._pause_step_s, self._pause_s - paused)
+            await asyncio.sleep(step)
+            paused += step
 
     # -- the worker process for feedparser ------------------------------------------
 

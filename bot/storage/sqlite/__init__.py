@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.storage.sqlite.base import threads_busy
 from bot.storage.sqlite.documents import DocumentsTable
 from bot.storage.sqlite.members import MembersTable
 from bot.storage.sqlite.outbox import OutboxTable
@@ -27,4 +28,4 @@ class SqliteStorage(
         return storage
 
 
-__all__ = ["SqliteStorage"]
+__all__ = ["SqliteStorage", "threads_busy"]

@@ -13,7 +13,11 @@ Contract:
   other one becomes StorageError here;
 - migrations run at open, keyed by PRAGMA user_version;
 - ``synchronous=NORMAL`` (WAL: a power cut may undo the last commits, never
-  corrupt), except for commits that must survive one (``durable``).
+  corrupt), except for commits that must survive one (``durable``);
+- ``threads_busy()``: whether any SQLite store of this process has an
+  operation in flight on its connection threads. Those threads need the
+  GIL between their SQLite calls, so CPU-bound work on the loop (the feed
+  parser, bot/sources/parsing.py) steps aside while it is true.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ import aiosqlite
 
 from bot.errors import StorageError
 from bot.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
+
+
+# Operations in flight on the connection threads of every SQLite store in
+# this process together: the GIL they compete for is the process's.
+_in_flight = 0
+
+
+def threads_busy() -> bool:
+    """Is any store's connection thread (reads or writes) working or about to?"""
+    return _in_flight > 0
 
 
 def to_db_time(value: datetime | None) -> str | None:
@@ -148,6 +162,10 @@ class SqliteBase:
 
     @asynccontextmanager
     async def _errors(self, doing: str) -> AsyncIterator[None]:
+        # Every operation of this backend runs inside this block (a whole
+        # transaction, for a write), so it is where threads_busy() counts.
+        global _in_flight
+        _in_flight += 1
         try:
             yield
         except sqlite3.IntegrityError as exc:
@@ -158,6 +176,8 @@ class SqliteBase:
             raise StorageError(f"storage error while {doing}: constraint failed: {exc}") from exc
         except sqlite3.Error as exc:  # OperationalError, DatabaseError: locked, full, corrupt
             raise StorageError(f"storage error while {doing}: {exc}") from exc
+        finally:
+            _in_flight -= 1
 
     @asynccontextmanager
     async def _tx(self, doing: str, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
