@@ -92,6 +92,16 @@ def test_chunks_cover_every_text_once_within_both_limits() -> None:
     assert hybrid.chunk_bounds([]) == []
 
 
+def test_embedding_groups_split_a_batch_by_its_text() -> None:
+    from bot.storage.records import VectorJob
+
+    posts = [VectorJob(n, "h", "t" * 10, "s" * 90) for n in range(10)]  # 100 characters each
+    episode = VectorJob(99, "h", "title", "s" * 500, ("chapter " * 10,) * 10)  # ~1,300 characters
+    assert hybrid.job_groups(posts, max_chars=300) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert hybrid.job_groups([episode, *posts[:2]], max_chars=300) == [(0, 1), (1, 3)]  # a big one alone
+    assert hybrid.job_groups([]) == []
+
+
 def test_a_model_that_cannot_load_is_one_log_line_and_lexical_search(caplog: pytest.LogCaptureFixture) -> None:
     calls = []
 

@@ -36,22 +36,14 @@ class VectorsTable(SqliteBase):
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         if not vectors:
             return
-        # One look-up and one upsert for the batch: only while the item still
-        # has that content -- an edit in the meantime leaves it to be embedded
-        # again; a removed item, nothing.
+        # One statement for the batch, each row written only while the item
+        # still has that content -- an edit in the meantime leaves it to be
+        # embedded again; a removed item, nothing.
         async with self._tx("saving search vectors") as db:
-            current: set[int] = set()
-            for start in range(0, len(vectors), 400):  # under SQLite's bound-parameter limit
-                chunk = vectors[start:start + 400]
-                pairs = " OR ".join("(id = ? AND content_hash = ?)" for _ in chunk)
-                cur = await db.execute(f"SELECT id FROM items WHERE {pairs}",
-                                       [x for v in chunk for x in (v.item_id, v.content_hash)])
-                current.update(r[0] for r in await cur.fetchall())
             await db.executemany(
                 "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters))
-                 for v in vectors if v.item_id in current],
+                "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
+                [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
             )
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
