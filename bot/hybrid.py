@@ -44,8 +44,8 @@ RRF_K = 60
 # their cosine to the best of the document's views (whole item, title, each
 # chapter) reaches this. Chosen by bench/bench_quality.py --sweep with a
 # stated rule (tests/judged.py choose_setting): least noise on the no-answer
-# questions (0.056 there is two lexical hits, with or without this), then the
-# best nDCG@5: 0.25 with MIN_PRESENT_SHARE 0.5 gives 0.767 against 0.746 with
+# questions (0.028 there is one lexical hit, with or without this), then the
+# best nDCG@5: 0.25 with MIN_PRESENT_SHARE 0.5 gives 0.768 against 0.746 with
 # the fallback off. It was 0.15 (0.815) until the no-answer set gained ten
 # two-word questions pairing a catalogue word with one no episode uses
 # ("postgres certification", "ssd pricing"): 0.15 answered seven of them

@@ -113,13 +113,24 @@ def parse_query(text: str, synonyms: SynonymIndex | None = None, *, prefix_last:
         shown.append(" ".join(phrase))
     if prefix_last and terms:
         last = terms[-1]
-        if len(last.alternatives) == 1 and len(last.alternatives[0]) == 1 \
-                and len(last.alternatives[0][0]) >= MIN_PREFIX_LEN:
+        word = last.alternatives[0][0] if len(last.alternatives) == 1 and len(last.alternatives[0]) == 1 else ""
+        if len(word) >= MIN_PREFIX_LEN and not _finished(word):
             # Backends rank the documents holding the word itself above those
             # with only longer words it starts ("grpc" before "grpcurl").
             terms[-1] = Term(last.alternatives, prefix=True)
     cut = used < len(content) or any(len(w) >= MAX_TOKEN_LEN for w in content[:used])
     return Query(tuple(terms), tuple(shown), cut)
+
+
+def _finished(word: str) -> bool:
+    """Whether a last word ends in an inflection, so the member finished it:
+    a plain plural ("funds", not "postgres", "redis") or -ing / -ed. Matched
+    whole, its stem still finds its other forms; as a prefix its porter
+    stem ("fund*") finds unrelated longer words ("fundamentals":
+    bench_quality's "index funds")."""
+    if stem(word) == word:
+        return False
+    return word.endswith(("ing", "ed")) or (word.endswith("s") and not word.endswith(("ss", "us", "is", "es")))
 
 
 def in_titles(query: Query, titles: str) -> bool:

@@ -155,7 +155,14 @@ def test_member_text_is_quoted_never_fts_syntax() -> None:
 
 def test_synonym_phrases_and_prefix() -> None:
     assert fts_all(parse_query("http/2")) == '("http 2" OR "http2")'
-    assert fts_all(parse_query("k8s networking")) == '("k8s" OR "kubernetes") AND "networking"*'
+    assert fts_all(parse_query("k8s network")) == '("k8s" OR "kubernetes") AND "network"*'
+    # a finished word (a plain plural, -ing, -ed) is matched whole: its stem finds its forms
+    assert fts_all(parse_query("k8s networking")) == '("k8s" OR "kubernetes") AND "networking"'
+    assert fts_all(parse_query("index funds")) == '"index" AND "funds"'
+    assert fts_all(parse_query("locks explained")) == '"locks" AND "explained"'
+    # not plurals: still prefixes
+    assert fts_all(parse_query("kafk")) == '"kafk"*'
+    assert fts_all(parse_query("prometheus redis")) == '"prometheus" AND "redis"*'
     assert fts_all(parse_query("db")) == '("db" OR "database")'
     # a short last word is not a prefix (it would match half the catalogue)
     assert fts_all(parse_query("io")) == '"io"'
