@@ -257,3 +257,30 @@ async def test_nothing_found_suggests_the_closest_indexed_word(bot: Chat) -> Non
 async def test_nothing_found_with_nothing_close_says_only_that(bot: Chat) -> None:
     reply = await bot("search quantum chromodynamics")
     assert reply.text == "Nothing found for “quantum chromodynamics”."
+
+
+async def test_concurrent_reads_all_finish_before_the_first_error_is_raised() -> None:
+    """A reply's independent queries run at once (bot.commands.member.all_of);
+    when one fails, the others still finish (none is left running behind the
+    reply) and the first error is what the chat edge sees."""
+    import asyncio
+
+    from bot.commands.member import all_of
+    from bot.errors import StorageError
+
+    other_done = asyncio.Event()
+
+    async def fails() -> int:
+        await asyncio.sleep(0)
+        raise StorageError("the database is locked")
+
+    async def slower() -> str:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        other_done.set()
+        return "done"
+
+    with pytest.raises(StorageError, match="locked"):
+        await all_of(fails(), slower())
+    assert other_done.is_set()
+    assert await all_of(slower(), asyncio.sleep(0, result=2)) == ["done", 2]

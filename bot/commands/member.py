@@ -3,10 +3,11 @@ personal subscriptions."""
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Sequence
 
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
@@ -62,29 +63,53 @@ async def latest(ctx: Context, cmd: Latest) -> Reply:
     return Reply(kind="latest", text=text, items=tuple(reply_item(i) for i in items), more=more)
 
 
+async def all_of(*calls: Awaitable[Any]) -> list[Any]:
+    """The calls' results, run concurrently: on PostgreSQL each takes its
+    own pooled connection, so a reply waits for the slowest query instead of
+    their sum (SQLite's one read connection still runs them in turn). Every
+    call finishes before the first error, if any, is raised: none is left
+    running behind the reply."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results
+
+
+async def _nothing() -> dict[int, Any]:
+    return {}
+
+
 async def _ranked(ctx: Context, query: Query, kind: ContentKind | None) -> list[SearchHit]:
     started = time.perf_counter()
-    hits = await ctx.store.search(query, kind)
     embedder = _embedder(ctx)
-    if embedder is not None:
-        hits = await _hybrid(ctx, embedder, query, kind, hits)
+    if embedder is None:
+        hits = await ctx.store.search(query, kind)
+    else:
+        # The gate and, for a question of several words, which words each
+        # document has (one OR search a word): independent queries, at once.
+        words = [Query((term,), (query.words[t],)) for t, term in enumerate(query.terms)] \
+            if len(query.terms) > 1 else []
+        hits, *per_word = await all_of(ctx.store.search(query, kind), *(ctx.store.search(w, kind) for w in words))
+        hits = await _hybrid(ctx, embedder, query, hits, per_word)
     ctx.metrics.searched(time.perf_counter() - started)
     return hits
 
 
-async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentKind | None,
-                  gate: list[SearchHit]) -> list[SearchHit]:
+async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[SearchHit],
+                  per_word: Sequence[list[SearchHit]]) -> list[SearchHit]:
     """Soft-AND and fused ranking (bot/hybrid.py): the documents with every
-    word (``gate``), plus those lacking some words whose missing words are
-    close in meaning, ordered by RRF of the lexical and the dense order."""
+    word (``gate``), plus those lacking some words (``per_word``: each
+    word's own hits) whose missing words are close in meaning, ordered by
+    RRF of the lexical and the dense order."""
     import numpy as np
 
     by_id = {h.item_id: h for h in gate}
     present: dict[int, set[int]] = {h.item_id: set(range(len(query.terms))) for h in gate}
     scores: dict[int, float] = {h.item_id: h.score for h in gate}
     if len(query.terms) > 1:
-        for t, term in enumerate(query.terms):  # which words each document has (OR, term by term)
-            for h in await ctx.store.search(Query((term,), (query.words[t],)), kind):
+        for t, word_hits in enumerate(per_word):  # which words each document has
+            for h in word_hits:
                 if h.item_id in by_id and t in present[h.item_id]:
                     continue
                 by_id.setdefault(h.item_id, h)
@@ -93,16 +118,19 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, kind: ContentK
     if not by_id:
         return gate
     ids = list(by_id)
-    raw = await ctx.store.find_vectors(ids)
+    # Those lacking a word are judged against every view of them: the whole
+    # item, its title (embedded now: cached words, one call) and each stored
+    # chapter vector; the best view counts (hybrid.soft_and). Their titles
+    # and chapter vectors are read beside the items' vectors, at once.
+    lacking = [i for i in ids if 0 < len(present[i]) < len(query.terms)] if hybrid.MULTI_VIEW else []
+    raw, titles, chapters = await all_of(
+        ctx.store.find_vectors(ids),
+        ctx.store.items_by_id(lacking) if lacking else _nothing(),
+        ctx.store.chapter_vectors(lacking) if lacking else _nothing())
     docs: dict[int, np.ndarray] = {i: from_bytes(v) for i, v in raw.items()}
     views = docs
-    partial = [i for i in ids if i in docs and 0 < len(present[i]) < len(query.terms)]
-    if partial and hybrid.MULTI_VIEW:
-        # Those lacking a word are judged against every view of them: the
-        # whole item, its title (embedded now: cached words, one call) and
-        # each stored chapter vector; the best view counts (hybrid.soft_and).
-        titles = await ctx.store.items_by_id(partial)
-        chapters = await ctx.store.chapter_vectors(partial)
+    partial = [i for i in lacking if i in docs]
+    if partial:
         title_vectors = embedder.embed([titles[i].item.title if i in titles else "" for i in partial])
         views = dict(docs)
         for i, title_vector in zip(partial, title_vectors):
@@ -159,7 +187,12 @@ async def chapter_matches(ctx: Context, query: Query, kind: ContentKind | None) 
     hits = await ctx.store.search_chapters(query, kind, limit=CHAPTER_CANDIDATES)
     if not hits:
         return []
-    items = await ctx.store.items_by_id(list(dict.fromkeys(h.item_id for h in hits)))
+    embedder = _embedder(ctx)
+    hit_items = list(dict.fromkeys(h.item_id for h in hits))
+    # the hits' items and (semantic) their chapter vectors, read at once
+    items, stored_vectors = await all_of(
+        ctx.store.items_by_id(hit_items),
+        ctx.store.chapter_vectors(hit_items) if embedder is not None else _nothing())
     matchers = [TitleMatcher(Query((term,), (query.words[t],))) for t, term in enumerate(query.terms)]
     candidates = []
     for h in hits:
@@ -169,11 +202,9 @@ async def chapter_matches(ctx: Context, query: Query, kind: ContentKind | None) 
         document = chapter_text(stored.item.title, stored.item.chapters[h.position].title)
         present = frozenset(t for t, match in enumerate(matchers) if match(document))
         candidates.append(ChapterCandidate(h.item_id, h.position, present, h.score))
-    embedder = _embedder(ctx)
     if embedder is None:
         ranked = rank_chapters(candidates, None, {}, None, len(query.terms))
     else:
-        stored_vectors = await ctx.store.chapter_vectors(list(dict.fromkeys(c.item_id for c in candidates)))
         vectors = {(i, n): from_bytes(v) for i, vs in stored_vectors.items() for n, v in enumerate(vs)}
         cache: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -204,8 +235,9 @@ async def search(ctx: Context, cmd: Search) -> Reply:
     reply = await _search(ctx, cmd, query)
     if reply.kind != "search" or reply.announcement is not None:
         return reply
-    sections = [s for s in (await _chapters(ctx, query, cmd.kind, cmd.page, reply.items),
-                            await _transcripts(ctx, query, cmd.kind, cmd.page)) if s is not None]
+    found = await all_of(_chapters(ctx, query, cmd.kind, cmd.page, reply.items),
+                         _transcripts(ctx, query, cmd.kind, cmd.page))
+    sections = [s for s in found if s is not None]
     if not sections:
         return reply
     if not reply.items:  # nothing in titles or notes as a whole, but a chapter or a transcript has it
