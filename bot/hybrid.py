@@ -204,9 +204,7 @@ class WordLlamaEmbedder:
                 self._learn(words)
                 for w in words:
                     out[n] += self._sums[self._index[w]]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        return normalized(out)
 
 
 def normalized(rows: "np.ndarray") -> "np.ndarray":

@@ -7,7 +7,7 @@ import asyncio
 import difflib
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from bot.commands.context import Context
 from bot.commands.grammar import EpisodeNumber, Latest, RandomPick, Search
@@ -107,14 +107,13 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[Sea
     by_id = {h.item_id: h for h in gate}
     present: dict[int, set[int]] = {h.item_id: set(range(len(query.terms))) for h in gate}
     scores: dict[int, float] = {h.item_id: h.score for h in gate}
-    if len(query.terms) > 1:
-        for t, word_hits in enumerate(per_word):  # which words each document has
-            for h in word_hits:
-                if h.item_id in by_id and t in present[h.item_id]:
-                    continue
-                by_id.setdefault(h.item_id, h)
-                present.setdefault(h.item_id, set()).add(t)
-                scores[h.item_id] = scores.get(h.item_id, 0.0) + h.score
+    for t, word_hits in enumerate(per_word):  # which words each document has
+        for h in word_hits:
+            if h.item_id in by_id and t in present[h.item_id]:
+                continue
+            by_id.setdefault(h.item_id, h)
+            present.setdefault(h.item_id, set()).add(t)
+            scores[h.item_id] = scores.get(h.item_id, 0.0) + h.score
     if not by_id:
         return gate
     ids = list(by_id)
@@ -135,6 +134,16 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[Sea
         views = dict(docs)
         for i, title_vector in zip(partial, title_vectors):
             views[i] = np.vstack([docs[i], title_vector, *(from_bytes(v) for v in chapters.get(i, []))])
+    candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
+    kept = lexical_order(soft_and(candidates, _missing_vectors(embedder, query), views, len(query.terms)))
+    whole = embedder.embed([query.text])[0]
+    dense = {c.item_id: float(docs[c.item_id] @ whole) for c in kept if c.item_id in docs}
+    return [by_id[i] for i in fuse([c.item_id for c in kept], dense)]
+
+
+def _missing_vectors(embedder: Embedder, query: Query) -> Callable[[tuple[int, ...]], "np.ndarray"]:
+    """The soft-AND's ``missing_vector``: the question's missing words (by
+    term index) embedded together, once per combination."""
     cache: dict[tuple[int, ...], np.ndarray] = {}
 
     def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
@@ -142,11 +151,7 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[Sea
             cache[missing] = embedder.embed([" ".join(query.words[t] for t in missing)])[0]
         return cache[missing]
 
-    candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
-    kept = lexical_order(soft_and(candidates, missing_vector, views, len(query.terms)))
-    whole = embedder.embed([query.text])[0]
-    dense = {c.item_id: float(docs[c.item_id] @ whole) for c in kept if c.item_id in docs}
-    return [by_id[i] for i in fuse([c.item_id for c in kept], dense)]
+    return missing_vector
 
 
 async def _hit_items(ctx: Context, query: Query, ids: list[int]) -> list[ReplyItem]:
@@ -206,14 +211,7 @@ async def chapter_matches(ctx: Context, query: Query, kind: ContentKind | None) 
         ranked = rank_chapters(candidates, None, {}, None, len(query.terms))
     else:
         vectors = {(i, n): from_bytes(v) for i, vs in stored_vectors.items() for n, v in enumerate(vs)}
-        cache: dict[tuple[int, ...], np.ndarray] = {}
-
-        def missing_vector(missing: tuple[int, ...]) -> np.ndarray:
-            if missing not in cache:
-                cache[missing] = embedder.embed([" ".join(query.words[t] for t in missing)])[0]
-            return cache[missing]
-
-        ranked = rank_chapters(candidates, missing_vector, vectors, embedder.embed([query.text])[0],
+        ranked = rank_chapters(candidates, _missing_vectors(embedder, query), vectors, embedder.embed([query.text])[0],
                                len(query.terms))
     return [(items[c.item_id], items[c.item_id].item.chapters[c.position]) for c in ranked]
 
