@@ -1171,3 +1171,41 @@ async def test_holds_are_stored_replaced_released_and_followed_premieres_tracked
     state = await storage.load_poll_state(source, later, book_window_s=0)
     assert state.held == () and state.live == ()
     await storage.remove_source("podcast")  # the rows go with the source's items
+
+
+async def test_a_premiere_merged_into_another_announcement_is_followed_by_its_own(storage: Storage) -> None:
+    """A new premiere's announcement and, after it, a merge edit about the
+    same item: the live row must point at the announcement (an edit is not
+    an anchor, and its live edits would never be made)."""
+    from bot.holds import LiveIntent
+    from bot.models import LiveState
+
+    source = await storage.add_source(spec(), NOW)
+    start = NOW + timedelta(hours=2)
+    written = await write(storage, source, [item(1, video_id="v1")],
+                          [announce("Premiere", D1, kind=EventKind.VIDEO, item=0),
+                           announce("Premiere", D2, kind=EventKind.EDIT, item=0, payload={"edit_of": 1})],
+                          live=(LiveIntent(0, None, LiveState.UPCOMING, start, start=True),))
+    announcement = next(e for e in written.events if e.kind is EventKind.VIDEO)
+    (tracked,) = (await storage.load_poll_state(source, NOW, book_window_s=0)).live
+    assert tracked.event_id == announcement.id and tracked.anchor is not None
+
+
+async def test_a_chapters_document_makes_the_item_due_for_new_vectors(storage: Storage) -> None:
+    """The vectors were of the feed's chapters; the document's replace them
+    without changing the content hash, so the item must be due again."""
+    from bot.documents import DocumentWrite
+    from bot.models import DocumentKind
+    from bot.storage.records import ItemVectors
+
+    source, a, b = await _two_items(storage)
+    due = await storage.items_needing_vectors(10)
+    await storage.put_vectors([ItemVectors(j.item_id, j.content_hash, b"v", tuple(b"c" for _ in j.chapters))
+                               for j in due])
+    assert await storage.items_needing_vectors(10) == []
+    chapters = (Chapter(0, "Welcome"), Chapter(75, "How replication slots work"))
+    await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, "https://c.example/a.json", "fetched",
+                                                 NOW, chapters=chapters)])
+    (job,) = await storage.items_needing_vectors(10)
+    assert job.item_id == a and job.chapters == ("Welcome", "How replication slots work")
+    assert b in await storage.find_vectors([a, b]) and a not in await storage.find_vectors([a, b])

@@ -21,7 +21,7 @@ from bot.detect import KnownItem, NewItem
 from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.holds import HeldItem, TrackedLive
-from bot.models import ContentKind, Destination, Event, Item, LiveState, Platform, Source, StoredItem
+from bot.models import ContentKind, Destination, Event, EventKind, Item, LiveState, Platform, Source, StoredItem
 from bot.storage.postgres import rows
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 from bot.storage.postgres.base import PostgresBase, ts, ts_req
@@ -233,7 +233,9 @@ async def _write_holds(conn: asyncpg.Connection, source_id: int, intent: PollInt
     for r in intent.releases:
         await conn.execute("DELETE FROM held_items WHERE item_id = $1", r.item_id)
         await conn.execute("UPDATE items SET decision = $2 WHERE id = $1", r.item_id, verdict_to_json(r.verdict))
-    announced = {e.item_id: e.id for e in events if e.item_id is not None}  # each item's last (content) event
+    # The event that announced each item (not an edit of another
+    # announcement about it, which a merge plans after it).
+    announced = {e.item_id: e.id for e in events if e.item_id is not None and e.kind is not EventKind.EDIT}
     for lv in intent.live:
         item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
         assert item_id is not None

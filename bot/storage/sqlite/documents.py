@@ -126,3 +126,6 @@ async def _replace_chapters(db: aiosqlite.Connection, item_id: int, chapters: tu
         return
     stored = rows.stored_item(row, ())
     await _update_item(db, item_id, stored.identity, replace(stored.item, chapters=chapters), row[-1])
+    # Its search vectors were of the old chapters (the content hash stays the
+    # feed's, so nothing else would make them due): embedded again.
+    await db.execute("DELETE FROM item_vectors WHERE item_id = ?", (item_id,))

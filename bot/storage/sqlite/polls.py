@@ -22,7 +22,7 @@ from bot.detect import KnownItem, NewItem
 from bot.errors import ClaimLost, Stale
 from bot.intents import BookAnchor, FilterRule, PollIntent, PollState, SnapshotRow, SourceProgress, Subscription
 from bot.holds import HeldItem, TrackedLive
-from bot.models import ContentKind, Event, Item, LiveState, Platform, Source, StoredItem
+from bot.models import ContentKind, Event, EventKind, Item, LiveState, Platform, Source, StoredItem
 from bot.intents import AnnouncedEvent
 from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
 from bot.storage.records import PollWrite
@@ -245,8 +245,9 @@ async def _write_holds(db: aiosqlite.Connection, source_id: int, intent: PollInt
     for r in intent.releases:
         await db.execute("DELETE FROM held_items WHERE item_id = ?", (r.item_id,))
         await db.execute("UPDATE items SET decision = ? WHERE id = ?", (verdict_to_json(r.verdict), r.item_id))
-    # The event that announced each item: its last (the content event).
-    announced = {e.item_id: e.id for e in events if e.item_id is not None}
+    # The event that announced each item (not an edit of another
+    # announcement about it, which a merge plans after it).
+    announced = {e.item_id: e.id for e in events if e.item_id is not None and e.kind is not EventKind.EDIT}
     for lv in intent.live:
         item_id = item_ids[lv.new_index] if lv.new_index is not None else lv.item_id
         assert item_id is not None
