@@ -17,7 +17,6 @@ Two items are the same release when their publication times are within
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +24,7 @@ from datetime import datetime, timedelta
 from difflib import SequenceMatcher
 from urllib.parse import urlsplit
 
-from bot.detect import normalize_link
+from bot.detect import fold_title, normalize_link
 from bot.intents import AnnouncedEvent
 from bot.models import Item
 
@@ -62,13 +61,9 @@ class MergeMatch:
     by: str  # BY_TITLE | BY_LINK
 
 
-def _fold(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
 @lru_cache(maxsize=64)
 def _names_pattern(show_names: tuple[str, ...]) -> re.Pattern[str] | None:
-    names = sorted({_fold(n) for n in show_names if n.strip()}, key=len, reverse=True)  # longest first
+    names = sorted({fold_title(n) for n in show_names if n.strip()}, key=len, reverse=True)  # longest first
     if not names:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in names) + r")(?!\w)")
@@ -83,7 +78,7 @@ def normalize_title(title: str, show_names: Iterable[str] = ()) -> str:
 # same titles and texts are normalised over and over, so remember them.
 @lru_cache(maxsize=4096)
 def _normalize(title: str, show_names: tuple[str, ...]) -> str:
-    text = _fold(title)
+    text = fold_title(title)
     names = _names_pattern(show_names)
     if names is not None:
         text = names.sub(" ", text)
