@@ -105,6 +105,8 @@ class PollState:
     # The newest event id when this was read (with ``announced``): a write
     # that finds another source's announcement after it re-decides.
     last_event_id: int = 0
+    # The creation time ``announced`` starts at (None: merging off).
+    announced_since: datetime | None = None
     held: tuple["HeldItem", ...] = ()  # the source's items whose announcement waits (bot.holds)
     live: tuple["TrackedLive", ...] = ()  # its premieres and streams announced before they ended
 
@@ -158,9 +160,17 @@ class MergeCheck:
     decided from the events up to ``last_event_id``. If another source
     announced something since (two sources of one release polled at once),
     the write is refused with ``Stale`` and the poll decides again from
-    what is stored now, so one of them edits the other's announcement."""
+    what is stored now, so one of them edits the other's announcement.
+
+    ``seen`` and ``since`` are the announcements the decision saw and the
+    window they were read from: on PostgreSQL an id is taken at insert, not
+    at commit, so an announcement committed after the read can have an id
+    below ``last_event_id``; any in the window that the decision did not see
+    is one made meanwhile."""
 
     last_event_id: int
+    seen: frozenset[int] = frozenset()
+    since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

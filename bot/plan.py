@@ -263,7 +263,8 @@ def plan_poll(
         events=tuple(final),
         anchor_links=AnchorLinks(anchor.event_id, tuple(anchor_links)) if anchor and anchor_changed else None,
         verdicts=tuple(verdicts),
-        merge_check=MergeCheck(state.last_event_id) if merge is not None and any(
+        merge_check=MergeCheck(state.last_event_id, frozenset(a.event_id for a in state.announced),
+                               state.announced_since) if merge is not None and any(
             e.kind is not EventKind.EDIT and (e.item is not None or e.item_id is not None) for e in final) else None,
         holds=decision.holds,
         releases=tuple(releases),

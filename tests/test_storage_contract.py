@@ -1125,6 +1125,55 @@ async def test_a_poll_that_announces_is_refused_when_another_source_announced_si
     assert len(await storage.outbox_rows()) == 3
 
 
+
+def _merge_check(state: object) -> object:
+    from bot.intents import MergeCheck
+
+    return MergeCheck(state.last_event_id, frozenset(a.event_id for a in state.announced),  # type: ignore[attr-defined]
+                      state.announced_since)  # type: ignore[attr-defined]
+
+
+async def test_an_announcement_committed_after_the_read_with_a_lower_id_still_makes_the_write_stale(
+        storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL takes an id at insert, not at commit: poll A inserts its
+    announcement (id 1) and is still writing when another event commits
+    (id 2) and poll B reads its state (last id 2, A's unseen). A commits;
+    B's write must still be refused, or both sources post the release.
+    (SQLite has one writer at a time: ids appear in commit order.)"""
+    if storage.backend != "postgresql":
+        pytest.skip("needs two writers at once; SQLite's writes take turns")
+    import bot.storage.postgres.polls as pg_polls
+    from bot.errors import Stale
+
+    pod = await storage.add_source(spec(), NOW)
+    yt = await storage.add_source(replace(spec("youtube"), content=ContentKind.VIDEO), NOW)
+    before = await storage.load_poll_state(pod, NOW, book_window_s=0, edit_window_s=86400)
+    inside, go_on = asyncio.Event(), asyncio.Event()
+    write_holds = pg_polls._write_holds
+
+    async def paused(*args: object, **kw: object) -> object:
+        inside.set()  # A's events are inserted, its transaction open
+        await go_on.wait()
+        return await write_holds(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pg_polls, "_write_holds", paused)
+    a = asyncio.create_task(write(storage, pod, [item(1)], events=[announce("Episode", D1, item=0)],
+                                  merge_check=_merge_check(before)))  # type: ignore[arg-type]
+    await inside.wait()
+    monkeypatch.setattr(pg_polls, "_write_holds", write_holds)
+    await storage.queue_alert("another feed is failing", NOW)  # a later id, committed first
+    state = await storage.load_poll_state(yt, NOW, book_window_s=0, edit_window_s=86400)
+    assert state.announced == ()  # A's announcement is not visible yet
+    go_on.set()
+    await a
+    with pytest.raises(Stale):
+        await write(storage, yt, [item(2, guid="yt2")], events=[announce("Video", S1, kind=EventKind.VIDEO, item=0)],
+                    merge_check=_merge_check(state))  # type: ignore[arg-type]
+    # decided again from what is stored now, it is written
+    again = await storage.load_poll_state(yt, NOW, book_window_s=0, edit_window_s=86400)
+    await write(storage, yt, [item(2, guid="yt2")], events=[announce("Video", S1, kind=EventKind.VIDEO, item=0)],
+                merge_check=_merge_check(again))  # type: ignore[arg-type]
+
 # -- held announcements and followed premieres (issue #14) --------------------------
 
 

@@ -116,11 +116,13 @@ class PollsTable(PostgresBase):
                 live = [replace(t, anchor=anchors.get(t.event_id)) for t in live]
             announced: tuple[AnnouncedEvent, ...] = ()
             last_event_id = 0
+            announced_since = None
             if edit_window_s > 0:  # one snapshot: the newest id and the announcements agree
                 last_event_id = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM events"))
-                announced = await _announced(conn, ts_req(now) - timedelta(seconds=edit_window_s))
+                announced_since = ts_req(now) - timedelta(seconds=edit_window_s)
+                announced = await _announced(conn, announced_since)
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
-                         announced, last_event_id, held=tuple(held), live=tuple(live))
+                         announced, last_event_id, announced_since, held=tuple(held), live=tuple(live))
 
     async def has_waiting(self, source_id: int) -> bool:
         row = await self._one(
@@ -150,10 +152,17 @@ class PollsTable(PostgresBase):
                 # two instances polling two sources of one release at once
                 # can't both post it; the second decides again and merges.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", MERGE_LOCK)
+                # Newer than what was read, or in the window read but not seen
+                # (ids are taken at insert: one committed after the read may
+                # have a lower id). The same filter as ``_announced``.
+                check = intent.merge_check
                 newer = await conn.fetchval(
-                    "SELECT 1 FROM events WHERE id > $1 AND purpose = 'announce' AND kind = ANY($2::text[]) "
-                    "AND item_id IS NOT NULL AND source_id IS DISTINCT FROM $3 LIMIT 1",
-                    intent.merge_check.last_event_id, list(EDITABLE_KINDS), source.id)
+                    "SELECT 1 FROM events e JOIN items i ON i.id = e.item_id WHERE e.purpose = 'announce' "
+                    "AND e.kind = ANY($2::text[]) AND e.source_id IS DISTINCT FROM $3 "
+                    "AND (e.payload ->> 'follow_up_of') IS NULL AND (e.id > $1 OR "
+                    "($4::timestamptz IS NOT NULL AND e.created_at >= $4 AND NOT (e.id = ANY($5::bigint[])))) "
+                    "LIMIT 1",
+                    check.last_event_id, list(EDITABLE_KINDS), source.id, check.since, list(check.seen))
                 if newer is not None:
                     raise Stale(f"another source announced while {source.name!r} was deciding")
             try:

@@ -58,14 +58,16 @@ class PollsTable(SqliteBase):
             best = row[0] if row else None
         announced: tuple[AnnouncedEvent, ...] = ()
         last_event_id = 0
+        announced_since = None
         if edit_window_s > 0:
             # The newest id first: an event written between the two reads is
             # then newer than last_event_id, and the write re-decides.
             row = await self._one("SELECT coalesce(max(id), 0) FROM events")
             last_event_id = int(row[0]) if row else 0
             announced = await self._announced(now, edit_window_s)
+            announced_since = now - timedelta(seconds=edit_window_s)  # (its check needs only the id)
         return PollState(tuple(known), tuple(filters), tuple(subscriptions), tuple(routes), anchor, previous, best,
-                         announced, last_event_id,
+                         announced, last_event_id, announced_since,
                          held=tuple(await self._held(source.id)), live=tuple(await self._live(source.id)))
 
     async def _announced(self, now: datetime, window_s: float,
