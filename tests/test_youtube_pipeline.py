@@ -167,6 +167,8 @@ async def test_a_short_is_stored_but_not_announced_and_only_new_videos_are_check
     why = explain(trail, routes=[], now=rig.clock())
     assert why.outcome is Outcome.NOT_ANNOUNCED and "Short" in why.summary
 
+    # a confirmed Short is not checked further: no watch page fetched for it
+    assert "sh1" not in [q.get("v") for q in rig.stub.calls("/watch")]
 
 async def test_shorts_true_announces_shorts_and_checks_nothing(storage: Storage, youtube: YouTubeStub) -> None:
     r = await make_rig(storage, youtube, options=SourceOptions(shorts=True))

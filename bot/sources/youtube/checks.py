@@ -61,6 +61,10 @@ class YouTubeChecks:
                                          for v in shorts_ids))
         for video_id, (short, error) in zip(shorts_ids, answers):
             facts[video_id] = VideoFacts(video_id, short=short, short_error=error)
+        # Shorts are checked only for a source that drops them (shorts =
+        # false): a confirmed one is never announced, so its watch page or
+        # API slot would be wasted.
+        live_ids = [v for v in live_ids if v not in facts or facts[v].short is not True]
         if not live_ids:
             return facts
         live = await self._live_from_api(live_ids)
