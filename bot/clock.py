@@ -12,6 +12,18 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def parse_utc(value: object) -> datetime | None:
+    """An API's ISO 8601 time ("...Z", an offset, or none: taken as UTC) as
+    an aware UTC datetime; None when it is absent or malformed."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)  # Python 3.11 reads a trailing "Z"
+    except ValueError:
+        return None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
 class FrozenClock:
     """A clock tests move by hand."""
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import html
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Mapping
 
-from bot.clock import Clock, utc_now
+from bot.clock import Clock, parse_utc, utc_now
 from bot.errors import FeedParseError, FetchError, SourceError
 from bot.models import Item
 from bot.profile import PinnedPost, ProfileSnapshot, shorten
@@ -87,16 +87,6 @@ def _post_text(tweet: Mapping[str, Any]) -> str:
     return expand_links(html.unescape(text), tweet.get("entities")) if isinstance(text, str) else ""
 
 
-def _api_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
 def post_item(tweet: Any, handle: str | None) -> Item | None:
     """An API post object -> Item (guid = the post id). None when malformed."""
     if not isinstance(tweet, dict) or not isinstance(tweet.get("id"), str) or not POST_ID.match(tweet["id"]):
@@ -109,7 +99,7 @@ def post_item(tweet: Any, handle: str | None) -> Item | None:
         summary=text,
         guid=tweet["id"],
         link=status_url(handle, tweet["id"]),
-        published_at=_api_time(tweet.get("created_at")),
+        published_at=parse_utc(tweet.get("created_at")),
     )
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from bot.clock import parse_utc
 from bot.errors import FetchError
 from bot.models import LiveState, VideoFacts
 from bot.sources.http import HttpFetcher, HttpStatusError
@@ -48,16 +49,6 @@ class LiveDetails:
     actual_end_at: datetime | None = None
 
 
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def parse_videos_response(body: bytes) -> dict[str, LiveDetails]:
     """A videos.list answer -> live details per video id (ids the API left
     out: deleted or private videos, are absent). Raises YouTubeApiError
@@ -81,8 +72,8 @@ def parse_videos_response(body: bytes) -> dict[str, LiveDetails]:
             state = LiveState(content)
         except ValueError:
             state = LiveState.NONE
-        out[entry["id"]] = LiveDetails(state, _time(details.get("scheduledStartTime")),
-                                       _time(details.get("actualStartTime")), _time(details.get("actualEndTime")))
+        out[entry["id"]] = LiveDetails(state, parse_utc(details.get("scheduledStartTime")),
+                                       parse_utc(details.get("actualStartTime")), parse_utc(details.get("actualEndTime")))
     return out
 
 
