@@ -113,10 +113,7 @@ class Poster:
             await self._pacer.wait(channel)
             await self._client.chat_update(
                 channel=channel, ts=ts, text=message["text"], blocks=message["blocks"],
-                metadata={
-                    "event_type": METADATA_EVENT_TYPE,
-                    "event_payload": {"key": announcement.idempotency_key, "event_id": announcement.event.id},
-                },
+                metadata=_metadata(announcement),
             )
         except SlackApiError as exc:
             if api_error(exc) in MESSAGE_GONE_ERRORS:
@@ -132,10 +129,7 @@ class Poster:
         return await self._client.chat_postMessage(
             channel=channel, text=message["text"], blocks=message["blocks"],
             unfurl_links=False, unfurl_media=False, thread_ts=thread_ts,
-            metadata={
-                "event_type": METADATA_EVENT_TYPE,
-                "event_payload": {"key": announcement.idempotency_key, "event_id": announcement.event.id},
-            },
+            metadata=_metadata(announcement),
         )
 
     async def find(self, announcement: Announcement) -> Delivered | None:
@@ -201,3 +195,9 @@ def delivery_error(exc: BaseException, destination: Destination, *, posting: boo
     if isinstance(exc, aiohttp.ClientConnectorError):
         return DeliveryError(f"cannot reach slack for {where}: {describe(exc)}")
     return DeliveryError(f"could not reach slack for {where}: {describe(exc)}", maybe_delivered=posting)
+
+
+def _metadata(announcement: Announcement) -> dict[str, Any]:
+    """The message metadata ``find`` looks a post up by: one shape for posts and their edits."""
+    return {"event_type": METADATA_EVENT_TYPE,
+            "event_payload": {"key": announcement.idempotency_key, "event_id": announcement.event.id}}
