@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.storage.postgres.base import PostgresBase
+from bot.storage.postgres.catalog import CatalogTable
 from bot.storage.records import ItemVectors, VectorJob, split_chapters
 
 
-class VectorsTable(PostgresBase):
+class VectorsTable(CatalogTable):  # its _chapters, as DocumentsTable
     async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
                                     summary_chars: int = 600) -> list[VectorJob]:
         found = await self._all(
@@ -19,7 +19,7 @@ class VectorsTable(PostgresBase):
             "WHERE i.id > $2 AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT $3",
             (max(0, summary_chars), after_id, max(0, limit)), doing="reading items to embed",
         )
-        chapters = await self._chapters([r[0] for r in found])  # type: ignore[attr-defined]
+        chapters = await self._chapters([r[0] for r in found])
         return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(c.title for c in chapters.get(r[0], ())))
                 for r in found]
 
@@ -31,10 +31,9 @@ class VectorsTable(PostgresBase):
         async with self._tx("saving search vectors") as conn:
             ids = [v.item_id for v in vectors]
             hashes = [v.content_hash for v in vectors]
-            current = set(await conn.fetch(
+            found = {r[0] for r in await conn.fetch(
                 "SELECT i.id FROM items i JOIN unnest($1::bigint[], $2::text[]) AS c(id, h) "
-                "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes))
-            found = {r[0] for r in current}
+                "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes)}
             keep = [v for v in vectors if v.item_id in found]
             if not keep:
                 return
