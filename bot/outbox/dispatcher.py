@@ -595,15 +595,11 @@ class Outbox:
     async def _reply_target(self, anchor_event_id: int, destination: Destination) -> tuple[bool, str | None]:
         """For a follow-up: (ready, message id to reply under). The anchor is
         earlier in the same destination's queue, so it has gone out already
-        unless it failed; only a result not written yet needs our memory."""
-        anchor = await self._store.find_outbox_row(anchor_event_id, destination)
-        if anchor is None or anchor.status in (OutboxStatus.FAILED, OutboxStatus.HELD, OutboxStatus.DIGESTED):
-            return True, None  # nothing to reply under (given up, or inside a digest): post it on its own
-        if anchor.status is OutboxStatus.SENT:
-            return True, anchor.message_id
-        if anchor.id in self._sent_here:
-            return True, self._sent_here[anchor.id]
-        return False, None
+        unless it failed; only a result not written yet needs our memory.
+        The same rules as an edit's target: with nothing to reply under
+        (given up, or inside a digest), it is posted on its own."""
+        ready, message_id, _, _ = await self._edit_target(anchor_event_id, destination)
+        return ready, message_id
 
     def _routes_broke(self, route_ids: Sequence[int]) -> None:
         self._wake.set()  # the moderators' alert was queued
