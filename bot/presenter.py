@@ -78,7 +78,7 @@ def chapter_section(hits: Sequence[tuple[StoredItem, Chapter]]) -> ReplySection 
         item = stored.item
         lead = f"“{' '.join(item.title.split())}”"
         text = f"{lead}: {' '.join(chapter.title.split())} (at {format_timestamp(chapter.start_s)})"
-        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, chapter.start_s), lead))
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, chapter.start_s, item.video_id), lead))
     return ReplySection(CHAPTERS_LABEL, tuple(lines)) if lines else None
 
 
@@ -96,7 +96,7 @@ def transcript_section(hits: Sequence[TranscriptHit], words: Sequence[str]) -> R
             where = f"{stored.kind.value} “{' '.join(item.title.split())}”"
         lead = f"at {format_timestamp(hit.start_s)} in {where}"
         text = f"{lead}: {snippet(hit.text, words)}"
-        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, hit.start_s), lead))
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, hit.start_s, item.video_id), lead))
     return ReplySection(TRANSCRIPTS_LABEL, tuple(lines)) if lines else None
 
 
