@@ -443,6 +443,15 @@ class AnnouncementView:
 class SectionLine:
     text: str  # plain text ("at 12:30 in episode 141: …"); each renderer escapes it
     url: str | None = None  # opens at that minute where the platform can, else the item's page
+    # The start of ``text`` a renderer that links inline makes the link
+    # ("at 12:30 in episode 141"); "" for the whole line. Said here rather
+    # than found again in the text: a title can hold the same ": " that
+    # ends the lead ("Kafka: consumer groups").
+    lead: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text.startswith(self.lead):
+            raise ValueError(f"section line lead {self.lead!r} does not start its text {self.text!r}")
 
 
 @dataclass(frozen=True, slots=True)

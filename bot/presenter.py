@@ -76,8 +76,9 @@ def chapter_section(hits: Sequence[tuple[StoredItem, Chapter]]) -> ReplySection 
     lines = []
     for stored, chapter in hits:
         item = stored.item
-        text = f"“{' '.join(item.title.split())}”: {' '.join(chapter.title.split())} (at {format_timestamp(chapter.start_s)})"
-        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, chapter.start_s)))
+        lead = f"“{' '.join(item.title.split())}”"
+        text = f"{lead}: {' '.join(chapter.title.split())} (at {format_timestamp(chapter.start_s)})"
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, chapter.start_s, item.video_id), lead))
     return ReplySection(CHAPTERS_LABEL, tuple(lines)) if lines else None
 
 
@@ -93,8 +94,9 @@ def transcript_section(hits: Sequence[TranscriptHit], words: Sequence[str]) -> R
             where = f"episode {item.episode_number}"
         else:
             where = f"{stored.kind.value} “{' '.join(item.title.split())}”"
-        text = f"at {format_timestamp(hit.start_s)} in {where}: {snippet(hit.text, words)}"
-        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, hit.start_s)))
+        lead = f"at {format_timestamp(hit.start_s)} in {where}"
+        text = f"{lead}: {snippet(hit.text, words)}"
+        lines.append(SectionLine(text, link_at(item.link or item.enclosure_url, hit.start_s, item.video_id), lead))
     return ReplySection(TRANSCRIPTS_LABEL, tuple(lines)) if lines else None
 
 

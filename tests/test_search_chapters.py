@@ -15,11 +15,13 @@ from adapters.discord.render import render_reply as discord_reply
 from bot.clock import FrozenClock
 from bot.commands import Commands, reply_to_json
 from bot.commands.member import chapter_matches
+from bot.documents import TranscriptHit
 from bot.hybrid import ChapterCandidate, SemanticModel, embed_pending, rank_chapters
 from bot.models import Chapter, ContentKind, Item, StoredItem
 from bot.plaintext import render_text
-from bot.presenter import CHAPTERS_LABEL, chapter_section
+from bot.presenter import CHAPTERS_LABEL, chapter_section, chapter_views, transcript_section
 from bot.search import parse_query
+from bot.sources.youtube.addresses import YouTubeAddresses
 from tests.backends import Target, open_target
 from tests.catalog_helpers import MEMBER
 from tests.judged import store_catalogue
@@ -70,6 +72,23 @@ def test_the_section_line_names_the_episode_and_opens_the_chapter_where_it_can()
     assert first.url == "https://pod.example.org/e085"  # a podcast page cannot seek
     assert second.url == "https://www.youtube.com/watch?v=abcdefghijk&t=1080"
     assert chapter_section([]) is None
+
+
+def test_section_lines_of_a_video_off_youtube_com_seek_like_its_chapters() -> None:
+    # A non-default [youtube] base_url puts a video's link on another host;
+    # its yt:videoId (not the host) is what says the link can take t=, as
+    # the announcement's chapter links already knew (chapter_views).
+    link = YouTubeAddresses("http://127.0.0.1:8321").watch("abcdefghijk")
+    item = Item(title="Kafka: consumer groups", link=link, guid="g", video_id="abcdefghijk",
+                chapters=(Chapter(1080, "Rebalancing"),))
+    video = StoredItem(1, "yt", ContentKind.VIDEO, "g", item, NOW)
+    chapters = chapter_section([(video, item.chapters[0])])
+    transcripts = transcript_section([TranscriptHit(video, 95, "the rebalancing protocol")], ["rebalancing"])
+    assert chapters is not None and transcripts is not None
+    seeking = "http://127.0.0.1:8321/watch?v=abcdefghijk&t="
+    assert chapters.lines[0].url == seeking + "1080"
+    assert transcripts.lines[0].url == seeking + "95"
+    assert chapter_views(link, item.chapters, video_id="abcdefghijk")[0][0].url == seeking + "1080"
 
 
 # -- through the bot, on both backends --------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import re
 from datetime import datetime, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from adapters.slack.render import (
     render_announcement,
     render_reply,
 )
+from bot.documents import TranscriptHit
 from bot.models import (
     Announcement,
     Chapter,
@@ -34,10 +36,13 @@ from bot.models import (
     Platform,
     Reply,
     ReplyItem,
+    ReplySection,
+    SectionLine,
     Destination,
     DestinationKind,
     StoredItem,
 )
+from bot.presenter import chapter_section, transcript_section
 
 EVIL = "<!channel> & <b>x</b> <@U123>"
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -229,3 +234,51 @@ def test_a_preview_reply_shows_the_announcement_and_a_template_can_never_ping() 
     text = render_announcement(hostile)["blocks"][0]["text"]["text"]
     assert text.startswith("<!subteam^S0ROLE1> &lt;!channel&gt; *Postgres fsync")
     assert unsafe_sequences(text) == ["!subteam^S0ROLE1"]
+
+
+# -- reply sections: the presenter's lead is the link ------------------------------------
+
+def _video(title: str) -> StoredItem:
+    item = Item(title=title, link="https://www.youtube.com/watch?v=abcdefghijk", guid="g",
+                chapters=(Chapter(750, "Autovacuum"),))
+    return StoredItem(1, "youtube", ContentKind.VIDEO, "g", item, WHEN)
+
+
+def _section_mrkdwn(section: ReplySection) -> tuple[str, str]:
+    """The one section line as the block shows it and as the fallback text does."""
+    message = render_reply(Reply("search", "", sections=(section,)))
+    (block,) = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    return block.splitlines()[-1], message["text"].splitlines()[-1]
+
+
+def test_a_transcript_line_links_its_whole_clock_part_when_the_title_holds_a_colon() -> None:
+    stored = _video("Kafka: consumer groups")
+    section = transcript_section([TranscriptHit(stored, 750, "rebalancing the consumer group")], ["rebalancing"])
+    assert section is not None
+    for shown in _section_mrkdwn(section):
+        assert shown.startswith("• <https://www.youtube.com/watch?v=abcdefghijk&amp;t=750"
+                                "|at 12:30 in video “Kafka: consumer groups”>: "), shown
+        assert "rebalancing" in shown and unsafe_sequences(shown) == []
+
+
+def test_a_chapter_line_links_its_whole_title_when_the_title_holds_a_colon() -> None:
+    stored = _video("E42: Postgres vacuum")
+    section = chapter_section([(stored, stored.item.chapters[0])])
+    assert section is not None
+    for shown in _section_mrkdwn(section):
+        assert shown == ("• <https://www.youtube.com/watch?v=abcdefghijk&amp;t=750"
+                         "|“E42: Postgres vacuum”>: Autovacuum (at 12:30)"), shown
+
+
+def test_a_section_line_escapes_both_parts_and_without_a_safe_link_is_plain_text() -> None:
+    line = SectionLine("at 0:05 in video “a <b> & c”: x <!channel>", "https://example.org/v?a=1&b=2",
+                       "at 0:05 in video “a <b> & c”")
+    shown, _ = _section_mrkdwn(ReplySection("In transcripts", (line,)))
+    assert shown == "• <https://example.org/v?a=1&amp;b=2|at 0:05 in video “a &lt;b&gt; &amp; c”>: x &lt;!channel&gt;"
+    unlinked, _ = _section_mrkdwn(ReplySection("In transcripts", (SectionLine(line.text, "javascript:x", line.lead),)))
+    assert unlinked == "• at 0:05 in video “a &lt;b&gt; &amp; c”: x &lt;!channel&gt;"
+    # no lead: the whole line is the link, never a guess at where it ends
+    whole, _ = _section_mrkdwn(ReplySection("In transcripts", (SectionLine("E42: vacuum", "https://example.org/"),)))
+    assert whole == "• <https://example.org/|E42: vacuum>"
+    with pytest.raises(ValueError):
+        SectionLine("at 0:05 in video: x", None, "at 0:06")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from bot.models import Announcement, AnnouncementView, ChapterView, Reply, ReplyItem, SegmentRole
+from bot.models import Announcement, AnnouncementView, ChapterView, Reply, ReplyItem, SectionLine, SegmentRole
 from bot.presenter import chapter_views, present
 from bot.replies import format_duration, more_chapters, shown_chapters
 
@@ -171,8 +171,9 @@ def render_reply(reply: Reply) -> dict[str, Any]:
     for labelled in reply.sections:
         if len(blocks) >= MAX_BLOCKS - reserve:
             break
-        # The clock part is the link: "<url|at 12:30 in episode 141>: …snippet…"
-        rows = [f"• {_section_line(line.text, line.url)}" for line in labelled.lines]
+        # The lead is the link: "<url|at 12:30 in episode 141>: …snippet…",
+        # "<url|“E42: Postgres vacuum”>: Autovacuum (at 12:30)"
+        rows = [f"• {_section_line(line)}" for line in labelled.lines]
         blocks.append(section(f"*{escape(labelled.label)}*\n" + "\n".join(rows)))
     if more:
         blocks.append(more)
@@ -183,15 +184,18 @@ def render_reply(reply: Reply) -> dict[str, Any]:
     for item in reply.items:
         lines.append("• " + link(item.url, item.title or "untitled", label_limit=150))
     for labelled in reply.sections:
-        lines += [escape(labelled.label)] + ["• " + _section_line(line.text, line.url) for line in labelled.lines]
+        lines += [escape(labelled.label)] + ["• " + _section_line(line) for line in labelled.lines]
     return {"text": fallback(lines), "blocks": blocks[:MAX_BLOCKS]}
 
 
-def _section_line(text: str, url: str | None) -> str:
-    where, sep, rest = text.partition(": ")
-    if not sep or safe_url(url) is None:
-        return escape(text)
-    return f"{link(url, where)}: {escape(rest)}"
+def _section_line(line: SectionLine) -> str:
+    """The line's lead as the link, the rest as text. The presenter says
+    where the lead ends: the text is plain, and a title in it can hold the
+    same ": " that ends the clock part."""
+    if safe_url(line.url) is None:
+        return escape(line.text)
+    lead = line.lead or line.text
+    return link(line.url, lead) + escape(line.text[len(lead):])
 
 
 # ---------------------------------------------------------------- announcements
