@@ -30,10 +30,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.models import Chapter, ContentKind, StoredItem
-from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
+from bot.search import Phrase, Query, Term
 from bot.storage.postgres import rows
 from bot.storage.postgres.base import PostgresBase
 from bot.storage.postgres.schema import TS_CONFIG
+from bot.storage.ranking import rank_hits
 from bot.storage.records import ChapterHit, KindStats, SearchHit, SourceFacts
 
 # ts_rank weights, in PostgreSQL's order {D, C, B, A}: description (C) 0.1,
@@ -285,23 +286,7 @@ class CatalogTable(PostgresBase):
                           ts_all(query.exact()) if query.has_prefix else None),
             doing="searching",
         )
-        matcher: TitleMatcher | None = None
-        hits = []
-        for item_id, raw_score, published_at, exact_hit, title, chapters in found:
-            score = float(raw_score)
-            strong = score >= SUMMARY_FLOOR
-            if not strong:
-                # ``strong`` only matters below the floor: decided in Python on
-                # those candidates' titles, by the same rule as SQLite.
-                matcher = matcher or TitleMatcher(query)
-                strong = matcher(f"{title}\n{chapters or ''}")
-                if not strong:
-                    continue  # only in the description, and weakly: noise
-            hit = SearchHit(item_id, score, strong, published_at)
-            hits.append((rank_key(bool(exact_hit), round(score, TIE_DIGITS), published_at.timestamp() if published_at else None,
-                                  item_id), hit))
-        hits.sort(key=lambda h: h[0], reverse=True)
-        return [h for _, h in hits]
+        return rank_hits((tuple(r) for r in found), query, floor=SUMMARY_FLOOR, tie_digits=TIE_DIGITS)
 
     async def _frequencies(self, matched: Sequence[str]) -> list[float]:
         """How many items match each alternative (its IDF's document

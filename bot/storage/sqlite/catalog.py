@@ -14,7 +14,8 @@ import sqlite3
 from collections.abc import Sequence
 
 from bot.models import Chapter, ContentKind, StoredItem
-from bot.search import Phrase, Query, Term, TitleMatcher, rank_key
+from bot.search import Phrase, Query, Term
+from bot.storage.ranking import rank_hits
 from bot.storage.records import ChapterHit, KindStats, SearchHit, SourceFacts
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, from_db_time
@@ -221,23 +222,8 @@ class CatalogTable(SqliteBase):
             found = await self._all(_SEARCH_PREFIX_SQL, (SUMMARY_FLOOR, scope, limit, exact), doing="searching")
         else:
             found = await self._all(_SEARCH_SQL, (SUMMARY_FLOOR, scope, limit), doing="searching")
-        matcher: TitleMatcher | None = None
-        hits = []
-        for item_id, raw_score, published_at, exact_hit, title, chapters in found:
-            score = float(raw_score)
-            strong = score >= SUMMARY_FLOOR
-            if not strong:
-                # ``strong`` only matters below the floor: decided in Python on
-                # those candidates' titles (cheaper than a second MATCH).
-                matcher = matcher or TitleMatcher(query)
-                strong = matcher(f"{title}\n{chapters}")
-                if not strong:
-                    continue  # only in the description, and weakly: noise
-            published = from_db_time(published_at) if published_at else None
-            hit = SearchHit(item_id, score, strong, published)
-            hits.append((rank_key(bool(exact_hit), round(score, TIE_DIGITS), published.timestamp() if published else None, item_id), hit))
-        hits.sort(key=lambda h: h[0], reverse=True)
-        return [h for _, h in hits]
+        return rank_hits(((r[0], r[1], from_db_time(r[2]) if r[2] else None, r[3], r[4], r[5]) for r in found),
+                         query, floor=SUMMARY_FLOOR, tie_digits=TIE_DIGITS)
 
     async def search_chapters(
         self, query: Query, kind: ContentKind | None = None, *, limit: int = 200
