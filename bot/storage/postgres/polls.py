@@ -254,7 +254,8 @@ async def _write_holds(conn: asyncpg.Connection, source_id: int, intent: PollInt
             await conn.execute(
                 "INSERT INTO live_videos (item_id, source_id, event_id, video_id, state, scheduled_start_at, "
                 "actual_start_at, actual_end_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-                "ON CONFLICT (item_id) DO UPDATE SET event_id = excluded.event_id, state = excluded.state, "
+                "ON CONFLICT (item_id) DO UPDATE SET source_id = excluded.source_id, event_id = excluded.event_id, "
+                "video_id = excluded.video_id, state = excluded.state, "
                 "scheduled_start_at = excluded.scheduled_start_at, actual_start_at = excluded.actual_start_at, "
                 "actual_end_at = excluded.actual_end_at, updated_at = excluded.updated_at",
                 item_id, source_id, announced.get(item_id), video_id or "",
