@@ -17,7 +17,9 @@ if the post was given up, held for a digest or deleted meanwhile, the edit
 is given up with a log line and nothing is posted instead.
 
 Pure data and pure functions; who decides an edit is due is the planner
-(title edits, merges) or another decider (a premiere going live).
+(bot.plan: title edits, merges, a premiere going live or ending), which
+builds every edit of one poll on the newest spec of its announcement, so
+two changes in one poll never undo each other.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-# Why an announcement was edited (``EditSpec.change``). Free words are
-# allowed (a decider may add its own, e.g. "live"); these are the ones the
-# core makes and the console words differently.
+# Why an announcement was edited (``EditSpec.change``): the ones the core
+# makes, all planned in one place (bot.plan) so each builds on the others.
 CHANGE_TITLE = "title"  # the item's title changed within [merge] window
 CHANGE_MERGE = "merge"  # another source published the same release: its link is added
+CHANGE_LIVE = "live"  # a followed premiere or stream started or ended
 
 
 @dataclass(frozen=True, slots=True)

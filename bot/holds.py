@@ -42,11 +42,8 @@ from bot.detect import BookMatcher, Decision, EventIntent
 from bot.models import EventKind, Item, LiveState, VideoFacts
 from bot.verdicts import ItemFate, ItemVerdict
 
-from bot.edits import next_edit
-from bot.plan import plan_edit
-
 if TYPE_CHECKING:
-    from bot.intents import AnnouncedEvent, PlannedEvent
+    from bot.intents import AnnouncedEvent
 
 DEFAULT_HOLD_UNPLAYABLE_S = 48 * 3600
 
@@ -302,27 +299,4 @@ def plan_live(tracked: Sequence[TrackedLive], facts: Mapping[str, VideoFacts],
         elif vf.live is LiveState.NONE:
             out.append(LiveIntent(None, t.item_id, LiveState.NONE, vf.scheduled_start_at, vf.actual_start_at,
                                   vf.actual_end_at, edit=True, done=True))
-    return tuple(out)
-
-
-CHANGE_LIVE = "live"  # bot.edits: a premiere or stream started or ended
-
-
-def plan_live_edits(tracked: Sequence[TrackedLive], moves: Sequence[LiveIntent],
-                    content_heading: str) -> tuple["PlannedEvent", ...]:
-    """The edits of the announcements whose premiere or stream moved
-    (``plan_live``), through the edit path (bot.edits): "Live now" when it
-    starts, the plain video (``content_heading``, "New video") once it has
-    ended. Cumulative on the announcement's newest edit; one row per
-    destination the announcement went to, never a new post. A tracked video
-    without its announcement's rows (given up everywhere) gets no edit."""
-    by_item = {t.item_id: t for t in tracked}
-    out = []
-    for move in moves:
-        t = by_item.get(move.item_id) if move.item_id is not None else None
-        if t is None or t.anchor is None or not move.edit or not t.anchor.deliveries:
-            continue
-        heading = "Live now" if move.state is LiveState.LIVE else content_heading
-        spec = next_edit(t.anchor.last_edit, t.anchor.event_id, CHANGE_LIVE, heading=heading)
-        out.append(plan_edit(t.anchor, spec))
     return tuple(out)

@@ -31,10 +31,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.detect import Decision, EventIntent
-from bot.edits import CHANGE_MERGE, CHANGE_TITLE, AlsoLink, EditSpec, edit_payload, next_edit
+from bot.edits import CHANGE_LIVE, CHANGE_MERGE, CHANGE_TITLE, AlsoLink, EditSpec, edit_payload, next_edit
 from bot.intents import (
     AnchorLinks,
     AnnouncedEvent,
@@ -45,10 +45,13 @@ from bot.intents import (
     PollState,
     SnapshotRow,
 )
-from bot.models import Destination, DestinationKind, EventKind, Item, Platform, Route, StoredItem
+from bot.models import Destination, DestinationKind, EventKind, Item, LiveState, Platform, Route, StoredItem
 from bot.merge import MergeMatch, MergeRules, also_label, find_release
 from bot.storage.records import QueuedDelivery, QueuedEvent
 from bot.verdicts import ItemFate, ItemVerdict, Routing
+
+if TYPE_CHECKING:
+    from bot.holds import LiveIntent, TrackedLive
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,7 @@ def plan_poll(
     merge: MergeRules | None = None,
     show_names: Sequence[str] = (),
     released_messages: Sequence[tuple[int, Platform, str]] = (),
+    content_heading: str | None = None,
 ) -> PollIntent:
     """One poll's intent. ``direct_messages`` are (new item index, platform,
     user id) for members whose subscriptions match (``match_subscriptions``).
@@ -121,7 +125,11 @@ def plan_poll(
     release another source announced within the window edit those
     announcements instead (``_merges``), and titles changed within the
     window edit theirs (``_title_edits``); ``show_names`` are stripped from
-    titles when comparing (the polled feed's own title)."""
+    titles when comparing (the polled feed's own title). The followed
+    premieres that started or ended (``decision.live``, bot.holds) edit
+    their announcements (``plan_live_edits``); ``content_heading`` is what
+    one reads once it has ended ("New video"), needed when ``state.live``
+    is not empty."""
     # Matched by item key: ("new", index) for a new item, ("stored", id)
     # for a held one released now (bot.holds) -- a video that settled after
     # its podcast episode was announced is the same release all the same.
@@ -213,11 +221,15 @@ def plan_poll(
     # destinations none of them reached (a route that takes videos and not
     # episodes still hears of the video), and is not made when none is left.
     edits: list[PlannedEvent] = []
+    # Every edit carries the whole message and the last one delivered wins:
+    # each edit of this poll builds on the one planned before it for the
+    # same announcement (by event id), never on the stored edit alone.
+    latest: dict[int, EditSpec] = {}
     dropped: set[int] = set()
     verdicts = list(decision.verdicts)
     releases = list(decision.releases)
     if matches:
-        edits = _merges(items, matches, source or "")
+        edits = _merges(items, matches, source or "", latest)
         for i in announced:
             joined = _joined(events[i], matches)
             if not joined:
@@ -234,7 +246,13 @@ def plan_poll(
                 releases = [replace(r, verdict=replace(merged, note=r.verdict.note)) if r.item_id == number else r
                             for r in releases]
     if merge is not None and state.announced:
-        edits += _title_edits(decision, state.announced)
+        edits += _title_edits(decision, state.announced, latest)
+    moves = [m for m in decision.live if m.edit]
+    if state.live and moves:
+        # A followed premiere started or ended: its announcement is edited in
+        # place (after every announcement of this poll), never posted again.
+        assert content_heading is not None, "a poll that follows premieres needs its content heading"
+        edits += plan_live_edits(state.live, moves, content_heading, latest)
 
     routings = {i: _routing(events[i], deliveries[i], state.routes, i in follow_ups)
                 for i in range(len(events))}
@@ -293,13 +311,19 @@ def _event_items(decision: Decision, state: PollState) -> dict[ItemKey, Item]:
     return out
 
 
+def _newest(latest: Mapping[int, EditSpec], anchor: AnnouncedEvent) -> EditSpec | None:
+    """What ``anchor``'s message shows by the end of the edits planned so
+    far: this poll's newest spec for it, else its stored newest edit."""
+    return latest.get(anchor.event_id) or anchor.last_edit
+
+
 def _merges(items: Mapping[ItemKey, Item], matches: Mapping[ItemKey, list[MergeMatch]],
-            source: str) -> list[PlannedEvent]:
+            source: str, latest: dict[int, EditSpec]) -> list[PlannedEvent]:
     """The edits that add each merged item's link to the announcements of
     its release: one edit per announcement, cumulative over this poll (two
     posts linking the same video add one link), each destination edited
-    once even when two announcements of the release went there."""
-    latest: dict[int, EditSpec] = {}
+    once even when two announcements of the release went there. ``latest``
+    (event id -> newest spec this poll) is read and updated."""
     edits: list[PlannedEvent] = []
     for key in sorted(matches):
         tag, number = key
@@ -314,9 +338,9 @@ def _merges(items: Mapping[ItemKey, Item], matches: Mapping[ItemKey, list[MergeM
             reached |= {d.destination for d in deliveries}
             if not deliveries:
                 continue
-            spec = next_edit(latest.get(anchor.event_id, anchor.last_edit), anchor.event_id, CHANGE_MERGE,
+            spec = next_edit(_newest(latest, anchor), anchor.event_id, CHANGE_MERGE,
                              also=AlsoLink(also_label(url, source), url))
-            if spec == (latest.get(anchor.event_id) or anchor.last_edit):
+            if spec == _newest(latest, anchor):
                 continue  # that link is on the message already
             latest[anchor.event_id] = spec
             edits.append(plan_edit(replace(anchor, deliveries=deliveries), spec,
@@ -325,10 +349,12 @@ def _merges(items: Mapping[ItemKey, Item], matches: Mapping[ItemKey, list[MergeM
     return edits
 
 
-def _title_edits(decision: Decision, announced: Sequence[AnnouncedEvent]) -> list[PlannedEvent]:
+def _title_edits(decision: Decision, announced: Sequence[AnnouncedEvent],
+                 latest: dict[int, EditSpec]) -> list[PlannedEvent]:
     """An item announced within the window whose title changed: each of its
     announcements is edited to the new title (never re-posted). Outside the
-    window it is not in ``announced``, and nothing happens (as always)."""
+    window it is not in ``announced``, and nothing happens (as always).
+    Builds on, and updates, ``latest`` (see ``_merges``)."""
     edits: list[PlannedEvent] = []
     by_item: dict[int, list[AnnouncedEvent]] = {}
     for a in announced:
@@ -338,12 +364,38 @@ def _title_edits(decision: Decision, announced: Sequence[AnnouncedEvent]) -> lis
         if not new_title:
             continue
         for anchor in by_item.get(update.item_id, ()):
-            shown = (anchor.last_edit.title if anchor.last_edit and anchor.last_edit.title else None) or anchor.title
+            newest = _newest(latest, anchor)
+            shown = (newest.title if newest and newest.title else None) or anchor.title
             if " ".join(shown.split()) == new_title or not anchor.deliveries:
                 continue
-            spec = next_edit(anchor.last_edit, anchor.event_id, CHANGE_TITLE, title=new_title)
+            spec = next_edit(newest, anchor.event_id, CHANGE_TITLE, title=new_title)
+            latest[anchor.event_id] = spec
             edits.append(plan_edit(anchor, spec, item_id=update.item_id))
     return edits
+
+
+def plan_live_edits(tracked: Sequence[TrackedLive], moves: Sequence[LiveIntent], content_heading: str,
+                    latest: dict[int, EditSpec] | None = None) -> tuple[PlannedEvent, ...]:
+    """The edits of the announcements whose premiere or stream moved
+    (bot.holds ``plan_live``), through the edit path (bot.edits): "Live now"
+    when it starts, the plain video (``content_heading``, "New video") once
+    it has ended. Cumulative on the announcement's newest edit -- this
+    poll's (``latest``, updated; see ``_merges``) or else the stored one;
+    one row per destination the announcement went to, never a new post. A
+    tracked video without its announcement's rows (given up everywhere)
+    gets no edit."""
+    latest = {} if latest is None else latest
+    by_item = {t.item_id: t for t in tracked}
+    out = []
+    for move in moves:
+        t = by_item.get(move.item_id) if move.item_id is not None else None
+        if t is None or t.anchor is None or not move.edit or not t.anchor.deliveries:
+            continue
+        heading = "Live now" if move.state is LiveState.LIVE else content_heading
+        spec = next_edit(_newest(latest, t.anchor), t.anchor.event_id, CHANGE_LIVE, heading=heading)
+        latest[t.anchor.event_id] = spec
+        out.append(plan_edit(t.anchor, spec))
+    return tuple(out)
 
 
 def _routing(event: PlannedEvent, deliveries: Sequence[PlannedDelivery], routes: Sequence[Route],

@@ -36,7 +36,7 @@ from bot.documents import (
 )
 from bot.errors import ClaimLost, SourceError, Stale, StorageError
 from bot.filters import make_item_judge
-from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live, plan_live_edits
+from bot.holds import DEFAULT_HOLD_UNPLAYABLE_S, apply_holds, plan_live
 from bot.models import (
     Chapter, ContentKind, DocumentLink, Event, EventKind, Item, Platform, Source, StoredItem, VideoFacts,
 )
@@ -166,8 +166,8 @@ def decide_poll(
     snapshot, which members get a DM (their subscriptions), and the events
     with their routes, book follow-ups, merges and edits (``plan_poll``)."""
     decision = _decide(source, state, fetched, now, is_book_news)
+    content = EventKind(source.spec.content.value if source.spec.content else ContentKind.ARTICLE.value)
     if options != SourceOptions() or facts or state.held or state.live:
-        content = EventKind(source.spec.content.value if source.spec.content else ContentKind.ARTICLE.value)
         decision = apply_holds(decision, options=options, facts=facts or {}, held=state.held, now=now,
                                content_event=content, is_book_news=is_book_news,
                                hold_unplayable_s=hold_unplayable_s, check_playable=check_playable)
@@ -195,17 +195,10 @@ def decide_poll(
                                 best_followers=state.best_followers, is_book_news=is_book_news)
         changes = [Change(c.kind, c.title, c.url, dict(c.payload)) for c in found]
         snapshot = snapshot_row(fetched.snapshot)
-    intent = plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
-                       source=source.name, now=now, merge=merge,
-                       show_names=(fetched.feed_title,) if fetched.feed_title else (),
-                       released_messages=released)
-    if state.live and decision.live:
-        # A followed premiere started or ended: its announcement is edited in
-        # place (after every announcement of this poll), never posted again.
-        edits = plan_live_edits(state.live, [m for m in decision.live if m.edit],
-                                heading_of(EventKind(source.spec.content.value)))
-        intent = replace(intent, events=intent.events + edits)
-    return intent
+    return plan_poll(decision, state, changes=changes, direct_messages=direct, snapshot=snapshot,
+                     source=source.name, now=now, merge=merge,
+                     show_names=(fetched.feed_title,) if fetched.feed_title else (),
+                     released_messages=released, content_heading=heading_of(content))
 
 
 def _declared(

@@ -231,7 +231,8 @@ def test_events_of_released_items_route_once_per_channel() -> None:
 
 def test_live_moves_become_cumulative_edits_of_the_announcement_and_never_posts() -> None:
     from bot.edits import AlsoLink, EditSpec
-    from bot.holds import LiveIntent, plan_live_edits
+    from bot.holds import LiveIntent
+    from bot.plan import plan_live_edits
     from bot.intents import AnnouncedEvent, PlannedDelivery
     from bot.models import Destination, DestinationKind, Platform
 
@@ -254,3 +255,33 @@ def replace_deliveries(anchor):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(anchor, deliveries=())
+
+
+def test_a_rename_and_the_premiere_going_live_in_one_poll_keep_the_new_title() -> None:
+    """Edits carry the whole message and the last one delivered wins: the
+    live edit must build on this poll's title edit, not on the stored one."""
+    from bot.detect import KnownItem
+    from bot.edits import CHANGE_LIVE, CHANGE_TITLE, next_edit, parse_edit
+    from bot.intents import AnnouncedEvent, PlannedDelivery, PollState
+    from bot.merge import MergeRules
+    from bot.models import Destination, DestinationKind, Platform, Route, Source
+    from bot.poller import decide_poll
+    from bot.sources.rss import Fetched
+
+    route = Route(1, Platform.DISCORD, "c1", frozenset({EventKind.VIDEO}))
+    row = PlannedDelivery(Destination(Platform.DISCORD, DestinationKind.CHANNEL, "c1"), 1)
+    was_b = next_edit(None, 30, CHANGE_TITLE, title="B")  # A was renamed to B by an earlier poll
+    anchor = AnnouncedEvent(30, EventKind.VIDEO, 3, "yt", "A", "http://127.0.0.1:1/watch?v=a", NOW, NOW,
+                            deliveries=(row,), last_edit=was_b)
+    stored = video("a", title="B")
+    seen = decide(spec=SPEC, synced=False, known=(), fetched=(stored,), now=NOW).new_items[0]
+    state = PollState(
+        known=(KnownItem(3, seen.identity, seen.norm_link, seen.title_key, content_hash(stored)),),
+        routes=(route,), announced=(anchor,), last_event_id=30,
+        live=(TrackedLive(3, 30, "a", LiveState.UPCOMING, NOW, anchor),))
+    intent = decide_poll(Source(1, SPEC, synced=True), state, Fetched(items=(video("a", title="C"),)), now=NOW,
+                         facts={"a": VideoFacts("a", live=LiveState.LIVE, actual_start_at=NOW)},
+                         merge=MergeRules(window_s=48 * 3600))
+    specs = [parse_edit(e.payload) for e in intent.events if e.kind is EventKind.EDIT]
+    assert [(s.change, s.title, s.heading) for s in specs] == [(CHANGE_TITLE, "C", None),
+                                                                (CHANGE_LIVE, "C", "Live now")]
