@@ -133,10 +133,6 @@ def live_payload(facts: VideoFacts) -> tuple[tuple[str, object], ...]:
     return (("live", out),)
 
 
-def needs_live_check(facts: VideoFacts | None) -> bool:
-    return facts is None or (facts.live is None and facts.playable is None)
-
-
 def _playable_now(facts: VideoFacts | None) -> tuple[bool, str | None]:
     """(may be announced now, why it may not). With the API's answer any
     video may: an upcoming one is announced as a premiere. Without it, the

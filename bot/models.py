@@ -319,10 +319,6 @@ class Announcement:
     edit_of: str | None = None
 
     @property
-    def is_edit(self) -> bool:
-        return self.edit is not None
-
-    @property
     def is_follow_up(self) -> bool:
         return self.event.payload.get("follow_up_of") is not None
 
