@@ -218,36 +218,48 @@ async def measure_polls(body: bytes, server: FeedServer, fetcher: HttpFetcher, p
 
 async def measure_embedding(server: FeedServer, fetcher: HttpFetcher, parsers: FeedParsers,
                             tmp: Path, rounds: int, model: SemanticModel) -> list[Figure]:
-    """Issue #15's ingest budget: embedding a first poll's items (540
-    episodes and their 5,400 chapters: read back, pooled, written) against
-    that first poll, each round into a fresh store. Timed without the pauses
-    ``embed_pending`` leaves between groups in a running bot (idle time that
-    spreads the work, not work); the model's word cache is cold in the first
-    round only, as in a bot after its first feed."""
+    """Issue #15's ingest budget: what semantic search adds to a first
+    ingest. With the model loaded, a poll embeds its items (540 episodes and
+    their 5,400 chapters) from memory and writes their vectors in its own
+    transaction (``Poller(embedder=...)``); the same first poll without the
+    model is the baseline. Rounds alternate the two, each into a fresh
+    store. Timed without the pauses ``embed_off_loop`` leaves between groups
+    in a running bot (idle time that spreads the work, not work). Also the
+    background pass that embeds a first poll stored before the model loaded
+    (``embed_pending``: reads the items back, embeds, writes)."""
     embedder = await model.load()
     if embedder is None:
         return []
-    polls, embeds = [], []
+    plain, embedded, backfills = [], [], []
     for i in range(rounds):
-        store = await SqliteStorage.open(tmp / f"embed-{i}.db")
-        try:
-            poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW))
-            await store.add_source(SourceSpec("podcast", "rss", server.url("/plain.xml"), ContentKind.EPISODE), NOW)
-            t0 = time.perf_counter()
-            assert (await poller.poll("podcast", force=True)).ok
-            t1 = time.perf_counter()
-            assert await embed_pending(store, embedder, pause_s=0) == N_ITEMS
-            t2 = time.perf_counter()
-        finally:
-            await store.close()
-        polls.append(t1 - t0)
-        embeds.append(t2 - t1)
-    poll, embed = statistics.median(polls), statistics.median(embeds)
+        for on in (False, True):
+            store = await SqliteStorage.open(tmp / f"embed-{i}-{on}.db")
+            try:
+                poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW),
+                                embedder=(lambda: embedder) if on else None, embed_pause_s=0)
+                await store.add_source(SourceSpec("podcast", "rss", server.url("/plain.xml"), ContentKind.EPISODE),
+                                       NOW)
+                t0 = time.perf_counter()
+                assert (await poller.poll("podcast", force=True)).ok
+                t1 = time.perf_counter()
+                (embedded if on else plain).append(t1 - t0)
+                if on:
+                    assert await store.items_needing_vectors(1) == []
+                else:
+                    assert await embed_pending(store, embedder, pause_s=0) == N_ITEMS
+                    backfills.append(time.perf_counter() - t1)
+            finally:
+                await store.close()
+    poll, with_vectors, backfill = (statistics.median(x) for x in (plain, embedded, backfills))
+    added = with_vectors - poll
     return [
-        Figure("embed_first_poll_ms", _ms(embed), "ms",
-               "[semantic search on] embedding a first poll's items and chapters",
-               f"{100 * embed / poll:.0f}% of its first poll ({_ms(poll)} ms); cold cache {_ms(embeds[0])} ms",
-               "<= 20%", embed <= 0.2 * poll),
+        Figure("embed_first_poll_ms", _ms(added), "ms",
+               "[semantic search on] embedding a first poll's items and chapters, in the poll",
+               f"{100 * added / poll:.0f}% of its first poll ({_ms(poll)} -> {_ms(with_vectors)} ms)",
+               "<= 20%", added <= 0.2 * poll),
+        Figure("embed_backfill_ms", _ms(backfill), "ms",
+               "[semantic search on] the background pass over a first poll stored without the model",
+               f"{100 * backfill / poll:.0f}% of its first poll"),
     ]
 
 

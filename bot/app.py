@@ -99,6 +99,7 @@ class App:
         clock: Clock,
         parsers: FeedParsers | None = None,
         metrics: Metrics | None = None,
+        semantic: SemanticModel | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -110,7 +111,7 @@ class App:
         self.metrics = metrics or Metrics()
         # Loaded once, when run() starts (a one-shot command loads it on the
         # first search instead); [search] semantic = false: never.
-        self.semantic = SemanticModel(enabled=config.search.semantic)
+        self.semantic = semantic if semantic is not None else SemanticModel(enabled=config.search.semantic)
         self._vectors_due = asyncio.Event()
         self.vectors_indexed = asyncio.Event()  # set after each embedding pass (tests wait on it)
         self.commands = Commands(
@@ -160,6 +161,7 @@ class App:
         # Counted only where someone can read it: /metrics of the HTTP server.
         metrics = PrometheusMetrics() if config.http.enabled else Metrics()
         youtube = YouTubeChecks(fetcher, config.youtube, secrets.youtube_api_key)
+        semantic = SemanticModel(enabled=config.search.semantic)
         poller = Poller(store, source_kinds, clock=clock, is_book_news=is_book_news,
                         x_options=config.x_options, source_options=config.source_options, youtube=youtube,
                         hold_unplayable_s=config.youtube.hold_unplayable_s,
@@ -167,9 +169,11 @@ class App:
                         failure_alert_after=config.failure_alert_after, merge=config.merge,
                         owner=new_owner(), lease_s=config.delivery.lease_s, metrics=metrics,
                         # podcast:chapters / podcast:transcript: the same guarded fetcher as feeds
-                        fetch_document=functools.partial(fetch_document, fetcher))
+                        fetch_document=functools.partial(fetch_document, fetcher),
+                        # once run() has loaded the model, polls store their items' vectors
+                        embedder=semantic.find)
         return cls(config=config, secrets=secrets, store=store, fetcher=fetcher, poller=poller,
-                   clock=clock, parsers=parsers, metrics=metrics)
+                   clock=clock, parsers=parsers, metrics=metrics, semantic=semantic)
 
     async def close(self) -> None:
         await self.fetcher.close()  # the X API client's session too

@@ -295,6 +295,11 @@ class SemanticModel:
     def ready(self) -> bool:
         return self._model is not None
 
+    def find(self) -> Embedder | None:
+        """The model if it is loaded; never loads it (a poll embeds its items
+        only when the model is already there)."""
+        return self._model
+
     def get(self) -> Embedder | None:
         if self._model is not None or self._failed:
             return self._model
@@ -393,30 +398,46 @@ def job_groups(jobs: Sequence["VectorJob"], max_chars: int = EMBED_GROUP_CHARS) 
     return size_bounds(sizes, max_chars, len(jobs) or 1)
 
 
+def item_job(key: int, content_hash: str, item: "Item") -> "VectorJob":
+    """What ``embed_jobs`` needs of an item in memory (a poll's own, before
+    it is stored: ``key`` is the caller's, not a row id yet)."""
+    from bot.storage.records import VectorJob
+
+    return VectorJob(key, content_hash, item.title, item.summary[:DOC_CHARS], tuple(c.title for c in item.chapters))
+
+
+async def embed_off_loop(embedder: Embedder, jobs: Sequence["VectorJob"], *,
+                         pause_s: float | None = None) -> list["ItemVectors"]:
+    """``embed_jobs`` in a worker thread, a group of jobs at a time
+    (``job_groups``: ~1-2 ms of CPU each) with ``pause_s`` between groups,
+    the thread idle: while it runs, the loop and the store's thread each wait
+    up to a switch interval (5 ms) for the GIL at every hand-over, and a
+    member's reply makes several. The pause leaves the GIL to them
+    (bench_poll's semantic rows)."""
+    pause_s = EMBED_PAUSE_S if pause_s is None else pause_s
+    vectors: list[ItemVectors] = []
+    for n, (start, stop) in enumerate(job_groups(jobs)):
+        if n and pause_s > 0:
+            await asyncio.sleep(pause_s)
+        vectors += await asyncio.to_thread(embed_jobs, embedder, jobs[start:stop])
+    return vectors
+
+
 async def embed_pending(store: "Storage", embedder: Embedder, *, batch: int | None = None,
                         max_batches: int = 10_000, pause_s: float | None = None) -> int:
-    """Embed every item whose vectors are missing or stale (new items after a
-    poll, all items after an upgrade or with semantic search newly on), batch
-    by batch, the model in a worker thread. Returns how many were written.
-
-    A batch is embedded a group of items at a time (``job_groups``: ~1-2 ms
-    of CPU each) with ``pause_s`` between groups, the thread idle: while it
-    runs, the loop and the store's thread each wait up to a switch interval
-    (5 ms) for the GIL at every hand-over, and a member's reply makes several.
-    Embedding is background work no one waits for; the pause leaves the GIL
-    to them (bench_poll's semantic rows)."""
+    """Embed every item whose vectors are missing or stale, batch by batch,
+    off the loop (``embed_off_loop``). Returns how many were written. A poll
+    stores its new items' vectors itself when the model is loaded
+    (``Poller``); this catches up on the rest: all items after an upgrade,
+    with semantic search newly on or polled before the model loaded (the
+    backfill), and items whose chapters a fetched document replaced."""
     batch = EMBED_BATCH if batch is None else batch
-    pause_s = EMBED_PAUSE_S if pause_s is None else pause_s
     done, after = 0, 0
     for _ in range(max_batches):
         jobs = await store.items_needing_vectors(batch, after_id=after, summary_chars=DOC_CHARS)
         if not jobs:
             break
-        vectors: list[ItemVectors] = []
-        for n, (start, stop) in enumerate(job_groups(jobs)):
-            if n:
-                await asyncio.sleep(pause_s)
-            vectors += await asyncio.to_thread(embed_jobs, embedder, jobs[start:stop])
+        vectors = await embed_off_loop(embedder, jobs, pause_s=pause_s)
         await store.put_vectors(vectors)
         done += len(vectors)
         after = jobs[-1].item_id

@@ -44,7 +44,8 @@ from bot.profile import ProfileSnapshot, profile_changes
 from bot.replies import plural
 from bot.sources.documents import FetchedDocument
 from bot.sources.rss import Fetched
-from bot.intents import PollIntent, PollState, SnapshotRow, SourceProgress
+from bot.hybrid import Embedder, embed_off_loop, item_job
+from bot.intents import IntentVectors, PollIntent, PollState, SnapshotRow, SourceProgress
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.merge import MergeRules
@@ -236,7 +237,13 @@ class Poller:
         hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S,
         fetch_document: DocumentFetcher | None = None,
         documents_per_poll: int = MAX_FETCHES_PER_POLL,
+        embedder: Callable[[], Embedder | None] | None = None,
+        embed_pause_s: float | None = None,
     ) -> None:
+        # The search model when it is loaded (SemanticModel.find, never a
+        # load): a poll then stores its items' vectors with them (bot.hybrid).
+        self._embedder = embedder
+        self._embed_pause_s = embed_pause_s
         self._source_options = dict(source_options or {})  # settle / shorts, per source name
         # The YouTube checks (Shorts, playability, premieres); None: none are made.
         self._youtube = youtube
@@ -423,6 +430,7 @@ class Poller:
                 log.exception("%s: unexpected error preparing chapters documents; storing without them",
                               source.name)
                 before = []
+            intent = await self._with_vectors(source, intent)
             try:
                 written = await self._store.write_poll(source, intent, progress, claim=claim)
                 break
@@ -452,6 +460,29 @@ class Poller:
             source.name, ok=True, new=written.new_items, events=written.events,
             warnings=(fetched.warning,) if fetched.warning else (), queued=written.outbox_rows,
         )
+
+    async def _with_vectors(self, source: Source, intent: PollIntent) -> PollIntent:
+        """The intent with its items' search vectors, when the model is
+        loaded: embedded from the items in hand, after their chapters
+        documents are in (so the vectors are of what is stored), and written
+        in the poll's own transaction. Without them (no model yet, or the
+        embedding failed) the items are stored all the same and the
+        background pass (``embed_pending``) embeds them later."""
+        embedder = self._embedder() if self._embedder is not None else None
+        if embedder is None or not (intent.new_items or intent.updates):
+            return intent
+        owners = [(n, None) for n in range(len(intent.new_items))] + [(None, u.item_id) for u in intent.updates]
+        jobs = [item_job(n, new.content_hash, new.item) for n, new in enumerate(intent.new_items)]
+        jobs += [item_job(u.item_id, u.content_hash, u.item) for u in intent.updates]
+        try:
+            vectors = await embed_off_loop(embedder, jobs, pause_s=self._embed_pause_s)
+        except Exception:  # a bug in embedding must cost the vectors, never the poll
+            log.exception("%s: unexpected error embedding new items for search; storing them without vectors "
+                          "(embedded later)", source.name)
+            return intent
+        return replace(intent, vectors=tuple(
+            IntentVectors(new_index, item_id, v.content_hash, v.item, v.chapters)
+            for (new_index, item_id), v in zip(owners, vectors)))
 
     # -- documents an item links to (bot.documents) -----------------------------------
 

@@ -122,6 +122,11 @@ async def _replace_chapters(conn: asyncpg.Connection, item_id: int, chapters: tu
         "WHERE i.id = $1", item_id)
     if row is None:
         return
+    found = await conn.fetch("SELECT start_s, title FROM chapters WHERE item_id = $1 ORDER BY position", item_id)
+    if tuple(Chapter(r[0], r[1]) for r in found) == chapters:
+        # Already stored (fetched before the poll's write, which stored them
+        # and their vectors): nothing to rewrite or re-embed.
+        return
     stored = rows.stored_item(row, ())
     await _update_item(conn, item_id, stored.identity, replace(stored.item, chapters=chapters), row[-1])
     # Its search vectors were of the old chapters (the content hash stays the

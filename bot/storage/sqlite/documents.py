@@ -124,6 +124,12 @@ async def _replace_chapters(db: aiosqlite.Connection, item_id: int, chapters: tu
         row = await cur.fetchone()
     if row is None:
         return
+    async with db.execute("SELECT start_s, title FROM chapters WHERE item_id = ? ORDER BY position",
+                          (item_id,)) as cur:
+        if tuple(Chapter(r[0], r[1]) for r in await cur.fetchall()) == chapters:
+            # Already stored (fetched before the poll's write, which stored
+            # them and their vectors): nothing to rewrite or re-embed.
+            return
     stored = rows.stored_item(row, ())
     await _update_item(db, item_id, stored.identity, replace(stored.item, chapters=chapters), row[-1])
     # Its search vectors were of the old chapters (the content hash stays the

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aiosqlite
+
 from bot.storage.records import ItemVectors, VectorJob, split_chapters
 from bot.storage.sqlite.base import SqliteBase
 
@@ -40,11 +42,7 @@ class VectorsTable(SqliteBase):
         # still has that content -- an edit in the meantime leaves it to be
         # embedded again; a removed item, nothing.
         async with self._tx("saving search vectors") as db:
-            await db.executemany(
-                "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
-                "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
-                [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
-            )
+            await write_vectors(db, vectors)
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
@@ -65,3 +63,13 @@ class VectorsTable(SqliteBase):
                 f"WHERE chapter_count > 0 AND item_id IN ({marks})", chunk):
                 out[r[0]] = split_chapters(bytes(r[1]), r[2])
         return out
+
+
+async def write_vectors(db: aiosqlite.Connection, vectors: Sequence[ItemVectors]) -> None:
+    """``put_vectors``' statement, inside the caller's transaction (a poll's
+    write stores its items' vectors with them)."""
+    await db.executemany(
+        "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
+        "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
+        [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
+    )
