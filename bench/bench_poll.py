@@ -281,19 +281,21 @@ async def measure_replies(server: FeedServer, fetcher: HttpFetcher, parsers: Fee
                           tmp: Path, model: SemanticModel) -> list[Figure]:
     """With semantic search (``model`` enabled), as a running bot with the
     defaults: the model loaded at start, before the heap is settled, and each
-    ingest followed by embedding its items (in a worker thread, as ``App``
-    does after a poll) while members are answered."""
+    ingest embedding its items in the poll (in a worker thread, with the
+    pauses between groups, as ``App``'s poller does) while members are
+    answered."""
     semantic = model.enabled
-    embedder = await model.load()
+    await model.load()
     store = await SqliteStorage.open(tmp / ("replies-semantic.db" if semantic else "replies.db"))
     try:
-        poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW))
+        poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW),
+                        embedder=model.find)
         commands = Commands(store, clock=FrozenClock(NOW), semantic=model)
 
         async def ingest(name: str) -> Any:
             report = await poller.poll(name, force=True)
-            if embedder is not None:
-                await embed_pending(store, embedder)
+            if model.ready:
+                assert await store.items_needing_vectors(1) == []  # embedded by the poll itself
             return report
 
         # A catalogue to answer from, as a running bot has.
