@@ -6,13 +6,15 @@ id more than that fails here as it would on an SQLite built with a low cap."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiosqlite
 import pytest
 
+from bot.storage import SqliteStorage
 from bot.storage.sqlite.base import IN_LIST_MAX, all_in
+from tests import test_storage_contract as contract
 
 ROWS = 1_300  # ids 1..ROWS, each with three parts in position order
 
@@ -90,3 +92,16 @@ async def test_inside_a_write_transaction(conn: aiosqlite.Connection) -> None:
 async def test_a_template_needs_exactly_one_marks(conn: aiosqlite.Connection, template: str) -> None:
     with pytest.raises(ValueError, match="exactly one"):
         await all_in(conn, template, [1])
+
+
+@pytest.mark.parametrize("reads", [contract.test_items_chapters_and_vectors_of_more_ids_than_one_statement_binds,
+                                   contract.test_events_and_trails_of_more_ids_than_one_statement_binds],
+                         ids=["items", "events"])
+async def test_the_storage_reads_many_ids_under_the_lowered_limit(
+        tmp_path: Path, reads: Callable[[SqliteStorage], Awaitable[None]]) -> None:
+    """The contract's reads over 1,200 ids, on a store whose connections bind
+    at most IN_LIST_MAX parameters per statement (this build allows 250,000)."""
+    async with await SqliteStorage.open(tmp_path / "s.db") as store:
+        for db in (store._conn, store._read):
+            await db._execute(db._conn.setlimit, sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, IN_LIST_MAX)
+        await reads(store)
