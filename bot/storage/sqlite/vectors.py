@@ -47,21 +47,11 @@ class VectorsTable(SqliteBase):
             )
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
-        for start in range(0, len(item_ids), 500):  # under SQLite's bound-parameter limit
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(f"SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", chunk):
-                out[r[0]] = bytes(r[1])
-        return out
+        found = await self._all_in("SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", item_ids)
+        return {r[0]: bytes(r[1]) for r in found}
 
     async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
-        out: dict[int, list[bytes]] = {}
-        for start in range(0, len(item_ids), 500):
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(
-                f"SELECT item_id, chapters, chapter_count FROM item_vectors "
-                f"WHERE chapter_count > 0 AND item_id IN ({marks})", chunk):
-                out[r[0]] = split_chapters(bytes(r[1]), r[2])
-        return out
+        found = await self._all_in(
+            "SELECT item_id, chapters, chapter_count FROM item_vectors "
+            "WHERE chapter_count > 0 AND item_id IN ({marks})", item_ids)
+        return {r[0]: split_chapters(bytes(r[1]), r[2]) for r in found}
