@@ -60,10 +60,10 @@ def from_db_time(value: str | None) -> datetime | None:
 
 # At most this many ids go into one ``IN (...)`` list; a longer list is
 # queried a chunk at a time (``all_in``). SQLite caps the parameters bound to
-# one statement (SQLITE_MAX_VARIABLE_NUMBER: 999 before 3.32, 32,766 since, and
-# a build may set either), so 500 stays under the lowest cap with room for a
-# statement's other parameters, and each chunk is still one hop to the
-# database thread.
+# one statement at build time (SQLITE_MAX_VARIABLE_NUMBER: 999 by default
+# before 3.32, 32,766 since; a distribution may pick its own), so 500 stays
+# under the lowest default with room for a statement's other parameters, and
+# a chunk is still one hop to the database thread.
 IN_LIST_MAX = 500
 
 
