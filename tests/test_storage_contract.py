@@ -398,6 +398,30 @@ async def test_catalogue_reads(storage: Storage) -> None:
     assert written is not None
 
 
+# More ids than SQLite binds in one statement chunk (bot/storage/sqlite/base.py IN_LIST_MAX).
+MANY = 1_200
+
+
+async def test_items_chapters_and_vectors_of_more_ids_than_one_statement_binds(storage: Storage) -> None:
+    from bot.storage.records import ItemVectors
+
+    source = await storage.add_source(spec(), NOW)
+    items = [item(n, chapters=tuple(Chapter(60 * p, f"{n}: part {p}") for p in range(3))) for n in range(1, MANY + 1)]
+    written = (await write(storage, source, items)).new_items  # type: ignore[attr-defined]
+    ids = [s.id for s in written]
+    # newest id first, and an id again past the first chunk: neither changes the answer
+    asked = [*reversed(ids), ids[0], 999_999]
+    found = await storage.items_by_id(asked)
+    assert set(found) == set(ids)
+    assert all(found[s.id].item.chapters == s.item.chapters for s in written)  # each in chapter order
+    await storage.put_vectors([
+        ItemVectors(s.id, content_hash(s.item), s.id.to_bytes(4, "big"),
+                    tuple(bytes([p]) + s.id.to_bytes(3, "big") for p in range(3))) for s in written])
+    assert await storage.find_vectors(asked) == {i: i.to_bytes(4, "big") for i in ids}
+    assert await storage.chapter_vectors(asked) == {
+        i: [bytes([p]) + i.to_bytes(3, "big") for p in range(3)] for i in ids}
+
+
 async def _catalog(storage: Storage) -> dict[str, int]:
     source = await storage.add_source(spec(), NOW)
     long_text = " ".join(["filler words about many unrelated backend topics"] * 60) + " a needle somewhere."
@@ -734,6 +758,24 @@ async def test_outbox_reads(storage: Storage) -> None:
     assert [events[k].title for k in sorted(events)] == ["Event 0", "Event 1"]
     with pytest.raises(NotFound):
         await storage.get_event(999)
+
+
+async def test_events_and_trails_of_more_ids_than_one_statement_binds(storage: Storage) -> None:
+    count = 600  # each with two outbox rows
+    await queued(storage, count, D1, S1)
+    rows = await storage.outbox_rows()
+    event_ids = sorted({r.event_id for r in rows})
+    assert len(event_ids) == count
+    events = await storage.events_by_id([*reversed(event_ids), event_ids[0], 999_999])
+    assert {k: e.title for k, e in events.items()} == {k: f"Event {n}" for n, k in enumerate(event_ids)}
+    trails = await storage.recent_event_trails(count)
+    assert [t.event.id for t in trails] == list(reversed(event_ids))  # newest first
+    by_event: dict[int, list[int]] = {}
+    for r in rows:
+        by_event.setdefault(r.event_id, []).append(r.id)
+    for trail in trails:  # each event's rows, in id order
+        assert [d.outbox_id for d in trail.deliveries] == sorted(by_event[trail.event.id])
+        assert [d.destination for d in trail.deliveries] == [D1, S1]
 
 
 async def test_claim_outbox_budgets_per_destination_and_order(storage: Storage) -> None:

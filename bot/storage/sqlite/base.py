@@ -58,6 +58,36 @@ def from_db_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+# At most this many ids go into one ``IN (...)`` list; a longer list is
+# queried a chunk at a time (``all_in``). SQLite caps the parameters bound to
+# one statement at build time (SQLITE_MAX_VARIABLE_NUMBER: 999 by default
+# before 3.32, 32,766 since; a distribution may pick its own), so 500 stays
+# under the lowest default with room for a statement's other parameters, and
+# a chunk is still one hop to the database thread.
+IN_LIST_MAX = 500
+
+
+async def all_in(conn: aiosqlite.Connection, template: str, ids: Sequence[Any]) -> list[sqlite3.Row]:
+    """The rows of ``template`` over ``ids``: SQL with one ``{marks}`` where the
+    ids are bound (``... WHERE id IN ({marks}) ...``), run once per chunk of
+    at most IN_LIST_MAX ids on ``conn`` (a read connection, or a write
+    transaction's), chunk after chunk. Each id is bound once, in first-seen
+    order: a duplicate in a later chunk would match its rows again. An
+    ORDER BY in the template orders each chunk's rows, not the whole result;
+    rows grouped by the chunked id keep it (all of one id's rows are in one
+    chunk), and a caller that needs one order across chunks sorts the result.
+    No ids, no query."""
+    if template.count("{marks}") != 1:  # the ids are bound once per statement
+        raise ValueError("the query template needs exactly one {marks} for the ids")
+    unique = list(dict.fromkeys(ids))
+    found: list[sqlite3.Row] = []
+    for start in range(0, len(unique), IN_LIST_MAX):
+        chunk = unique[start:start + IN_LIST_MAX]
+        sql = template.replace("{marks}", ",".join("?" * len(chunk)))
+        found.extend(await conn.execute_fetchall(sql, chunk))
+    return found
+
+
 def split_sql(script: str) -> list[str]:
     """Split a migration into statements (none of ours contain ';' in literals)."""
     statements, buf = [], []
@@ -205,6 +235,11 @@ class SqliteBase:
         """Rows in one hop to the database thread (execute + fetchall + close)."""
         async with self._errors(doing):
             return list(await self._read.execute_fetchall(sql, params))
+
+    async def _all_in(self, template: str, ids: Sequence[Any], doing: str = "reading") -> list[sqlite3.Row]:
+        """``all_in`` on the read connection: rows for ids, a chunk at a time."""
+        async with self._errors(doing):
+            return await all_in(self._read, template, ids)
 
     async def _one(self, sql: str, params: Sequence[Any] = (), doing: str = "reading") -> Any:
         rows = await self._all(sql, params, doing)

@@ -76,14 +76,11 @@ _CHAPTER_PAD = ", NULL" * (_ITEM_WIDTH - 5)
 class CatalogTable(SqliteBase):
     async def _chapters(self, item_ids: Sequence[int]) -> dict[int, tuple[Chapter, ...]]:
         out: dict[int, list[Chapter]] = {}
-        for start in range(0, len(item_ids), 500):  # under SQLite's bound-parameter limit
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(
-                f"SELECT item_id, start_s, title FROM chapters WHERE item_id IN ({marks}) ORDER BY item_id, position",
-                chunk,
-            ):
-                out.setdefault(r[0], []).append(Chapter(r[1], r[2]))
+        # Position order per item holds across chunks: an item's chapters are all in its chunk.
+        for r in await self._all_in(
+                "SELECT item_id, start_s, title FROM chapters WHERE item_id IN ({marks}) ORDER BY item_id, position",
+                item_ids):
+            out.setdefault(r[0], []).append(Chapter(r[1], r[2]))
         return {k: tuple(v) for k, v in out.items()}
 
     async def _with_chapters(self, found: Sequence[sqlite3.Row]) -> list[StoredItem]:
@@ -94,17 +91,10 @@ class CatalogTable(SqliteBase):
         return (await self.items_by_id([item_id])).get(item_id)
 
     async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
-        out: dict[int, StoredItem] = {}
-        for start in range(0, len(item_ids), 500):
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            found = await self._all(
-                f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id IN ({marks})",
-                chunk,
-            )
-            for stored in await self._with_chapters(found):
-                out[stored.id] = stored
-        return out
+        found = await self._all_in(
+            f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id WHERE i.id IN ({{marks}})",
+            item_ids)
+        return {stored.id: stored for stored in await self._with_chapters(found)}
 
     async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
         where = "WHERE i.kind = ?" if kind else ""

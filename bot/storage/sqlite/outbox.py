@@ -307,16 +307,8 @@ class OutboxTable(SqliteBase):
                                       int(r[5] or 0)) for r in found}
 
     async def events_by_id(self, event_ids: Sequence[int]) -> dict[int, Event]:
-        out: dict[int, Event] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = list(event_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in await self._all(
-                f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]] = rows.event(row)
-        return out
+        found = await self._all_in(f"SELECT {rows.EVENT_COLUMNS} FROM events WHERE id IN ({{marks}})", event_ids)
+        return {row[0]: rows.event(row) for row in found}
 
     async def get_event(self, event_id: int) -> Event:
         row = await self._one(

@@ -72,12 +72,10 @@ class TrailsTable(SqliteBase):
 
     async def _deliveries(self, event_ids: Sequence[int]) -> dict[int, list[DeliveryTrail]]:
         out: dict[int, list[DeliveryTrail]] = {}
-        for start in range(0, len(event_ids), 500):
-            chunk = list(event_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(
-                    f"SELECT {_TRAIL_COLUMNS} FROM outbox o WHERE o.event_id IN ({marks}) ORDER BY o.id", chunk):
-                out.setdefault(r[1], []).append(_trail(r))
+        # Id order per event holds across chunks: an event's rows are all in its chunk.
+        for r in await self._all_in(
+                f"SELECT {_TRAIL_COLUMNS} FROM outbox o WHERE o.event_id IN ({{marks}}) ORDER BY o.id", event_ids):
+            out.setdefault(r[1], []).append(_trail(r))
         return out
 
     async def _event_trails(self, where: str, params: Sequence[object], order: str) -> list[EventTrail]:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from bot.storage.records import ItemVectors, VectorJob, split_chapters
-from bot.storage.sqlite.base import SqliteBase
+from bot.storage.sqlite.base import SqliteBase, all_in
 
 
 class VectorsTable(SqliteBase):
@@ -26,13 +26,9 @@ class VectorsTable(SqliteBase):
                 "WHERE i.id > ? AND (v.item_id IS NULL OR v.content_hash != i.content_hash) ORDER BY i.id LIMIT ?",
                 (max(0, summary_chars), after_id, max(0, limit))))
             titles: dict[int, list[str]] = {}
-            ids = [r[0] for r in found]
-            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-                chunk = ids[start:start + 500]
-                for r in await self._conn.execute_fetchall(
-                    f"SELECT item_id, title FROM chapters WHERE item_id IN ({','.join('?' * len(chunk))}) "
-                    "ORDER BY item_id, position", chunk):
-                    titles.setdefault(r[0], []).append(r[1])
+            for r in await all_in(self._conn, "SELECT item_id, title FROM chapters WHERE item_id IN ({marks}) "
+                                  "ORDER BY item_id, position", [r[0] for r in found]):
+                titles.setdefault(r[0], []).append(r[1])
         return [VectorJob(r[0], r[1], r[2], r[3] or "", tuple(titles.get(r[0], ()))) for r in found]
 
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
@@ -45,24 +41,14 @@ class VectorsTable(SqliteBase):
             await write_vectors(db, vectors)
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
-        out: dict[int, bytes] = {}
-        for start in range(0, len(item_ids), 500):  # under SQLite's bound-parameter limit
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(f"SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", chunk):
-                out[r[0]] = bytes(r[1])
-        return out
+        found = await self._all_in("SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", item_ids)
+        return {r[0]: bytes(r[1]) for r in found}
 
     async def chapter_vectors(self, item_ids: Sequence[int]) -> dict[int, list[bytes]]:
-        out: dict[int, list[bytes]] = {}
-        for start in range(0, len(item_ids), 500):
-            chunk = list(item_ids[start:start + 500])
-            marks = ",".join("?" * len(chunk))
-            for r in await self._all(
-                f"SELECT item_id, chapters, chapter_count FROM item_vectors "
-                f"WHERE chapter_count > 0 AND item_id IN ({marks})", chunk):
-                out[r[0]] = split_chapters(bytes(r[1]), r[2])
-        return out
+        found = await self._all_in(
+            "SELECT item_id, chapters, chapter_count FROM item_vectors "
+            "WHERE chapter_count > 0 AND item_id IN ({marks})", item_ids)
+        return {r[0]: split_chapters(bytes(r[1]), r[2]) for r in found}
 
 
 async def write_vectors(db: aiosqlite.Connection, vectors: Sequence[ItemVectors]) -> None:
