@@ -335,7 +335,10 @@ def split_chapters(blob: bytes, count: int) -> list[bytes]:
 def intent_vectors(intent_vectors: Sequence["IntentVectors"], item_ids: Sequence[int]) -> list[ItemVectors]:
     """A poll intent's vectors with their items' ids (``item_ids`` in the
     order of the intent's new items, as the write inserted them)."""
-    return [ItemVectors(item_ids[v.new_index] if v.new_index is not None else v.item_id, v.content_hash,
-                        v.item, v.chapters)
-            for v in intent_vectors if v.new_index is not None or v.item_id is not None]
+    out = []
+    for v in intent_vectors:
+        item_id = item_ids[v.new_index] if v.new_index is not None else v.item_id
+        if item_id is not None:
+            out.append(ItemVectors(item_id, v.content_hash, v.item, v.chapters))
+    return out
 
