@@ -159,11 +159,18 @@ def test_config_example_documents_the_search_section() -> None:
 
 # -- pure ranking ------------------------------------------------------------------------
 
-def test_vectors_round_trip_as_float16_bytes_and_come_back_float32() -> None:
-    v = np.arange(DIM, dtype=np.float32) / DIM
+def test_vectors_round_trip_as_bfloat16_bytes_and_come_back_float32() -> None:
+    v = (np.arange(DIM, dtype=np.float32) - DIM / 2) / DIM
     data = to_bytes(v)
-    assert len(data) == DIM * 2 and np.abs(from_bytes(data) - v).max() < 1e-3
-    assert from_bytes(data).dtype == np.float32
+    back = from_bytes(data)
+    assert len(data) == DIM * 2 and back.dtype == np.float32
+    assert np.all(np.abs(back - v) <= np.abs(v) * 2 ** -8)  # rounded to 8 significant bits
+    assert np.array_equal(from_bytes(to_bytes(back)), back)  # what is stored comes back exactly
+    assert not from_bytes(to_bytes(np.zeros(DIM, dtype=np.float32))).any()  # an empty text stays zero
+    # the cosine of two normalized vectors moves by far less than the threshold can tell
+    rng = np.random.default_rng(7)
+    a, b = hybrid.normalized(rng.standard_normal((2, DIM)).astype(np.float32))
+    assert abs(float(from_bytes(to_bytes(a)) @ from_bytes(to_bytes(b))) - float(a @ b)) < 2e-3
 
 
 def test_soft_and_keeps_a_document_whose_missing_words_are_close_in_meaning() -> None:
@@ -272,7 +279,7 @@ def test_embed_jobs_builds_the_same_vectors_as_embedding_the_whole_texts() -> No
     assert [v.item_id for v in vectors] == [j.item_id for j in jobs]
     documents = embedder.embed([hybrid.document_text(j.title, j.chapters, j.summary) for j in jobs])
     for job, got, want in zip(jobs, vectors, documents):
-        assert np.abs(from_bytes(got.item) - want).max() < 2e-3  # float16 as stored
+        assert np.abs(from_bytes(got.item) - want).max() < 2e-3  # bfloat16 as stored
         assert len(got.chapters) == len(job.chapters)
         if job.chapters:
             whole = embedder.embed([hybrid.chapter_text(job.title, c) for c in job.chapters])

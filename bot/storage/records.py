@@ -315,7 +315,7 @@ class VectorJob:
 
 @dataclass(frozen=True, slots=True)
 class ItemVectors:
-    """An item's search vectors (float32 bytes, bot/hybrid.py): one for the
+    """An item's search vectors (bytes in bot/hybrid.py's stored encoding): one for the
     item, one per chapter in chapter order."""
 
     item_id: int

@@ -378,6 +378,11 @@ MIGRATIONS: list[str] = [
         chapter_count integer NOT NULL
     );
     """,
+    # -> n+1: vectors are bfloat16, not float16 (as SQLite's migration 14).
+    # Derived data: dropped and re-embedded by the next start's backfill.
+    """
+    DELETE FROM item_vectors;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -462,6 +462,13 @@ MIGRATIONS: list[str] = [
         chapter_count INTEGER NOT NULL
     );
     """,
+    # -> n+1: vectors are bfloat16, not float16 (bot/hybrid.py as_stored:
+    # encoding them was an eighth of embedding's time). Derived data: the
+    # float16 rows would read as noise, so they are dropped and the next
+    # start's backfill re-embeds the catalogue.
+    """
+    DELETE FROM item_vectors;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
