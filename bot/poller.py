@@ -136,6 +136,7 @@ def _decide(source: Source, state: PollState, fetched: Fetched, now: datetime,
 def videos_to_check(
     source: Source, state: PollState, fetched: Fetched, *, now: datetime,
     options: SourceOptions = SourceOptions(), is_book_news: BookMatcher | None = None, has_key: bool = False,
+    decision: Decision | None = None,
 ) -> tuple[list[str], list[str]]:
     """(videos to check for Shorts, videos whose live state or playability
     to check), pure: the new videos this poll would announce (only those:
@@ -143,10 +144,12 @@ def videos_to_check(
     waiting to be watchable (with an API key: every held one, so one that
     settles while upcoming is announced as a premiere), and the premieres
     and streams being followed.
-    YouTube items are recognised by their yt:videoId, not their link."""
+    YouTube items are recognised by their yt:videoId, not their link.
+    ``decision``: ``decide``'s, when the caller has it (decide_poll takes it too)."""
     if fetched.items is None or not (state.held or state.live or any(i.video_id for i in fetched.items)):
         return [], []
-    decision = _decide(source, state, fetched, now, is_book_news)
+    if decision is None:
+        decision = _decide(source, state, fetched, now, is_book_news)
     chosen = sorted({e.new_index for e in decision.events if e.new_index is not None})
     videos = [v for i in chosen if (v := decision.new_items[i].item.video_id)]
     live = [*videos, *(h.item.video_id for h in state.held if (h.waiting_playable or has_key) and h.item.video_id),
@@ -159,14 +162,17 @@ def decide_poll(
     is_book_news: BookMatcher | None = None, x_options: XSourceOptions | None = None,
     options: SourceOptions = SourceOptions(), facts: Mapping[str, VideoFacts] | None = None,
     hold_unplayable_s: int = DEFAULT_HOLD_UNPLAYABLE_S, check_playable: bool = False,
-    merge: MergeRules | None = None,
+    merge: MergeRules | None = None, decision: Decision | None = None,
 ) -> PollIntent:
     """Everything one poll decides, pure: what is new or edited (``decide``),
     what is held back or let go (``apply_holds``: settle, Shorts, videos not
     watchable yet, premieres), what changed on a profile since the stored
     snapshot, which members get a DM (their subscriptions), and the events
-    with their routes, book follow-ups, merges and edits (``plan_poll``)."""
-    decision = _decide(source, state, fetched, now, is_book_news)
+    with their routes, book follow-ups, merges and edits (``plan_poll``).
+    ``decision``: ``decide``'s of this state and fetch, when the caller
+    already made it (a YouTube poll needs it first to know what to check)."""
+    if decision is None:
+        decision = _decide(source, state, fetched, now, is_book_news)
     content = EventKind(source.spec.content.value if source.spec.content else ContentKind.ARTICLE.value)
     if options != SourceOptions() or facts or state.held or state.live:
         decision = apply_holds(decision, options=options, facts=facts or {}, held=state.held, now=now,
@@ -409,13 +415,17 @@ class Poller:
         for attempt in range(1, STALE_RETRIES + 1):
             state = await self._store.load_poll_state(source, now, book_window_s=self._book_window_s,
                                                       edit_window_s=edit_window_s)
+            decision: Decision | None = None
             if self._youtube is not None:
                 # Fetched between the read and the decision, for the videos
                 # that need it (once a poll, whatever the retries); the checks
-                # touch no storage and decide nothing.
-                shorts_ids, live_ids = await asyncio.to_thread(
-                    videos_to_check, source, state, fetched, now=now, options=source_options,
-                    is_book_news=self._is_book_news, has_key=self._youtube.has_key)
+                # touch no storage and decide nothing. decide() once: the
+                # checks and the intent are both made from it.
+                if fetched.items is not None:
+                    decision = await asyncio.to_thread(_decide, source, state, fetched, now, self._is_book_news)
+                shorts_ids, live_ids = videos_to_check(
+                    source, state, fetched, now=now, options=source_options,
+                    is_book_news=self._is_book_news, has_key=self._youtube.has_key, decision=decision)
                 shorts_ids = [v for v in shorts_ids if v not in facts]
                 live_ids = [v for v in live_ids if v not in facts]
                 if shorts_ids or live_ids:
@@ -423,7 +433,8 @@ class Poller:
             intent = await asyncio.to_thread(
                 decide_poll, source, state, fetched, now=now, is_book_news=self._is_book_news, x_options=options,
                 merge=self._merge, options=source_options, facts=facts,
-                hold_unplayable_s=self._hold_unplayable_s, check_playable=self._youtube is not None)
+                hold_unplayable_s=self._hold_unplayable_s, check_playable=self._youtube is not None,
+                decision=decision)
             try:
                 intent, before = await self._documents_before(intent, documents, now)
             except Exception:  # a bug here must cost the documents, never the poll (or every poll after it)

@@ -170,6 +170,27 @@ async def test_a_short_is_stored_but_not_announced_and_only_new_videos_are_check
     # a confirmed Short is not checked further: no watch page fetched for it
     assert "sh1" not in [q.get("v") for q in rig.stub.calls("/watch")]
 
+async def test_a_youtube_poll_decides_once(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks (which videos to look at) and the intent are made from one
+    decide(): deciding 500 items is not free, and it ran twice a poll."""
+    import bot.poller
+
+    calls = []
+    original = bot.poller.decide
+
+    def counted(*args: object, **kw: object) -> object:
+        calls.append(1)
+        return original(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.poller, "decide", counted)
+    await baseline(rig)
+    rig.publish("vid1", "A long video")
+    report = await rig.poll()
+    assert [e.title for e in report.events] == ["A long video"]
+    assert len(calls) == 2  # one a poll, the checks of vid1 included
+    assert rig.stub.calls("/shorts/")
+
+
 async def test_shorts_true_announces_shorts_and_checks_nothing(storage: Storage, youtube: YouTubeStub) -> None:
     r = await make_rig(storage, youtube, options=SourceOptions(shorts=True))
     try:
