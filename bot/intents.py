@@ -190,23 +190,6 @@ class PollIntent:
     holds: tuple["HoldIntent", ...] = ()
     releases: tuple["ItemRelease", ...] = ()
     live: tuple["LiveIntent", ...] = ()
-    # Search vectors of the items above, when the model is loaded (bot.hybrid).
-    vectors: tuple[IntentVectors, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class IntentVectors:
-    """Search vectors of an item the intent stores or edits, embedded from the
-    intent's own item before the write and stored with it (so a new episode is
-    found by meaning from the moment it is stored, and nothing reads it back to
-    embed it). ``new_index`` into ``new_items``, or an update's ``item_id``.
-    Written only while the item has ``content_hash``, like ``put_vectors``."""
-
-    new_index: int | None
-    item_id: int | None
-    content_hash: str
-    item: bytes
-    chapters: tuple[bytes, ...] = ()  # all of one length, in chapter order
 
 
 if TYPE_CHECKING:

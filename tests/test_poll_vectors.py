@@ -1,5 +1,5 @@
-"""A poll stores its items' search vectors in its own write (bot.poller
-``_with_vectors``, bot.hybrid): feeds and a chapters document served on
+"""A poll stores its items' search vectors right after its write (bot.poller
+``_store_vectors``, bot.hybrid): feeds and a chapters document served on
 127.0.0.1, the real fetcher, the real model, both storage backends.
 
 What must hold: with the model loaded, a new item is found by meaning the
@@ -110,7 +110,7 @@ async def test_a_poll_stores_its_new_items_vectors_with_them(make_rig, model: Em
     assert len(stored[ep1.id][1]) == len(JSON_CHAPTERS)
     assert await embed_pending(rig.store, model) == 0
 
-    # An edit: its vectors are replaced in the same write.
+    # An edit: its vectors are replaced by the same poll.
     rig.serve([Episode(1, "/ch/1.json", summary="Edited: disks filling up with WAL. 0:00 Welcome"),
                Episode(2), Episode(3)])
     await rig.poll()
@@ -156,3 +156,21 @@ def test_an_items_job_is_what_the_background_pass_reads() -> None:
     job = hybrid.item_job(7, "h", item)
     assert (job.item_id, job.content_hash, job.title, job.chapters) == (7, "h", "T", ("Intro", "Body"))
     assert job.summary == "s" * DOC_CHARS  # as items_needing_vectors(summary_chars=DOC_CHARS) reads it
+
+
+async def test_vectors_that_cannot_be_saved_cost_a_warning_never_the_poll(
+        make_rig, model: Embedder, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from bot.errors import StorageError
+
+    rig = await make_rig(lambda: model)
+
+    async def full_disk(vectors: object) -> None:
+        raise StorageError("saving search vectors failed: database or disk is full")
+
+    monkeypatch.setattr(rig.store, "put_vectors", full_disk)
+    rig.serve([Episode(1), Episode(2)])
+    with caplog.at_level(logging.WARNING, logger="showbot.poll"):
+        await rig.poll()
+    assert len(await rig.store.items_needing_vectors(10)) == 2  # stored, and due for the background pass
+    assert [r.levelno for r in caplog.records if "search vectors not saved" in r.getMessage()] == [logging.WARNING]

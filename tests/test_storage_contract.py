@@ -681,30 +681,6 @@ async def test_vectors_of_an_item_edited_or_removed_meanwhile_are_not_saved(stor
     assert await storage.find_vectors([a.id]) == {}
 
 
-async def test_a_poll_stores_its_items_vectors_in_its_own_write(storage: Storage) -> None:
-    """IntentVectors: a new item's (by its index in the intent) and an
-    update's (by id) are written with the poll, only for the content they
-    were embedded from; the items are then not due for the background pass."""
-    from bot.detect import ItemUpdate
-    from bot.intents import IntentVectors
-
-    source = await storage.add_source(spec(), NOW)
-    (old,) = (await write(storage, source, [item(1, title="Kafka")])).new_items  # type: ignore[attr-defined]
-    edited = replace(old.item, title="Kafka partitions")
-    fresh, other = item(2, title="Redis", chapters=(Chapter(0, "Intro"), Chapter(60, "Streams"))), item(3)
-    intent = PollIntent(
-        new_items=(new_item(fresh), new_item(other)),
-        updates=(ItemUpdate(old.id, edited, content_hash(edited), item_identity(edited)),),
-        vectors=(IntentVectors(0, None, content_hash(fresh), b"redis", (b"c0", b"c1")),
-                 IntentVectors(1, None, "not-what-is-stored", b"stale"),
-                 IntentVectors(None, old.id, content_hash(edited), b"kafka-2")),
-    )
-    (a, b) = (await storage.write_poll(source, intent, progress())).new_items
-    assert await storage.find_vectors([a.id, b.id, old.id]) == {a.id: b"redis", old.id: b"kafka-2"}
-    assert await storage.chapter_vectors([a.id]) == {a.id: [b"c0", b"c1"]}
-    assert [j.item_id for j in await storage.items_needing_vectors(10)] == [b.id]  # only the stale one
-
-
 HOSTILE = ['"NEAR(', "*", ":", "&|!", "'", "''", '"', "\\", "a:*", "(kafka", "kafka)", "NOT kafka", "-kafka",
            "kafka <-> queues", "title:kafka", "^kafka", "épée", "日本語", "\x00", "x" * 10_000,
            " ".join(["kafka"] * 2_000), "\u200b\u0301", "AND OR NOT", "k:* & | ! ( ) <->"]

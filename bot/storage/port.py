@@ -189,9 +189,7 @@ class Storage(Protocol):
         self, source: Source, intent: PollIntent, progress: SourceProgress, *, claim: str | None = None,
     ) -> PollWrite:
         """Write one poll's intent in ONE transaction: new items (with
-        chapters and search index), updates, their search vectors
-        (``vectors``: each only while its item has that content hash, as
-        ``put_vectors``), the snapshot, events in order
+        chapters and search index), updates, the snapshot, events in order
         (a follow-up's ``follow_up_of`` filled in), their outbox rows (one per
         planned delivery, each with a fresh idempotency key, in order), the
         anchor's new links, the holds (``holds`` stored or replaced per item,

@@ -8,18 +8,14 @@ stats and moderation commands. Timestamps are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.models import (
     DigestPeriod, Destination, Event, EventKind, EventPurpose, Platform, StoredItem,
 )
 from bot.verdicts import ItemVerdict, Routing
-
-if TYPE_CHECKING:
-    from bot.intents import IntentVectors
 
 
 class OutboxStatus(enum.StrEnum):
@@ -330,15 +326,3 @@ def split_chapters(blob: bytes, count: int) -> list[bytes]:
         return []
     size = len(blob) // count
     return [blob[n * size:(n + 1) * size] for n in range(count)]
-
-
-def intent_vectors(intent_vectors: Sequence["IntentVectors"], item_ids: Sequence[int]) -> list[ItemVectors]:
-    """A poll intent's vectors with their items' ids (``item_ids`` in the
-    order of the intent's new items, as the write inserted them)."""
-    out = []
-    for v in intent_vectors:
-        item_id = item_ids[v.new_index] if v.new_index is not None else v.item_id
-        if item_id is not None:
-            out.append(ItemVectors(item_id, v.content_hash, v.item, v.chapters))
-    return out
-

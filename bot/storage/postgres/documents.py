@@ -124,8 +124,8 @@ async def _replace_chapters(conn: asyncpg.Connection, item_id: int, chapters: tu
         return
     found = await conn.fetch("SELECT start_s, title FROM chapters WHERE item_id = $1 ORDER BY position", item_id)
     if tuple(Chapter(r[0], r[1]) for r in found) == chapters:
-        # Already stored (fetched before the poll's write, which stored them
-        # and their vectors): nothing to rewrite or re-embed.
+        # Already stored (fetched before the poll's write, which stored them;
+        # the poll then saved their vectors): nothing to redo.
         return
     stored = rows.stored_item(row, ())
     await _update_item(conn, item_id, stored.identity, replace(stored.item, chapters=chapters), row[-1])

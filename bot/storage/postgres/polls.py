@@ -28,8 +28,7 @@ from bot.storage.postgres.base import PostgresBase, ts, ts_req
 from bot.storage.postgres.schema import TS_CONFIG
 from bot.intents import AnnouncedEvent
 from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
-from bot.storage.records import PollWrite, intent_vectors
-from bot.storage.postgres.vectors import write_vectors
+from bot.storage.records import PollWrite
 
 
 # pg_advisory_xact_lock key of "a poll that announces is being written"
@@ -175,8 +174,6 @@ class PollsTable(PostgresBase):
                 raise ClaimLost(f"items of {source.name!r} were stored by another poll meanwhile") from None
             for upd in intent.updates:
                 await _update_item(conn, upd.item_id, upd.identity, upd.item, upd.content_hash)
-            if intent.vectors:
-                await write_vectors(conn, intent_vectors(intent.vectors, item_ids))
             if intent.snapshot is not None:
                 await _insert_snapshot(conn, source.id, intent.snapshot)
             event_ids: list[int] = []

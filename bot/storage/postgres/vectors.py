@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import asyncpg
-
 from bot.storage.postgres.catalog import CatalogTable
 from bot.storage.records import ItemVectors, VectorJob, split_chapters
 
@@ -31,7 +29,18 @@ class VectorsTable(CatalogTable):  # its _chapters, as DocumentsTable
         # Only while the item still has that content: an edit in the meantime
         # leaves it to be embedded again; a removed item, nothing.
         async with self._tx("saving search vectors") as conn:
-            await write_vectors(conn, vectors)
+            ids = [v.item_id for v in vectors]
+            hashes = [v.content_hash for v in vectors]
+            found = {r[0] for r in await conn.fetch(
+                "SELECT i.id FROM items i JOIN unnest($1::bigint[], $2::text[]) AS c(id, h) "
+                "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes)}
+            keep = [v for v in vectors if v.item_id in found]
+            if not keep:
+                return
+            await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
+            await conn.copy_records_to_table(
+                "item_vectors", columns=["item_id", "content_hash", "vector", "chapters", "chapter_count"],
+                records=[(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters)) for v in keep])
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         if not item_ids:
@@ -46,22 +55,3 @@ class VectorsTable(CatalogTable):  # its _chapters, as DocumentsTable
         found = await self._all("SELECT item_id, chapters, chapter_count FROM item_vectors "
                                 "WHERE chapter_count > 0 AND item_id = ANY($1::bigint[])", (list(item_ids),))
         return {r[0]: split_chapters(bytes(r[1]), r[2]) for r in found}
-
-
-async def write_vectors(conn: asyncpg.Connection, vectors: Sequence[ItemVectors]) -> None:
-    """``put_vectors``' statements, inside the caller's transaction (a poll's
-    write stores its items' vectors with them)."""
-    if not vectors:
-        return
-    ids = [v.item_id for v in vectors]
-    hashes = [v.content_hash for v in vectors]
-    found = {r[0] for r in await conn.fetch(
-        "SELECT i.id FROM items i JOIN unnest($1::bigint[], $2::text[]) AS c(id, h) "
-        "ON i.id = c.id AND i.content_hash = c.h FOR UPDATE OF i", ids, hashes)}
-    keep = [v for v in vectors if v.item_id in found]
-    if not keep:
-        return
-    await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
-    await conn.copy_records_to_table(
-        "item_vectors", columns=["item_id", "content_hash", "vector", "chapters", "chapter_count"],
-        records=[(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters)) for v in keep])

@@ -128,7 +128,7 @@ async def _replace_chapters(db: aiosqlite.Connection, item_id: int, chapters: tu
                           (item_id,)) as cur:
         if tuple(Chapter(r[0], r[1]) for r in await cur.fetchall()) == chapters:
             # Already stored (fetched before the poll's write, which stored
-            # them and their vectors): nothing to rewrite or re-embed.
+            # them; the poll then saved their vectors): nothing to redo.
             return
     stored = rows.stored_item(row, ())
     await _update_item(db, item_id, stored.identity, replace(stored.item, chapters=chapters), row[-1])

@@ -25,11 +25,10 @@ from bot.holds import HeldItem, TrackedLive
 from bot.models import ContentKind, Event, EventKind, Item, LiveState, Platform, Source, StoredItem
 from bot.intents import AnnouncedEvent
 from bot.storage.announced import EDITABLE_KINDS, LIVE_STATUSES, assemble_announced
-from bot.storage.records import PollWrite, intent_vectors
+from bot.storage.records import PollWrite
 from bot.storage.sqlite import rows
 from bot.storage.sqlite.base import SqliteBase, from_db_time, to_db_time
 from bot.storage.sqlite.schema import CHAPTER_ROWID_SPAN
-from bot.storage.sqlite.vectors import write_vectors
 from bot.verdicts import ItemVerdict, routing_to_json, verdict_to_json
 
 
@@ -184,8 +183,6 @@ class PollsTable(SqliteBase):
                 raise ClaimLost(f"items of {source.name!r} were stored by another poll meanwhile") from None
             for upd in intent.updates:
                 await _update_item(db, upd.item_id, upd.identity, upd.item, upd.content_hash)
-            if intent.vectors:
-                await write_vectors(db, intent_vectors(intent.vectors, item_ids))
             if intent.snapshot is not None:
                 await _insert_snapshot(db, source.id, intent.snapshot)
             event_ids: list[int] = []

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-
 from bot.storage.records import ItemVectors, VectorJob, split_chapters
 from bot.storage.sqlite.base import SqliteBase, all_in
 
@@ -38,7 +36,11 @@ class VectorsTable(SqliteBase):
         # still has that content -- an edit in the meantime leaves it to be
         # embedded again; a removed item, nothing.
         async with self._tx("saving search vectors") as db:
-            await write_vectors(db, vectors)
+            await db.executemany(
+                "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
+                "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
+                [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
+            )
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         found = await self._all_in("SELECT item_id, vector FROM item_vectors WHERE item_id IN ({marks})", item_ids)
@@ -50,12 +52,3 @@ class VectorsTable(SqliteBase):
             "WHERE chapter_count > 0 AND item_id IN ({marks})", item_ids)
         return {r[0]: split_chapters(bytes(r[1]), r[2]) for r in found}
 
-
-async def write_vectors(db: aiosqlite.Connection, vectors: Sequence[ItemVectors]) -> None:
-    """``put_vectors``' statement, inside the caller's transaction (a poll's
-    write stores its items' vectors with them)."""
-    await db.executemany(
-        "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
-        "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
-        [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
-    )
