@@ -81,11 +81,6 @@ def test_the_batched_fast_path_equals_the_reference_pooling() -> None:
     assert np.abs(embedder.embed(many) - embedder.embed_reference(many)).max() < 1e-6  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("encoded", [b"", b"a", b"ab cd", b" abc ", b"x" * 70, b"a " + b"y" * 65 + b" b", b"   "])
-def test_the_longest_word_is_found_from_the_spaces(encoded: bytes) -> None:
-    assert hybrid._longest_word(encoded) == max((len(w) for w in encoded.split()), default=0)
-
-
 def test_chunks_cover_every_text_once_within_both_limits() -> None:
     texts = ["a" * 10, "b" * 10, "c" * 25, "d" * 5, "", "e" * 3, "f" * 40]
     bounds = hybrid.chunk_bounds(texts, max_chars=20, max_texts=2)
