@@ -230,13 +230,23 @@ async def measure_embedding(server: FeedServer, fetcher: HttpFetcher, parsers: F
     embedder = await model.load()
     if embedder is None:
         return []
-    plain, embedded, backfills = [], [], []
+    plain, embedded, inside, backfills = [], [], [], []
     for i in range(rounds):
         for on in (False, True):
             store = await SqliteStorage.open(tmp / f"embed-{i}-{on}.db")
             try:
                 poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW),
                                 embedder=(lambda: embedder) if on else None, embed_pause_s=0)
+                # The embedding's own time inside the poll, timed directly: the
+                # difference of two polls' medians is mostly their noise.
+                store_vectors = poller._store_vectors
+
+                async def timed(*args: Any) -> None:
+                    t = time.perf_counter()
+                    await store_vectors(*args)
+                    inside.append(time.perf_counter() - t)
+
+                poller._store_vectors = timed  # type: ignore[method-assign]
                 await store.add_source(SourceSpec("podcast", "rss", server.url("/plain.xml"), ContentKind.EPISODE),
                                        NOW)
                 t0 = time.perf_counter()
@@ -246,17 +256,17 @@ async def measure_embedding(server: FeedServer, fetcher: HttpFetcher, parsers: F
                 if on:
                     assert await store.items_needing_vectors(1) == []
                 else:
+                    inside.pop()  # no model: nothing embedded
                     assert await embed_pending(store, embedder, pause_s=0) == N_ITEMS
                     backfills.append(time.perf_counter() - t1)
             finally:
                 await store.close()
-    poll, with_vectors, backfill = (statistics.median(x) for x in (plain, embedded, backfills))
-    added = with_vectors - poll
+    poll, with_vectors, backfill, added = (statistics.median(x) for x in (plain, embedded, backfills, inside))
     return [
         Figure("embed_first_poll_ms", _ms(added), "ms",
-               "[semantic search on] embedding a first poll's items and chapters, in the poll",
-               f"{100 * added / poll:.0f}% of its first poll ({_ms(poll)} -> {_ms(with_vectors)} ms)",
-               "<= 20%", added <= 0.2 * poll),
+               "[semantic search on] embedding a first poll's items and chapters (in the poll, then put)",
+               f"{100 * added / poll:.0f}% of its first poll without them ({_ms(poll)} ms; with: "
+               f"{_ms(with_vectors)})", "<= 20%", added <= 0.2 * poll),
         Figure("embed_backfill_ms", _ms(backfill), "ms",
                "[semantic search on] the background pass over a first poll stored without the model",
                f"{100 * backfill / poll:.0f}% of its first poll"),
