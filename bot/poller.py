@@ -248,7 +248,8 @@ class Poller:
         embed_pause_s: float | None = None,
     ) -> None:
         # The search model when it is loaded (SemanticModel.find, never a
-        # load): a poll then stores its items' vectors with them (bot.hybrid).
+        # load): a poll then saves its items' vectors right after its write
+        # (_store_vectors, bot.hybrid).
         self._embedder = embedder
         self._embed_pause_s = embed_pause_s
         self._source_options = dict(source_options or {})  # settle / shorts, per source name
