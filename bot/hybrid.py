@@ -170,7 +170,7 @@ class WordLlamaEmbedder:
         return out
 
     def _pool(self, texts: Sequence[str], out: "np.ndarray") -> None:
-        """The chunk's words in one pass (``batch_word_rows``), each word's
+        """The chunk's words in one pass (``_rows``), each word's
         row of the cached word sums, pooled as a (texts x distinct words)
         count matrix times those words' sums: one BLAS product, no Python
         loop per text or per word beyond one ``map``. (``np.add.reduceat``

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot import hybrid
 from bot.clock import FrozenClock
@@ -81,6 +83,24 @@ def test_the_batched_fast_path_equals_the_reference_pooling() -> None:
     assert np.abs(embedder.embed(many) - embedder.embed_reference(many)).max() < 1e-6  # type: ignore[attr-defined]
 
 
+def test_a_full_word_cache_starts_over_and_pools_the_same() -> None:
+    """Past MAX_WORDS the cache is cleared (memory stays bounded); the
+    vectors do not change, and the texts' separator keeps its empty row."""
+    embedder = load_wordllama()
+    embedder.MAX_WORDS = 60  # type: ignore[attr-defined]
+    texts = [f"kafka partitions {w} consumer groups" for w in ("replication", "offsets", "brokers")] * 3
+    texts += ["postgres vacuum and the visibility map", "tls handshake latency", ""]
+    first = embedder.embed(texts)
+    for r in range(4):  # each round brings 30 new words: the cache is cleared more than once
+        fillers = [f"round{r}word{n}" for n in range(30)]
+        again = embedder.embed(texts + fillers)[:len(texts)]
+        assert np.abs(again - first).max() < 1e-6
+        assert len(embedder._index) <= 60  # type: ignore[attr-defined]
+    assert np.abs(first - embedder.embed_reference(texts)).max() < 1e-6  # type: ignore[attr-defined]
+    assert "round0word0" not in embedder._index  # type: ignore[attr-defined]
+    assert not embedder._sums[hybrid.MARKER_ROW].any()  # type: ignore[attr-defined]
+
+
 def test_chunks_cover_every_text_once_within_both_limits() -> None:
     texts = ["a" * 10, "b" * 10, "c" * 25, "d" * 5, "", "e" * 3, "f" * 40]
     bounds = hybrid.chunk_bounds(texts, max_chars=20, max_texts=2)
@@ -90,6 +110,21 @@ def test_chunks_cover_every_text_once_within_both_limits() -> None:
         assert len(chunk) <= 2
         assert sum(map(len, chunk)) <= 20 or len(chunk) == 1  # only a text longer than the limit stands alone
     assert hybrid.chunk_bounds([]) == []
+
+
+@given(st.lists(st.integers(min_value=0, max_value=50), max_size=60), st.integers(1, 80), st.integers(1, 8))
+def test_size_bounds_is_the_plain_greedy_loop(sizes: list[int], max_size: int, max_count: int) -> None:
+    """The bisecting chunker equals the obvious loop: add entries while they
+    fit both limits, a chunk always takes at least one."""
+    expected, start, total = [], 0, 0
+    for n, size in enumerate(sizes):
+        if n > start and (total + size > max_size or n - start >= max_count):
+            expected.append((start, n))
+            start, total = n, 0
+        total += size
+    if start < len(sizes):
+        expected.append((start, len(sizes)))
+    assert hybrid.size_bounds(sizes, max_size, max_count) == expected
 
 
 def test_embedding_groups_split_a_batch_by_its_text() -> None:
