@@ -174,3 +174,58 @@ async def test_vectors_that_cannot_be_saved_cost_a_warning_never_the_poll(
         await rig.poll()
     assert len(await rig.store.items_needing_vectors(10)) == 2  # stored, and due for the background pass
     assert [r.levelno for r in caplog.records if "search vectors not saved" in r.getMessage()] == [logging.WARNING]
+
+
+# A process that polls with an embedder killing it (SIGKILL) once the poll's
+# write has committed: the crash window between the items and their vectors.
+_KILLED_POLL = """
+import asyncio, os, signal, sys
+from datetime import datetime, timezone
+from bot.clock import FrozenClock
+from bot.models import ContentKind, SourceSpec
+from bot.poller import Poller
+from bot.sources.feeds import parse_feed_off_loop
+from bot.sources.http import HttpFetcher
+from bot.sources.rss import RssSource
+from bot.storage import SqliteStorage
+
+class Killer:
+    def sums(self, texts):
+        os.kill(os.getpid(), signal.SIGKILL)
+    embed = sums
+
+async def main(path, url):
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    store = await SqliteStorage.open(path)
+    fetcher = HttpFetcher(timeout_s=5, allow_private_addresses=True)
+    await store.add_source(SourceSpec("podcast", "rss", url, ContentKind.EPISODE, max_age_s=3650 * 86400), now)
+    poller = Poller(store, {"rss": RssSource(fetcher, parse=parse_feed_off_loop)}, clock=FrozenClock(now),
+                    embedder=Killer)
+    await poller.poll("podcast", force=True)
+    print("not killed")
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_a_sigkill_between_the_poll_and_its_vectors_loses_nothing(
+        tmp_path, feed_server: FeedServer, model: Embedder) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import asyncio
+    import sys
+
+    from bot.storage import SqliteStorage
+
+    feed_server.add_feed("/feed.xml", feed(feed_server, [Episode(n) for n in range(1, 6)]))
+    path = tmp_path / "killed.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KILLED_POLL, str(path), feed_server.url("/feed.xml"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == -9, (out, err)  # killed inside the embedding, after the write
+    async with await SqliteStorage.open(path) as store:
+        stored = await store.feed_items("podcast", 10)
+        assert sorted(s.item.episode_number or 0 for s in stored) == [1, 2, 3, 4, 5]  # the poll's write stands
+        assert len(await store.items_needing_vectors(10)) == 5  # and its items are due: the start's backfill
+        assert await embed_pending(store, model) == 5
+        assert await store.items_needing_vectors(10) == []
+        assert len(await store.feed_items("podcast", 10)) == 5  # nothing twice
