@@ -173,6 +173,20 @@ def search_sql(kind: ContentKind | None, alternatives: int) -> str:
 DF_CACHE_S = 60.0
 
 _ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
+# page_items: the items of $1 with their chapters' starts, titles and, for a
+# title matching $2 (any term of the query), its ts_rank; in chapter order.
+_PAGE_ITEMS_SQL = f"""
+SELECT {rows.ITEM_COLUMNS}, ch.starts, ch.titles, ch.scores
+FROM (SELECT to_tsquery('{TS_CONFIG}', $2::text) AS q) w
+CROSS JOIN items i JOIN sources s ON s.id = i.source_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(c.start_s ORDER BY c.position) AS starts, array_agg(c.title ORDER BY c.position) AS titles,
+           array_agg(CASE WHEN c.search @@ w.q THEN ts_rank(c.search, w.q, {CHAPTER_NORMALIZATION}) END
+                     ORDER BY c.position) AS scores
+    FROM chapters c WHERE c.item_id = i.id
+) ch ON true
+WHERE i.id = ANY($1::bigint[])
+"""
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -361,24 +375,15 @@ class CatalogTable(PostgresBase):
         if not ids:
             return []
         tsq = ts_any(query) if query is not None and not query.empty else None
-        async with self._snapshot("searching" if tsq is not None else "reading") as conn:
-            found = await conn.fetch(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", list(ids))
-            chapter_rows = await conn.fetch(
-                "SELECT c.item_id, c.position, c.start_s, c.title, "
-                f"CASE WHEN $2::text IS NOT NULL AND c.search @@ to_tsquery('{TS_CONFIG}', $2) "
-                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {CHAPTER_NORMALIZATION}) END "
-                "FROM chapters c WHERE c.item_id = ANY($1::bigint[]) ORDER BY c.item_id, c.position",
-                list(ids), tsq,
-            )
-        chapters: dict[int, list[Chapter]] = {}
-        scored: dict[int, list[tuple[float, int, Chapter]]] = {}
-        for item_id, position, start_s, title, score in chapter_rows:
-            chapter = Chapter(start_s, title)
-            chapters.setdefault(item_id, []).append(chapter)
-            if score is not None:
-                scored.setdefault(item_id, []).append((-float(score), position, chapter))
+        # One statement (one snapshot, one round trip): each item with its
+        # chapters in order as arrays, and each chapter's score where its
+        # title matches (NULL elsewhere).
+        found = await self._all(_PAGE_ITEMS_SQL, (list(ids), tsq), doing="searching" if tsq is not None else "reading")
         by_id = {}
         for r in found:
-            matched = sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]
-            by_id[r[0]] = (rows.stored_item(r, tuple(chapters.get(r[0], ()))), [c for _, _, c in matched])
+            chapters = tuple(Chapter(start, title) for start, title in zip(r[-3] or (), r[-2] or ()))
+            scored = sorted((-float(score), position, chapter)
+                            for position, (chapter, score) in enumerate(zip(chapters, r[-1] or ()))
+                            if score is not None)
+            by_id[r[0]] = (rows.stored_item(r, chapters), [c for _, _, c in scored[:limit]])
         return [by_id[i] for i in ids if i in by_id]
