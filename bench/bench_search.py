@@ -2,6 +2,11 @@
 and the semantic half's costs (model load, memory, embedding at ingest).
 
     .venv/bin/python -m bench.bench_search [--posts 25000] [--episodes 540] [--runs 300] [--lexical]
+        [--database-url postgresql://postgres@127.0.0.1:5432/test]
+
+With ``--database-url`` it runs on PostgreSQL: in a scratch database of its
+own created on that server (the URL's database is only where it connects to
+create it) and dropped at the end, also when the run fails.
 
 Builds a temporary database with 540 episodes with real-length show notes
 (the judged catalogue's, tests/fixtures/search/: description, chapter list,
@@ -48,6 +53,7 @@ from bot.search import parse_query, tokens  # noqa: E402
 from bot.storage.sqlite.catalog import fts_all  # noqa: E402
 from bot.storage import SqliteStorage  # noqa: E402
 from bot.storage.postgres import PostgresStorage  # noqa: E402
+from tests.backends import PgRun  # noqa: E402
 from tests.catalog_helpers import MEMBER, NOW, catalog_sources  # noqa: E402
 from tests.judged import load_catalogue  # noqa: E402
 
@@ -138,105 +144,121 @@ def pct(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-async def main() -> None:
+async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--episodes", type=int, default=540)
     parser.add_argument("--posts", type=int, default=25_000)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--lexical", action="store_true", help="semantic search off")
     parser.add_argument("--database-url", default=None,
-                        help="run on this (empty) PostgreSQL database instead of a fresh SQLite file")
-    args = parser.parse_args()
-    rng = random.Random(42)
-    with tempfile.TemporaryDirectory() as tmp:
-        store: Any = (await PostgresStorage.open(args.database_url) if args.database_url
-                      else await SqliteStorage.open(Path(tmp) / "bench.db"))
-        print(f"backend: {store.backend}")
-        async with store:
-            eps, generated = episodes(args.episodes), posts(args.posts, rng)
-            sizes = sorted(len(e.summary.encode()) for e in eps)
-            print(f"episode show notes: median {sizes[len(sizes) // 2]} bytes")
-            semantic = embedder = None
-            if SemanticModel is not None and not args.lexical:
-                rss_before = _rss_mb()
-                t1 = time.perf_counter()
-                semantic = SemanticModel()
-                embedder = semantic.get()
-                load_s = time.perf_counter() - t1
-                print(f"model: loaded in {load_s * 1000:.0f} ms, +{_rss_mb() - rss_before:.0f} MB resident")
-            ingest_s = 0.0
-            for what, spec, items in (
-                ("episodes", SourceSpec("podcast", "rss", "https://pod.example.org/rss", ContentKind.EPISODE), eps),
-                ("posts", SourceSpec("x", "rss", "https://x.example.org/rss", ContentKind.POST), generated),
-            ):
-                t0 = time.perf_counter()
-                jobs = await load(store, spec, items)
-                stored_s = time.perf_counter() - t0
-                ingest_s += stored_s
-                if embedder is not None:
-                    # As the poller does right after a poll's write: from the
-                    # items in memory, then put (without the pauses a running
-                    # bot leaves between groups: idle time, not work).
-                    t2 = time.perf_counter()
-                    await store.put_vectors(await embed_off_loop(embedder, jobs, pause_s=0))
-                    embed_s = time.perf_counter() - t2
-                    assert await store.items_needing_vectors(1) == []
-                    print(f"first ingest of {len(items)} {what}: stored in {stored_s:.2f}s, embedding them "
-                          f"{embed_s:.2f}s = {100 * embed_s / stored_s:.0f}% of it (target <= 20%), "
-                          f"{1000 * embed_s / max(1, len(jobs)):.3f} ms an item")
-            if store.backend == "sqlite":
-                await store._conn.execute("ANALYZE")
+                        help="run on PostgreSQL instead of a fresh SQLite file: on this server, in a scratch "
+                             "database created for the run and dropped after it (the URL's own database is "
+                             "left as it is)")
+    args = parser.parse_args(argv)
+    # tests.backends.PgRun, as bench_quality: the run's database and its drop.
+    pg = PgRun(args.database_url) if args.database_url else None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if pg is not None:
+                url = await pg.create_database("showbot_bench_search")
+                print(f"database: {url.rsplit('/', 1)[-1]} (scratch, dropped at the end)")
+                store: Any = await PostgresStorage.open(url)
             else:
-                async with store._pool.acquire() as conn:
-                    await conn.execute("ANALYZE")
-            print(f"loaded {args.episodes} episodes + {args.posts} posts in {ingest_s:.1f}s")
+                store = await SqliteStorage.open(Path(tmp) / "bench.db")
+            async with store:
+                await run(store, args)
+    finally:
+        if pg is not None and pg.created:
+            await pg.drop_all()
 
-            async def search(q: str, kind: ContentKind | None) -> None:
-                query = parse_query(q)
-                hits = (await store.search(query, kind))[:5]
-                await store.page_items([h.item_id for h in hits], query)
 
-            async def like(q: str, kind: ContentKind | None) -> None:
-                where = "AND kind = ?" if kind else ""
-                pattern = f"%{q}%"
-                await store._all(
-                    f"SELECT id FROM items WHERE (title LIKE ? OR summary LIKE ?) {where} "
-                    "ORDER BY published_at DESC LIMIT 200",
-                    (pattern, pattern, *([kind.value] if kind else [])))
+async def run(store: Any, args: argparse.Namespace) -> None:
+    rng = random.Random(42)
+    print(f"backend: {store.backend}")
+    eps, generated = episodes(args.episodes), posts(args.posts, rng)
+    sizes = sorted(len(e.summary.encode()) for e in eps)
+    print(f"episode show notes: median {sizes[len(sizes) // 2]} bytes")
+    semantic = embedder = None
+    if SemanticModel is not None and not args.lexical:
+        rss_before = _rss_mb()
+        t1 = time.perf_counter()
+        semantic = SemanticModel()
+        embedder = semantic.get()
+        load_s = time.perf_counter() - t1
+        print(f"model: loaded in {load_s * 1000:.0f} ms, +{_rss_mb() - rss_before:.0f} MB resident")
+    ingest_s = 0.0
+    for what, spec, items in (
+        ("episodes", SourceSpec("podcast", "rss", "https://pod.example.org/rss", ContentKind.EPISODE), eps),
+        ("posts", SourceSpec("x", "rss", "https://x.example.org/rss", ContentKind.POST), generated),
+    ):
+        t0 = time.perf_counter()
+        jobs = await load(store, spec, items)
+        stored_s = time.perf_counter() - t0
+        ingest_s += stored_s
+        if embedder is not None:
+            # As the poller does right after a poll's write: from the items in
+            # memory, then put (without the pauses a running bot leaves
+            # between groups: idle time, not work).
+            t2 = time.perf_counter()
+            await store.put_vectors(await embed_off_loop(embedder, jobs, pause_s=0))
+            embed_s = time.perf_counter() - t2
+            assert await store.items_needing_vectors(1) == []
+            print(f"first ingest of {len(items)} {what}: stored in {stored_s:.2f}s, embedding them "
+                  f"{embed_s:.2f}s = {100 * embed_s / stored_s:.0f}% of it (target <= 20%), "
+                  f"{1000 * embed_s / max(1, len(jobs)):.3f} ms an item")
+    if store.backend == "sqlite":
+        await store._conn.execute("ANALYZE")
+    else:
+        async with store._pool.acquire() as conn:
+            await conn.execute("ANALYZE")
+    print(f"loaded {args.episodes} episodes + {args.posts} posts in {ingest_s:.1f}s")
 
-            bot = Commands(store, clock=FrozenClock(NOW))
-            hybrid_bot = Commands(store, clock=FrozenClock(NOW), semantic=semantic) if semantic else None
+    async def search(q: str, kind: ContentKind | None) -> None:
+        query = parse_query(q)
+        hits = (await store.search(query, kind))[:5]
+        await store.page_items([h.item_id for h in hits], query)
 
-            async def ask(q: str) -> None:
-                await bot(f"episodes on {q}", MEMBER)
+    async def like(q: str, kind: ContentKind | None) -> None:
+        where = "AND kind = ?" if kind else ""
+        pattern = f"%{q}%"
+        await store._all(
+            f"SELECT id FROM items WHERE (title LIKE ? OR summary LIKE ?) {where} "
+            "ORDER BY published_at DESC LIMIT 200",
+            (pattern, pattern, *([kind.value] if kind else [])))
 
-            async def ask_hybrid(q: str) -> None:
-                assert hybrid_bot is not None
-                await hybrid_bot(f"episodes on {q}", MEMBER)
+    bot = Commands(store, clock=FrozenClock(NOW))
+    hybrid_bot = Commands(store, clock=FrozenClock(NOW), semantic=semantic) if semantic else None
 
-            worst = "backend"  # inserted into 30% of the generated posts
-            cases = [
-                ("episode search", lambda q: search(q, ContentKind.EPISODE), lambda q: like(q, ContentKind.EPISODE), TOPICS, 5.0),
-                ("all documents", lambda q: search(q, None), lambda q: like(q, None), TOPICS, 15.0),
-                (f"worst term '{worst}'", lambda q: search(q, None), lambda q: like(q, None), [worst], 30.0),
-                ("ask, lexical", ask, None, TOPICS, 15.0),
-            ]
-            if hybrid_bot is not None:
-                cases.append(("ask, semantic", ask_hybrid, None, TOPICS, 15.0))
-            print(f"\n{'case':<24}{'p50 ms':>9}{'p99 ms':>9}{'target':>9}  {'LIKE p50':>9}{'LIKE p99':>9}")
-            for name, fts_fn, like_fn, queries, target in cases:
-                fts = await timed(fts_fn, queries, args.runs)
-                line = f"{name:<24}{pct(fts, 50):>9.2f}{pct(fts, 99):>9.2f}{'<=' + str(target):>9}"
-                line += "  " + ("ok " if pct(fts, 99) <= target else "MISS")
-                if like_fn is not None and store.backend == "sqlite":
-                    base = await timed(like_fn, queries, args.runs)
-                    line += f"{pct(base, 50):>9.2f}{pct(base, 99):>9.2f}"
-                print(line)
-            hits = await store.search(parse_query(worst), None)
-            total = await store.count_items()
-            matches = await _count(store, worst) if store.backend == "sqlite" else "(not counted)"
-            print(f"\n'{worst}' matches {matches} of {total} documents "
-                  f"(the ranked search keeps the best {len(hits)})")
+    async def ask(q: str) -> None:
+        await bot(f"episodes on {q}", MEMBER)
+
+    async def ask_hybrid(q: str) -> None:
+        assert hybrid_bot is not None
+        await hybrid_bot(f"episodes on {q}", MEMBER)
+
+    worst = "backend"  # inserted into 30% of the generated posts
+    cases = [
+        ("episode search", lambda q: search(q, ContentKind.EPISODE), lambda q: like(q, ContentKind.EPISODE), TOPICS, 5.0),
+        ("all documents", lambda q: search(q, None), lambda q: like(q, None), TOPICS, 15.0),
+        (f"worst term '{worst}'", lambda q: search(q, None), lambda q: like(q, None), [worst], 30.0),
+        ("ask, lexical", ask, None, TOPICS, 15.0),
+    ]
+    if hybrid_bot is not None:
+        cases.append(("ask, semantic", ask_hybrid, None, TOPICS, 15.0))
+    print(f"\n{'case':<24}{'p50 ms':>9}{'p99 ms':>9}{'target':>9}  {'LIKE p50':>9}{'LIKE p99':>9}")
+    for name, fts_fn, like_fn, queries, target in cases:
+        fts = await timed(fts_fn, queries, args.runs)
+        line = f"{name:<24}{pct(fts, 50):>9.2f}{pct(fts, 99):>9.2f}{'<=' + str(target):>9}"
+        line += "  " + ("ok " if pct(fts, 99) <= target else "MISS")
+        if like_fn is not None and store.backend == "sqlite":
+            base = await timed(like_fn, queries, args.runs)
+            line += f"{pct(base, 50):>9.2f}{pct(base, 99):>9.2f}"
+        print(line)
+    hits = await store.search(parse_query(worst), None)
+    total = await store.count_items()
+    matches = await _count(store, worst) if store.backend == "sqlite" else "(not counted)"
+    print(f"\n'{worst}' matches {matches} of {total} documents "
+          f"(the ranked search keeps the best {len(hits)})")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ a chapter title (``bot.search.TitleMatcher``, as on SQLite).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -101,43 +102,91 @@ def ts_alternatives(query: Query) -> tuple[list[str], list[str]]:
     return ranked, matched
 
 
-# One statement per search: the catalogue's size and mean length (one row,
-# search_stats), each alternative's IDF from its document frequency (given:
-# see CatalogTable._frequencies), the matching rows, their score, the best
-# ``$4`` of them, and only for those below the floor their title and chapter
-# titles for the ``strong`` check in Python.
-_SEARCH_SQL = f"""
-WITH stats AS MATERIALIZED (
-    SELECT items::float8 AS n, greatest(words::float8 / greatest(items, 1), 1) AS avglen FROM search_stats
-), alts AS MATERIALIZED (  -- once per search, not once per matching row
-    SELECT to_tsquery('{TS_CONFIG}', a.r) AS rq,
-           greatest(ln((s.n - a.df + 0.5) / (a.df + 0.5)), 1e-6) AS idf
-    FROM unnest($2::text[], $3::float8[]) AS a(r, df) CROSS JOIN stats s
-), scored AS (
-    SELECT i.id, i.title, i.published_at, i.search, (
-        SELECT sum(a.idf * f.v * ({K1} + 1) / (f.v + {K1} * norm.l))
-        FROM alts a CROSS JOIN LATERAL (SELECT ts_rank('{WEIGHTS}', i.search, a.rq, 0)::float8 AS v) f
-    ) AS score
-    FROM items i CROSS JOIN stats s
-    CROSS JOIN LATERAL (
-        SELECT (1 - {B} + {B} * greatest(i.search_len, 1) / s.avglen)
-               * (1 + ln(greatest(i.search_len, 1))) / (1 + ln(s.avglen)) AS l) norm
-    WHERE i.search @@ to_tsquery('{TS_CONFIG}', $1) AND ($5::text IS NULL OR i.kind = $5)
-    ORDER BY score DESC LIMIT $4
+# One statement per search. ``w``: the catalogue's size and mean length (one
+# row, search_stats), every tsquery of the search parsed once (the match, the
+# exact words, each alternative's ranking query) and each alternative's IDF
+# from its document frequency (given: see CatalogTable._frequencies). Then the
+# matching rows, their score, the best ``$4`` of them, and only for those
+# below the floor their title and chapter titles for the ``strong`` check in
+# Python.
+#
+# Why this shape (bench/bench_search, EXPLAIN ANALYZE): the statement is
+# prepared, and after five runs PostgreSQL may keep one generic plan for it,
+# in which a parameter is not a constant: a ``to_tsquery($n)`` would be
+# parsed again for every row it is compared with, and ``kind = $n`` could not
+# choose the episodes' own GIN index (items_search_episode). So the queries
+# come from ``w``, one row joined to the items (the index scan takes its
+# query from it), and the kind is part of the text: one statement per kind.
+# Each alternative's ts_rank is its own column (``r``, not flattened: its
+# two uses in the score are one evaluation), summed in order in ``scored``:
+# the same arithmetic, in the same order, as a sum() over the alternatives,
+# without a subplan run for every matching row. Whether a row holds the exact
+# words is decided there too: carrying its vector (kept in the row now, see
+# schema.py) through the sort would copy kilobytes per row.
+_W_ALTERNATIVE = (
+    "to_tsquery('{cfg}', ($2::text[])[{j}]) AS rq{j}, "
+    "greatest(ln((s.n - ($3::float8[])[{j}] + 0.5) / (($3::float8[])[{j}] + 0.5)), 1e-6) AS idf{j}"
 )
-SELECT f.id, f.score, f.published_at,
-       ($7::text IS NULL OR f.search @@ to_tsquery('{TS_CONFIG}', $7)),
-       CASE WHEN f.score < $6 THEN f.title END,
-       CASE WHEN f.score < $6 THEN (
+_SEARCH_SQL = """
+WITH w AS MATERIALIZED (
+    SELECT s.n, s.avglen, to_tsquery('{cfg}', $1) AS q,
+           CASE WHEN $6::text IS NOT NULL THEN to_tsquery('{cfg}', $6) END AS exact,
+           {alternatives}
+    FROM (SELECT items::float8 AS n, greatest(words::float8 / greatest(items, 1), 1) AS avglen
+          FROM search_stats LIMIT 1) s  -- one row, also to a planner that has no statistics yet
+), r AS (
+    SELECT i.id, i.title, i.published_at, (w.exact IS NULL OR i.search @@ w.exact) AS exact_hit, {ranks},
+           (1 - {b} + {b} * greatest(i.search_len, 1) / w.avglen)
+               * (1 + ln(greatest(i.search_len, 1))) / (1 + ln(w.avglen)) AS l
+    FROM w JOIN items i ON i.search @@ w.q{kind}
+    OFFSET 0
+), scored AS (
+    SELECT r.id, r.title, r.published_at, r.exact_hit, {score} AS score
+    FROM r ORDER BY score DESC LIMIT $4
+)
+SELECT f.id, f.score, f.published_at, f.exact_hit,
+       CASE WHEN f.score < $5 THEN f.title END,
+       CASE WHEN f.score < $5 THEN (
            SELECT string_agg(c.title, E'\\n' ORDER BY c.position) FROM chapters c WHERE c.item_id = f.id) END
 FROM scored f
 """
+
+
+@functools.lru_cache(maxsize=256)
+def search_sql(kind: ContentKind | None, alternatives: int) -> str:
+    """The search statement for ``kind`` (None: every kind) and a query with
+    this many alternatives (``ts_alternatives``). The kind is a ContentKind's
+    own value, never member input."""
+    js = range(1, alternatives + 1)
+    return _SEARCH_SQL.format(
+        cfg=TS_CONFIG, b=B,
+        alternatives=",\n           ".join(_W_ALTERNATIVE.format(cfg=TS_CONFIG, j=j) for j in js),
+        ranks=", ".join(f"ts_rank('{WEIGHTS}', i.search, w.rq{j}, 0)::float8 AS v{j}, w.idf{j}" for j in js),
+        score=" + ".join(f"r.idf{j} * r.v{j} * ({K1} + 1) / (r.v{j} + {K1} * r.l)" for j in js),
+        kind="" if kind is None else f" AND i.kind = '{ContentKind(kind).value}'",
+    )
+
+
 # How long a document frequency counted by this process is trusted while
 # other processes may be adding items (this process's own writes drop them
 # at once). IDF moves slowly: a minute-old count ranks the same.
 DF_CACHE_S = 60.0
 
 _ITEMS_SQL = f"SELECT {rows.ITEM_COLUMNS} FROM items i JOIN sources s ON s.id = i.source_id"
+# page_items: the items of $1 with their chapters' starts, titles and, for a
+# title matching $2 (any term of the query), its ts_rank; in chapter order.
+_PAGE_ITEMS_SQL = f"""
+SELECT {rows.ITEM_COLUMNS}, ch.starts, ch.titles, ch.scores
+FROM (SELECT to_tsquery('{TS_CONFIG}', $2::text) AS q) w
+CROSS JOIN items i JOIN sources s ON s.id = i.source_id
+LEFT JOIN LATERAL (
+    SELECT array_agg(c.start_s ORDER BY c.position) AS starts, array_agg(c.title ORDER BY c.position) AS titles,
+           array_agg(CASE WHEN c.search @@ w.q THEN ts_rank(c.search, w.q, {CHAPTER_NORMALIZATION}) END
+                     ORDER BY c.position) AS scores
+    FROM chapters c WHERE c.item_id = i.id
+) ch ON true
+WHERE i.id = ANY($1::bigint[])
+"""
 
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
@@ -282,8 +331,9 @@ class CatalogTable(PostgresBase):
         ranked, matched = ts_alternatives(query)
         frequencies = await self._frequencies(matched)
         found = await self._all(
-            _SEARCH_SQL, (ts_all(query), ranked, frequencies, limit, kind.value if kind else None, SUMMARY_FLOOR,
-                          ts_all(query.exact()) if query.has_prefix else None),
+            search_sql(kind, len(ranked)),
+            (ts_all(query), ranked, frequencies, limit, SUMMARY_FLOOR,
+             ts_all(query.exact()) if query.has_prefix else None),
             doing="searching",
         )
         return rank_hits((tuple(r) for r in found), query, floor=SUMMARY_FLOOR, tie_digits=TIE_DIGITS)
@@ -325,24 +375,15 @@ class CatalogTable(PostgresBase):
         if not ids:
             return []
         tsq = ts_any(query) if query is not None and not query.empty else None
-        async with self._snapshot("searching" if tsq is not None else "reading") as conn:
-            found = await conn.fetch(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", list(ids))
-            chapter_rows = await conn.fetch(
-                "SELECT c.item_id, c.position, c.start_s, c.title, "
-                f"CASE WHEN $2::text IS NOT NULL AND c.search @@ to_tsquery('{TS_CONFIG}', $2) "
-                f"THEN ts_rank(c.search, to_tsquery('{TS_CONFIG}', $2), {CHAPTER_NORMALIZATION}) END "
-                "FROM chapters c WHERE c.item_id = ANY($1::bigint[]) ORDER BY c.item_id, c.position",
-                list(ids), tsq,
-            )
-        chapters: dict[int, list[Chapter]] = {}
-        scored: dict[int, list[tuple[float, int, Chapter]]] = {}
-        for item_id, position, start_s, title, score in chapter_rows:
-            chapter = Chapter(start_s, title)
-            chapters.setdefault(item_id, []).append(chapter)
-            if score is not None:
-                scored.setdefault(item_id, []).append((-float(score), position, chapter))
+        # One statement (one snapshot, one round trip): each item with its
+        # chapters in order as arrays, and each chapter's score where its
+        # title matches (NULL elsewhere).
+        found = await self._all(_PAGE_ITEMS_SQL, (list(ids), tsq), doing="searching" if tsq is not None else "reading")
         by_id = {}
         for r in found:
-            matched = sorted(scored.get(r[0], ()), key=lambda m: (m[0], m[1]))[:limit]
-            by_id[r[0]] = (rows.stored_item(r, tuple(chapters.get(r[0], ()))), [c for _, _, c in matched])
+            chapters = tuple(Chapter(start, title) for start, title in zip(r[-3] or (), r[-2] or ()))
+            scored = sorted((-float(score), position, chapter)
+                            for position, (chapter, score) in enumerate(zip(chapters, r[-1] or ()))
+                            if score is not None)
+            by_id[r[0]] = (rows.stored_item(r, chapters), [c for _, _, c in scored[:limit]])
         return [by_id[i] for i in ids if i in by_id]

@@ -383,6 +383,23 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM item_vectors;
     """,
+    # -> n+1: episode search within issue #15's 5 ms (bench/bench_search).
+    # An episode's vector (~3 KB of show notes) barely compresses, so it was
+    # stored out of line and every ts_rank of it (one per query word's
+    # alternative, per matching row) fetched it from TOAST again: most of the
+    # search's time. STORAGE MAIN keeps it in the row (still moved out when a
+    # row outgrows its page); the UPDATE moves the vectors already stored
+    # (posts' are a few hundred bytes and were never moved). Episodes get
+    # their own GIN index, which an episode search reads instead of the
+    # whole catalogue's postings (25,000 posts of "pg"); without fastupdate,
+    # as its pending list (up to 4 MB before a flush, and episode vectors
+    # fill it) would be read in full by every search.
+    """
+    ALTER TABLE items ALTER COLUMN search SET STORAGE MAIN;
+    UPDATE items SET search = search || ''::tsvector WHERE pg_column_size(search) > 500;
+    CREATE INDEX items_search_episode ON items USING gin (search) WITH (fastupdate = off)
+        WHERE kind = 'episode';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
