@@ -139,25 +139,32 @@ async def test_migration_4_drops_the_insert_trigger_and_chapters_stay_searchable
         assert [r[0] for r in hits] == [70_000, stored.id * 10_000 + 1]  # the old row and the new, once each
 
 
-async def test_migration_14_drops_the_float16_vectors_and_the_items_are_due_again(tmp_path: Path) -> None:
-    """bfloat16 replaced float16 (bot/hybrid.py as_stored): an old row would
-    read as noise, so it is dropped and the item is due for the backfill."""
-    from bot.storage.sqlite.base import split_sql as _split_sql
+def _old_database(path: Path, version: int, vectors_sql: str) -> None:
+    """A SQLite file at schema ``version`` holding one source, one item (id 7,
+    content hash 'h') and the vectors ``vectors_sql`` inserts, as an older
+    bot left it."""
+    from bot.storage.sqlite.base import split_sql
     from bot.storage.sqlite.schema import MIGRATIONS
 
-    path = tmp_path / "v13.db"
     con = sqlite3.connect(path)
-    for migration in MIGRATIONS[:13]:
-        for statement in _split_sql(migration):
+    for migration in MIGRATIONS[:version]:
+        for statement in split_sql(migration):
             con.execute(statement)
-    con.execute("PRAGMA user_version = 13")
+    con.execute(f"PRAGMA user_version = {version}")
     con.execute("INSERT INTO sources (id, name, kind, content, every_s, max_age_s, created_at) "
                 "VALUES (1, 'old', 'rss', 'episode', 900, 86400, '2026-01-01')")
     con.execute("INSERT INTO items (id, source_id, identity, content_hash, kind, title, first_seen_at) "
                 "VALUES (7, 1, 'guid:a', 'h', 'episode', 'Old one', '2026-01-01')")
-    con.execute("INSERT INTO item_vectors VALUES (7, 'h', x'003c', x'', 0)")  # float16 1.0
+    con.execute(vectors_sql)
     con.commit()
     con.close()
+
+
+async def test_migration_14_drops_the_float16_vectors_and_the_items_are_due_again(tmp_path: Path) -> None:
+    """bfloat16 replaced float16 (bot/hybrid.py as_stored): an old row would
+    read as noise, so it is dropped and the item is due for the backfill."""
+    path = tmp_path / "v13.db"
+    _old_database(path, 13, "INSERT INTO item_vectors VALUES (7, 'h', x'003c', x'', 0)")  # float16 1.0
     async with await SqliteStorage.open(path) as store:
         assert await store.find_vectors([7]) == {}
         assert [j.item_id for j in await store.items_needing_vectors(10)] == [7]
@@ -168,22 +175,9 @@ async def test_migration_13_drops_the_per_chapter_vectors_and_the_items_are_due_
     is dropped, not converted, and the items come back as due so the next
     start's backfill embeds them in the new one."""
     from bot.storage.records import ItemVectors
-    from bot.storage.sqlite.base import split_sql as _split_sql
-    from bot.storage.sqlite.schema import MIGRATIONS
 
     path = tmp_path / "v12.db"
-    con = sqlite3.connect(path)
-    for migration in MIGRATIONS[:12]:
-        for statement in _split_sql(migration):
-            con.execute(statement)
-    con.execute("PRAGMA user_version = 12")
-    con.execute("INSERT INTO sources (id, name, kind, content, every_s, max_age_s, created_at) "
-                "VALUES (1, 'old', 'rss', 'episode', 900, 86400, '2026-01-01')")
-    con.execute("INSERT INTO items (id, source_id, identity, content_hash, kind, title, first_seen_at) "
-                "VALUES (7, 1, 'guid:a', 'h', 'episode', 'Old one', '2026-01-01')")
-    con.execute("INSERT INTO item_vectors VALUES (7, -1, 'h', x'00000000'), (7, 0, 'h', x'00000000')")
-    con.commit()
-    con.close()
+    _old_database(path, 12, "INSERT INTO item_vectors VALUES (7, -1, 'h', x'00000000'), (7, 0, 'h', x'00000000')")
     async with await SqliteStorage.open(path) as store:
         assert [j.item_id for j in await store.items_needing_vectors(10)] == [7]
         await store.put_vectors([ItemVectors(7, "h", b"it", (b"c0", b"c1", b"c2"))])
