@@ -114,6 +114,7 @@ class WordLlamaEmbedder:
         self._matrix = np.asarray(model.embedding, dtype=np.float32)
         self._index: dict[str, int] = {MARKER: MARKER_ROW}  # row 0: the text separator, an empty row
         self._sums = np.zeros((1024, DIM), dtype=np.float32)
+        self._slot = np.zeros(len(self._sums), dtype=np.intp)  # _distinct's scratch
         # The tokenizer is not documented as thread-safe, and ingest and
         # search may embed at once from two threads.
         self._lock = threading.Lock()
@@ -128,8 +129,14 @@ class WordLlamaEmbedder:
             self._index = {MARKER: MARKER_ROW}
             new = list(set(words).difference(self._index))
         # (The model's tokenizer pads a batch to its longest word; a copy
-        # without padding encoded 2.5x faster but cost 41 MB resident.)
-        encoded = self._model.tokenizer.encode_batch(new, is_pretokenized=False, add_special_tokens=False)
+        # without padding encoded 2.5x faster but cost 41 MB resident.) A
+        # word longer than MAX_TOKEN_LEN is learned as its token, the word
+        # cut there, so ascii_words need not cut the rare long word itself
+        # (a max over a chunk's words was ~8% of pooling).
+        from bot.lexicon import MAX_TOKEN_LEN
+
+        encoded = self._model.tokenizer.encode_batch([w[:MAX_TOKEN_LEN] for w in new], is_pretokenized=False,
+                                                     add_special_tokens=False)
         need = len(self._index) + len(new)
         if need > len(self._sums):
             grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
@@ -181,12 +188,29 @@ class WordLlamaEmbedder:
 
         with self._lock:
             ids, text_of = self._rows(texts)
-            sums = self._sums
-        if not len(ids):
-            return
-        distinct, column = np.unique(ids, return_inverse=True)
+            if not len(ids):
+                return
+            distinct, column = self._distinct(ids)
+            # Gathered under the lock: a full cache starts over and reuses rows.
+            rows = self._sums[distinct]
         counts = np.bincount(text_of * len(distinct) + column, minlength=len(texts) * len(distinct))
-        out[:] = counts.reshape(len(texts), len(distinct)).astype(np.float32) @ sums[distinct]
+        out[:] = counts.reshape(len(texts), len(distinct)).astype(np.float32) @ rows
+
+    def _distinct(self, ids: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
+        """The distinct rows among ``ids`` (in no particular order) and each
+        id's column among them, without sorting (``np.unique`` sorted every
+        chunk: ~15% of pooling): a scratch array indexed by row, as long as
+        the cache, records one position per row, then each row's column. The
+        lock held."""
+        import numpy as np
+
+        if len(self._slot) < len(self._sums):
+            self._slot = np.zeros(len(self._sums), dtype=np.intp)
+        slot, positions = self._slot, np.arange(len(ids))
+        slot[ids] = positions  # of repeated ids, one write survives: that position stands for the row
+        distinct = ids[slot[ids] == positions]
+        slot[distinct] = np.arange(len(distinct))
+        return distinct, slot[ids]
 
     def _rows(self, texts: Sequence[str]) -> tuple["np.ndarray", "np.ndarray"]:
         """Every word of the texts as its row of the cached sums, and the
@@ -283,16 +307,13 @@ MARKER_ROW = 0
 def ascii_words(texts: Sequence[str]) -> list[str] | None:
     """The texts' ``bot.lexicon.tokens``, in order, with ``MARKER`` between
     consecutive texts: one lower, translate and split of the joined text.
-    None when the texts are not all ASCII or one holds the marker."""
-    from bot.lexicon import MAX_TOKEN_LEN
-
+    A word longer than ``MAX_TOKEN_LEN`` is left whole (the word cache
+    learns it as its cut token). None when the texts are not all ASCII or
+    one holds the marker."""
     joined = f" {MARKER} ".join(texts)
     if not joined.isascii() or joined.count(MARKER) != len(texts) - 1:
         return None
-    words = joined.lower().encode("ascii").translate(_BATCH_SEPARATORS).decode("ascii").split()
-    if max(map(len, words), default=0) > MAX_TOKEN_LEN:
-        words = [w[:MAX_TOKEN_LEN] for w in words]
-    return words
+    return joined.lower().encode("ascii").translate(_BATCH_SEPARATORS).decode("ascii").split()
 
 
 def batch_words(texts: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
@@ -411,25 +432,27 @@ def chapter_text(episode_title: str, title: str) -> str:
 
 
 def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVectors"]:
-    """A batch's vectors from two pooling calls: each item's document
-    (``document_text``), then, for the items with chapters, their titles and
-    chapter titles (short texts pooled apart from the documents: a chunk is
-    pooled as a texts x distinct-words count matrix, and among documents
-    each short text would pay for all of their words). Pooling is a sum, so
-    a chapter's text ("episode title: chapter title", ``chapter_text``) is
-    its title's sum plus its own: the same vectors as embedding that text
-    (tests), without pooling the episode's title once more for every
-    chapter (a 540-episode feed with 10 chapters each: 99,000 words pooled
-    -> 79,000)."""
+    """A batch's vectors from two pooling calls: the short parts (each
+    item's title and chapter titles), then the summaries. Pooling is a sum,
+    so every text built from parts is the sum of theirs, the same vectors as
+    embedding that text (tests): an item's document (``document_text``) is
+    its parts' sums plus its summary's, and a chapter's text ("episode
+    title: chapter title", ``chapter_text``) is its title's sum plus its own.
+    No word is pooled twice (a 540-episode feed with 10 chapters each: 99,000
+    words pooled -> 61,000), and short texts are pooled apart from long ones
+    (a chunk is pooled as a texts x distinct-words count matrix: among
+    documents each short text would pay for all of their words)."""
     import numpy as np
 
     from bot.storage.records import ItemVectors
 
-    doc_sums = embedder.sums([document_text(job.title, job.chapters, job.summary) for job in jobs])
-    parts = [text for job in jobs if job.chapters for text in (job.title, *job.chapters)]
+    parts = [text for job in jobs for text in (job.title, *job.chapters)]
     part_sums = embedder.sums(parts)
-    sizes = np.fromiter((1 + len(job.chapters) for job in jobs if job.chapters), dtype=np.intp)
+    sizes = np.fromiter((1 + len(job.chapters) for job in jobs), dtype=np.intp, count=len(jobs))
     titles = np.cumsum(sizes) - sizes  # each title's row in part_sums; its chapters follow it
+    doc_sums = embedder.sums([job.summary[:DOC_CHARS] for job in jobs])
+    if len(jobs):
+        doc_sums += np.add.reduceat(part_sums, titles, axis=0)
     chapter_rows = np.ones(len(parts), dtype=bool)
     chapter_rows[titles] = False
     chapter_sums = part_sums[chapter_rows] + part_sums[np.repeat(titles, sizes - 1)]
@@ -438,22 +461,21 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
     size = DIM * as_stored(doc_sums[:0]).itemsize
     doc_blob = as_stored(normalized(doc_sums)).tobytes()
     chapter_blob = as_stored(normalized(chapter_sums)).tobytes()
-    documents = [doc_blob[at:at + size] for at in range(0, len(doc_blob), size)]
-    chapters = [chapter_blob[at:at + size] for at in range(0, len(chapter_blob), size)]
     out, at = [], 0
-    for job, document in zip(jobs, documents):
-        k = len(job.chapters)
-        out.append(ItemVectors(job.item_id, job.content_hash, document, tuple(chapters[at:at + k])))
-        at += k
+    for n, job in enumerate(jobs):
+        end = at + len(job.chapters) * size
+        out.append(ItemVectors(job.item_id, job.content_hash, doc_blob[n * size:(n + 1) * size],
+                               chapter_blob[at:end], len(job.chapters)))
+        at = end
     return out
 
 
-def job_groups(jobs: Sequence["VectorJob"], max_chars: int = EMBED_GROUP_CHARS) -> list[tuple[int, int]]:
+def job_groups(jobs: Sequence["VectorJob"], max_chars: int | None = None) -> list[tuple[int, int]]:
     """(start, stop) of consecutive groups of ``jobs`` holding at most
     ``max_chars`` of text each (a longer job alone): ~30 episodes with their
     chapters, ~150 posts, each one call of ~1-2 ms."""
     sizes = [len(job.title) + len(job.summary) + sum(map(len, job.chapters)) for job in jobs]
-    return size_bounds(sizes, max_chars, len(jobs) or 1)
+    return size_bounds(sizes, EMBED_GROUP_CHARS if max_chars is None else max_chars, len(jobs) or 1)
 
 
 def item_job(key: int, content_hash: str, item: "Item") -> "VectorJob":

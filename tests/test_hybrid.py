@@ -302,7 +302,7 @@ async def test_vectors_are_embedded_off_the_loop_in_batches_and_search_uses_them
 def test_embed_jobs_builds_the_same_vectors_as_embedding_the_whole_texts() -> None:
     """embed_jobs pools each part once and adds them up: the item's document
     and each "episode title: chapter title" must come out as if embedded whole."""
-    from bot.storage.records import VectorJob
+    from bot.storage.records import VectorJob, split_chapters
     from tests.judged import load_catalogue
 
     embedder = load_wordllama()
@@ -315,9 +315,11 @@ def test_embed_jobs_builds_the_same_vectors_as_embedding_the_whole_texts() -> No
     documents = embedder.embed([hybrid.document_text(j.title, j.chapters, j.summary) for j in jobs])
     for job, got, want in zip(jobs, vectors, documents):
         assert np.abs(from_bytes(got.item) - want).max() < 2e-3  # bfloat16 as stored
-        assert len(got.chapters) == len(job.chapters)
+        assert got.chapter_count == len(job.chapters)
+        assert len(got.chapters) == len(job.chapters) * len(got.item)
         if job.chapters:
             whole = embedder.embed([hybrid.chapter_text(job.title, c) for c in job.chapters])
-            assert np.abs(np.vstack([from_bytes(c) for c in got.chapters]) - whole).max() < 2e-3
+            chapters = split_chapters(got.chapters, got.chapter_count)
+            assert np.abs(np.vstack([from_bytes(c) for c in chapters]) - whole).max() < 2e-3
     assert not from_bytes(vectors[-1].item).any()
     assert hybrid.embed_jobs(embedder, []) == []

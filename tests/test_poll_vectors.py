@@ -31,6 +31,7 @@ from bot.sources.feeds import parse_feed_off_loop
 from bot.sources.http import HttpFetcher
 from bot.sources.rss import RssSource
 from bot.storage import Storage
+from bot.storage.records import split_chapters
 from tests.feedserver import FeedServer, feed_server  # noqa: F401  (fixture)
 from tests.test_poll_documents import DOCS, JSON_CHAPTERS, Episode, feed
 
@@ -89,7 +90,7 @@ async def _expected(store: Storage, embedder: Embedder, item_ids: Sequence[int])
     """What the background pass would store for these items, from the stored rows."""
     stored = await store.items_by_id(list(item_ids))
     jobs = [hybrid.item_job(i, "", stored[i].item) for i in item_ids]
-    return {v.item_id: (v.item, list(v.chapters)) for v in embed_jobs(embedder, jobs)}
+    return {v.item_id: (v.item, split_chapters(v.chapters, v.chapter_count)) for v in embed_jobs(embedder, jobs)}
 
 
 async def _stored(store: Storage, item_ids: Sequence[int]) -> dict[int, tuple[bytes, list[bytes]]]:

@@ -415,7 +415,7 @@ async def test_items_chapters_and_vectors_of_more_ids_than_one_statement_binds(s
     assert set(found) == set(ids)
     assert all(found[s.id].item.chapters == s.item.chapters for s in written)  # each in chapter order
     await storage.put_vectors([
-        ItemVectors(s.id, content_hash(s.item), s.id.to_bytes(4, "big"),
+        ItemVectors.of(s.id, content_hash(s.item), s.id.to_bytes(4, "big"),
                     tuple(bytes([p]) + s.id.to_bytes(3, "big") for p in range(3))) for s in written])
     assert await storage.find_vectors(asked) == {i: i.to_bytes(4, "big") for i in ids}
     assert await storage.chapter_vectors(asked) == {
@@ -646,8 +646,8 @@ async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(stora
     assert due[0].title == "Kafka" and due[1].chapters == ()
     assert [j.item_id for j in await storage.items_needing_vectors(1)] == [a.id]
     assert [j.item_id for j in await storage.items_needing_vectors(10, after_id=a.id)] == [b.id]  # a cursor
-    await storage.put_vectors([ItemVectors(a.id, due[0].content_hash, b"item-a", (b"ch0", b"ch1")),
-                               ItemVectors(b.id, due[1].content_hash, b"item-b")])
+    await storage.put_vectors([ItemVectors.of(a.id, due[0].content_hash, b"item-a", (b"ch0", b"ch1")),
+                               ItemVectors.of(b.id, due[1].content_hash, b"item-b")])
     assert await storage.items_needing_vectors(10) == []
     assert await storage.find_vectors([a.id, b.id, 999]) == {a.id: b"item-a", b.id: b"item-b"}
     assert await storage.chapter_vectors([a.id, b.id]) == {a.id: [b"ch0", b"ch1"]}
@@ -657,7 +657,7 @@ async def test_vectors_are_due_for_new_and_edited_items_and_replaced_whole(stora
                                                                     item_identity(edited)),)), progress())
     (job,) = await storage.items_needing_vectors(10)
     assert job.item_id == a.id and job.content_hash == content_hash(edited) and job.title == "Kafka partitions"
-    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"item-a2", (b"c0",))])
+    await storage.put_vectors([ItemVectors.of(a.id, job.content_hash, b"item-a2", (b"c0",))])
     assert (await storage.find_vectors([a.id]))[a.id] == b"item-a2"
     assert await storage.chapter_vectors([a.id]) == {a.id: [b"c0"]}
     assert await storage.find_vectors([]) == {} and await storage.chapter_vectors([]) == {}
@@ -669,14 +669,14 @@ async def test_vectors_of_an_item_edited_or_removed_meanwhile_are_not_saved(stor
     source = await storage.add_source(spec(), NOW)
     (a,) = (await write(storage, source, [item(1, title="Kafka", summary="x" * 2000)])).new_items  # type: ignore[attr-defined]
     assert len((await storage.items_needing_vectors(1, summary_chars=600))[0].summary) == 600
-    await storage.put_vectors([ItemVectors(a.id, "not-its-content", b"stale"),
-                               ItemVectors(12345, "x", b"gone")])
+    await storage.put_vectors([ItemVectors.of(a.id, "not-its-content", b"stale"),
+                               ItemVectors.of(12345, "x", b"gone")])
     assert await storage.find_vectors([a.id, 12345]) == {}
     assert [j.item_id for j in await storage.items_needing_vectors(10)] == [a.id]  # still due
     await storage.put_vectors([])
     # removing the source takes its items' vectors with them
     (job,) = await storage.items_needing_vectors(10)
-    await storage.put_vectors([ItemVectors(a.id, job.content_hash, b"v")])
+    await storage.put_vectors([ItemVectors.of(a.id, job.content_hash, b"v")])
     await storage.remove_source(source.name)
     assert await storage.find_vectors([a.id]) == {}
 
@@ -1291,7 +1291,7 @@ async def test_a_chapters_document_makes_the_item_due_for_new_vectors(storage: S
 
     source, a, b = await _two_items(storage)
     due = await storage.items_needing_vectors(10)
-    await storage.put_vectors([ItemVectors(j.item_id, j.content_hash, b"v", tuple(b"c" for _ in j.chapters))
+    await storage.put_vectors([ItemVectors.of(j.item_id, j.content_hash, b"v", tuple(b"c" for _ in j.chapters))
                                for j in due])
     assert await storage.items_needing_vectors(10) == []
     chapters = (Chapter(0, "Welcome"), Chapter(75, "How replication slots work"))
@@ -1302,7 +1302,7 @@ async def test_a_chapters_document_makes_the_item_due_for_new_vectors(storage: S
     assert b in await storage.find_vectors([a, b]) and a not in await storage.find_vectors([a, b])
     # The same chapters again (a document fetched before the poll's write,
     # which stored them and their vectors): nothing to re-embed.
-    await storage.put_vectors([ItemVectors(a, job.content_hash, b"v2", (b"c", b"c"))])
+    await storage.put_vectors([ItemVectors.of(a, job.content_hash, b"v2", (b"c", b"c"))])
     await storage.write_documents([DocumentWrite(a, DocumentKind.CHAPTERS, "https://c.example/a.json", "fetched",
                                                  NOW, chapters=chapters)])
     assert await storage.items_needing_vectors(10) == []

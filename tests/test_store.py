@@ -180,7 +180,7 @@ async def test_migration_13_drops_the_per_chapter_vectors_and_the_items_are_due_
     _old_database(path, 12, "INSERT INTO item_vectors VALUES (7, -1, 'h', x'00000000'), (7, 0, 'h', x'00000000')")
     async with await SqliteStorage.open(path) as store:
         assert [j.item_id for j in await store.items_needing_vectors(10)] == [7]
-        await store.put_vectors([ItemVectors(7, "h", b"it", (b"c0", b"c1", b"c2"))])
+        await store.put_vectors([ItemVectors.of(7, "h", b"it", (b"c0", b"c1", b"c2"))])
         assert await store.items_needing_vectors(10) == []
         assert await store.find_vectors([7]) == {7: b"it"}
         assert await store.chapter_vectors([7]) == {7: [b"c0", b"c1", b"c2"]}

@@ -317,7 +317,7 @@ class Storage(Protocol):
 
     async def put_vectors(self, vectors: Sequence[ItemVectors]) -> None:
         """Replace each item's vectors (its own and its chapters', in chapter
-        order, the chapters' all of one length), in one transaction; an item that is gone, or whose content
+        order, the chapters' all of one length and concatenated), in one transaction; an item that is gone, or whose content
         changed since ``content_hash`` was read, is skipped (it stays due)."""
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:

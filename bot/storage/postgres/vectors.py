@@ -40,7 +40,7 @@ class VectorsTable(CatalogTable):  # its _chapters, as DocumentsTable
             await conn.execute("DELETE FROM item_vectors WHERE item_id = ANY($1::bigint[])", [v.item_id for v in keep])
             await conn.copy_records_to_table(
                 "item_vectors", columns=["item_id", "content_hash", "vector", "chapters", "chapter_count"],
-                records=[(v.item_id, v.content_hash, v.item, b"".join(v.chapters), len(v.chapters)) for v in keep])
+                records=[(v.item_id, v.content_hash, v.item, v.chapters, v.chapter_count) for v in keep])
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
         if not item_ids:

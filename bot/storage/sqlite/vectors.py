@@ -39,7 +39,7 @@ class VectorsTable(SqliteBase):
             await db.executemany(
                 "INSERT OR REPLACE INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
                 "SELECT id, content_hash, ?, ?, ? FROM items WHERE id = ? AND content_hash = ?",
-                [(v.item, b"".join(v.chapters), len(v.chapters), v.item_id, v.content_hash) for v in vectors],
+                [(v.item, v.chapters, v.chapter_count, v.item_id, v.content_hash) for v in vectors],
             )
 
     async def find_vectors(self, item_ids: Sequence[int]) -> dict[int, bytes]:
