@@ -137,6 +137,66 @@ def test_embedding_groups_split_a_batch_by_its_text() -> None:
     assert hybrid.job_groups([]) == []
 
 
+class _CountingEmbedder:
+    """Zero sums, one call recorded per pooling call; the first call waits
+    for ``release`` once ``hold`` is set (the test's handle on the worker thread)."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.hold = hold
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.sums(texts)
+
+    def sums(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        if self.hold and self.calls == 1:
+            self.entered.set()
+            self.release.wait(timeout=30)
+        return np.zeros((len(texts), hybrid.DIM), dtype=np.float32)
+
+
+async def test_embedding_off_the_loop_runs_every_group_in_order() -> None:
+    from bot.storage.records import VectorJob
+
+    jobs = [VectorJob(n, f"h{n}", "t" * 10, "s" * 90, ("c",) * (n % 3)) for n in range(10)]
+    embedder = load_wordllama()
+    vectors = await hybrid.embed_off_loop(embedder, jobs, pause_s=0)
+    assert vectors == hybrid.embed_jobs(embedder, jobs)
+    counting = _CountingEmbedder()
+    groups = hybrid.job_groups(jobs, max_chars=300)
+    assert len(groups) > 1
+    original = hybrid.EMBED_GROUP_CHARS
+    try:
+        hybrid.EMBED_GROUP_CHARS = 300  # several groups, with the running bot's pause between them
+        out = await hybrid.embed_off_loop(counting, jobs)  # type: ignore[arg-type]
+    finally:
+        hybrid.EMBED_GROUP_CHARS = original
+    assert counting.calls == 2 * len(groups)  # each group pooled once: its parts, then its summaries
+    assert [v.item_id for v in out] == list(range(10)) and [v.chapter_count for v in out] == [n % 3 for n in range(10)]
+
+
+async def test_a_cancelled_embedding_stops_after_its_current_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancelling the await (a poll cancelled at shutdown) cannot interrupt
+    the thread, but it must not go on through the rest of the batch."""
+    from bot.storage.records import VectorJob
+
+    monkeypatch.setattr(hybrid, "EMBED_GROUP_CHARS", 100)
+    jobs = [VectorJob(n, "h", "t" * 10, "s" * 90) for n in range(6)]  # six groups of one job
+    assert len(hybrid.job_groups(jobs)) == 6
+    embedder = _CountingEmbedder(hold=True)
+    task = asyncio.create_task(hybrid.embed_off_loop(embedder, jobs, pause_s=0))  # type: ignore[arg-type]
+    assert await asyncio.to_thread(embedder.entered.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    embedder.release.set()
+    await asyncio.get_running_loop().shutdown_default_executor()  # the worker thread has returned
+    assert embedder.calls == 2  # the first group's two pooling calls, then it stopped
+
+
 def test_a_model_that_cannot_load_is_one_log_line_and_lexical_search(caplog: pytest.LogCaptureFixture) -> None:
     calls = []
 
