@@ -67,12 +67,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection needs when it goes back to the pool: nothing more
+    than asyncpg always does (roll back a transaction left open, drop
+    listeners). Its default reset also sends ``pg_advisory_unlock_all(); CLOSE
+    ALL; UNLISTEN *; RESET ALL``, a round trip at every release (a reply's
+    few queries make several), to undo session state this storage never
+    makes: its advisory locks are transaction locks, its settings ``SET
+    LOCAL``, it keeps no cursor outside a transaction and listens to no channel
+    (tests/test_pg_pool.py checks both the sources and the behaviour)."""
+
+
 async def connect_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool on ``url``, or StorageError naming the database without its password."""
     secret = password_of(url)
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection,
+            url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session,
             timeout=CONNECT_TIMEOUT_S, command_timeout=COMMAND_TIMEOUT_S,
         )
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
