@@ -433,8 +433,9 @@ def chapter_text(episode_title: str, title: str) -> str:
 
 
 def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVectors"]:
-    """A batch's vectors from two pooling calls: the short parts (each
-    item's title and chapter titles), then the summaries. Pooling is a sum,
+    """A batch's vectors from two pooling calls: the short parts (the
+    titles and chapter titles of the items with chapters), then the
+    summaries (the whole document of an item without). Pooling is a sum,
     so every text built from parts is the sum of theirs, the same vectors as
     embedding that text (tests): an item's document (``document_text``) is
     its parts' sums plus its summary's, and a chapter's text ("episode
@@ -447,13 +448,17 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
 
     from bot.storage.records import ItemVectors
 
-    parts = [text for job in jobs for text in (job.title, *job.chapters)]
+    # An item without chapters (a post) is pooled whole, its title with its
+    # summary: it has no parts to share.
+    chaptered = [job for job in jobs if job.chapters]
+    parts = [text for job in chaptered for text in (job.title, *job.chapters)]
     part_sums = embedder.sums(parts)
-    sizes = np.fromiter((1 + len(job.chapters) for job in jobs), dtype=np.intp, count=len(jobs))
+    sizes = np.fromiter((1 + len(job.chapters) for job in chaptered), dtype=np.intp, count=len(chaptered))
     titles = np.cumsum(sizes) - sizes  # each title's row in part_sums; its chapters follow it
-    doc_sums = embedder.sums([job.summary[:DOC_CHARS] for job in jobs])
-    if len(jobs):
-        doc_sums += np.add.reduceat(part_sums, titles, axis=0)
+    doc_sums = embedder.sums([job.summary[:DOC_CHARS] if job.chapters else document_text(job.title, (), job.summary)
+                              for job in jobs])
+    if chaptered:
+        doc_sums[[n for n, job in enumerate(jobs) if job.chapters]] += np.add.reduceat(part_sums, titles, axis=0)
     chapter_rows = np.ones(len(parts), dtype=bool)
     chapter_rows[titles] = False
     chapter_sums = part_sums[chapter_rows] + part_sums[np.repeat(titles, sizes - 1)]
