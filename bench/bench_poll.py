@@ -303,14 +303,14 @@ async def measure_replies(server: FeedServer, fetcher: HttpFetcher, parsers: Fee
         commands = Commands(store, clock=FrozenClock(NOW), semantic=model)
 
         async def ingest(name: str) -> Any:
-            report = await poller.poll(name, force=True)
-            if model.ready:
-                assert await store.items_needing_vectors(1) == []  # embedded by the poll itself
-            return report
+            return await poller.poll(name, force=True)
+
+        async def all_embedded() -> bool:  # by the polls themselves
+            return not model.ready or await store.items_needing_vectors(1) == []
 
         # A catalogue to answer from, as a running bot has.
         await store.add_source(SourceSpec("archive", "rss", server.url("/plain.xml"), ContentKind.EPISODE), NOW)
-        assert (await ingest("archive")).ok
+        assert (await ingest("archive")).ok and await all_embedded()
         names = [f"show-{k}" for k in range(CONCURRENT_INGESTS)]
         for name in names:
             await store.add_source(SourceSpec(name, "rss", server.url(f"/{name}.xml"), ContentKind.EPISODE), NOW)
@@ -324,6 +324,7 @@ async def measure_replies(server: FeedServer, fetcher: HttpFetcher, parsers: Fee
             reports = await polls
             busy = await busy_task
         assert all(r.ok and len(r.new) == N_ITEMS for r in reports), [r.error for r in reports]
+        assert await all_embedded()
     finally:
         await store.close()
     worst = max(busy)
