@@ -4,10 +4,17 @@ measures them; the answers are the storage contract's, tests/test_search.py)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from bot.models import ContentKind
 from bot.search import parse_query
 from tests.backends import PgRun, open_target, run_of
+
+if TYPE_CHECKING:
+    import pytest
+
+    from bot.models import Item
+    from bot.storage import Storage
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
 # 250 distinct words: a 3.5 KB vector, as an episode's show notes make.
@@ -105,3 +112,88 @@ async def test_pg_search_on_a_catalogue_never_analyzed_is_not_jit_compiled(pg_ru
     finally:
         await conn.close()
     assert "JIT" not in plan, plan
+
+
+def _episodes(n: int) -> list["Item"]:
+    from bot.models import Item
+
+    return [Item(guid=f"ep{k}", title=f"Episode {k}: postgres and kafka", link=f"https://pod.example.org/{k}",
+                 summary=LONG_TEXT, published_at=NOW) for k in range(n)]
+
+
+async def _store_episodes(store: "Storage", n: int, name: str = "pod") -> None:
+    from bot.detect import decide
+    from bot.models import SourceSpec
+    from tests.spine import write_decision
+
+    spec = SourceSpec(name, "rss", f"https://{name}.example.org/rss", ContentKind.EPISODE)
+    source = await store.add_source(spec, NOW)
+    decision = decide(spec=spec, synced=False, known=[], fetched=_episodes(n), now=NOW)
+    assert len((await write_decision(store, source, decision, now=NOW)).new_items) == n
+
+
+async def test_pg_a_poll_leaves_no_pending_search_entries(pg_run: PgRun | None) -> None:
+    """Both GIN indexes take a write's entries into their pending lists
+    (cheap inserts) and the write merges them once committed: no search
+    reads a pending list afterwards. gin_clean_pending_list returns the
+    pending pages it merged: none are left."""
+    import asyncpg
+
+    url = await run_of(pg_run).create_database("showbot_test_pending")
+    store = await open_target(url)
+    conn = await asyncpg.connect(url)
+    try:
+        options = await conn.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'items_search_episode'")
+        assert "fastupdate=on" in options
+        await _store_episodes(store, 60)
+        for index in ("items_search", "items_search_episode"):
+            assert await conn.fetchval("SELECT gin_clean_pending_list($1::regclass)", index) == 0, index
+        hits = await store.search(parse_query("kafka"), ContentKind.EPISODE)
+        assert len(hits) == 60
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def test_pg_a_role_that_may_not_merge_the_indexes_still_stores_its_polls(
+        pg_run: PgRun | None, caplog: "pytest.LogCaptureFixture") -> None:
+    """A bot running as a role that does not own the tables (not the one that
+    migrated) cannot merge the pending lists: its polls are stored and found
+    all the same, and it says so once, not at every poll."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    run = run_of(pg_run)
+    url = await run.create_database("showbot_test_roles")
+    name = url.rsplit("/", 1)[-1]
+    await (await open_target(url)).close()  # migrated by the owner
+    role = f"showbot_test_writer_{uuid.uuid4().hex[:8]}"
+    server = urlsplit(run.server_url)
+    writer_url = f"postgresql://{role}@{server.hostname}:{server.port or 5432}/{name}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        # (CREATE on the schema: opening a store runs CREATE TABLE IF NOT EXISTS schema_migrations.)
+        await conn.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+        await conn.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        await conn.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        store = await open_target(writer_url)
+        try:
+            with caplog.at_level("WARNING", logger="showbot.storage"):
+                await _store_episodes(store, 5, "one")
+                await _store_episodes(store, 5, "two")
+            assert len(await store.search(parse_query("kafka"), ContentKind.EPISODE)) == 10
+        finally:
+            await store.close()
+        warned = [r for r in caplog.records if "does not own" in r.getMessage()]
+        assert len(warned) == 1, [r.getMessage() for r in caplog.records]
+    finally:
+        await conn.close()
+        admin = await asyncpg.connect(run.server_url)
+        try:  # the database first (the role's grants go with it), then the role: nothing left on the server
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()

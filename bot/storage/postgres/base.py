@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Sequence
@@ -29,6 +30,8 @@ import asyncpg
 from bot.errors import ShowbotError, StorageError
 from bot.storage.postgres.schema import LOCK_MIGRATE, LOCK_NAMESPACE, MIGRATIONS, SCHEMA_VERSION
 from bot.storage.url import redact
+
+log = logging.getLogger("showbot.storage")
 
 # A statement that takes longer than this is a stuck server, not a slow query.
 COMMAND_TIMEOUT_S = 60.0
@@ -111,9 +114,33 @@ class PostgresBase:
         # dropped whenever this process writes items, and at most
         # DF_CACHE_S old otherwise (another instance's writes).
         self._df_cache: dict[str, tuple[float, int]] = {}
+        self._flush_refused = False  # _flush_search_index: this role may not merge the indexes
 
     def _catalogue_changed(self) -> None:
         self._df_cache.clear()
+
+    async def _flush_search_index(self, *, episodes: bool) -> None:
+        """Move the search indexes' pending entries into their trees, after a
+        write committed them (``write_poll``). Both GIN indexes take new
+        entries into a pending list (fastupdate) that every search reads in
+        full until it is merged: cheap writes (a first poll of 540 episodes
+        stored in ~0.75 -> ~0.45 s, as without the episodes' index), and
+        searches as fast as without the list, merged here in bulk rather than
+        by the next insert that overflows it (up to 4 MB) or autovacuum.
+        Best effort: the poll is stored either way. Merging needs the
+        indexes' owner (the role that migrated); another role is told once."""
+        if self._flush_refused:
+            return
+        names = ["items_search", "items_search_episode"] if episodes else ["items_search"]
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute("SELECT gin_clean_pending_list(n::regclass) FROM unnest($1::text[]) AS n", names)
+        except asyncpg.InsufficientPrivilegeError:
+            self._flush_refused = True
+            log.warning("search indexes not tidied after writes: this database role does not own them "
+                        "(searches read their pending entries until autovacuum merges them)")
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("search indexes not tidied after a write (%s); autovacuum will", describe(exc, self._secret))
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Any:

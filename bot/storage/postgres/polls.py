@@ -215,6 +215,7 @@ class PollsTable(PostgresBase):
             )
         if intent.new_items or intent.updates:
             self._catalogue_changed()
+            await self._flush_search_index(episodes=kind is ContentKind.EPISODE)
         stored = tuple(
             StoredItem(item_id, source.name, kind, new.identity, new.item, now)
             for item_id, new in zip(item_ids, intent.new_items)

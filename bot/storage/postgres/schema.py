@@ -400,6 +400,15 @@ MIGRATIONS: list[str] = [
     CREATE INDEX items_search_episode ON items USING gin (search) WITH (fastupdate = off)
         WHERE kind = 'episode';
     """,
+    # -> n+1: the episodes' index takes writes into its pending list again,
+    # as items_search does: a write now merges both lists itself, in bulk,
+    # once committed (PostgresBase._flush_search_index), so searches never
+    # read a long one, and a 540-episode first poll no longer pays for
+    # inserting each of its ~135,000 entries into the tree one at a time
+    # (stored in ~0.75 s -> ~0.45 s, the same as with no episodes' index).
+    """
+    ALTER INDEX items_search_episode SET (fastupdate = on);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
