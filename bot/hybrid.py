@@ -103,6 +103,11 @@ class WordLlamaEmbedder:
         import numpy as np
 
         self._model = model
+        # The embedder takes the model over: its tokenizer no longer pads, so
+        # _learn reads each word's ids as they are (padded to a batch's
+        # longest word, a 64-letter word made 65 ids of every word), and the
+        # model's own embed, which needs padding, is not used.
+        model.tokenizer.no_padding()
         # One BLAS thread for the whole process (OpenBLAS's setting is
         # global; nothing else in the bot multiplies matrices): the pooling's
         # products are a few MB, and OpenBLAS's default of a spinning thread
@@ -129,9 +134,7 @@ class WordLlamaEmbedder:
         if len(self._index) + len(new) > self.MAX_WORDS:
             self._index = {MARKER: MARKER_ROW}
             new = list(set(words).difference(self._index))
-        # (The model's tokenizer pads a batch to its longest word; a copy
-        # without padding encoded 2.5x faster but cost 41 MB resident.) A
-        # word longer than MAX_TOKEN_LEN is learned as its token, the word
+        # A word longer than MAX_TOKEN_LEN is learned as its token, the word
         # cut there, so ascii_words need not cut the rare long word itself
         # (a max over a chunk's words was ~8% of pooling).
         from bot.lexicon import MAX_TOKEN_LEN
@@ -143,21 +146,21 @@ class WordLlamaEmbedder:
             grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
             grown[:len(self._index)] = self._sums[:len(self._index)]
             self._sums = grown
-        # Every new word's token vectors summed at once: the token rows
-        # gathered in one take, added up per word by one reduceat (a word
-        # with no tokens keeps a zero row; reduceat can't express an empty
-        # run).
-        padded = np.array([e.ids for e in encoded], dtype=np.intp)
-        real = np.array([e.attention_mask for e in encoded], dtype=bool)  # which ids are tokens, not padding
-        lengths = real.sum(axis=1)
+        # Every new word's token vectors summed, the words of one token
+        # count at a time: their token rows gathered as (words x count x DIM)
+        # and summed over the count (a word with no tokens keeps a zero row).
+        # One reduceat over all the gathered rows took ~2x as long.
+        ids = [e.ids for e in encoded]  # unpadded (__init__)
+        lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.intp, count=int(lengths.sum()))
+        starts = np.cumsum(lengths) - lengths
         first = len(self._index)
-        rows = np.arange(first, first + len(new))
-        self._sums[rows] = 0.0
-        if lengths.any():
-            flat = padded[real]  # row by row: each word's tokens in order
-            starts = (np.cumsum(lengths) - lengths)[lengths > 0]
-            self._sums[rows[lengths > 0]] = np.add.reduceat(self._matrix[flat], starts, axis=0)
-        self._index.update(zip(new, rows.tolist()))
+        self._sums[first:first + len(new)] = 0.0
+        for length in np.unique(lengths[lengths > 0]).tolist():
+            which = np.flatnonzero(lengths == length)
+            tokens = flat[starts[which, None] + np.arange(length)]
+            self._sums[first + which] = self._matrix[tokens].sum(axis=1)
+        self._index.update(zip(new, range(first, first + len(new))))
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         """Texts pooled a chunk at a time (``chunk_bounds``): each C-level
