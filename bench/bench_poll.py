@@ -239,8 +239,9 @@ async def measure_embedding(server: FeedServer, fetcher: HttpFetcher, parsers: F
     for i in range(rounds):
         for mode in ("off", "cold", "warm"):
             store = await SqliteStorage.open(tmp / f"embed-{i}-{mode}.db")
-            fresh = WordLlamaEmbedder(loaded._model) if isinstance(loaded, WordLlamaEmbedder) else loaded
-            embedder = loaded if mode == "warm" else fresh
+            # off: the backfill's embedder; cold: the poll's; both start empty.
+            embedder = loaded if mode == "warm" or not isinstance(loaded, WordLlamaEmbedder) \
+                else WordLlamaEmbedder(loaded._model)
             try:
                 poller = Poller(store, {"rss": RssSource(fetcher, parse=parsers.parse)}, clock=FrozenClock(NOW),
                                 embedder=None if mode == "off" else (lambda: embedder), embed_pause_s=0)
@@ -262,7 +263,7 @@ async def measure_embedding(server: FeedServer, fetcher: HttpFetcher, parsers: F
                 t1 = time.perf_counter()
                 if mode == "off":
                     plain.append(t1 - t0)
-                    assert await embed_pending(store, fresh, pause_s=0) == N_ITEMS
+                    assert await embed_pending(store, embedder, pause_s=0) == N_ITEMS
                     backfills.append(time.perf_counter() - t1)
                 else:
                     assert await store.items_needing_vectors(1) == []

@@ -459,7 +459,8 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
 
     # An item without chapters (a post) is pooled whole, its title with its
     # summary: it has no parts to share.
-    chaptered = [job for job in jobs if job.chapters]
+    with_chapters = [n for n, job in enumerate(jobs) if job.chapters]
+    chaptered = [jobs[n] for n in with_chapters]
     parts = [text for job in chaptered for text in (job.title, *job.chapters)]
     part_sums = embedder.sums(parts)
     sizes = np.fromiter((1 + len(job.chapters) for job in chaptered), dtype=np.intp, count=len(chaptered))
@@ -467,7 +468,7 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
     doc_sums = embedder.sums([job.summary[:DOC_CHARS] if job.chapters else document_text(job.title, (), job.summary)
                               for job in jobs])
     if chaptered:
-        doc_sums[[n for n, job in enumerate(jobs) if job.chapters]] += np.add.reduceat(part_sums, titles, axis=0)
+        doc_sums[with_chapters] += np.add.reduceat(part_sums, titles, axis=0)
     chapter_rows = np.ones(len(parts), dtype=bool)
     chapter_rows[titles] = False
     chapter_sums = part_sums[chapter_rows] + part_sums[np.repeat(titles, sizes - 1)]
