@@ -25,12 +25,13 @@ import asyncio
 import bisect
 import logging
 import os
+import re
 import threading
 import time
 from itertools import accumulate, chain
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -93,8 +94,9 @@ class WordLlamaEmbedder:
     The model averages the vectors of a text's subword tokens; running its
     tokenizer over every document costs ~80 us a text (25,000 posts: 2 s, far
     more than storing them). The same average is a sum of per-word sums, so
-    each distinct word is tokenized once and cached (its token-vector sum
-    and count), and a document is the normalized sum of its words' sums:
+    each distinct word is learned once and cached (its token-vector sum:
+    a word the vocabulary holds whole is its token's row, the rest are
+    tokenized), and a document is the normalized sum of its words' sums:
     ~10x faster, and identical for query and document sides. Words are
     ``bot.lexicon.tokens`` (lower case), as search sees them."""
 
@@ -124,6 +126,7 @@ class WordLlamaEmbedder:
         # 14 on a 2-core machine. An operator's own setting stands.
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._matrix = np.asarray(model.embedding, dtype=np.float32)
+        self._whole = whole_word_tokens(model.tokenizer)
         self._index: dict[str, int] = {MARKER: MARKER_ROW}  # row 0: the text separator, an empty row
         self._sums = np.zeros((1024, DIM), dtype=np.float32)
         self._slot = np.zeros(len(self._sums), dtype=np.intp)  # _distinct's scratch
@@ -131,42 +134,63 @@ class WordLlamaEmbedder:
         # search may embed at once from two threads.
         self._lock = threading.Lock()
 
-    def _learn(self, words: Sequence[str]) -> None:
+    def _learn(self, words: Iterable[str]) -> None:
+        """Each new word's token-vector sum, cached. A word the vocabulary
+        holds whole is its token's row (``whole_word_tokens``); the others go
+        through the tokenizer in one call."""
         import numpy as np
 
-        new = list(set(words).difference(self._index))
+        wanted = set(words)
+        new = list(wanted.difference(self._index))
         if not new:
             return
         if len(self._index) + len(new) > self.MAX_WORDS:
             self._index = {MARKER: MARKER_ROW}
-            new = list(set(words).difference(self._index))
+            new = list(wanted.difference(self._index))
         # A word longer than MAX_TOKEN_LEN is learned as its token, the word
         # cut there, so ascii_words need not cut the rare long word itself
         # (a max over a chunk's words was ~8% of pooling).
         from bot.lexicon import MAX_TOKEN_LEN
 
-        encoded = self._model.tokenizer.encode_batch([w[:MAX_TOKEN_LEN] for w in new], is_pretokenized=False,
-                                                     add_special_tokens=False)
+        whole = self._whole
+        known = [w for w in new if w in whole]
+        rest = [w for w in new if w not in whole]
         need = len(self._index) + len(new)
         if need > len(self._sums):
             grown = np.zeros((max(need, 2 * len(self._sums)), DIM), dtype=np.float32)
             grown[:len(self._index)] = self._sums[:len(self._index)]
             self._sums = grown
-        # Every new word's token vectors summed, the words of one token
-        # count at a time: their token rows gathered as (words x count x DIM)
-        # and summed over the count (a word with no tokens keeps a zero row).
-        # One reduceat over all the gathered rows took ~2x as long.
-        ids = [e.ids for e in encoded]  # unpadded (__init__)
-        lengths = np.fromiter(map(len, ids), dtype=np.intp, count=len(ids))
-        flat = np.fromiter(chain.from_iterable(ids), dtype=np.intp, count=int(lengths.sum()))
-        starts = np.cumsum(lengths) - lengths
         first = len(self._index)
-        self._sums[first:first + len(new)] = 0.0
+        self._sums[first:first + len(known)] = self._matrix[[whole[w] for w in known]]
+        if rest:
+            self._sums[first + len(known):first + len(new)] = self._token_sums([w[:MAX_TOKEN_LEN] for w in rest])
+        self._index.update(zip(known + rest, range(first, first + len(new))))
+
+    def _token_sums(self, words: list[str]) -> "np.ndarray":
+        """(len(words), DIM): each word's token vectors summed, from one
+        tokenizer call for up to ``TOKENIZE_WORDS`` of them (pre-tokenized:
+        each word alone, as ``encode_batch`` would see it, without an
+        Encoding a word: ~30% faster), the words of one token count at a time: their token rows
+        gathered as (words x count x DIM) and summed over the count (a word
+        with no tokens keeps a zero row). One reduceat over all the gathered
+        rows took ~2x as long."""
+        import numpy as np
+
+        ids: list[int] = []
+        word_ids: list[int] = []
+        for at in range(0, len(words), TOKENIZE_WORDS):  # the GIL is held for a call
+            encoding = self._model.tokenizer.encode(words[at:at + TOKENIZE_WORDS], is_pretokenized=True,
+                                                    add_special_tokens=False)
+            ids += encoding.ids
+            word_ids += (at + n for n in encoding.word_ids)
+        flat = np.asarray(ids, dtype=np.intp)
+        lengths = np.bincount(np.asarray(word_ids, dtype=np.intp), minlength=len(words))
+        starts = np.cumsum(lengths) - lengths
+        out = np.zeros((len(words), DIM), dtype=np.float32)
         for length in np.unique(lengths[lengths > 0]).tolist():
             which = np.flatnonzero(lengths == length)
-            tokens = flat[starts[which, None] + np.arange(length)]
-            self._sums[first + which] = self._matrix[tokens].sum(axis=1)
-        self._index.update(zip(new, range(first, first + len(new))))
+            out[which] = self._matrix[flat[starts[which, None] + np.arange(length)]].sum(axis=1)
+        return out
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         """Texts pooled a chunk at a time (``chunk_bounds``): each C-level
@@ -182,29 +206,42 @@ class WordLlamaEmbedder:
         import numpy as np
 
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for start, stop in chunk_bounds(texts):
-            self._pool(texts[start:stop], out[start:stop])
+        # Every chunk split first, so that the first chunk with a word the
+        # cache lacks learns the new words of all the chunks after it too:
+        # one tokenizer call and one gather a call, not one a chunk (a cold
+        # cache made 49 calls for a 540-episode feed, ~100 us of numpy each).
+        chunks = [(start, stop, *self._words(texts[start:stop])) for start, stop in chunk_bounds(texts)]
+        for n, (start, stop, words, lengths) in enumerate(chunks):
+            self._pool(words, lengths, stop - start, out[start:stop], (c[2] for c in chunks[n + 1:]))
         return out
 
-    def _pool(self, texts: Sequence[str], out: "np.ndarray") -> None:
-        """The chunk's words in one pass (``_rows``), each word's
-        row of the cached word sums, pooled as a (texts x distinct words)
-        count matrix times those words' sums: one BLAS product, no Python
-        loop per text or per word beyond one ``map``. (``np.add.reduceat``
-        over the gathered rows gives the same vectors but measured 4-8x
-        slower here: its axis-0 reduction of a 2-D array is not vectorized.)
-        Unnormalized sums into ``out``."""
+    def _pool(self, words: list[str], lengths: "np.ndarray | None", n_texts: int, out: "np.ndarray",
+              ahead: Iterable[list[str]] = ()) -> None:
+        """A chunk's words (``_words``), each word's row of the cached word
+        sums, pooled as a (texts x distinct words) count matrix times those
+        words' sums: one BLAS product, no Python loop per text or per word
+        beyond one ``map``. (``np.add.reduceat`` over the gathered rows
+        gives the same vectors but measured 4-8x slower here: its axis-0
+        reduction of a 2-D array is not vectorized.) A word not cached yet
+        is learned with the new words of the chunks ``ahead``. Unnormalized
+        sums into ``out``."""
         import numpy as np
 
         with self._lock:
-            ids, text_of = self._rows(texts)
+            ids = self._lookup(words, ahead)
+            if lengths is None:  # one split, the texts separated by the marker
+                marks = ids == MARKER_ROW
+                text_of = np.cumsum(marks)[~marks]
+                ids = ids[~marks]
+            else:
+                text_of = np.repeat(np.arange(n_texts), lengths)
             if not len(ids):
                 return
             distinct, column = self._distinct(ids)
             # Gathered under the lock: a full cache starts over and reuses rows.
             rows = self._sums[distinct]
-        counts = np.bincount(text_of * len(distinct) + column, minlength=len(texts) * len(distinct))
-        out[:] = counts.reshape(len(texts), len(distinct)).astype(np.float32) @ rows
+        counts = np.bincount(text_of * len(distinct) + column, minlength=n_texts * len(distinct))
+        out[:] = counts.reshape(n_texts, len(distinct)).astype(np.float32) @ rows
 
     def _distinct(self, ids: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
         """The distinct rows among ``ids`` (in no particular order) and each
@@ -222,32 +259,27 @@ class WordLlamaEmbedder:
         slot[distinct] = np.arange(len(distinct))
         return distinct, slot[ids]
 
-    def _rows(self, texts: Sequence[str]) -> tuple["np.ndarray", "np.ndarray"]:
-        """Every word of the texts as its row of the cached sums, and the
-        index of the text it is in (the lock held). An ASCII chunk (nearly
-        all) is one split of the joined text, the texts separated by a
-        marker word that maps to an empty row; the lookup runs once over the
-        words and learns new ones only when one is missing (a warm cache
-        builds no set of the chunk's words)."""
-        import numpy as np
-
+    @staticmethod
+    def _words(texts: Sequence[str]) -> tuple[list[str], "np.ndarray | None"]:
+        """A chunk's words and how many each text has, or None for the counts
+        when the words are one split of the joined chunk with ``MARKER``
+        between texts (an ASCII chunk: nearly all; the marker maps to an
+        empty row)."""
         words = ascii_words(texts)
         if words is None:  # text by text (not ASCII, or a text holding the marker)
-            split, lengths = batch_words(texts)
-            return self._lookup(split), np.repeat(np.arange(len(texts)), lengths)
-        ids = self._lookup(words)
-        marks = ids == MARKER_ROW
-        text_of = np.cumsum(marks)
-        keep = ~marks
-        return ids[keep], text_of[keep]
+            return batch_words(texts)
+        return words, None
 
-    def _lookup(self, words: list[str]) -> "np.ndarray":
+    def _lookup(self, words: list[str], ahead: Iterable[list[str]] = ()) -> "np.ndarray":
+        """Each word's row (the lock held). The lookup runs once over the
+        words and learns only when one is missing: a warm cache builds no
+        set of a chunk's words."""
         import numpy as np
 
         try:
             return np.fromiter(map(self._index.__getitem__, words), dtype=np.intp, count=len(words))
-        except KeyError:  # a word not seen yet: learn the chunk's new words, then map again
-            self._learn(words)
+        except KeyError:  # a word not seen yet: learn the new words of this chunk and those ahead, map again
+            self._learn(chain(words, *ahead))
             return np.fromiter(map(self._index.__getitem__, words), dtype=np.intp, count=len(words))
 
     def embed_reference(self, texts: Sequence[str]) -> "np.ndarray":
@@ -267,6 +299,28 @@ class WordLlamaEmbedder:
         return normalized(out)
 
 
+def whole_word_tokens(tokenizer: Any) -> dict[str, int]:
+    """The vocabulary's whole words: word -> the one token it encodes to on
+    its own. wordllama's tokenizer (SentencePiece-style BPE, 32,000 tokens)
+    prepends "\u2581" to a text, and a lower-case ASCII word whose
+    "\u2581word" is a token encodes to that token alone (all 9,296 of them,
+    tests/test_hybrid.py), so learning such a word needs no tokenizer call:
+    two thirds of the judged catalogue's distinct words, at ~5 us a word
+    otherwise. Checked on a sample of the table at load; a tokenizer that
+    disagrees gets no table (every word tokenized, as before)."""
+    table = {key[1:]: token for key, token in tokenizer.get_vocab().items()
+             if key.startswith("\u2581") and _WHOLE_WORD.fullmatch(key, 1)}
+    probe = sorted(table)[::max(1, len(table) // 64)]
+    encoded = tokenizer.encode_batch(probe, add_special_tokens=False) if probe else []
+    if any(e.ids != [table[w]] for w, e in zip(probe, encoded)):
+        log.info("the tokenizer does not encode its whole words alone; every new word is tokenized")
+        return {}
+    return table
+
+
+_WHOLE_WORD = re.compile(r"[a-z0-9]+")
+
+
 def normalized(rows: "np.ndarray") -> "np.ndarray":
     """Each row L2-normalized in place (a zero row stays zero, never NaN)."""
     import numpy as np
@@ -277,6 +331,8 @@ def normalized(rows: "np.ndarray") -> "np.ndarray":
     return rows
 
 
+# New words a tokenizer call (~3.5 us each, the GIL held): ~2 ms at most.
+TOKENIZE_WORDS = 512
 # A chunk: at most this many characters and texts. ~1 ms of work, so no
 # single call holds the GIL long; its count matrix stays a few MB. 128 texts:
 # a chunk of short texts (chapter titles) costs texts x their distinct words,

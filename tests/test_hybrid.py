@@ -106,6 +106,80 @@ def test_a_full_word_cache_starts_over_and_pools_the_same() -> None:
     assert not embedder._sums[hybrid.MARKER_ROW].any()  # type: ignore[attr-defined]
 
 
+def test_whole_words_are_their_own_token_and_the_rest_are_tokenized() -> None:
+    """The whole-word table holds only words the tokenizer encodes alone to
+    that one token (every entry checked), and whatever way a word is
+    learned, its cached sum is its tokens' vectors summed, as a separately
+    loaded model's tokenizer gives them for the word on its own."""
+    import wordllama
+    from wordllama import WordLlama
+
+    from bot.hybrid import whole_word_tokens
+    from bot.lexicon import MAX_TOKEN_LEN, tokens
+    from tests.judged import load_catalogue
+
+    model = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+    model.tokenizer.no_padding()
+    table = whole_word_tokens(model.tokenizer)
+    assert len(table) > 9_000
+    words = sorted(table)
+    assert [e.ids for e in model.tokenizer.encode_batch(words, add_special_tokens=False)] == [[table[w]] for w in words]
+    embedder = load_wordllama()
+    asked = sorted({w for e in load_catalogue() for w in tokens(hybrid.item_document(e.item))})
+    asked += ["café", "ünïcode", "2024", "v7", "x" * (MAX_TOKEN_LEN + 6)]
+    assert 0 < sum(w in table for w in asked) < len(asked)  # both ways are exercised
+    embedder._learn(asked)  # type: ignore[attr-defined]
+    matrix = np.asarray(model.embedding, dtype=np.float32)
+    for word in asked:
+        ids = model.tokenizer.encode(word[:MAX_TOKEN_LEN], add_special_tokens=False).ids
+        row = embedder._sums[embedder._index[word]]  # type: ignore[attr-defined]
+        assert np.abs(row - matrix[ids].sum(axis=0)).max() < 1e-5, word
+
+
+def test_a_tokenizer_that_does_not_encode_its_whole_words_alone_gets_no_table(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from bot.hybrid import whole_word_tokens
+
+    class Encoded:
+        def __init__(self, ids: list[int]) -> None:
+            self.ids = ids
+
+    class Splitting:  # a tokenizer whose "\u2581kafka" token is not what "kafka" encodes to
+        def get_vocab(self) -> dict[str, int]:
+            return {"\u2581kafka": 7, "\u2581lag": 8, "kaf": 3, "ka": 4}
+
+        def encode_batch(self, words: list[str], add_special_tokens: bool = False) -> list[Encoded]:
+            return [Encoded([3, 4]) for _ in words]
+
+    with caplog.at_level(logging.INFO, logger="bot.hybrid"):
+        assert whole_word_tokens(Splitting()) == {}
+    assert "every new word is tokenized" in caplog.text
+
+
+def test_a_cold_cache_learns_a_calls_new_words_in_one_tokenizer_call() -> None:
+    """The first chunk with a word the cache lacks learns the new words of
+    the chunks after it too: one tokenizer call for the whole call, then the
+    same vectors as the reference pooling."""
+    from tests.judged import load_catalogue
+
+    embedder = load_wordllama()
+    texts = [hybrid.item_document(e.item) for e in load_catalogue()]
+    assert len(hybrid.chunk_bounds(texts)) > 3
+    calls: list[int] = []
+    tokenize = embedder._token_sums  # type: ignore[attr-defined]
+
+    def counted(words: list[str]) -> np.ndarray:
+        calls.append(len(words))
+        return tokenize(words)
+
+    embedder._token_sums = counted  # type: ignore[attr-defined]
+    fast = embedder.embed(texts)
+    assert len(calls) == 1 and calls[0] > 100
+    assert np.abs(fast - embedder.embed_reference(texts)).max() < 1e-6  # type: ignore[attr-defined]
+    embedder.embed(texts)
+    assert len(calls) == 1  # warm: nothing more to learn
+
+
 def test_chunks_cover_every_text_once_within_both_limits() -> None:
     texts = ["a" * 10, "b" * 10, "c" * 25, "d" * 5, "", "e" * 3, "f" * 40]
     bounds = hybrid.chunk_bounds(texts, max_chars=20, max_texts=2)
