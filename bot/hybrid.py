@@ -325,9 +325,10 @@ def normalized(rows: "np.ndarray") -> "np.ndarray":
     """Each row L2-normalized in place (a zero row stays zero, never NaN)."""
     import numpy as np
 
-    # (einsum's row sums of squares: ~5x faster than np.linalg.norm's here)
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
-    np.divide(rows, norms, out=rows, where=norms > 0)
+    # (einsum's row sums of squares: ~5x faster than np.linalg.norm's here;
+    # a product by the reciprocals ~2x faster than a divide with where=)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    rows *= np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)[:, None]
     return rows
 
 
@@ -525,20 +526,21 @@ def embed_jobs(embedder: Embedder, jobs: Sequence["VectorJob"]) -> list["ItemVec
                               for job in jobs])
     if chaptered:
         doc_sums[with_chapters] += np.add.reduceat(part_sums, titles, axis=0)
-    chapter_rows = np.ones(len(parts), dtype=bool)
-    chapter_rows[titles] = False
-    chapter_sums = part_sums[chapter_rows] + part_sums[np.repeat(titles, sizes - 1)]
+    # Each part plus its item's title, in place: a chapter row becomes its
+    # chapter text's sum (a title row twice its own, never stored), so an
+    # item's chapter vectors stay contiguous right after its title row.
+    part_sums += part_sums[np.repeat(titles, sizes)]
     # One conversion and one tobytes a batch, then plain bytes slices (a
     # tobytes per row cost ~1 us each, 5,940 rows for a 540-episode feed).
     size = DIM * as_stored(doc_sums[:0]).itemsize
     doc_blob = as_stored(normalized(doc_sums)).tobytes()
-    chapter_blob = as_stored(normalized(chapter_sums)).tobytes()
-    out, at = [], 0
+    part_blob = as_stored(normalized(part_sums)).tobytes()
+    first_chapter = iter((titles + 1).tolist())
+    out = []
     for n, job in enumerate(jobs):
-        end = at + len(job.chapters) * size
+        at = next(first_chapter) * size if job.chapters else 0
         out.append(ItemVectors(job.item_id, job.content_hash, doc_blob[n * size:(n + 1) * size],
-                               chapter_blob[at:end], len(job.chapters)))
-        at = end
+                               part_blob[at:at + len(job.chapters) * size], len(job.chapters)))
     return out
 
 
