@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from typing import Sequence
 from xml.sax.saxutils import escape
+
+from bot.models import Item
 
 TOPICS = (
     "Postgres", "TLS", "HTTP/2", "Kafka", "Linux kernel", "TCP", "QUIC", "Redis",
@@ -155,3 +158,27 @@ def make_podcast_feed(
         "<itunes:author>Hussein Nasser</itunes:author>\n"
     )
     return (head + items + "</channel>\n</rss>\n").encode("utf-8")
+
+
+def make_notes_feed(items: Sequence[Item], *, feed_title: str = "The Backend Engineering Show with Hussein Nasser") -> bytes:
+    """An RSS 2.0 feed of ``items`` as they are (newest first as given):
+    each item's title, its summary as the HTML description (line breaks as
+    ``<br>``, so a chapter list in it stays one chapter a line), link, GUID
+    and date. bench_poll feeds the judged catalogue's real-length show notes
+    through it: a vocabulary nearer a real archive's than the generated
+    feed's (1,607 distinct words against 651)."""
+    body = "".join(
+        "<item>"
+        f"<title><![CDATA[{item.title}]]></title>"
+        f"<description><![CDATA[{'<br>'.join(escape(line) for line in item.summary.splitlines())}]]></description>"
+        + (f"<link>{escape(item.link)}</link>" if item.link else "")
+        + f'<guid isPermaLink="false">{escape(item.guid or item.title)}</guid>'
+        + (f"<pubDate>{format_datetime(item.published_at, usegmt=True)}</pubDate>" if item.published_at else "")
+        + "</item>\n"
+        for item in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0">\n<channel>'
+        f"<title><![CDATA[{feed_title}]]></title><link>https://podcasters.spotify.com/pod/show/hussein-nasser</link>"
+        "<description>Show notes</description>\n" + body + "</channel>\n</rss>\n"
+    ).encode("utf-8")
