@@ -88,6 +88,30 @@ def test_the_batched_fast_path_equals_the_reference_pooling() -> None:
     assert np.abs(embedder.embed(many) - embedder.embed_reference(many)).max() < 1e-6  # type: ignore[attr-defined]
 
 
+def test_short_texts_are_gathered_and_pool_as_the_reference() -> None:
+    """Titles and chapter titles (a few words each) take the gathered path,
+    empty and non-ASCII ones included; mixed with long texts in one chunk
+    they take the count-matrix path: the same vectors either way."""
+    from tests.judged import load_catalogue
+
+    embedder = load_wordllama()
+    catalogue = load_catalogue()
+    short = [t for e in catalogue for t in (e.item.title, *(c.title for c in e.item.chapters))]
+    short += ["", "!!", "Ünïcode chapter", "Q&A", "x"]
+    words = [w for t in short for w in hybrid.ascii_words([t]) or []]
+    assert len(words) <= hybrid.SHORT_WORDS * len(short) and len(hybrid.chunk_bounds(short)) == 1
+    gathered: list[int] = []
+    gather = embedder._gathered  # type: ignore[attr-defined]
+    embedder._gathered = lambda ids, lengths, out: (gathered.append(len(out)), gather(ids, lengths, out))[1]  # type: ignore[attr-defined]
+    reference = embedder.embed_reference(short)  # type: ignore[attr-defined]
+    assert np.abs(embedder.embed(short) - reference).max() < 1e-6 and gathered == [len(short)]
+    ascii_short = [t for t in short if t.isascii()]
+    assert np.abs(embedder.embed(ascii_short) - embedder.embed_reference(ascii_short)).max() < 1e-6  # type: ignore[attr-defined]
+    assert gathered == [len(short), len(ascii_short)]
+    mixed = short[:20] + [hybrid.item_document(e.item) for e in catalogue[:3]]
+    assert np.abs(embedder.embed(mixed) - embedder.embed_reference(mixed)).max() < 1e-6  # type: ignore[attr-defined]
+    assert len(gathered) == 2  # the count matrix
+
 def test_a_full_word_cache_starts_over_and_pools_the_same() -> None:
     """Past MAX_WORDS the cache is cleared (memory stays bounded); the
     vectors do not change, and the texts' separator keeps its empty row."""
