@@ -31,6 +31,7 @@ from bot.hybrid import SemanticModel, embed_pending  # noqa: E402
 from bot.models import ContentKind, StoredItem  # noqa: E402
 from bot.presenter import CHAPTERS_LABEL, chapter_section  # noqa: E402
 from bot.storage import SqliteStorage, Storage  # noqa: E402
+from bot.storage.postgres import PostgresStorage  # noqa: E402
 from tests.backends import PgRun  # noqa: E402
 from tests.catalog_helpers import MEMBER  # noqa: E402
 from tests.judged import (  # noqa: E402
@@ -94,6 +95,8 @@ async def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="calibrate the soft-AND threshold")
     ap.add_argument("--sweep-chapters", action="store_true",
                     help="calibrate the chapter channel's own threshold (the items' settings as they are)")
+    ap.add_argument("--sweep-doc-chars", action="store_true",
+                    help="how much of the show notes an item's vector is made of (DOC_CHARS), each re-embedded")
     args = ap.parse_args()
     semantic = None if args.lexical else SemanticModel()
     pg = PgRun(args.url) if args.backend == "postgresql" else None
@@ -101,7 +104,6 @@ async def main() -> None:
         if pg is None:
             store: Storage = await SqliteStorage.open(Path(tmp) / "judged.db")
         else:
-            from bot.storage.postgres import PostgresStorage
             store = await PostgresStorage.open(await pg.create_database("showbot_bench"))
         try:
             questions, answers = await evaluate(store, show=args.show, semantic=semantic)
@@ -124,6 +126,21 @@ async def main() -> None:
                 print(f"chosen (zero noise, then best nDCG@5): views "
                       f"{'doc+title+chapters' if best.multi_view else 'doc only'} share >= {best.min_share:.2f} "
                       f"threshold {best.threshold:.2f} (nDCG@5 {best.scores.ndcg5:.3f}, noise {best.scores.noise:.3f})")
+            if args.sweep_doc_chars:
+                saved_chars = hybrid.DOC_CHARS
+                for chars in (0, 150, 300, 450, 600, 900, 1200):
+                    hybrid.DOC_CHARS = chars
+                    if pg is None:
+                        fresh: Storage = await SqliteStorage.open(Path(tmp) / f"doc-{chars}.db")
+                    else:
+                        fresh = await PostgresStorage.open(await pg.create_database(f"showbot_bench_doc{chars}"))
+                    try:
+                        s = score(*await evaluate(fresh, semantic=semantic))
+                    finally:
+                        await fresh.close()
+                    print(f"DOC_CHARS {chars:4d}: nDCG@5 {s.ndcg5:.3f} hit@1 {s.hit1:.3f} noise {s.noise:.3f} "
+                          f"chapters {s.chapter_accuracy:.3f} channel {s.chapter_channel:.3f}")
+                hybrid.DOC_CHARS = saved_chars
             if args.sweep_chapters:
                 by_title = {e.item.title: e.id for e in load_catalogue()}
                 saved_chapter = hybrid.CHAPTER_THRESHOLD

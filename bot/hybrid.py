@@ -71,8 +71,13 @@ MIN_PRESENT_SHARE = 0.5
 MULTI_VIEW = True
 # What a document's vector is made of: its title, chapter titles and the
 # start of its description (show notes end in link footers that every
-# episode shares; they would pull every vector to the same place).
-DOC_CHARS = 600
+# episode shares; they would pull every vector to the same place). Chosen by
+# bench/bench_quality.py --sweep-doc-chars with the threshold's rule (least
+# noise, then the best nDCG@5): 300 on both backends (SQLite 0.770, 600 gave
+# 0.768, 900 and 1,200 more noise or less nDCG), and half the words to pool
+# at ingest. Stored vectors follow it (a schema migration drops them when it
+# changes, and the backfill re-embeds).
+DOC_CHARS = 300
 EMBED_BATCH = 256  # items a batch: one read, one write
 EMBED_GROUP_CHARS = 32_768  # text embedded per call in the worker thread (see embed_pending)
 EMBED_PAUSE_S = 0.002  # and the pause between two calls

@@ -94,6 +94,39 @@ async def test_pg_migration_moves_long_search_vectors_into_their_rows(pg_run: Pg
         await conn.close()
 
 
+async def test_pg_doc_chars_migration_drops_the_600_character_vectors(pg_run: PgRun | None) -> None:
+    """As on SQLite: the vectors of the 600-character recipe are dropped at
+    open and the item is due for the backfill."""
+    import asyncpg
+
+    from bot.storage.postgres.schema import MIGRATIONS
+
+    assert "DELETE FROM item_vectors" in MIGRATIONS[-1]
+    url = await run_of(pg_run).create_database("showbot_test_docchars")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+                           "applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, script in enumerate(MIGRATIONS[:-1], start=1):
+            await conn.execute(script)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+        await conn.execute("INSERT INTO sources (name, kind, content, every_s, max_age_s, created_at) "
+                           "VALUES ('pod', 'rss', 'episode', 3600, 0, $1)", NOW)
+        item_id = await conn.fetchval(
+            "INSERT INTO items (source_id, identity, content_hash, kind, title, summary, first_seen_at) "
+            "VALUES (1, 'g1', 'h', 'episode', 'Postgres notes', 'x', $1) RETURNING id", NOW)
+        await conn.execute("INSERT INTO item_vectors (item_id, content_hash, vector, chapters, chapter_count) "
+                           "VALUES ($1, 'h', '\\x803f'::bytea, ''::bytea, 0)", item_id)
+    finally:
+        await conn.close()
+    store = await open_target(url)
+    try:
+        assert await store.find_vectors([item_id]) == {}
+        assert [j.item_id for j in await store.items_needing_vectors(10)] == [item_id]
+    finally:
+        await store.close()
+
+
 async def test_pg_search_on_a_catalogue_never_analyzed_is_not_jit_compiled(pg_run: PgRun | None) -> None:
     """Before autovacuum first analyzes a new database the planner guesses
     1,810 rows of search_stats (its one row): the search's estimated cost

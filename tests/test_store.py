@@ -160,6 +160,20 @@ def _old_database(path: Path, version: int, vectors_sql: str) -> None:
     con.close()
 
 
+async def test_the_doc_chars_migration_drops_the_600_character_vectors(tmp_path: Path) -> None:
+    """Item vectors are made of the first 300 characters of the show notes
+    now (bot/hybrid.py DOC_CHARS): the rows of the 600-character recipe are
+    dropped, so the backfill re-embeds every item and none keeps the old one."""
+    from bot.storage.sqlite.schema import MIGRATIONS
+
+    assert "DELETE FROM item_vectors" in MIGRATIONS[-1]
+    path = tmp_path / "before.db"
+    _old_database(path, SCHEMA_VERSION - 1, "INSERT INTO item_vectors VALUES (7, 'h', x'803f', x'', 0)")
+    async with await SqliteStorage.open(path) as store:
+        assert await store.find_vectors([7]) == {}
+        assert [j.item_id for j in await store.items_needing_vectors(10)] == [7]
+
+
 async def test_migration_14_drops_the_float16_vectors_and_the_items_are_due_again(tmp_path: Path) -> None:
     """bfloat16 replaced float16 (bot/hybrid.py as_stored): an old row would
     read as noise, so it is dropped and the item is due for the backfill."""

@@ -308,7 +308,7 @@ class Storage(Protocol):
     # -- search vectors (bot/hybrid.py) ------------------------------------------------
 
     async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
-                                    summary_chars: int = 600) -> list[VectorJob]:
+                                    summary_chars: int = 300) -> list[VectorJob]:
         """Items with no search vectors, or vectors of older content (an
         edited item), with an id above ``after_id`` (a cursor: a backfill
         reads the catalogue once, not from the start each batch), oldest id

@@ -12,7 +12,7 @@ from bot.storage.records import ItemVectors, VectorJob, split_chapters
 
 class VectorsTable(CatalogTable):  # its _chapters, as DocumentsTable
     async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
-                                    summary_chars: int = 600) -> list[VectorJob]:
+                                    summary_chars: int = 300) -> list[VectorJob]:
         found = await self._all(
             "SELECT i.id, i.content_hash, i.title, substr(i.summary, 1, $1) FROM items i "
             "LEFT JOIN item_vectors v ON v.item_id = i.id "

@@ -469,6 +469,15 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM item_vectors;
     """,
+    # -> n+1: an item's vector is made of the first 300 characters of its
+    # show notes, not 600 (bot/hybrid.py DOC_CHARS: bench_quality
+    # --sweep-doc-chars, the best nDCG@5 at the least noise on both
+    # backends). Derived data: the old rows are dropped and the next start's
+    # backfill re-embeds the catalogue, so no item keeps a vector of the
+    # other recipe.
+    """
+    DELETE FROM item_vectors;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

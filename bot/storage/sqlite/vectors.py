@@ -13,7 +13,7 @@ from bot.storage.sqlite.base import SqliteBase, all_in
 
 class VectorsTable(SqliteBase):
     async def items_needing_vectors(self, limit: int = 64, *, after_id: int = 0,
-                                    summary_chars: int = 600) -> list[VectorJob]:
+                                    summary_chars: int = 300) -> list[VectorJob]:
         # On the write connection, between writes: this background read
         # (a batch of items with their chapters) must not queue members'
         # replies behind it on the read connection (bench_poll's semantic rows).
