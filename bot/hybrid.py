@@ -517,6 +517,12 @@ def from_bytes(data: bytes) -> "np.ndarray":
     return (np.frombuffer(data, dtype="<u2").astype("<u4") << 16).view("<f4")
 
 
+def rows_from_bytes(vectors: Sequence[bytes]) -> "np.ndarray":
+    """Stored vectors as one (len(vectors), DIM) matrix, decoded at once (an
+    episode's chapters: one call, not one a chapter)."""
+    return from_bytes(b"".join(vectors)).reshape(len(vectors), DIM)
+
+
 def document_text(title: str, chapters: Sequence[str], summary: str) -> str:
     return "\n".join([title, *chapters, summary[:DOC_CHARS]])
 

@@ -15,7 +15,8 @@ from bot.commands.help import unknown_reply
 from bot.errors import NotFound, UserError
 from bot import hybrid
 from bot.hybrid import (
-    ChapterCandidate, Candidate, Embedder, chapter_text, from_bytes, fuse, lexical_order, rank_chapters, soft_and,
+    ChapterCandidate, Candidate, Embedder, chapter_text, from_bytes, fuse, lexical_order, rank_chapters,
+    rows_from_bytes, soft_and,
 )
 from bot.models import Caller, Chapter, ContentKind, Reply, ReplyItem, ReplySection, StoredItem
 from bot.presenter import TRANSCRIPTS_LABEL, chapter_section, transcript_section
@@ -133,7 +134,7 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[Sea
         title_vectors = embedder.embed([titles[i].item.title if i in titles else "" for i in partial])
         views = dict(docs)
         for i, title_vector in zip(partial, title_vectors):
-            views[i] = np.vstack([docs[i], title_vector, *(from_bytes(v) for v in chapters.get(i, []))])
+            views[i] = np.vstack([docs[i], title_vector, rows_from_bytes(chapters.get(i, []))])
     candidates = [Candidate(i, frozenset(present[i]), scores[i]) for i in ids]
     kept = lexical_order(soft_and(candidates, _missing_vectors(embedder, query), views, len(query.terms)))
     whole = embedder.embed([query.text])[0]
@@ -210,7 +211,9 @@ async def chapter_matches(ctx: Context, query: Query, kind: ContentKind | None) 
     if embedder is None:
         ranked = rank_chapters(candidates, None, {}, None, len(query.terms))
     else:
-        vectors = {(i, n): from_bytes(v) for i, vs in stored_vectors.items() for n, v in enumerate(vs)}
+        # Only the candidates' own chapters are decoded (a hit item has ~10).
+        vectors = {(c.item_id, c.position): from_bytes(stored_vectors[c.item_id][c.position]) for c in candidates
+                   if c.position < len(stored_vectors.get(c.item_id, ()))}
         ranked = rank_chapters(candidates, _missing_vectors(embedder, query), vectors, embedder.embed([query.text])[0],
                                len(query.terms))
     return [(items[c.item_id], items[c.item_id].item.chapters[c.position]) for c in ranked]
