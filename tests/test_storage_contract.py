@@ -579,6 +579,28 @@ async def test_search_synonyms_prefixes_chapters_and_nothing_found(storage: Stor
 
 
 
+
+async def test_a_weak_hit_is_kept_only_for_a_word_in_its_title_or_chapter_titles(storage: Storage) -> None:
+    """A word every item's notes use scores under the floor everywhere; only
+    the items with it in their title or a chapter title are hits, whole word
+    or prefix (each backend decides it its own way: in the statement, or on
+    the returned titles)."""
+    source = await storage.add_source(spec(), NOW)
+    notes = "Notes on backend engineering and the engineering of systems. " * 3
+    written = await write(storage, source, [
+        item(1, title="Engineering a queue", summary=notes),
+        item(2, title="Queues", summary=notes, chapters=(Chapter(0, "Intro"), Chapter(60, "Engineering it"))),
+        item(3, title="Databases", summary=notes),
+        item(4, title="Caches", summary=notes, chapters=(Chapter(0, "Intro"),)),
+    ])
+    ids = {s.item.title: s.id for s in written.new_items}  # type: ignore[attr-defined]
+    wanted = {ids["Engineering a queue"], ids["Queues"]}
+    for text in ("engineering", "engineer"):  # whole word; the last word is a prefix too
+        hits = await storage.search(parse_query(text))
+        assert {h.item_id for h in hits} == wanted, text
+        assert all(h.strong for h in hits)
+    assert {h.item_id for h in await storage.search(parse_query("engineering"), ContentKind.EPISODE)} == wanted
+
 async def test_search_chapters_matches_any_word_of_a_chapter_title_best_first(storage: Storage) -> None:
     source = await storage.add_source(spec(), NOW)
     written = await write(storage, source, [
