@@ -391,6 +391,8 @@ async def test_catalogue_reads(storage: Storage) -> None:
     assert sorted(await storage.title_words()) == ["Episode 1", "Episode 2", "Episode 3", "Episode 4"]
     ids = [s.id for s in latest]
     assert set(await storage.items_by_id(ids + [999])) == set(ids)
+    assert await storage.find_titles(ids + [999]) == {s.id: s.item.title for s in latest}
+    assert await storage.find_titles([]) == {}
     assert await storage.find_item(999) is None
     facts = await storage.source_facts()
     assert facts[pod.id].items == 3 and facts[pod.id].last_announced_at == NOW
@@ -413,6 +415,7 @@ async def test_items_chapters_and_vectors_of_more_ids_than_one_statement_binds(s
     asked = [*reversed(ids), ids[0], 999_999]
     found = await storage.items_by_id(asked)
     assert set(found) == set(ids)
+    assert await storage.find_titles(asked) == {s.id: s.item.title for s in written}
     assert all(found[s.id].item.chapters == s.item.chapters for s in written)  # each in chapter order
     await storage.put_vectors([
         ItemVectors.of(s.id, content_hash(s.item), s.id.to_bytes(4, "big"),

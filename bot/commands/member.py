@@ -125,13 +125,13 @@ async def _hybrid(ctx: Context, embedder: Embedder, query: Query, gate: list[Sea
     lacking = [i for i in ids if 0 < len(present[i]) < len(query.terms)] if hybrid.MULTI_VIEW else []
     raw, titles, chapters = await all_of(
         ctx.store.find_vectors(ids),
-        ctx.store.items_by_id(lacking) if lacking else _nothing(),
+        ctx.store.find_titles(lacking) if lacking else _nothing(),
         ctx.store.chapter_vectors(lacking) if lacking else _nothing())
     docs: dict[int, np.ndarray] = {i: from_bytes(v) for i, v in raw.items()}
     views = docs
     partial = [i for i in lacking if i in docs]
     if partial:
-        title_vectors = embedder.embed([titles[i].item.title if i in titles else "" for i in partial])
+        title_vectors = embedder.embed([titles.get(i, "") for i in partial])
         views = dict(docs)
         for i, title_vector in zip(partial, title_vectors):
             views[i] = np.vstack([docs[i], title_vector, rows_from_bytes(chapters.get(i, []))])

@@ -213,6 +213,10 @@ class Storage(Protocol):
     async def items_by_id(self, item_ids: Sequence[int]) -> dict[int, StoredItem]:
         """Those that exist, with their chapters."""
 
+    async def find_titles(self, item_ids: Sequence[int]) -> dict[int, str]:
+        """The titles of those that exist (what semantic search embeds of an
+        item it judges by its views: no notes, no chapters read)."""
+
     async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
         """Newest first by publication date (undated last), then newest id."""
 

@@ -227,6 +227,12 @@ class CatalogTable(PostgresBase):
         found = await self._all(f"{_ITEMS_SQL} WHERE i.id = ANY($1::bigint[])", (list(item_ids),))
         return {s.id: s for s in await self._with_chapters(found)}
 
+    async def find_titles(self, item_ids: Sequence[int]) -> dict[int, str]:
+        if not item_ids:
+            return {}
+        found = await self._all("SELECT id, title FROM items WHERE id = ANY($1::bigint[])", (list(item_ids),))
+        return {r[0]: r[1] for r in found}
+
     async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
         found = await self._all(
             f"{_ITEMS_SQL} WHERE ($1::text IS NULL OR i.kind = $1) "

@@ -101,6 +101,9 @@ class CatalogTable(SqliteBase):
             item_ids)
         return {stored.id: stored for stored in await self._with_chapters(found)}
 
+    async def find_titles(self, item_ids: Sequence[int]) -> dict[int, str]:
+        return {r[0]: r[1] for r in await self._all_in("SELECT id, title FROM items WHERE id IN ({marks})", item_ids)}
+
     async def latest_items(self, kind: ContentKind | None = None, limit: int = 5, offset: int = 0) -> list[StoredItem]:
         where = "WHERE i.kind = ?" if kind else ""
         params: list[object] = [kind.value] if kind else []
