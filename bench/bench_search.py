@@ -205,9 +205,11 @@ async def run(store: Any, args: argparse.Namespace) -> None:
             await store.put_vectors(await embed_off_loop(embedder, jobs, pause_s=0))
             embed_s = time.perf_counter() - t2
             assert await store.items_needing_vectors(1) == []
+            # The store's write alone (no fetch, no parse): issue #15's 20%
+            # budget is of a whole first poll, bench_poll's embedding rows.
             print(f"first ingest of {len(items)} {what}: stored in {stored_s:.2f}s, embedding them "
-                  f"{embed_s:.2f}s = {100 * embed_s / stored_s:.0f}% of it (target <= 20%), "
-                  f"{1000 * embed_s / max(1, len(jobs)):.3f} ms an item")
+                  f"{embed_s:.2f}s = {100 * embed_s / stored_s:.0f}% of the write alone (of a whole first poll: "
+                  f"bench_poll), {1000 * embed_s / max(1, len(jobs)):.3f} ms an item")
     if store.backend == "sqlite":
         await store._conn.execute("ANALYZE")
     else:
