@@ -175,10 +175,8 @@ class WordLlamaEmbedder:
         """(len(words), DIM): each word's token vectors summed, from one
         tokenizer call for up to ``TOKENIZE_WORDS`` of them (pre-tokenized:
         each word alone, as ``encode_batch`` would see it, without an
-        Encoding a word: ~30% faster), the words of one token count at a time: their token rows
-        gathered as (words x count x DIM) and summed over the count (a word
-        with no tokens keeps a zero row). One reduceat over all the gathered
-        rows took ~2x as long."""
+        Encoding a word: ~30% faster), summed by ``sum_runs`` (a word with
+        no tokens keeps a zero row)."""
         import numpy as np
 
         ids: list[int] = []
@@ -188,13 +186,9 @@ class WordLlamaEmbedder:
                                                     add_special_tokens=False)
             ids += encoding.ids
             word_ids += (at + n for n in encoding.word_ids)
-        flat = np.asarray(ids, dtype=np.intp)
-        lengths = np.bincount(np.asarray(word_ids, dtype=np.intp), minlength=len(words))
-        starts = np.cumsum(lengths) - lengths
         out = np.zeros((len(words), DIM), dtype=np.float32)
-        for length in np.unique(lengths[lengths > 0]).tolist():
-            which = np.flatnonzero(lengths == length)
-            out[which] = self._matrix[flat[starts[which, None] + np.arange(length)]].sum(axis=1)
+        sum_runs(self._matrix, np.asarray(ids, dtype=np.intp),
+                 np.bincount(np.asarray(word_ids, dtype=np.intp), minlength=len(words)), out)
         return out
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
@@ -229,7 +223,7 @@ class WordLlamaEmbedder:
 
         Texts of a few words (titles, chapter titles: at most ``SHORT_WORDS``
         a text on average) sum their gathered rows, the texts of one word
-        count at a time (``_gathered``); longer ones are a (texts x distinct
+        count at a time (``sum_runs``); longer ones are a (texts x distinct
         words) count matrix times those words' sums, one BLAS product (its
         cost grows with the chunk's distinct words, and short texts have
         many per word: the judged catalogue's chapter titles pooled 2.3x
@@ -244,31 +238,17 @@ class WordLlamaEmbedder:
                 marks = ids == MARKER_ROW
                 text_of = np.cumsum(marks)[~marks]
                 ids = ids[~marks]
-                if len(ids) <= SHORT_WORDS * n_texts:
-                    lengths = np.bincount(text_of, minlength=n_texts)
+            else:
+                text_of = np.repeat(np.arange(n_texts), lengths)
             if not len(ids):
                 return
-            if lengths is not None and len(ids) <= SHORT_WORDS * n_texts:
-                # Gathered and summed under the lock: a full cache starts over and reuses rows.
-                return self._gathered(ids, lengths, out)
-            if lengths is not None:
-                text_of = np.repeat(np.arange(n_texts), lengths)
+            # Rows are read under the lock: a full cache starts over and reuses them.
+            if len(ids) <= SHORT_WORDS * n_texts:
+                return sum_runs(self._sums, ids, np.bincount(text_of, minlength=n_texts), out)
             distinct, column = self._distinct(ids)
-            rows = self._sums[distinct]  # under the lock, as above
+            rows = self._sums[distinct]
         counts = np.bincount(text_of * len(distinct) + column, minlength=n_texts * len(distinct))
         out[:] = counts.reshape(n_texts, len(distinct)).astype(np.float32) @ rows
-
-    def _gathered(self, ids: "np.ndarray", lengths: "np.ndarray", out: "np.ndarray") -> None:
-        """Each text's rows summed: a text's words are consecutive in ``ids``
-        (``lengths`` of them), so the texts of one word count are a
-        (texts x count) index into the cached sums, summed over the count.
-        The lock held."""
-        import numpy as np
-
-        starts = np.cumsum(lengths) - lengths
-        for count in np.unique(lengths[lengths > 0]).tolist():
-            which = np.flatnonzero(lengths == count)
-            out[which] = self._sums[ids[starts[which, None] + np.arange(count)]].sum(axis=1)
 
     def _distinct(self, ids: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
         """The distinct rows among ``ids`` (in no particular order) and each
@@ -324,6 +304,21 @@ class WordLlamaEmbedder:
                 for w in words:
                     out[n] += self._sums[self._index[w]]
         return normalized(out)
+
+
+def sum_runs(table: "np.ndarray", ids: "np.ndarray", lengths: "np.ndarray", out: "np.ndarray") -> None:
+    """``out[k]`` = the sum of ``table``'s rows at the k-th run of ``ids``
+    (``lengths[k]`` consecutive ids; a run of none leaves ``out[k]`` as it
+    is): the runs of one length at a time, their rows gathered as
+    (runs x length x DIM) and summed over the length. A word's tokens
+    (learning it) and a short text's words (pooling it) are such runs. One
+    reduceat over all the gathered rows took ~2x as long."""
+    import numpy as np
+
+    starts = np.cumsum(lengths) - lengths
+    for length in np.unique(lengths[lengths > 0]).tolist():
+        which = np.flatnonzero(lengths == length)
+        out[which] = table[ids[starts[which, None] + np.arange(length)]].sum(axis=1)
 
 
 def whole_word_tokens(tokenizer: Any) -> dict[str, int]:
